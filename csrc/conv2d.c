@@ -1,0 +1,253 @@
+#include <stddef.h>
+#include "conv2d.h"
+#include "matmul.h"
+#include "parallel.h"
+
+#define TARGET_UNITS 16       /* enough independent units to keep an 8-core team busy at N = 1 */
+#define MAX_UNIT_PIXELS 1024  /* bounds the im2col block of one forward unit */
+#define WG_PIXEL_CHUNK 1024   /* a multiple of the matmul K block, so chunking never changes a sum */
+#define WG_K_BLOCK 256
+#define IG_DCOL_FLOATS 262144 /* bounds the dcol block of one grad_input unit */
+
+static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* ---- forward ----------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t P, K, cols, units_per_image, per_core;
+    int variant;
+    int direct; /* 1x1, stride 1, no padding: the image itself is the column matrix */
+} fw_plan;
+
+static fw_plan forward_plan(const pt_conv_geometry *g)
+{
+    fw_plan p;
+    p.P = g->h_out * g->w_out;
+    p.K = g->c_in * g->kh * g->kw;
+    int64_t upi = max64(cdiv(p.P, MAX_UNIT_PIXELS), min64(cdiv(p.P, 64), cdiv(TARGET_UNITS, g->n)));
+    p.cols = min64(p.P, cdiv(cdiv(p.P, upi), 16) * 16);
+    p.units_per_image = cdiv(p.P, p.cols);
+    p.direct = g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 && g->pad_w == 0;
+    p.variant = pt_matmul_pick(g->c_out, p.cols, p.K);
+    p.per_core = (p.direct ? 0 : p.K * p.cols) + pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K);
+    return p;
+}
+
+int64_t pt_conv2d_forward_workspace_floats(const pt_conv_geometry *g, int num_threads)
+{
+    if (g == NULL || num_threads < 1) return 0;
+    return forward_plan(g).per_core * num_threads;
+}
+
+typedef struct {
+    const pt_conv_geometry *g;
+    fw_plan plan;
+    const float *x, *w, *bias;
+    float *y, *workspace;
+    pt_team_status status;
+} fw_task;
+
+static void forward_worker(void *arg)
+{
+    fw_task *t = (fw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const fw_plan *p = &t->plan;
+    float *col = t->workspace + pt_core_id() * p->per_core;
+    float *gemm_ws = p->direct ? col : col + p->K * p->cols;
+    const int64_t gemm_floats = p->per_core - (p->direct ? 0 : p->K * p->cols);
+    const pt_view A = pt_view_2d(t->w, p->K, 1);
+    const pt_bias bias = {t->bias, NULL};
+    int64_t u0, u1;
+    pt_chunk(g->n * p->units_per_image, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t n = u / p->units_per_image, p0 = (u % p->units_per_image) * p->cols;
+        const int64_t p1 = min64(p->P, p0 + p->cols);
+        const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
+        pt_view B;
+        if (p->direct) {
+            B = pt_view_2d(xn + p0, p->P, 1);
+        } else {
+            pt_im2col(g, xn, 0, p->K, p0, p1, col);
+            B = pt_view_2d(col, p1 - p0, 1);
+        }
+        const pt_view C = pt_view_2d(t->y + n * g->c_out * p->P + p0, p->P, 1);
+        pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, 0, 0, g->c_out,
+                                                          0, p1 - p0, gemm_ws, gemm_floats));
+    }
+}
+
+pt_status pt_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
+                            float *y, float *workspace, int64_t workspace_floats)
+{
+    if (g == NULL || x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
+    fw_task t;
+    t.g = g;
+    t.plan = forward_plan(g);
+    if (t.plan.per_core > 0 && workspace == NULL) return PT_ERR_NULL_POINTER;
+    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.x = x; t.w = w; t.bias = bias; t.y = y; t.workspace = workspace;
+    pt_team_status_clear(&t.status);
+    pt_parallel(forward_worker, &t);
+    return pt_team_status_result(&t.status);
+}
+
+/* ---- grad_input -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t P, khw, cb, blocks_per_image, per_core;
+    int variant;
+} ig_plan;
+
+static ig_plan grad_input_plan(const pt_conv_geometry *g)
+{
+    ig_plan p;
+    p.P = g->h_out * g->w_out;
+    p.khw = g->kh * g->kw;
+    const int64_t fit = max64(1, IG_DCOL_FLOATS / (p.khw * p.P));
+    p.cb = max64(1, min64(fit, cdiv(g->c_in, TARGET_UNITS)));
+    p.blocks_per_image = cdiv(g->c_in, p.cb);
+    p.variant = pt_matmul_pick(p.cb * p.khw, p.P, g->c_out);
+    p.per_core = p.cb * p.khw * p.P + pt_gemm_workspace_floats(p.variant, p.cb * p.khw, p.P, g->c_out);
+    return p;
+}
+
+int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads)
+{
+    if (g == NULL || num_threads < 1) return 0;
+    return grad_input_plan(g).per_core * num_threads;
+}
+
+typedef struct {
+    const pt_conv_geometry *g;
+    ig_plan plan;
+    const float *dy, *w;
+    float *dx, *workspace;
+    int accumulate;
+    pt_team_status status;
+} ig_task;
+
+static void grad_input_worker(void *arg)
+{
+    ig_task *t = (ig_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const ig_plan *p = &t->plan;
+    const int64_t K = g->c_in * p->khw, dcol_floats = p->cb * p->khw * p->P;
+    float *dcol = t->workspace + pt_core_id() * p->per_core;
+    int64_t u0, u1;
+    pt_chunk(g->n * p->blocks_per_image, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t n = u / p->blocks_per_image, c0 = (u % p->blocks_per_image) * p->cb;
+        const int64_t c1 = min64(g->c_in, c0 + p->cb);
+        /* dcol rows of channels [c0, c1) = W^T[rows, :] . dY[n]; W^T is W read with swapped strides. */
+        const pt_view A = pt_view_2d(t->w + c0 * p->khw, 1, K);
+        const pt_view B = pt_view_2d(t->dy + n * g->c_out * p->P, p->P, 1);
+        const pt_view C = pt_view_2d(dcol, p->P, 1);
+        pt_status st = pt_gemm_serial(p->variant, g->c_out, &A, &B, &C, NULL, 0, 0, (c1 - c0) * p->khw, 0, p->P,
+                                      dcol + dcol_floats, p->per_core - dcol_floats);
+        pt_team_status_report(&t->status, st);
+        if (st == PT_OK)
+            pt_col2im(g, dcol, c0, c1, t->dx + n * g->c_in * g->h_in * g->w_in, t->accumulate);
+    }
+}
+
+pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
+                               int accumulate, float *workspace, int64_t workspace_floats)
+{
+    if (g == NULL || dy == NULL || w == NULL || dx == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
+    ig_task t;
+    t.g = g;
+    t.plan = grad_input_plan(g);
+    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.dy = dy; t.w = w; t.dx = dx; t.workspace = workspace; t.accumulate = accumulate;
+    pt_team_status_clear(&t.status);
+    pt_parallel(grad_input_worker, &t);
+    return pt_team_status_result(&t.status);
+}
+
+/* ---- grad_weight ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t P, K, kb, k_blocks, rb, row_blocks, pchunk, per_core;
+    int variant;
+} wg_plan;
+
+/* dW columns are cut in blocks of patch rows; when there are fewer blocks than cores, rows of dW are
+ * cut too (each row block then repeats the im2col of its columns: cheap next to the products). */
+static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
+{
+    wg_plan p;
+    p.P = g->h_out * g->w_out;
+    p.K = g->c_in * g->kh * g->kw;
+    p.kb = min64(p.K, WG_K_BLOCK);
+    p.k_blocks = cdiv(p.K, p.kb);
+    p.pchunk = min64(p.P, WG_PIXEL_CHUNK);
+    p.variant = pt_matmul_pick(g->c_out, p.kb, p.pchunk);
+    const int64_t mr = pt_matmul_variant_info(p.variant)->mr;
+    const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(num_threads, p.k_blocks)));
+    p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
+    p.row_blocks = cdiv(g->c_out, p.rb);
+    p.per_core = p.kb * p.pchunk + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk);
+    return p;
+}
+
+int64_t pt_conv2d_grad_weight_workspace_floats(const pt_conv_geometry *g, int num_threads)
+{
+    if (g == NULL || num_threads < 1) return 0;
+    return grad_weight_plan(g, num_threads).per_core * num_threads;
+}
+
+typedef struct {
+    const pt_conv_geometry *g;
+    wg_plan plan;
+    const float *dy, *x;
+    float *dw, *workspace;
+    int accumulate;
+    pt_team_status status;
+} wg_task;
+
+static void grad_weight_worker(void *arg)
+{
+    wg_task *t = (wg_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const wg_plan *p = &t->plan;
+    float *col = t->workspace + pt_core_id() * p->per_core;
+    float *gemm_ws = col + p->kb * p->pchunk;
+    const int64_t gemm_floats = p->per_core - p->kb * p->pchunk;
+    int64_t u0, u1;
+    pt_chunk(p->k_blocks * p->row_blocks, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t k0 = (u / p->row_blocks) * p->kb, k1 = min64(p->K, k0 + p->kb);
+        const int64_t r0 = (u % p->row_blocks) * p->rb, r1 = min64(g->c_out, r0 + p->rb);
+        const pt_view C = pt_view_2d(t->dw + k0, p->K, 1);
+        int accumulate = t->accumulate;
+        for (int64_t n = 0; n < g->n; n++) {
+            const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
+            for (int64_t p0 = 0; p0 < p->P; p0 += p->pchunk) {
+                const int64_t p1 = min64(p->P, p0 + p->pchunk);
+                pt_im2col(g, xn, k0, k1, p0, p1, col);
+                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col read with swapped strides) */
+                const pt_view A = pt_view_2d(t->dy + n * g->c_out * p->P + p0, p->P, 1);
+                const pt_view B = pt_view_2d(col, 1, p1 - p0);
+                pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p1 - p0, &A, &B, &C, NULL, accumulate,
+                                                                  r0, r1, 0, k1 - k0, gemm_ws, gemm_floats));
+                accumulate = 1;
+            }
+        }
+    }
+}
+
+pt_status pt_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
+                                int accumulate, float *workspace, int64_t workspace_floats)
+{
+    if (g == NULL || dy == NULL || x == NULL || dw == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
+    wg_task t;
+    t.g = g;
+    t.plan = grad_weight_plan(g, pt_get_num_threads());
+    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.dy = dy; t.x = x; t.dw = dw; t.workspace = workspace; t.accumulate = accumulate;
+    pt_team_status_clear(&t.status);
+    pt_parallel(grad_weight_worker, &t);
+    return pt_team_status_result(&t.status);
+}

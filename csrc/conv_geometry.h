@@ -1,0 +1,31 @@
+/* Geometry shared by the convolution kernels (NCHW activations, OIHW weights, PyTorch semantics). */
+#ifndef PT_CONV_GEOMETRY_H
+#define PT_CONV_GEOMETRY_H
+
+#include <stdint.h>
+#include "pt_status.h"
+
+typedef struct {
+    int64_t n, c_in, h_in, w_in;   /* input (N, C_in, H, W) */
+    int64_t c_out, kh, kw;         /* weight (C_out, C_in / groups, kh, kw) */
+    int64_t stride_h, stride_w, pad_h, pad_w;
+    int64_t h_out, w_out;          /* derived: (H + 2 pad - k) / stride + 1 */
+} pt_conv_geometry;
+
+/* Fills *g and checks it: every size >= 1, stride >= 1, padding >= 0, output size >= 1. */
+pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, int64_t h_in, int64_t w_in,
+                                int64_t c_out, int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
+                                int64_t pad_h, int64_t pad_w);
+
+/* im2col of one image for patch rows [k0, k1) (row k = (c * kh + ky) * kw + kx) and output pixels
+ * [p0, p1): out[(k - k0) * (p1 - p0) + (p - p0)] = x[c, oh*sh - ph + ky, ow*sw - pw + kx] or 0 in the
+ * padding. `x` is one (C_in, H, W) image. */
+void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0, int64_t p1,
+               float *out);
+
+/* col2im of one image for channels [c0, c1): dx[c] = sum over (ky, kx, p) of dcol rows of channel c,
+ * where dcol holds rows [c0*kh*kw, c1*kh*kw) of the full (C_in*kh*kw, H_out*W_out) matrix. Overwrites
+ * dx[c0:c1] (or adds to it when accumulate). */
+void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate);
+
+#endif

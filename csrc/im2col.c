@@ -1,0 +1,61 @@
+#include "conv_geometry.h"
+
+pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, int64_t h_in, int64_t w_in,
+                                int64_t c_out, int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
+                                int64_t pad_h, int64_t pad_w)
+{
+    if (g == 0) return PT_ERR_NULL_POINTER;
+    if (n < 1 || c_in < 1 || h_in < 1 || w_in < 1 || c_out < 1 || kh < 1 || kw < 1) return PT_ERR_BAD_SHAPE;
+    if (stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0) return PT_ERR_BAD_ARGUMENT;
+    int64_t hp = h_in + 2 * pad_h - kh, wp = w_in + 2 * pad_w - kw;
+    if (hp < 0 || wp < 0) return PT_ERR_BAD_SHAPE;
+    g->n = n; g->c_in = c_in; g->h_in = h_in; g->w_in = w_in;
+    g->c_out = c_out; g->kh = kh; g->kw = kw;
+    g->stride_h = stride_h; g->stride_w = stride_w; g->pad_h = pad_h; g->pad_w = pad_w;
+    g->h_out = hp / stride_h + 1;
+    g->w_out = wp / stride_w + 1;
+    return PT_OK;
+}
+
+void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0, int64_t p1,
+               float *out)
+{
+    const int64_t cols = p1 - p0, khw = g->kh * g->kw;
+    for (int64_t k = k0; k < k1; k++) {
+        const int64_t c = k / khw, ky = (k % khw) / g->kw, kx = k % g->kw;
+        const float *xc = x + c * g->h_in * g->w_in;
+        float *dst = out + (k - k0) * cols;
+        int64_t oh = p0 / g->w_out, ow = p0 % g->w_out;
+        for (int64_t p = 0; p < cols; p++) {
+            const int64_t ih = oh * g->stride_h - g->pad_h + ky, iw = ow * g->stride_w - g->pad_w + kx;
+            dst[p] = (ih >= 0 && ih < g->h_in && iw >= 0 && iw < g->w_in) ? xc[ih * g->w_in + iw] : 0.0f;
+            if (++ow == g->w_out) {
+                ow = 0;
+                oh++;
+            }
+        }
+    }
+}
+
+void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate)
+{
+    const int64_t hw = g->h_in * g->w_in, P = g->h_out * g->w_out;
+    for (int64_t c = c0; c < c1; c++) {
+        float *dxc = dx + c * hw;
+        if (!accumulate)
+            for (int64_t i = 0; i < hw; i++) dxc[i] = 0.0f;
+        for (int64_t ky = 0; ky < g->kh; ky++) {
+            for (int64_t kx = 0; kx < g->kw; kx++) {
+                const float *src = dcol + (((c - c0) * g->kh + ky) * g->kw + kx) * P;
+                for (int64_t oh = 0; oh < g->h_out; oh++) {
+                    const int64_t ih = oh * g->stride_h - g->pad_h + ky;
+                    if (ih < 0 || ih >= g->h_in) continue;
+                    for (int64_t ow = 0; ow < g->w_out; ow++) {
+                        const int64_t iw = ow * g->stride_w - g->pad_w + kx;
+                        if (iw >= 0 && iw < g->w_in) dxc[ih * g->w_in + iw] += src[oh * g->w_out + ow];
+                    }
+                }
+            }
+        }
+    }
+}

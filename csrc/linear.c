@@ -1,0 +1,53 @@
+#include <stddef.h>
+#include "linear.h"
+#include "matmul.h"
+
+static int bad_shape(int64_t n, int64_t in, int64_t out) { return n < 1 || in < 1 || out < 1; }
+
+int64_t pt_linear_forward_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads)
+{
+    if (bad_shape(n, in, out)) return 0;
+    return pt_matmul_view_workspace_floats(pt_matmul_pick(n, out, in), n, out, in, num_threads);
+}
+
+pt_status pt_linear_forward(int64_t n, int64_t in, int64_t out, const float *x, const float *w, const float *bias,
+                            float *y, float *workspace, int64_t workspace_floats)
+{
+    if (x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
+    if (bad_shape(n, in, out)) return PT_ERR_BAD_SHAPE;
+    const pt_view A = pt_view_2d(x, in, 1), B = pt_view_2d(w, 1, in) /* W^T */, C = pt_view_2d(y, out, 1);
+    const pt_bias b = {NULL, bias};
+    return pt_matmul_view(pt_matmul_pick(n, out, in), n, out, in, &A, &B, &C, &b, 0, workspace, workspace_floats);
+}
+
+int64_t pt_linear_grad_input_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads)
+{
+    if (bad_shape(n, in, out)) return 0;
+    return pt_matmul_view_workspace_floats(pt_matmul_pick(n, in, out), n, in, out, num_threads);
+}
+
+pt_status pt_linear_grad_input(int64_t n, int64_t in, int64_t out, const float *dy, const float *w, float *dx,
+                               int accumulate, float *workspace, int64_t workspace_floats)
+{
+    if (dy == NULL || w == NULL || dx == NULL) return PT_ERR_NULL_POINTER;
+    if (bad_shape(n, in, out)) return PT_ERR_BAD_SHAPE;
+    const pt_view A = pt_view_2d(dy, out, 1), B = pt_view_2d(w, in, 1), C = pt_view_2d(dx, in, 1);
+    return pt_matmul_view(pt_matmul_pick(n, in, out), n, in, out, &A, &B, &C, NULL, accumulate, workspace,
+                          workspace_floats);
+}
+
+int64_t pt_linear_grad_weight_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads)
+{
+    if (bad_shape(n, in, out)) return 0;
+    return pt_matmul_view_workspace_floats(pt_matmul_pick(out, in, n), out, in, n, num_threads);
+}
+
+pt_status pt_linear_grad_weight(int64_t n, int64_t in, int64_t out, const float *dy, const float *x, float *dw,
+                                int accumulate, float *workspace, int64_t workspace_floats)
+{
+    if (dy == NULL || x == NULL || dw == NULL) return PT_ERR_NULL_POINTER;
+    if (bad_shape(n, in, out)) return PT_ERR_BAD_SHAPE;
+    const pt_view A = pt_view_2d(dy, 1, out) /* dy^T */, B = pt_view_2d(x, in, 1), C = pt_view_2d(dw, in, 1);
+    return pt_matmul_view(pt_matmul_pick(out, in, n), out, in, n, &A, &B, &C, NULL, accumulate, workspace,
+                          workspace_floats);
+}

@@ -1,0 +1,78 @@
+#include <stddef.h>
+#include "pointwise_conv2d.h"
+#include "matmul.h"
+
+/* A (channels x N*HW) view of an NCHW tensor: column j is pixel j % HW of image j / HW. */
+static pt_view batch_folded(const float *data, int64_t channels, int64_t hw)
+{
+    pt_view v = pt_view_2d(data, hw, 1);
+    v.col_block = hw;
+    v.col_stride_outer = channels * hw;
+    return v;
+}
+
+static int bad_shape(int64_t n, int64_t c_in, int64_t c_out, int64_t hw)
+{
+    return n < 1 || c_in < 1 || c_out < 1 || hw < 1;
+}
+
+int64_t pt_pointwise_conv2d_forward_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                                     int num_threads)
+{
+    if (bad_shape(n, c_in, c_out, hw)) return 0;
+    return pt_matmul_view_workspace_floats(pt_matmul_pick(c_out, n * hw, c_in), c_out, n * hw, c_in, num_threads);
+}
+
+pt_status pt_pointwise_conv2d_forward(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *x,
+                                      const float *w, const float *bias, float *y, float *workspace,
+                                      int64_t workspace_floats)
+{
+    if (x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
+    if (bad_shape(n, c_in, c_out, hw)) return PT_ERR_BAD_SHAPE;
+    const pt_view A = pt_view_2d(w, c_in, 1), B = batch_folded(x, c_in, hw), C = batch_folded(y, c_out, hw);
+    const pt_bias b = {bias, NULL};
+    return pt_matmul_view(pt_matmul_pick(c_out, n * hw, c_in), c_out, n * hw, c_in, &A, &B, &C, &b, 0,
+                          workspace, workspace_floats);
+}
+
+int64_t pt_pointwise_conv2d_grad_input_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                                        int num_threads)
+{
+    if (bad_shape(n, c_in, c_out, hw)) return 0;
+    return pt_matmul_view_workspace_floats(pt_matmul_pick(c_in, n * hw, c_out), c_in, n * hw, c_out, num_threads);
+}
+
+pt_status pt_pointwise_conv2d_grad_input(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *dy,
+                                         const float *w, float *dx, int accumulate, float *workspace,
+                                         int64_t workspace_floats)
+{
+    if (dy == NULL || w == NULL || dx == NULL) return PT_ERR_NULL_POINTER;
+    if (bad_shape(n, c_in, c_out, hw)) return PT_ERR_BAD_SHAPE;
+    const pt_view A = pt_view_2d(w, 1, c_in); /* W^T */
+    const pt_view B = batch_folded(dy, c_out, hw), C = batch_folded(dx, c_in, hw);
+    return pt_matmul_view(pt_matmul_pick(c_in, n * hw, c_out), c_in, n * hw, c_out, &A, &B, &C, NULL, accumulate,
+                          workspace, workspace_floats);
+}
+
+int64_t pt_pointwise_conv2d_grad_weight_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                                         int num_threads)
+{
+    if (bad_shape(n, c_in, c_out, hw)) return 0;
+    return pt_matmul_view_workspace_floats(pt_matmul_pick(c_out, c_in, n * hw), c_out, c_in, n * hw, num_threads);
+}
+
+pt_status pt_pointwise_conv2d_grad_weight(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *dy,
+                                          const float *x, float *dw, int accumulate, float *workspace,
+                                          int64_t workspace_floats)
+{
+    if (dy == NULL || x == NULL || dw == NULL) return PT_ERR_NULL_POINTER;
+    if (bad_shape(n, c_in, c_out, hw)) return PT_ERR_BAD_SHAPE;
+    const pt_view A = batch_folded(dy, c_out, hw);
+    /* x^T: row j = (image j / HW, pixel j % HW), column = input channel */
+    pt_view B = pt_view_2d(x, 1, hw);
+    B.row_block = hw;
+    B.row_stride_outer = c_in * hw;
+    const pt_view C = pt_view_2d(dw, c_in, 1);
+    return pt_matmul_view(pt_matmul_pick(c_out, c_in, n * hw), c_out, c_in, n * hw, &A, &B, &C, NULL, accumulate,
+                          workspace, workspace_floats);
+}

@@ -1,0 +1,15 @@
+/* pulptrain: portable C training kernels (the whole public C API). */
+#ifndef PULPTRAIN_H
+#define PULPTRAIN_H
+
+#include "pt_status.h"
+#include "parallel.h"
+#include "matmul.h"
+#include "conv_geometry.h"
+#include "conv2d.h"
+#include "depthwise_conv2d.h"
+#include "pointwise_conv2d.h"
+#include "linear.h"
+#include "bias.h"
+
+#endif

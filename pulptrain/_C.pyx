@@ -1,0 +1,227 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, embedsignature=True
+"""Thin binding over csrc/: validates once, releases the GIL, calls one C kernel.
+
+Every array argument must be a numpy.ndarray of dtype float32 (anything else is a TypeError naming the
+argument). Non-contiguous *inputs* are accepted and copied to C order first (that copy is the only one
+made); an ``out=`` array must already be C-contiguous, writeable, float32, of exactly the result's shape,
+and must not overlap any input (ValueError otherwise). Scratch space comes from a per-thread buffer that
+is reused between calls.
+"""
+import numbers
+import threading
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+from pulptrain._csrc cimport *
+
+cnp.import_array()
+
+_local = threading.local()
+
+
+# ---- validation helpers ---------------------------------------------------------------------------------
+
+cdef inline float *_ptr(object a):
+    return <float *>cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline const float *_optr(object a):
+    return NULL if a is None else <const float *>cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef object _input(object a, str name, int ndim, str layout):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
+    arr = a
+    if cnp.PyArray_TYPE(<cnp.ndarray>arr) != cnp.NPY_FLOAT32:
+        raise TypeError(f"{name} must have dtype float32, got {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+cdef object _bias(object b, str name, int64_t channels):
+    if b is None:
+        return None
+    arr = _input(b, name, 1, f"({channels},)")
+    if arr.shape[0] != channels:
+        raise ValueError(f"{name} must have shape ({channels},), got {arr.shape}")
+    return arr
+
+
+cdef object _output(object out, tuple shape, tuple inputs, bint required=False):
+    if out is None:
+        if required:
+            raise ValueError("accumulate=True needs out= (the array to add into)")
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray of float32, got {type(out).__name__}")
+    arr = out
+    if cnp.PyArray_TYPE(<cnp.ndarray>arr) != cnp.NPY_FLOAT32:
+        raise TypeError(f"out must have dtype float32, got {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {arr.shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
+        raise ValueError("out must be C-contiguous")
+    if not arr.flags.writeable:
+        raise ValueError("out must be writeable")
+    for a in inputs:
+        if a is not None and np.may_share_memory(arr, a):
+            raise ValueError("out must not overlap an input array")
+    return arr
+
+
+cdef float *_workspace(int64_t floats) except? NULL:
+    """Per-thread scratch buffer, grown on demand and reused (no allocation on the hot path)."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.shape[0] < floats:
+        buf = np.empty(max(floats, 1), dtype=np.float32)
+        _local.buf = buf
+    return _ptr(buf)
+
+
+cdef int _check(pt_status st, str what) except -1:
+    if st != PT_OK:
+        raise RuntimeError(f"{what} failed in C: {pt_status_str(st).decode()}")
+    return 0
+
+
+cdef tuple _pair(object v, str name, int minimum):
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if isinstance(v, numbers.Integral):
+        a = b = int(v)
+    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(
+            isinstance(e, numbers.Integral) and not isinstance(e, (bool, np.bool_)) for e in v):
+        a, b = int(v[0]), int(v[1])
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if a < minimum or b < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return a, b
+
+
+cdef tuple _shape4(object s, str name):
+    if not isinstance(s, (tuple, list)) or len(s) != 4 or not all(
+            isinstance(e, numbers.Integral) and not isinstance(e, (bool, np.bool_)) for e in s):
+        raise TypeError(f"{name} must be a tuple of 4 ints, got {s!r}")
+    t = tuple(int(e) for e in s)
+    if min(t) < 1:
+        raise ValueError(f"{name} must have every size >= 1, got {t}")
+    return t
+
+
+cdef pt_conv_geometry _geometry(int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh,
+                                int64_t kw, object stride, object padding) except *:
+    cdef int64_t sh, sw, ph, pw
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input {h + 2 * ph}x{w + 2 * pw}: "
+                         f"the output size would be <= 0")
+    cdef pt_conv_geometry g
+    _check(pt_conv_geometry_init(&g, n, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw), "conv geometry")
+    return g
+
+
+cdef int _expect_shape(object a, str name, tuple shape) except -1:
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    return 0
+
+
+# ---- runtime settings -----------------------------------------------------------------------------------
+
+def set_num_threads(n):
+    """Set the team size (cores) used by every following kernel call; n >= 1. Results do not depend on it."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    pt_set_num_threads(int(n))
+
+
+def get_num_threads():
+    """The team size used by kernel calls."""
+    return pt_get_num_threads()
+
+
+def parallel_backend():
+    """'openmp' when the extension was built with OpenMP, else 'serial' (the team runs one core at a time)."""
+    return pt_parallel_backend().decode()
+
+
+# ---- matmul ---------------------------------------------------------------------------------------------
+
+def matmul_variants():
+    """Names of the matmul variants in the registry, in registry order ('naive' is the reference)."""
+    return [pt_matmul_variant_info(i).name.decode() for i in range(pt_matmul_num_variants())]
+
+
+def matmul_variant_tile(name):
+    """(MR, NR) register tile of a variant."""
+    cdef int v = _variant_id(name)
+    return pt_matmul_variant_info(v).mr, pt_matmul_variant_info(v).nr
+
+
+cdef int _variant_id(object name) except? -2:
+    if name is None:
+        return PT_MATMUL_AUTO
+    if not isinstance(name, str):
+        raise TypeError(f"variant must be a str or None, got {name!r}")
+    cdef int v = pt_matmul_variant_find(name.encode())
+    if v < 0:
+        raise ValueError(f"variant must be one of {matmul_variants()}, got {name!r}")
+    return v
+
+
+def set_matmul_variant(name):
+    """Force one matmul variant for every kernel (None restores the automatic per-shape choice)."""
+    _check(pt_matmul_set_preferred(_variant_id(name)), "set_matmul_variant")
+
+
+def get_matmul_variant():
+    """The forced variant name, or None when the per-shape choice is active."""
+    cdef int v = pt_matmul_get_preferred()
+    return None if v == PT_MATMUL_AUTO else pt_matmul_variant_info(v).name.decode()
+
+
+def matmul_variant_for(int64_t M, int64_t N, int64_t K):
+    """Name of the variant the kernels use for an M x N x K product."""
+    return pt_matmul_variant_info(pt_matmul_pick(M, N, K)).name.decode()
+
+
+def matmul(a, b, *, variant=None, out=None):
+    """C = A @ B for float32 matrices a (M, K) and b (K, N); returns C (M, N).
+
+    variant: a name from matmul_variants(), or None for the automatic choice.
+    """
+    A = _input(a, "a", 2, "(M, K)")
+    B = _input(b, "b", 2, "(K, N)")
+    cdef int64_t M = A.shape[0], K = A.shape[1], N = B.shape[1]
+    if B.shape[0] != K:
+        raise ValueError(f"b must have shape ({K}, N) to match a {A.shape}, got {B.shape}")
+    cdef int v = _variant_id(variant)
+    if v == PT_MATMUL_AUTO:
+        v = pt_matmul_pick(M, N, K)
+    C = _output(out, (M, N), (A, B))
+    cdef int64_t wsf = pt_matmul_view_workspace_floats(v, M, N, K, pt_get_num_threads())
+    cdef float *ws = _workspace(wsf)
+    cdef float *pA = _ptr(A)
+    cdef float *pB = _ptr(B)
+    cdef float *pC = _ptr(C)
+    cdef pt_status st
+    with nogil:
+        st = pt_matmul(v, M, N, K, pA, pB, pC, 0, ws, wsf)
+    _check(st, "matmul")
+    return C
+
+
+include "_conv.pxi"
+include "_dense.pxi"

@@ -1,0 +1,37 @@
+"""The functional kernel API (NCHW float32, PyTorch weight layouts and argument meanings).
+
+Every function validates its arguments (TypeError / ValueError naming the argument), releases the GIL and
+calls one C kernel. ``out=`` takes a preallocated result array and returns it; gradient functions also take
+``accumulate=True`` to add into ``out`` instead of overwriting it. Non-contiguous inputs are accepted and
+copied to C order first; ``out`` must be C-contiguous.
+"""
+from pulptrain._C import (
+    bias_grad,
+    conv2d_forward,
+    conv2d_grad_input,
+    conv2d_grad_weight,
+    depthwise_conv2d_forward,
+    depthwise_conv2d_grad_input,
+    depthwise_conv2d_grad_weight,
+    get_matmul_variant,
+    linear_forward,
+    linear_grad_input,
+    linear_grad_weight,
+    matmul,
+    matmul_variant_for,
+    matmul_variant_tile,
+    matmul_variants,
+    pointwise_conv2d_forward,
+    pointwise_conv2d_grad_input,
+    pointwise_conv2d_grad_weight,
+    set_matmul_variant,
+)
+
+__all__ = [
+    "conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight",
+    "depthwise_conv2d_forward", "depthwise_conv2d_grad_input", "depthwise_conv2d_grad_weight",
+    "pointwise_conv2d_forward", "pointwise_conv2d_grad_input", "pointwise_conv2d_grad_weight",
+    "linear_forward", "linear_grad_input", "linear_grad_weight", "bias_grad",
+    "matmul", "matmul_variants", "matmul_variant_tile", "matmul_variant_for",
+    "set_matmul_variant", "get_matmul_variant",
+]

@@ -1,0 +1,58 @@
+"""Build: csrc/*.c and the Cython binding compiled into one extension, pulptrain._C.
+
+-O3 and -march=native by default; set PULPTRAIN_PORTABLE=1 for a binary that runs on any CPU of the
+architecture. OpenMP is used when the compiler accepts -fopenmp; otherwise the serial team backend is
+built and a warning says so.
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def compiler_accepts(flags):
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc.split()[0]) is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
+                    if "-fopenmp" in flags else "int main(void) { return 0; }\n")
+        cmd = cc.split() + flags + [src, "-o", os.path.join(tmp, "probe")]
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+compile_args = ["-O3", "-std=c11", "-ffp-contract=fast", "-Wall"]
+link_args = []
+if os.environ.get("PULPTRAIN_PORTABLE", "") not in ("", "0") :
+    print("pulptrain: PULPTRAIN_PORTABLE set, building without -march=native", file=sys.stderr)
+elif compiler_accepts(["-march=native"]):
+    compile_args.append("-march=native")
+if compiler_accepts(["-fopenmp"]):
+    compile_args.append("-fopenmp")
+    link_args.append("-fopenmp")
+else:
+    warnings.warn("pulptrain: the C compiler does not support OpenMP; building the serial backend "
+                  "(set_num_threads will run the team one core after another)")
+
+sources = ["pulptrain/_C.pyx"] + sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "csrc", "*.c")))
+extension = Extension(
+    "pulptrain._C",
+    sources=sources,
+    include_dirs=["csrc", numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
+setup(ext_modules=cythonize([extension], compiler_directives={"language_level": 3}))
