@@ -11,5 +11,10 @@
 #include "pointwise_conv2d.h"
 #include "linear.h"
 #include "bias.h"
+#include "activation.h"
+#include "pooling.h"
+#include "batchnorm.h"
+#include "loss.h"
+#include "optim.h"
 
 #endif
