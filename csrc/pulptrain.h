@@ -11,5 +11,7 @@
 #include "pointwise_conv2d.h"
 #include "linear.h"
 #include "bias.h"
+#include "quant.h"
+#include "int8.h"
 
 #endif

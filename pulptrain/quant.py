@@ -22,12 +22,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pulptrain._C import dequantize, pack_bits, packed_size, quantize, unpack_bits
+from pulptrain._C import (
+    dequantize,
+    int8_avg_pool2d,
+    int8_conv2d_forward,
+    int8_depthwise_conv2d_forward,
+    int8_global_avg_pool2d,
+    int8_linear_forward,
+    int8_pointwise_conv2d_forward,
+    pack_bits,
+    packed_size,
+    quantize,
+    unpack_bits,
+)
 
 __all__ = [
     "quantize", "dequantize", "pack_bits", "unpack_bits", "packed_size", "calibrate_scale",
     "quantize_multiplier", "fold_batchnorm", "quantize_weights_per_channel", "relu_clip_max",
     "QuantizedParams", "quantize_conv_params",
+    "int8_conv2d_forward", "int8_depthwise_conv2d_forward", "int8_pointwise_conv2d_forward",
+    "int8_linear_forward", "int8_avg_pool2d", "int8_global_avg_pool2d",
 ]
 
 UINT8_MAX = 255
