@@ -16,5 +16,7 @@
 #include "batchnorm.h"
 #include "loss.h"
 #include "optim.h"
+#include "quant.h"
+#include "int8.h"
 
 #endif
