@@ -8,6 +8,8 @@
  *   - the output is bitwise identical to the 1-core result (cores never split a reduction),
  *   - nothing is written past the output or the workspace (guard words),
  *   - a NULL operand and a workspace one float too small are refused without touching the output.
+ * Before the cases it checks the parallel runtime itself: a team of T really forms T cores with distinct ids,
+ * and the serial backend's core hook sees every virtual core begin and end in order.
  * Prints one line per failure and a final "N passed, N failed"; exits non-zero when anything failed.
  * Float only: no double arithmetic (soft-float on rv32).
  */
@@ -32,6 +34,16 @@ typedef struct {
 #define MAX_TEAMS 8
 
 static int passed, failed;
+
+static void report(int ok, const char *what, int team)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    printf("FAIL runtime team %d: %s\n", team, what);
+}
 
 static float guard_value(void)
 {
@@ -173,6 +185,49 @@ static void test_case(const golden_case *gc, const int *teams, int num_teams)
     pt_matmul_set_preferred(PT_MATMUL_AUTO);
 }
 
+/* ---- the parallel runtime ---- */
+typedef struct {
+    int cores_seen[PT_MAX_THREADS]; /* each core writes only its own slot */
+    int team_size[PT_MAX_THREADS];
+} team_probe;
+
+static void probe_task(void *arg)
+{
+    team_probe *p = (team_probe *)arg;
+    p->cores_seen[pt_core_id()]++;
+    p->team_size[pt_core_id()] = pt_num_cores();
+}
+
+static int hook_log[2 * PT_MAX_THREADS], hook_calls;
+
+static void log_hook(int core_id, int begin)
+{
+    if (hook_calls < 2 * PT_MAX_THREADS) hook_log[hook_calls] = 2 * core_id + (begin ? 0 : 1);
+    hook_calls++;
+}
+
+static void test_runtime(int team)
+{
+    team_probe probe;
+    memset(&probe, 0, sizeof probe);
+    pt_set_num_threads(team);
+    pt_parallel(probe_task, &probe);
+    int ok = 1;
+    for (int c = 0; c < PT_MAX_THREADS; c++)
+        ok &= c < team ? probe.cores_seen[c] == 1 && probe.team_size[c] == team : probe.cores_seen[c] == 0;
+    report(ok, "the team does not form exactly one core per id", team);
+    if (strcmp(pt_parallel_backend(), "serial") == 0) {
+        hook_calls = 0;
+        pt_set_serial_core_hook(log_hook);
+        pt_parallel(probe_task, &probe);
+        pt_set_serial_core_hook(NULL);
+        ok = hook_calls == 2 * team;
+        for (int i = 0; ok && i < hook_calls; i++) ok = hook_log[i] == i; /* core 0 begin, end, core 1 begin, ... */
+        report(ok, "the serial core hook is not called around each core in order", team);
+    }
+    pt_set_num_threads(1);
+}
+
 int main(int argc, char **argv)
 {
     int teams[MAX_TEAMS], num_teams = 0;
@@ -191,6 +246,7 @@ int main(int argc, char **argv)
         printf(" %d", teams[t]);
     }
     printf("\n");
+    for (int t = 0; t < num_teams; t++) test_runtime(teams[t]);
     for (int i = 0; i < GOLDEN_NUM_CASES; i++) test_case(&golden_cases[i], teams, num_teams);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
