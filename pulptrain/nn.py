@@ -232,6 +232,11 @@ class Sequential(Module):
             return Sequential(*mods[index])
         return mods[index]
 
+    def __setitem__(self, index, module):
+        """Replaces the module at an int index (the name, and so the state_dict key, stays the same)."""
+        name = list(self._modules)[index]
+        self._child(name, module)
+
     def forward(self, x):
         for m in self._modules.values():
             x = m.forward(x)

@@ -5,7 +5,7 @@ import torch
 
 import pulptrain
 from pulptrain import nn, optim
-from pulptrain.models import MobileNetV1, mobilenet_v1, split
+from pulptrain.models import MobileNetV1, mobilenet_v1, split, use_batch_renorm
 
 
 def close(got, ref, tol=1e-4, what=""):
@@ -303,3 +303,19 @@ def test_batch_renorm_layer_trains_and_evaluates():
     bn.eval()
     close(bn.forward(x), (x - bn.running_mean[None, :, None, None])
           / np.sqrt(bn.running_var[None, :, None, None] + bn.eps))
+
+
+def test_use_batch_renorm_above_the_latent_replay_layer():
+    model = mobilenet_v1(0.25, num_classes=5, input_size=32, rng=np.random.default_rng(2))
+    model.forward(rand(2, 3, 32, 32))
+    before = model.state_dict()
+    use_batch_renorm(model, 19)
+    assert type(model.blocks[19][1]) is nn.BatchNorm2d
+    assert all(isinstance(model.blocks[i][1], nn.BatchRenorm2d) for i in range(20, 27))
+    after = model.state_dict()
+    assert list(before) == list(after) and all(np.array_equal(before[k], after[k]) for k in before)
+    assert model.blocks[20][1] in [m for m in model.blocks[20]]
+    frozen, adaptive = split(model, 19)
+    adaptive.forward(frozen.forward(rand(2, 3, 32, 32)))
+    adaptive.backward(np.ones((2, 5), np.float32))
+    assert model.blocks[20][1].weight.grad.any()
