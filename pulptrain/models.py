@@ -9,7 +9,7 @@ import numpy as np
 
 from pulptrain import nn
 
-__all__ = ["MobileNetV1", "mobilenet_v1", "split", "MOBILENET_V1_BLOCKS"]
+__all__ = ["MobileNetV1", "mobilenet_v1", "split", "use_batch_renorm", "MOBILENET_V1_BLOCKS"]
 
 # (depthwise stride, pointwise output channels) of the 13 depthwise-separable pairs at width 1.0;
 # pair j holds blocks 2j+1 (depthwise) and 2j+2 (pointwise).
@@ -103,3 +103,21 @@ def split(model, l):
     adaptive = nn.Sequential(*model.blocks[l + 1:], model.flatten, model.classifier)
     adaptive.needs_input_grad = False
     return frozen, adaptive
+
+
+def use_batch_renorm(model, l, r_max=1.25, d_max=0.5, momentum=0.01):
+    """Replaces the BatchNorm2d of every block above layer l (blocks l+1..26) by a BatchRenorm2d that
+    starts from the same parameters and running statistics, as the reference latent-replay code does above
+    the LR layer. Returns the model. State-dict names do not change."""
+    if not isinstance(model, MobileNetV1):
+        raise TypeError(f"model must be a MobileNetV1, got {type(model).__name__}")
+    if isinstance(l, bool) or not isinstance(l, (int, np.integer)) or not -1 <= l <= POOL_INDEX:
+        raise ValueError(f"l must be an int in [-1, {POOL_INDEX}], got {l!r}")
+    for i in range(l + 1, POOL_INDEX):
+        unit = model.blocks[i]
+        old = unit[1]
+        new = nn.BatchRenorm2d(old.weight.shape[0], eps=old.eps, momentum=momentum, r_max=r_max, d_max=d_max)
+        new.load_state_dict(old.state_dict())
+        new.train(old.training)
+        unit[1] = new
+    return model

@@ -232,6 +232,11 @@ class Sequential(Module):
             return Sequential(*mods[index])
         return mods[index]
 
+    def __setitem__(self, index, module):
+        """Replaces the module at an int index (the name, and so the state_dict key, stays the same)."""
+        name = list(self._modules)[index]
+        self._child(name, module)
+
     def forward(self, x):
         for m in self._modules.values():
             x = m.forward(x)
@@ -274,7 +279,7 @@ def _window_out_shape(x, what, channels, kernel, stride, padding):
     return shape
 
 
-class _ConvBase(Module):
+class _WeightLayer(Module):
     """Shared set-up of the convolution and linear layers: weight of `weight_shape`, optional bias,
     PyTorch's default initialisation (uniform in +-1/sqrt(fan_in))."""
 
@@ -296,7 +301,7 @@ class _ConvBase(Module):
             K.bias_grad(dy, out=self.bias.grad, accumulate=True)
 
 
-class Conv2d(_ConvBase):
+class Conv2d(_WeightLayer):
     """2-D convolution (groups = 1), weight (out_channels, in_channels, kh, kw).
     x (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)."""
 
@@ -327,7 +332,7 @@ class Conv2d(_ConvBase):
                                    out=self._out("dx", x.shape))
 
 
-class DepthwiseConv2d(_ConvBase):
+class DepthwiseConv2d(_WeightLayer):
     """Depthwise 2-D convolution (groups = channels), weight (channels, 1, kh, kw).
     x (N, channels, H, W) -> (N, channels, H_out, W_out)."""
 
@@ -358,7 +363,7 @@ class DepthwiseConv2d(_ConvBase):
                                              out=self._out("dx", x.shape))
 
 
-class PointwiseConv2d(_ConvBase):
+class PointwiseConv2d(_WeightLayer):
     """1x1 convolution, weight (out_channels, in_channels, 1, 1). x (N, in, H, W) -> (N, out, H, W)."""
 
     def __init__(self, in_channels, out_channels, bias=True, rng=None):
@@ -383,7 +388,7 @@ class PointwiseConv2d(_ConvBase):
         return K.pointwise_conv2d_grad_input(dy, w.data, out=self._out("dx", x.shape))
 
 
-class Linear(_ConvBase):
+class Linear(_WeightLayer):
     """Fully connected layer, weight (out_features, in_features). x (N, in) -> (N, out)."""
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
@@ -496,8 +501,8 @@ class ReLU6(ReLU):
     upper = 6.0
 
 
-class AvgPool2d(Module):
-    """Average pooling (count_include_pad=True). x (N, C, H, W) -> (N, C, H_out, W_out)."""
+class _Pool2d(Module):
+    """Window settings shared by the pooling layers (stride defaults to the kernel size)."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -510,6 +515,10 @@ class AvgPool2d(Module):
 
     def _shape(self, x):
         return _window_out_shape(x, type(self).__name__, None, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling (count_include_pad=True). x (N, C, H, W) -> (N, C, H_out, W_out)."""
 
     def forward(self, x):
         shape = self._shape(x)
@@ -524,7 +533,7 @@ class AvgPool2d(Module):
                                        padding=self.padding, out=self._out("dx", self._x_shape))
 
 
-class MaxPool2d(AvgPool2d):
+class MaxPool2d(_Pool2d):
     """Max pooling (padding <= kernel_size / 2). x (N, C, H, W) -> (N, C, H_out, W_out)."""
 
     def forward(self, x):
@@ -567,33 +576,38 @@ class Flatten(Module):
 
 # ---- losses -----------------------------------------------------------------------------------------------
 
-class CrossEntropyLoss:
-    """Softmax cross-entropy, mean over the batch. ``forward(logits (N, K), labels (N,) ints) -> float``;
-    ``backward() -> dlogits (N, K)`` (a reused buffer)."""
+class _Loss:
+    """``forward(prediction, target) -> float`` keeps the gradient; ``backward()`` returns it (a buffer
+    reused while the prediction's shape stays the same)."""
+
+    kernel = None
 
     def __init__(self):
         self._grad = None
 
-    def __call__(self, logits, labels):
-        return self.forward(logits, labels)
+    def __call__(self, prediction, target):
+        return self.forward(prediction, target)
 
-    def forward(self, logits, labels):
-        shape = getattr(logits, "shape", None)
+    def forward(self, prediction, target):
+        shape = getattr(prediction, "shape", None)
         out = self._grad if self._grad is not None and self._grad.shape == shape else None
-        loss, self._grad = K.cross_entropy(logits, labels, out=out)
+        loss, self._grad = self.kernel(prediction, target, out=out)
         return loss
 
     def backward(self):
         if self._grad is None:
-            raise RuntimeError("CrossEntropyLoss.backward() needs a forward() first")
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward() first")
         return self._grad
 
 
-class MSELoss(CrossEntropyLoss):
-    """Mean squared error over every element. ``forward(pred, target) -> float``; ``backward() -> dpred``."""
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy, mean over the batch: ``forward(logits (N, K), labels (N,) ints) -> float``,
+    ``backward() -> dlogits (N, K)``."""
 
-    def forward(self, pred, target):
-        shape = getattr(pred, "shape", None)
-        out = self._grad if self._grad is not None and self._grad.shape == shape else None
-        loss, self._grad = K.mse_loss(pred, target, out=out)
-        return loss
+    kernel = staticmethod(K.cross_entropy)
+
+
+class MSELoss(_Loss):
+    """Mean squared error over every element: ``forward(pred, target) -> float``, ``backward() -> dpred``."""
+
+    kernel = staticmethod(K.mse_loss)

@@ -5,7 +5,7 @@ import torch
 
 import pulptrain
 from pulptrain import nn, optim
-from pulptrain.models import MobileNetV1, mobilenet_v1, split
+from pulptrain.models import MobileNetV1, mobilenet_v1, split, use_batch_renorm
 
 
 def close(got, ref, tol=1e-4, what=""):
@@ -270,3 +270,52 @@ def test_layer_bad_inputs():
         optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="first_stride"):
         mobilenet_v1(first_stride=3)
+
+
+def test_mse_loss_module_matches_torch():
+    pred, target = rand(4, 6), rand(4, 6, seed=1)
+    loss_fn = nn.MSELoss()
+    loss = loss_fn(pred, target)
+    grad = loss_fn.backward()
+    tp = torch.tensor(pred, requires_grad=True)
+    tl = torch.nn.functional.mse_loss(tp, torch.tensor(target))
+    tl.backward()
+    close(loss, tl.item(), 1e-6)
+    close(grad, tp.grad.numpy(), 1e-6)
+    assert loss_fn.backward() is grad
+    with pytest.raises(RuntimeError, match="forward"):
+        nn.CrossEntropyLoss().backward()
+
+
+def test_batch_renorm_layer_trains_and_evaluates():
+    bn = nn.BatchRenorm2d(3)
+    assert (bn.r_max, bn.d_max, bn.momentum) == (1.25, 0.5, 0.01)
+    x = rand(4, 3, 5, 5) * 3 + 2
+    y = bn.forward(x)
+    # first batch: running stats are (0, 1), so r = clip(sigma, 0.8, 1.25) and d = clip(mean, -0.5, 0.5)
+    sigma = np.sqrt(x.astype(np.float64).var(axis=(0, 2, 3)) + bn.eps)
+    mean = x.astype(np.float64).mean(axis=(0, 2, 3))
+    xhat = (x - mean[None, :, None, None]) / sigma[None, :, None, None]
+    ref = xhat * np.clip(sigma, 0.8, 1.25)[None, :, None, None] + np.clip(mean, -0.5, 0.5)[None, :, None, None]
+    close(y, ref)
+    bn.backward(np.ones_like(y))
+    assert int(bn.num_batches_tracked) == 1 and bn.running_mean.any()
+    bn.eval()
+    close(bn.forward(x), (x - bn.running_mean[None, :, None, None])
+          / np.sqrt(bn.running_var[None, :, None, None] + bn.eps))
+
+
+def test_use_batch_renorm_above_the_latent_replay_layer():
+    model = mobilenet_v1(0.25, num_classes=5, input_size=32, rng=np.random.default_rng(2))
+    model.forward(rand(2, 3, 32, 32))
+    before = model.state_dict()
+    use_batch_renorm(model, 19)
+    assert type(model.blocks[19][1]) is nn.BatchNorm2d
+    assert all(isinstance(model.blocks[i][1], nn.BatchRenorm2d) for i in range(20, 27))
+    after = model.state_dict()
+    assert list(before) == list(after) and all(np.array_equal(before[k], after[k]) for k in before)
+    assert model.blocks[20][1] in [m for m in model.blocks[20]]
+    frozen, adaptive = split(model, 19)
+    adaptive.forward(frozen.forward(rand(2, 3, 32, 32)))
+    adaptive.backward(np.ones((2, 5), np.float32))
+    assert model.blocks[20][1].weight.grad.any()
