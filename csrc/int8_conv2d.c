@@ -6,24 +6,26 @@ typedef struct {
     const uint8_t *x;
 } conv_ctx;
 
-/* im2col of one image into a pixel-major int16 panel: panel[(p - p0) * K + (c * kh + ky) * kw + kx], the
- * same patch order as the OIHW weight rows; padding reads as code 0 (real 0: the zero point is 0). */
-static void conv_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel)
+/* im2col of one image into an int16 panel (layout: int8_gemm.h), patch index k = (c * kh + ky) * kw + kx,
+ * the order of the OIHW weight rows; padding reads as code 0 (real 0: the zero point is 0). */
+static void conv_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel, int64_t pixel_stride,
+                       int64_t kpair_stride)
 {
     const conv_ctx *ctx = (const conv_ctx *)vctx;
     const pt_conv_geometry *g = ctx->g;
-    const int64_t H = g->h_in, W = g->w_in, kh = g->kh, kw = g->kw, K = g->c_in * kh * kw;
+    const int64_t H = g->h_in, W = g->w_in, kh = g->kh, kw = g->kw;
     const uint8_t *x = ctx->x + img * g->c_in * H * W;
     for (int64_t p = p0; p < p1; p++) {
         const int64_t ih0 = (p / g->w_out) * g->stride_h - g->pad_h, iw0 = (p % g->w_out) * g->stride_w - g->pad_w;
-        int16_t *col = panel + (p - p0) * K;
+        int64_t k = 0;
         for (int64_t c = 0; c < g->c_in; c++) {
-            for (int64_t ky = 0; ky < kh; ky++, col += kw) {
+            for (int64_t ky = 0; ky < kh; ky++) {
                 const int64_t ih = ih0 + ky;
                 const uint8_t *row = x + (c * H + ih) * W;
-                for (int64_t kx = 0; kx < kw; kx++) {
+                for (int64_t kx = 0; kx < kw; kx++, k++) {
                     const int64_t iw = iw0 + kx;
-                    col[kx] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? row[iw] : 0;
+                    panel[pt_int8_panel_index(p - p0, k, pixel_stride, kpair_stride)] =
+                        (ih >= 0 && ih < H && iw >= 0 && iw < W) ? row[iw] : 0;
                 }
             }
         }

@@ -50,7 +50,7 @@ static void forward_worker(void *arg)
                         for (int64_t ow = lo; ow < hi; ow++) acc[ow - o0] += wv * (int32_t)src[ow * sw];
                     }
                 }
-                for (int64_t o = 0; o < o1 - o0; o++) y[oh * Wo + o0 + o] = pt_requantize(t->rq, c, acc[o]);
+                pt_requantize_row(t->rq, c, acc, o1 - o0, y + oh * Wo + o0, 1);
             }
         }
     }

@@ -6,13 +6,17 @@ typedef struct {
     const uint8_t *x;
 } linear_ctx;
 
-/* The batch rows are the "pixels" of a single image: the panel is rows [p0, p1) of x widened to int16. */
-static void linear_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel)
+/* The batch rows are the "pixels" of a single image: the panel holds rows [p0, p1) of x, k = feature. */
+static void linear_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel,
+                         int64_t pixel_stride, int64_t kpair_stride)
 {
     (void)img;
     const linear_ctx *ctx = (const linear_ctx *)vctx;
-    const uint8_t *x = ctx->x + p0 * ctx->n_in;
-    for (int64_t i = 0; i < (p1 - p0) * ctx->n_in; i++) panel[i] = x[i];
+    for (int64_t p = 0; p < p1 - p0; p++) {
+        const uint8_t *x = ctx->x + (p0 + p) * ctx->n_in;
+        for (int64_t k = 0; k < ctx->n_in; k++)
+            panel[pt_int8_panel_index(p, k, pixel_stride, kpair_stride)] = x[k];
+    }
 }
 
 int64_t pt_int8_linear_forward_workspace_bytes(int64_t n, int64_t n_in, int64_t n_out, int num_threads)

@@ -6,15 +6,17 @@ typedef struct {
     const uint8_t *x;
 } pointwise_ctx;
 
-/* The panel is the transpose of the image's (C_in, HW) block: panel[(p - p0) * C_in + c] = x[c, p]. */
-static void pointwise_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel)
+/* The panel holds pixels [p0, p1) of the image's (C_in, HW) block with k = c (layout: int8_gemm.h). */
+static void pointwise_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel,
+                            int64_t pixel_stride, int64_t kpair_stride)
 {
     const pointwise_ctx *ctx = (const pointwise_ctx *)vctx;
     const int64_t C = ctx->c_in, np = p1 - p0;
     const uint8_t *x = ctx->x + img * C * ctx->hw + p0;
     for (int64_t c = 0; c < C; c++) {
         const uint8_t *xc = x + c * ctx->hw;
-        for (int64_t p = 0; p < np; p++) panel[p * C + c] = xc[p];
+        int16_t *dst = panel + pt_int8_panel_index(0, c, pixel_stride, kpair_stride);
+        for (int64_t p = 0; p < np; p++) dst[p * pixel_stride] = xc[p];
     }
 }
 

@@ -6,8 +6,8 @@
  *   acc = bias[c] + sum_k x[k] * w[c, k]        (the sum is int32; bias is added in 64 bits)
  *   p   = acc * multiplier[c]                   (exact in int64: |acc| < 2^32, multiplier < 2^31)
  *   y   = clip(floor(p / 2^shift[c] + 1/2), clip_min, clip_max)
- *       = clip((p + (1 << (shift - 1))) >> shift, ...) for shift >= 1, computed without the add so it
- *         cannot overflow, and without shifting a negative value (p <= 0 gives y = clip_min).
+ *       = clip((p + (1 << (shift - 1))) >> shift, ...) for shift >= 1; p <= 0 gives y = clip_min (the
+ *         result is <= 0 <= clip_min), so no negative value is ever shifted.
  *
  * BN is folded into the weights and bias beforehand; multiplier / 2^shift stands for the real factor
  * in_scale * w_scale[c] / out_scale (see pulptrain/quant.py). clip_max = 255 is a ReLU on the uint8
@@ -43,15 +43,32 @@ static inline pt_status pt_requant_check(const pt_requant *rq, int64_t channels)
     return PT_OK;
 }
 
+/* One requantized code: the formula above. p > 0 is rounded in unsigned arithmetic, where adding half a
+ * step cannot overflow (p < 2^63, half <= 2^61). */
+static inline uint8_t pt_requant_one(int64_t p, uint64_t half, int shift, int32_t lo, int32_t hi)
+{
+    const uint64_t r = p > 0 ? ((uint64_t)p + half) >> shift : 0;
+    return (uint8_t)(r < (uint64_t)lo ? lo : r > (uint64_t)hi ? hi : (int32_t)r);
+}
+
 /* The uint8 code of an int32 sum of products `dot` in output channel c. */
 static inline uint8_t pt_requantize(const pt_requant *rq, int64_t c, int32_t dot)
 {
-    const int64_t acc = (int64_t)dot + (rq->bias ? rq->bias[c] : 0);
-    const int64_t p = acc * rq->multiplier[c];
-    if (p <= 0) return (uint8_t)rq->clip_min;
     const int s = rq->shift[c];
-    const int64_t r = s == 0 ? p : (p >> s) + ((p >> (s - 1)) & 1);
-    return (uint8_t)(r < rq->clip_min ? rq->clip_min : r > rq->clip_max ? rq->clip_max : r);
+    const int64_t acc = (int64_t)dot + (rq->bias ? rq->bias[c] : 0);
+    return pt_requant_one(acc * rq->multiplier[c], s ? (uint64_t)1 << (s - 1) : 0, s, rq->clip_min, rq->clip_max);
+}
+
+/* y[j * y_stride] = code of dot[j], j < n, all in output channel c (parameters hoisted: y, a uint8
+ * pointer, may alias anything, so the compiler would otherwise reload them for every element). */
+static inline void pt_requantize_row(const pt_requant *rq, int64_t c, const int32_t *dot, int64_t n, uint8_t *y,
+                                     int64_t y_stride)
+{
+    const int64_t bias = rq->bias ? rq->bias[c] : 0, m = rq->multiplier[c];
+    const int s = rq->shift[c];
+    const uint64_t half = s ? (uint64_t)1 << (s - 1) : 0;
+    const int32_t lo = rq->clip_min, hi = rq->clip_max;
+    for (int64_t j = 0; j < n; j++) y[j * y_stride] = pt_requant_one(((int64_t)dot[j] + bias) * m, half, s, lo, hi);
 }
 
 #endif

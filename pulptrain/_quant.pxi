@@ -193,6 +193,33 @@ cdef extern from "int8.h" nogil:
                                                const pt_requant *rq, uint8_t *y)
     pt_status pt_int8_avg_pool2d(const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
 
+cdef extern from "int8_gemm.h" nogil:
+    pt_status pt_int8_set_microkernel(const char *name)
+    const char *pt_int8_get_microkernel()
+    const char *pt_int8_microkernel_name(int index)
+
+
+def int8_microkernels():
+    """Names of the INT8 matmul microkernels available in this build ('portable-4x2' everywhere, plus
+    'avx2-4x16' on x86 built with AVX2). All give identical results."""
+    names = []
+    while pt_int8_microkernel_name(len(names)) != NULL:
+        names.append(pt_int8_microkernel_name(len(names)).decode())
+    return names
+
+
+def set_int8_microkernel(name):
+    """Select the INT8 microkernel used by conv2d / pointwise / linear ('auto' = the fastest available)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name!r}")
+    if pt_int8_set_microkernel(name.encode()) != PT_OK:
+        raise ValueError(f"name must be 'auto' or one of {int8_microkernels()}, got {name!r}")
+
+
+def get_int8_microkernel():
+    """The INT8 microkernel in use."""
+    return pt_int8_get_microkernel().decode()
+
 
 cdef void *_workspace_bytes(int64_t nbytes) except? NULL:
     return <void *>_workspace((nbytes + 3) // 4)

@@ -24,15 +24,18 @@ import numpy as np
 
 from pulptrain._C import (
     dequantize,
+    get_int8_microkernel,
     int8_avg_pool2d,
     int8_conv2d_forward,
     int8_depthwise_conv2d_forward,
     int8_global_avg_pool2d,
     int8_linear_forward,
+    int8_microkernels,
     int8_pointwise_conv2d_forward,
     pack_bits,
     packed_size,
     quantize,
+    set_int8_microkernel,
     unpack_bits,
 )
 
@@ -42,6 +45,7 @@ __all__ = [
     "QuantizedParams", "quantize_conv_params",
     "int8_conv2d_forward", "int8_depthwise_conv2d_forward", "int8_pointwise_conv2d_forward",
     "int8_linear_forward", "int8_avg_pool2d", "int8_global_avg_pool2d",
+    "int8_microkernels", "set_int8_microkernel", "get_int8_microkernel",
 ]
 
 UINT8_MAX = 255

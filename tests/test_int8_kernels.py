@@ -1,4 +1,6 @@
 """INT8 inference kernels: bit-exact against an integer numpy reference (Python ints for the requant)."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -8,6 +10,18 @@ from pulptrain import kernels as K
 from pulptrain import quant as Q
 
 THREAD_COUNTS = (1, 2, 3, 8)
+MICROKERNELS = Q.int8_microkernels()
+each_microkernel = pytest.mark.parametrize("microkernel", MICROKERNELS)
+
+
+@contextlib.contextmanager
+def using(microkernel):
+    before = Q.get_int8_microkernel()
+    Q.set_int8_microkernel(microkernel)
+    try:
+        yield
+    finally:
+        Q.set_int8_microkernel(before)
 
 
 # ---- integer references -----------------------------------------------------------------------------------
@@ -88,16 +102,18 @@ def fits(case):
     return case["h"] + 2 * case["ph"] >= case["kh"] and case["w"] + 2 * case["pw"] >= case["kw"]
 
 
+@each_microkernel
 @settings(max_examples=80, deadline=None)
 @given(case=conv_cases.filter(fits))
-def test_conv2d_bit_exact(case):
+def test_conv2d_bit_exact(microkernel, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.integers(0, 256, (case["n"], case["c_in"], case["h"], case["w"])).astype(np.uint8)
     w = rng.integers(-128, 128, (case["c_out"], case["c_in"], case["kh"], case["kw"])).astype(np.int8)
     stride, padding = (case["sh"], case["sw"]), (case["ph"], case["pw"])
     acc = conv_accumulators(x, w, stride, padding)
     bias, m, s, lo, hi = random_requant(rng, acc, case["c_out"])
-    y = Q.int8_conv2d_forward(x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi)
+    with using(microkernel):
+        y = Q.int8_conv2d_forward(x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi)
     np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
 
 
@@ -115,34 +131,39 @@ def test_depthwise_bit_exact(case):
     np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
 
 
+@each_microkernel
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 3), c_in=st.integers(1, 70), c_out=st.integers(1, 13), h=st.integers(1, 7),
-       w=st.integers(1, 7), seed=st.integers(0, 2 ** 31))
-def test_pointwise_bit_exact(n, c_in, c_out, h, w, seed):
+@given(n=st.integers(1, 3), c_in=st.integers(1, 70), c_out=st.integers(1, 13), h=st.integers(1, 19),
+       w=st.integers(1, 19), seed=st.integers(0, 2 ** 31))
+def test_pointwise_bit_exact(microkernel, n, c_in, c_out, h, w, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, c_in, h, w)).astype(np.uint8)
     wt = rng.integers(-128, 128, (c_out, c_in, 1, 1)).astype(np.int8)
     acc = np.einsum("oc,nchw->nohw", wt[:, :, 0, 0].astype(np.int64), x.astype(np.int64))
     bias, m, s, lo, hi = random_requant(rng, acc, c_out)
-    y = Q.int8_pointwise_conv2d_forward(x, wt, bias, m, s, clip_min=lo, clip_max=hi)
+    with using(microkernel):
+        y = Q.int8_pointwise_conv2d_forward(x, wt, bias, m, s, clip_min=lo, clip_max=hi)
     np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
 
 
+@each_microkernel
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 6), f_in=st.integers(1, 300), f_out=st.integers(1, 13), seed=st.integers(0, 2 ** 31))
-def test_linear_bit_exact(n, f_in, f_out, seed):
+@given(n=st.integers(1, 40), f_in=st.integers(1, 300), f_out=st.integers(1, 13), seed=st.integers(0, 2 ** 31))
+def test_linear_bit_exact(microkernel, n, f_in, f_out, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, f_in)).astype(np.uint8)
     w = rng.integers(-128, 128, (f_out, f_in)).astype(np.int8)
     acc = x.astype(np.int64) @ w.astype(np.int64).T
     bias, m, s, lo, hi = random_requant(rng, acc, f_out)
-    np.testing.assert_array_equal(Q.int8_linear_forward(x, w, bias, m, s, clip_min=lo, clip_max=hi),
-                                  requantize(acc, bias, m, s, lo, hi))
+    with using(microkernel):
+        y = Q.int8_linear_forward(x, w, bias, m, s, clip_min=lo, clip_max=hi)
+    np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
 
 
+@each_microkernel
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2 ** 31), c=st.integers(1, 6))
-def test_requant_edges_with_any_multiplier_and_shift(seed, c):
+def test_requant_edges_with_any_multiplier_and_shift(microkernel, seed, c):
     """Extreme parameters: full-range multipliers and shifts, huge biases, saturation at both ends."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, 64)).astype(np.uint8)
@@ -151,7 +172,9 @@ def test_requant_edges_with_any_multiplier_and_shift(seed, c):
     m = rng.integers(0, 2 ** 31, c).astype(np.int32)
     s = rng.integers(0, 63, c).astype(np.int32)
     acc = x.astype(np.int64) @ w.astype(np.int64).T
-    np.testing.assert_array_equal(Q.int8_linear_forward(x, w, bias, m, s), requantize(acc, bias, m, s))
+    with using(microkernel):
+        y = Q.int8_linear_forward(x, w, bias, m, s)
+    np.testing.assert_array_equal(y, requantize(acc, bias, m, s))
 
 
 def test_requant_rounds_half_up():
@@ -187,7 +210,8 @@ def test_global_avg_pool():
 
 # ---- thread invariance --------------------------------------------------------------------------------------
 
-def test_thread_count_does_not_change_results(threads):
+@each_microkernel
+def test_thread_count_does_not_change_results(threads, microkernel):
     rng = np.random.default_rng(5)
     x = rng.integers(0, 256, (2, 24, 17, 15)).astype(np.uint8)
     w = rng.integers(-128, 128, (37, 24, 3, 3)).astype(np.int8)
@@ -205,9 +229,10 @@ def test_thread_count_does_not_change_results(threads):
         lambda: Q.int8_linear_forward(x.reshape(2, -1), wl, b11, m11, s11),
         lambda: Q.int8_avg_pool2d(x, 3, stride=2),
     ]
-    for call in calls:
-        y = assert_thread_invariant(call)
-        assert 0 < y.mean() < 255  # not trivially saturated
+    with using(microkernel):
+        for call in calls:
+            y = assert_thread_invariant(call)
+            assert 0 < y.mean() < 255  # not trivially saturated
 
 
 # ---- agreement with the float layer -------------------------------------------------------------------------
@@ -313,3 +338,13 @@ def test_out_is_used_and_never_overlaps_an_input():
     buf = np.zeros((1, 4, 5, 5), dtype=np.uint8)
     with pytest.raises(ValueError, match="overlap"):
         Q.int8_depthwise_conv2d_forward(buf, np.zeros((4, 1, 1, 1), np.int8), None, 1, 1, out=buf)
+
+
+def test_microkernel_setting():
+    assert "portable-4x2" in MICROKERNELS
+    with using("auto"):
+        assert Q.get_int8_microkernel() == MICROKERNELS[-1]
+    with pytest.raises(ValueError, match="name must be 'auto' or one of"):
+        Q.set_int8_microkernel("8x8")
+    with pytest.raises(TypeError):
+        Q.set_int8_microkernel(None)
