@@ -4,7 +4,8 @@ learner, and the memory model of the paper.
 Nothing here imports the training stack at import time, so ``pulptrain.cl.scenarios`` and
 ``pulptrain.cl.memory`` work on their own.
 """
-from pulptrain.cl import scenarios
+from pulptrain.cl import memory, scenarios
+from pulptrain.cl.memory import memory_breakdown
 from pulptrain.cl.scenarios import Stream, core50, fashion_mnist_stream, nic_stream
 
-__all__ = ["scenarios", "Stream", "core50", "nic_stream", "fashion_mnist_stream"]
+__all__ = ["scenarios", "memory", "memory_breakdown", "Stream", "core50", "nic_stream", "fashion_mnist_stream"]
