@@ -252,3 +252,17 @@ def test_bad_arguments():
         buf.update(np.full((1, 2), np.nan, np.float32), [0])
     with pytest.raises(IndexError):
         buf.get([0])
+
+
+def test_fake_quantize_matches_storage(quant):
+    buf = LatentReplayBuffer(4, (3,), bits=5)
+    x = np.array([[0.0, 0.37, 3.1], [1.5, 2.2, 0.01]], np.float32)
+    with pytest.raises(ValueError, match="no quantization scale"):
+        buf.fake_quantize(x)
+    assert buf.calibrate(x) == pytest.approx(3.1 / 31)
+    buf.update(x, [0, 1])
+    stored, labels = buf.get(np.arange(2))
+    np.testing.assert_array_equal(buf.fake_quantize(x)[labels], stored)
+    fp32 = LatentReplayBuffer(4, (3,), bits=32)
+    assert fp32.calibrate(x) is None and fp32.fake_quantize(x) is not None
+    np.testing.assert_array_equal(fp32.fake_quantize(x), x)

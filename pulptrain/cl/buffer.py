@@ -171,13 +171,30 @@ class LatentReplayBuffer:
             raise ValueError("latents must be finite")
         return latents, labels.astype(np.int64)
 
+    def calibrate(self, latents):
+        """Set the quantization scale from these latents, ``max / (2**bits - 1)``, unless it is already
+        set (or the buffer is FP32). Returns the scale."""
+        if self.bits != FP32_BITS and self.scale is None and np.size(latents):
+            peak = float(np.max(latents))
+            self.scale = peak / ((1 << self.bits) - 1) if peak > 0 else 1.0
+        return self.scale
+
+    def fake_quantize(self, latents):
+        """What the buffer would give back for these latents: ``scale * quantize(latents)`` as float32
+        (the latents unchanged for an FP32 buffer). Needs the scale (see :meth:`calibrate`)."""
+        latents = np.ascontiguousarray(latents, dtype=np.float32)
+        if self.bits == FP32_BITS:
+            return latents
+        if self.scale is None:
+            raise ValueError("the buffer has no quantization scale yet: call calibrate() or update() first")
+        quant = _quant()
+        return quant.dequantize(quant.quantize(latents, self.scale, self.bits), self.scale)
+
     def update(self, latents, labels):
         """Offer the latents (float32, (n,) + latent_shape) and labels of one training batch to the buffer
         according to the policy; counts the batch. Returns the slots written."""
         latents, labels = self._check_batch(latents, labels)
-        if self.bits != FP32_BITS and self.scale is None and len(latents):
-            peak = float(latents.max())
-            self.scale = peak / ((1 << self.bits) - 1) if peak > 0 else 1.0
+        self.calibrate(latents)
         if self.policy == "reference":
             slots, picked = self._reference_slots(len(latents))
         elif self.policy == "reservoir":
