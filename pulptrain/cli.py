@@ -19,7 +19,7 @@ def _memory(args):
         breakdown = memory_breakdown(width_mult=args.width, input_size=args.input_size, lr_layer=args.lr_layer,
                                      replays=args.replays, bits=args.bits, batch=args.batch,
                                      num_classes=args.num_classes, in_channels=args.in_channels,
-                                     momentum=args.momentum > 0)
+                                     momentum=args.momentum > 0, first_stride=args.first_stride)
     except ValueError as e:
         raise SystemExit(f"pulptrain memory: error: {e}")
     if args.json:
@@ -46,6 +46,8 @@ def build_parser():
     memory.add_argument("--batch", type=int, default=128, help="training mini-batch size (default 128)")
     memory.add_argument("--num-classes", type=int, default=50, help="classifier outputs (default 50)")
     memory.add_argument("--in-channels", type=int, default=3, help="input channels (default 3)")
+    memory.add_argument("--first-stride", type=int, default=2, choices=[1, 2],
+                        help="stride of the first conv; 1 for small inputs (default 2)")
     memory.add_argument("--momentum", type=float, default=0.9, help="SGD momentum; 0 drops its state (default 0.9)")
     memory.add_argument("--json", action="store_true", help="print JSON (bytes and MiB) instead of a table")
     memory.set_defaults(run=_memory)

@@ -1,6 +1,7 @@
 """The analytical memory model against the paper's numbers, and the `pulptrain memory` CLI."""
 import json
 
+import numpy as np
 import pytest
 
 from pulptrain import cli
@@ -72,3 +73,17 @@ def test_cli_memory_json_and_table(capsys):
     assert "187.5" in table and "total" in table
     with pytest.raises(SystemExit, match="bits"):
         cli.main(["memory", "--bits", "12"])
+
+
+@pytest.mark.parametrize("width, size, first_stride, l", [(0.25, 32, 1, 19), (0.5, 64, 2, 23), (0.3, 28, 1, 5)])
+def test_matches_the_model(width, size, first_stride, l):
+    models = pytest.importorskip("pulptrain.models")
+    model = models.mobilenet_v1(width_mult=width, num_classes=10, input_size=size, in_channels=1,
+                                first_stride=first_stride)
+    frozen, adaptive = models.split(model, l)
+    b = memory_breakdown(width_mult=width, input_size=size, lr_layer=l, num_classes=10, in_channels=1,
+                         first_stride=first_stride, replays=10, batch=2)
+    assert b.adaptive_params == sum(p.data.size for p in adaptive.parameters())
+    assert b.frozen_params == sum(p.data.size for p in frozen.parameters() if p.data.ndim > 1)
+    x = np.zeros((1, 1, size, size), np.float32)
+    assert frozen.forward(x).shape[1:] == b.latent_shape

@@ -10,4 +10,5 @@ from pulptrain.cl.learner import CheckpointError, LatentReplayLearner
 from pulptrain.cl.memory import memory_breakdown
 from pulptrain.cl.scenarios import Stream, core50, fashion_mnist_stream, nic_stream
 
-__all__ = ["LatentReplayBuffer", "LatentReplayLearner", "CheckpointError", "scenarios", "memory", "memory_breakdown", "Stream", "core50", "nic_stream", "fashion_mnist_stream"]
+__all__ = ["LatentReplayBuffer", "LatentReplayLearner", "CheckpointError", "memory_breakdown", "Stream",
+           "core50", "nic_stream", "fashion_mnist_stream", "memory", "scenarios"]

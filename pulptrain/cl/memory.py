@@ -44,9 +44,9 @@ POOL_INDEX, FC_INDEX = 27, 28
 
 
 def scaled_channels(channels, width_mult):
-    """Channels of a layer at width multiplier ``width_mult``: ``max(8, int(channels * width_mult))``
-    (the rule of the original TF-slim MobileNetV1)."""
-    return max(8, int(channels * width_mult))
+    """Channels of a layer at width multiplier ``width_mult``: ``max(1, round(channels * width_mult))``,
+    the rule of :func:`pulptrain.models.mobilenet_v1`."""
+    return max(1, int(round(channels * width_mult)))
 
 
 def packed_row_bytes(elements, bits):
@@ -80,16 +80,19 @@ def _conv_out(size, stride):
     return (size + 2 - 3) // stride + 1  # 3x3 kernel, padding 1
 
 
-def mobilenet_v1_layers(width_mult=1.0, input_size=128, num_classes=50, in_channels=3):
-    """The 29 layers (0..28) of MobileNetV1 as :class:`LayerShape` records, for one image."""
+def mobilenet_v1_layers(width_mult=1.0, input_size=128, num_classes=50, in_channels=3, first_stride=2):
+    """The 29 layers (0..28) of MobileNetV1 as :class:`LayerShape` records, for one image.
+    ``first_stride=1`` drops the first downsampling (small inputs), as in :func:`pulptrain.models.mobilenet_v1`."""
     if width_mult <= 0:
         raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    if first_stride not in (1, 2):
+        raise ValueError(f"first_stride must be 1 or 2, got {first_stride}")
     if input_size < 1 or num_classes < 1 or in_channels < 1:
         raise ValueError("input_size, num_classes and in_channels must be >= 1")
     layers = []
     c_out = scaled_channels(32, width_mult)
-    size = _conv_out(input_size, 2)
-    layers.append(LayerShape(0, "conv1", "conv", in_channels, c_out, 2, input_size, size,
+    size = _conv_out(input_size, first_stride)
+    layers.append(LayerShape(0, "conv1", "conv", in_channels, c_out, first_stride, input_size, size,
                              9 * in_channels * c_out, c_out, 9 * in_channels * c_out * size * size))
     c_in = c_out
     for pair, ((channels, stride), name) in enumerate(zip(_DW_PW_PAIRS, _PAIR_NAMES)):
@@ -169,7 +172,7 @@ def _check_int(value, name, minimum):
 
 
 def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, bits=8, batch=128,
-                     num_classes=50, in_channels=3, momentum=True):
+                     num_classes=50, in_channels=3, momentum=True, first_stride=2):
     """Memory of latent-replay training of MobileNetV1 split at ``lr_layer`` (0..27), in bytes per
     component; see the module docstring for what each component counts."""
     lr_layer = _check_int(lr_layer, "lr_layer", 0)
@@ -180,7 +183,7 @@ def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, 
     bits = _check_int(bits, "bits", 1)
     if bits > 8 and bits != 32:
         raise ValueError(f"bits must be 1..8 (quantized) or 32 (FP32), got {bits}")
-    layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels)
+    layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
     frozen, adaptive = layers[:lr_layer + 1], layers[lr_layer + 1:]
     latent = frozen[-1]
     latent_shape = (latent.out_channels, latent.out_size, latent.out_size)
