@@ -217,11 +217,15 @@ def stream_batches():
     return [make_data(300, [0, 1, 2], seed=0)] + [make_data(40, [c], seed=20 + c) for c in (3, 1, 4, 0, 3)]
 
 
-@pytest.mark.parametrize("cwr", [False, True])
-def test_checkpoint_resume_gives_identical_results(tmp_path, cwr):
+@pytest.mark.parametrize("cwr, optimizer", [(False, "numpy"), (True, "numpy"), (False, "pulptrain.optim"),
+                                           (True, "pulptrain.optim")])
+def test_checkpoint_resume_gives_identical_results(tmp_path, cwr, optimizer):
+    if optimizer == "pulptrain.optim":
+        pytest.importorskip("pulptrain.optim")
     batches = stream_batches()
     xt, yt = make_data(200, list(range(NUM_CLASSES)), seed=9)
-    settings = dict(capacity=150, cwr=cwr, epochs=2, first_epochs=2, minibatch=32, first_lr=0.02, lr=0.005)
+    settings = dict(capacity=150, cwr=cwr, epochs=2, first_epochs=2, minibatch=32, first_lr=0.02, lr=0.005,
+                    optimizer_factory=NumpySGD if optimizer == "numpy" else None)
 
     straight = make_learner(**settings)
     run(straight, batches)

@@ -95,8 +95,9 @@ class LatentReplayLearner:
     quantize_new : give new latents the buffer's precision before training on them.
     frozen_batch : images per frozen-stage forward call (memory bound only).
     seed : seed of the learner's generator (shuffling of the new samples).
-    optimizer_factory : ``f(params, lr, momentum, weight_decay) -> optimizer`` with ``step()``,
-        ``zero_grad()``, ``state_dict()``, ``load_state_dict()``; default ``pulptrain.optim.SGD``.
+    optimizer_factory : ``f(params, lr, momentum, weight_decay) -> optimizer`` with ``step()`` and
+        ``zero_grad()`` (and ``state_dict()`` / ``load_state_dict()``, else its attributes are saved);
+        default ``pulptrain.optim.SGD``.
     """
 
     def __init__(self, frozen, adaptive, buffer, *, num_classes, lr=5e-5, first_lr=1e-3, momentum=0.9,
@@ -306,7 +307,7 @@ class LatentReplayLearner:
         state.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
         optimizer_meta = None
         if self.optimizer is not None:
-            arrays, optimizer_meta = _flatten(self.optimizer.state_dict())
+            arrays, optimizer_meta = _flatten(_optimizer_state(self.optimizer))
             state.update({f"optim/{k}": v for k, v in arrays.items()})
         state.update({"cwr/cw": self.cw.copy(), "cwr/cb": self.cb.copy(), "cwr/cw_set": self.cw_set.copy(),
                       "cwr/past": self.past.copy()})
@@ -381,7 +382,7 @@ class LatentReplayLearner:
             if phase is not None:
                 self._optimizer_phase = None
                 optimizer = self._use_optimizer(phase)
-                optimizer.load_state_dict(_unflatten(group("optim/"), meta["optimizer"]))
+                _load_optimizer_state(optimizer, _unflatten(group("optim/"), meta["optimizer"]))
             cwr = group("cwr/")
             shapes = {"cw": self.cw.shape, "cb": self.cb.shape, "cw_set": self.cw_set.shape, "past": self.past.shape}
             for key, shape in shapes.items():
@@ -398,6 +399,53 @@ class LatentReplayLearner:
         self.cw_set[...], self.past[...] = cwr["cw_set"], cwr["past"]
         self.rng = rng
         self.batches_seen = int(meta["batches_seen"])
+
+
+def _optimizer_state(optimizer):
+    """The optimizer's ``state_dict()``, or, for an optimizer without one (pulptrain.optim keeps its
+    state in plain attributes: momentum buffers, step flags, hyper-parameters), every attribute but the
+    parameter list."""
+    if hasattr(optimizer, "state_dict"):
+        return optimizer.state_dict()
+    return {k: v for k, v in vars(optimizer).items() if k != "params"}
+
+
+def _load_optimizer_state(optimizer, state):
+    """Inverse of :func:`_optimizer_state`; ValueError when the state has another structure (other keys,
+    list lengths, array shapes or dtypes)."""
+    if hasattr(optimizer, "load_state_dict"):
+        optimizer.load_state_dict(state)
+        return
+    current = _optimizer_state(optimizer)
+
+    def check(have, got, path):
+        if isinstance(have, np.ndarray):
+            if not isinstance(got, np.ndarray) or got.shape != have.shape or got.dtype != have.dtype:
+                raise ValueError(f"optimizer state {path}: expected {have.dtype} {have.shape}")
+        elif isinstance(have, dict):
+            if not isinstance(got, dict) or set(got) != set(have):
+                raise ValueError(f"optimizer state {path}: expected keys {sorted(have)}")
+            for k in have:
+                check(have[k], got[k], f"{path}.{k}")
+        elif isinstance(have, (list, tuple)):
+            if not isinstance(got, (list, tuple)) or len(got) != len(have):
+                raise ValueError(f"optimizer state {path}: expected a list of {len(have)}")
+            for j, (a, b) in enumerate(zip(have, got)):
+                check(a, b, f"{path}[{j}]")
+
+    check(current, state, "")
+
+    def restore(have, got):
+        if isinstance(have, np.ndarray):
+            return np.array(got, dtype=have.dtype, order="C", copy=True)
+        if isinstance(have, dict):
+            return {k: restore(have[k], got[k]) for k in have}
+        if isinstance(have, (list, tuple)):
+            return type(have)(restore(a, b) for a, b in zip(have, got))
+        return got
+
+    for key in current:
+        setattr(optimizer, key, restore(current[key], state[key]))
 
 
 def _flatten(state):
