@@ -155,7 +155,14 @@ def test_learns_with_replays_and_forgets_without():
     with_replays = learn_stream(capacity=200).evaluate(xt, yt)
     without = learn_stream(capacity=1).evaluate(xt, yt)
     assert with_replays > 0.7 and with_replays > without + 0.3, (with_replays, without)
-    assert learn_stream(capacity=200).predict(xt[:7]).shape == (7,)
+    learner = learn_stream(capacity=200)
+    assert learner.predict(xt[:7]).shape == (7,)
+    test_latents = learner.latents(xt)
+    assert learner.evaluate_latents(test_latents, yt) == learner.evaluate(xt, yt) == with_replays
+    with pytest.raises(ValueError, match="same length"):
+        learner.evaluate_latents(test_latents, yt[:-1])
+    with pytest.raises(ValueError, match="latents must have shape"):
+        learner.predict_latents(xt)
 
 
 def test_cwr_consolidation_formula():

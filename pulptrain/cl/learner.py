@@ -276,17 +276,30 @@ class LatentReplayLearner:
 
     def predict(self, x, batch=256):
         """Predicted classes (int64, (N,)) of images x, evaluating ``batch`` images at a time."""
+        return self.predict_latents(self.latents(x), batch)
+
+    def predict_latents(self, latents, batch=256):
+        """Predicted classes of latents already computed by :meth:`latents` (the frozen stage never
+        changes, so a fixed test set's latents can be computed once and reused after every batch)."""
+        latents = np.asarray(latents, np.float32)
+        if latents.shape[1:] != self.buffer.latent_shape:
+            raise ValueError(f"latents must have shape (N,) + {self.buffer.latent_shape}, got {latents.shape}")
         self.adaptive.eval()
-        out = [np.argmax(self.adaptive.forward(self.latents(x[s:s + batch])), axis=1)
-               for s in range(0, len(x), batch)]
+        out = [np.argmax(self.adaptive.forward(np.ascontiguousarray(latents[s:s + batch])), axis=1)
+               for s in range(0, len(latents), batch)]
         return np.concatenate(out).astype(np.int64) if out else np.empty(0, np.int64)
 
     def evaluate(self, x, y, batch=256):
         """Accuracy (a float in [0, 1]) on images x with labels y."""
+        return self.evaluate_latents(self.latents(x), y, batch)
+
+    def evaluate_latents(self, latents, y, batch=256):
+        """Accuracy on latents computed by :meth:`latents` (see :meth:`predict_latents`)."""
         y = np.asarray(y)
-        if len(y) != len(x) or len(y) == 0:
-            raise ValueError(f"x and y must be non-empty and of the same length, got {len(x)} and {len(y)}")
-        return float(np.mean(self.predict(x, batch) == y))
+        if len(y) != len(latents) or len(y) == 0:
+            raise ValueError(f"inputs and labels must be non-empty and of the same length, got {len(latents)} "
+                             f"and {len(y)}")
+        return float(np.mean(self.predict_latents(latents, batch) == y))
 
     # ------------------------------------------------------------------------------------- checkpoints
 
