@@ -1,14 +1,13 @@
 """LatentReplayLearner: mini-batch composition, latents captured once, backward stopping at the LR layer,
-CWR*, learning, checkpoint/resume equality and bad checkpoints. Needs pulptrain.nn (skipped without it)."""
+CWR*, learning, checkpoint/resume equality and bad checkpoints."""
 import os
 
 import numpy as np
 import pytest
 
-nn = pytest.importorskip("pulptrain.nn")
-
-from pulptrain.cl import LatentReplayBuffer  # noqa: E402
-from pulptrain.cl.learner import CheckpointError, LatentReplayLearner  # noqa: E402
+from pulptrain import nn
+from pulptrain.cl import LatentReplayBuffer
+from pulptrain.cl.learner import CheckpointError, LatentReplayLearner
 
 NUM_CLASSES = 5
 IMAGE = (2, 4, 4)
@@ -227,8 +226,6 @@ def stream_batches():
 @pytest.mark.parametrize("cwr, optimizer", [(False, "numpy"), (True, "numpy"), (False, "pulptrain.optim"),
                                            (True, "pulptrain.optim")])
 def test_checkpoint_resume_gives_identical_results(tmp_path, cwr, optimizer):
-    if optimizer == "pulptrain.optim":
-        pytest.importorskip("pulptrain.optim")
     batches = stream_batches()
     xt, yt = make_data(200, list(range(NUM_CLASSES)), seed=9)
     settings = dict(capacity=150, cwr=cwr, epochs=2, first_epochs=2, minibatch=32, first_lr=0.02, lr=0.005,
@@ -304,15 +301,32 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_quantized_buffer_and_quantize_new():
-    pytest.importorskip("pulptrain.quant")
     learner = make_learner(capacity=100, bits=7, quantize_new=True, first_epochs=1, epochs=1)
     learner.fit_batch(*make_data(120, [0, 1], seed=0))
     learner.fit_batch(*make_data(40, [2], seed=1))
     assert learner.buffer.scale is not None and learner.buffer.nbytes == 100 * (-(-64 * 7 // 8) + 2)
 
 
+@pytest.mark.parametrize("lr_bits", [8, 7])
+def test_int8_frozen_stage_codes_are_stored_exactly(lr_bits):
+    from pulptrain.frozen_int8 import quantize_frozen
+
+    float_stage = nn.Sequential(nn.Sequential(nn.Conv2d(IMAGE[0], LATENT[0], 3, padding=1, bias=False,
+                                                        rng=np.random.default_rng(0)),
+                                              nn.BatchNorm2d(LATENT[0]), nn.ReLU()))
+    x0, y0 = make_data(80, [0, 1], seed=0)
+    frozen = quantize_frozen(float_stage, x0, lr_bits=lr_bits)
+    learner = make_learner(frozen=frozen, capacity=100, bits=lr_bits, first_epochs=1)
+    assert learner.buffer.scale == frozen.scale
+    learner.fit_batch(x0, y0)
+    codes, _ = frozen.forward(x0)
+    stored = learner.buffer.codes(np.arange(80)).reshape(80, -1)
+    assert sorted(map(bytes, stored)) == sorted(map(bytes, codes.reshape(80, -1)))
+    path_state = learner.state_dict()
+    assert str(path_state["meta"]).count(learner._frozen_fingerprint()) == 1 and learner._frozen_fingerprint()
+
+
 def test_default_optimizer_is_pulptrain_sgd():
-    pytest.importorskip("pulptrain.optim")
     learner = make_learner(capacity=50, first_epochs=1, optimizer_factory=None)
     learner.fit_batch(*make_data(60, [0, 1], seed=0))
     assert type(learner.optimizer).__module__ == "pulptrain.optim"

@@ -77,7 +77,8 @@ def test_cli_memory_json_and_table(capsys):
 
 @pytest.mark.parametrize("width, size, first_stride, l", [(0.25, 32, 1, 19), (0.5, 64, 2, 23), (0.3, 28, 1, 5)])
 def test_matches_the_model(width, size, first_stride, l):
-    models = pytest.importorskip("pulptrain.models")
+    from pulptrain import models
+
     model = models.mobilenet_v1(width_mult=width, num_classes=10, input_size=size, in_channels=1,
                                 first_stride=first_stride)
     frozen, adaptive = models.split(model, l)

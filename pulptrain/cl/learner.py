@@ -26,8 +26,10 @@ training ``cw[c] = (cw[c] * wpast + (w[c] - avg)) / (wpast + 1)`` with ``wpast =
 then ``past[c] += cur[c]`` and every consolidated row is loaded for evaluation. The classifier bias, when
 there is one, is consolidated the same way as a one-column weight.
 
-The frozen stage is anything with ``forward(x) -> float32 latents`` (a :mod:`pulptrain.nn` module, or an
-INT8 stage that returns dequantized latents); it is never trained. The adaptive stage is a
+The frozen stage is anything with ``forward(x) -> float32 latents`` (a :mod:`pulptrain.nn` module) or
+``forward(x) -> (uint8 codes, scale)`` (the INT8 stage of :func:`pulptrain.frozen_int8.quantize_frozen`,
+whose latents are then ``scale * codes``); it is never trained. A buffer with the INT8 stage's ``lr_bits``
+and no scale of its own takes the stage's scale, so the latent codes are stored exactly. The adaptive stage is a
 :mod:`pulptrain.nn` module ending in the classifier. Checkpoints (:meth:`save_checkpoint`,
 :meth:`load_checkpoint`) hold everything that changes (adaptive weights and statistics, optimizer state,
 buffer, CWR* state, batch counter, random generators), so a resumed run ends exactly where an
@@ -127,6 +129,8 @@ class LatentReplayLearner:
         self.adaptive.needs_input_grad = False  # the backward pass stops at the LR layer
         if hasattr(self.frozen, "eval"):
             self.frozen.eval()
+        if buffer.bits == getattr(frozen, "lr_bits", None) and buffer.scale is None:
+            buffer.scale = float(frozen.scale)  # INT8 stage: its latent codes are stored as they are
         self._optimizer_factory = optimizer_factory or _default_optimizer
         self.optimizer, self._optimizer_phase = None, None
         self.loss = nn.CrossEntropyLoss()
@@ -140,10 +144,19 @@ class LatentReplayLearner:
 
     # ------------------------------------------------------------------------------------------ helpers
 
+    def _frozen_forward(self, x):
+        out = self.frozen.forward(np.ascontiguousarray(x))
+        if isinstance(out, tuple):  # an INT8 stage: (uint8 codes, scale)
+            codes, scale = out
+            from pulptrain import quant
+
+            return quant.dequantize(np.ascontiguousarray(codes), scale)
+        return np.array(out, np.float32)  # a copy: nn layers reuse their output arrays
+
     def latents(self, x):
-        """The frozen stage's float32 output for images x, computed ``frozen_batch`` images at a time."""
-        chunks = [np.array(self.frozen.forward(np.ascontiguousarray(x[s:s + self.frozen_batch])), np.float32)
-                  for s in range(0, len(x), self.frozen_batch)]
+        """The frozen stage's float32 output for images x, computed ``frozen_batch`` images at a time
+        (an INT8 stage's ``(codes, scale)`` output is dequantized: ``scale * codes``)."""
+        chunks = [self._frozen_forward(x[s:s + self.frozen_batch]) for s in range(0, len(x), self.frozen_batch)]
         out = np.concatenate(chunks) if chunks else np.empty((0,) + self.buffer.latent_shape, np.float32)
         if out.shape[1:] != self.buffer.latent_shape:
             raise ValueError(f"the frozen stage gives latents of shape {out.shape[1:]}, the buffer holds "
@@ -304,11 +317,14 @@ class LatentReplayLearner:
     # ------------------------------------------------------------------------------------- checkpoints
 
     def _frozen_fingerprint(self):
-        """SHA-256 of the frozen stage's state (empty when it has no state_dict)."""
-        if not hasattr(self.frozen, "state_dict"):
+        """SHA-256 of the frozen stage's state: its state_dict, or for an INT8 stage the state_dict of the
+        float stage it was made from plus its latent scale and bits (empty when there is neither)."""
+        source = self.frozen if hasattr(self.frozen, "state_dict") else getattr(self.frozen, "float_stage", None)
+        if not hasattr(source, "state_dict"):
             return ""
         digest = hashlib.sha256()
-        for name, value in self.frozen.state_dict().items():
+        digest.update(f"{getattr(self.frozen, 'scale', None)!r}:{getattr(self.frozen, 'lr_bits', None)!r};".encode())
+        for name, value in source.state_dict().items():
             value = np.ascontiguousarray(value)
             digest.update(f"{name}:{value.dtype}:{value.shape};".encode())
             digest.update(value.tobytes())
