@@ -227,3 +227,19 @@ def test_nic_transform_and_errors():
         S.nic_stream(x, y, xt, yt, samples_per_batch=0)
     with pytest.raises(ValueError, match="y_train"):
         S.nic_stream(x, y[:-1], xt, yt)
+
+
+def test_fashion_mnist_stream_wiring(monkeypatch):
+    import pulptrain.data
+
+    x, y, xt, yt = synthetic(num_classes=10, per_class=20)
+    x = np.zeros((len(y), 28, 28), np.uint8) + (y[:, None, None] * 20).astype(np.uint8)
+    xt = np.zeros((len(yt), 28, 28), np.uint8)
+    calls = []
+    monkeypatch.setattr(pulptrain.data, "fashion_mnist", lambda root=None: calls.append(root) or (x, y, xt, yt))
+    stream = S.fashion_mnist_stream("somewhere", num_batches=9, initial_classes=2, samples_per_batch=5, seed=4)
+    assert calls == ["somewhere"] and stream.name == "fashion-mnist" and len(stream) == 10
+    xb, yb = stream.batch(3)
+    assert xb.shape == (5, 1, 28, 28) and xb.dtype == np.float32
+    np.testing.assert_allclose(xb[:, 0, 0, 0], (yb * 20 / 255 - S.FASHION_MNIST_MEAN) / S.FASHION_MNIST_STD,
+                               rtol=1e-5)

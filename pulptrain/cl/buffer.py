@@ -33,6 +33,7 @@ import json
 
 import numpy as np
 
+from pulptrain.cl._validate import check_int
 from pulptrain.cl.memory import LABEL_DTYPE, packed_row_bytes
 
 __all__ = ["LatentReplayBuffer", "POLICIES"]
@@ -64,8 +65,7 @@ class LatentReplayBuffer:
     """
 
     def __init__(self, capacity, latent_shape, bits=8, *, scale=None, policy="reference", seed=None):
-        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        capacity = check_int(capacity, "capacity", 1)
         latent_shape = tuple(int(d) for d in np.atleast_1d(latent_shape))
         if not latent_shape or min(latent_shape) < 1:
             raise ValueError(f"latent_shape must be a non-empty shape of positive sizes, got {latent_shape}")

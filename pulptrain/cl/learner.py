@@ -42,6 +42,8 @@ import tempfile
 
 import numpy as np
 
+from pulptrain.cl._validate import check_int
+
 __all__ = ["LatentReplayLearner", "CheckpointError"]
 
 CHECKPOINT_FORMAT = "pulptrain.cl.LatentReplayLearner/1"
@@ -108,8 +110,7 @@ class LatentReplayLearner:
         nn = _nn()
         for name, value in (("num_classes", num_classes), ("epochs", epochs), ("first_epochs", first_epochs),
                             ("minibatch", minibatch), ("frozen_batch", frozen_batch)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(value, name, 1)
         for name, value in (("lr", lr), ("first_lr", first_lr)):
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite real > 0, got {value!r}")

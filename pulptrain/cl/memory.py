@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pulptrain.cl._validate import check_int
+
 __all__ = ["LayerShape", "mobilenet_v1_layers", "memory_breakdown", "MemoryBreakdown", "packed_row_bytes",
            "scaled_channels", "LABEL_DTYPE", "MIB"]
 
@@ -165,22 +167,16 @@ class MemoryBreakdown:
         return "\n".join(lines)
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, bits=8, batch=128,
                      num_classes=50, in_channels=3, momentum=True, first_stride=2):
     """Memory of latent-replay training of MobileNetV1 split at ``lr_layer`` (0..27), in bytes per
     component; see the module docstring for what each component counts."""
-    lr_layer = _check_int(lr_layer, "lr_layer", 0)
+    lr_layer = check_int(lr_layer, "lr_layer", 0)
     if lr_layer > POOL_INDEX:
         raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
-    replays = _check_int(replays, "replays", 0)
-    batch = _check_int(batch, "batch", 1)
-    bits = _check_int(bits, "bits", 1)
+    replays = check_int(replays, "replays", 0)
+    batch = check_int(batch, "batch", 1)
+    bits = check_int(bits, "bits", 1)
     if bits > 8 and bits != 32:
         raise ValueError(f"bits must be 1..8 (quantized) or 32 (FP32), got {bits}")
     layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)

@@ -20,6 +20,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from pulptrain.cl._validate import check_int
+
 __all__ = [
     "Stream", "core50", "core50_preprocess", "CORE50_SCENARIOS", "CORE50_NUM_CLASSES",
     "nic_stream", "fashion_mnist_stream", "fashion_mnist_preprocess",
@@ -176,10 +178,8 @@ def core50(root, scenario="nicv2_391", run=0, *, test_every=1, mmap=True, transf
     """
     if scenario not in CORE50_SCENARIOS:
         raise ValueError(f"scenario must be one of {sorted(CORE50_SCENARIOS)}, got {scenario!r}")
-    if isinstance(run, bool) or not isinstance(run, (int, np.integer)) or run < 0:
-        raise ValueError(f"run must be a non-negative int, got {run!r}")
-    if isinstance(test_every, bool) or not isinstance(test_every, (int, np.integer)) or test_every < 1:
-        raise ValueError(f"test_every must be an int >= 1, got {test_every!r}")
+    run = check_int(run, "run", 0)
+    test_every = check_int(test_every, "test_every", 1)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"CORe50: data root is not a directory: {root}")
 
@@ -258,12 +258,6 @@ def _label_array(values, where):
 
 # ------------------------------------------------------------------------------------- NIC-style stream
 
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_classes=3,
                samples_per_batch=200, initial_samples=None, test_every=1, seed=0, transform=None,
                name="nic"):
@@ -298,11 +292,11 @@ def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_clas
     for arr, arr_name in ((y_train, "y_train"), (y_test, "y_test")):
         if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0):
             raise ValueError(f"{arr_name} must hold non-negative integer labels, got {arr.dtype}")
-    num_batches = _positive_int(num_batches, "num_batches", 0)
-    samples_per_batch = _positive_int(samples_per_batch, "samples_per_batch")
-    test_every = _positive_int(test_every, "test_every")
+    num_batches = check_int(num_batches, "num_batches", 0)
+    samples_per_batch = check_int(samples_per_batch, "samples_per_batch", 1)
+    test_every = check_int(test_every, "test_every", 1)
     classes = np.unique(y_train)
-    initial_classes = _positive_int(initial_classes, "initial_classes")
+    initial_classes = check_int(initial_classes, "initial_classes", 1)
     if initial_classes > len(classes):
         raise ValueError(f"initial_classes={initial_classes} but y_train has only {len(classes)} classes")
     num_new = len(classes) - initial_classes
@@ -311,7 +305,7 @@ def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_clas
                          f"(needs num_batches >= {num_new})")
     if initial_samples is None:
         initial_samples = samples_per_batch * initial_classes
-    initial_samples = _positive_int(initial_samples, "initial_samples", initial_classes)
+    initial_samples = check_int(initial_samples, "initial_samples", initial_classes)
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(classes)
