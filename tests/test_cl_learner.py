@@ -110,6 +110,7 @@ def test_minibatch_composition_latents_once_and_backward_stop():
     x0, y0 = make_data(1500, [0, 1, 2, 3], seed=0)
     stats = learner.fit_batch(x0, y0)
     assert (stats["new_per_step"], stats["replays_per_step"], stats["steps_per_epoch"]) == (128, 0, 12)
+    assert learner.steps_for(300) == 2 * 14
     assert [len(a) for a in spy.inputs] == [128] * 11 + [1500 - 11 * 128]
     assert learner.buffer.size == 1500 and frozen.rows == 1500
 
@@ -118,7 +119,16 @@ def test_minibatch_composition_latents_once_and_backward_stop():
     x1, y1 = make_data(300, [4], seed=1)
     new_latents = learner.latents(x1).reshape(300, -1)
     frozen.rows = 0
-    stats = learner.fit_batch(x1, y1)
+
+    class Counter:
+        steps = 0
+
+        def update(self, n):
+            self.steps += n
+
+    counter = Counter()
+    stats = learner.fit_batch(x1, y1, progress=counter)
+    assert counter.steps == 2 * 14
     # cur_sz = 300 // ((300 + 1500) // 128) = 21 new + 107 replays, 300 // 21 = 14 steps per epoch
     assert (stats["new_per_step"], stats["replays_per_step"], stats["steps_per_epoch"]) == (21, 107, 14)
     assert frozen.rows == 300, "latents of the new samples are computed once, not once per epoch"

@@ -198,9 +198,16 @@ class LatentReplayLearner:
 
     # ----------------------------------------------------------------------------------------- training
 
-    def fit_batch(self, x, y):
-        """Learn one training batch (images x, labels y) and update the buffer. Returns statistics:
-        batch index, mean training loss and accuracy of the last epoch, and the mini-batch plan."""
+    def steps_for(self, num_new):
+        """Optimizer steps (mini-batches, all epochs) that :meth:`fit_batch` will run for the next batch of
+        ``num_new`` samples, e.g. the total of a progress bar."""
+        _, _, steps = self.minibatch_plan(num_new)
+        return steps * (self.settings["first_epochs"] if self.batches_seen == 0 else self.settings["epochs"])
+
+    def fit_batch(self, x, y, progress=None):
+        """Learn one training batch (images x, labels y) and update the buffer. ``progress``: an object
+        with ``update(n)`` (a tqdm bar) told of every optimizer step. Returns statistics: batch index, mean
+        training loss and accuracy of the last epoch, and the mini-batch plan."""
         x, y = self._check_batch(x, y)
         i = self.batches_seen
         latents = self.latents(x)
@@ -232,6 +239,8 @@ class LatentReplayLearner:
                 seen += len(yb)
                 self.adaptive.backward(self.loss.backward())
                 optimizer.step()
+                if progress is not None:
+                    progress.update(1)
         self.adaptive.eval()
         if self.settings["cwr"]:
             self._cwr_consolidate(present, counts)
