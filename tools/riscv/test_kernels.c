@@ -224,9 +224,9 @@ static void check_typed(int ok, const golden_typed_case *gc, int team, const cha
 
 #define GUARD_BYTE 0xa5
 
-/* n bytes holding the bitwise complement of `expected` (an unwritten byte can never match it), then GUARD
- * guard bytes. */
-static uint8_t *complement_buffer(int64_t n, const void *expected)
+/* n bytes, then GUARD guard bytes. The n bytes hold the bitwise complement of `expected` (an unwritten byte
+ * can never match it), or zeros when expected is NULL. */
+static uint8_t *guarded_bytes(int64_t n, const void *expected)
 {
     uint8_t *p = malloc((size_t)(n + GUARD));
     if (p == NULL) {
@@ -234,7 +234,7 @@ static uint8_t *complement_buffer(int64_t n, const void *expected)
         exit(2);
     }
     const uint8_t *e = (const uint8_t *)expected;
-    for (int64_t i = 0; i < n + GUARD; i++) p[i] = i < n ? (uint8_t)~e[i] : GUARD_BYTE;
+    for (int64_t i = 0; i < n + GUARD; i++) p[i] = i >= n ? GUARD_BYTE : e ? (uint8_t)~e[i] : 0;
     return p;
 }
 
@@ -253,12 +253,12 @@ static int untouched(const uint8_t *out, const golden_typed_case *gc)
     return guard_bytes_intact(out, gc->expected_bytes);
 }
 
-/* Runs the case (a and rq replaced by the caller's) with a workspace of wsb bytes; frees nothing it returns. */
+/* Runs the case with input a and requantization rq (the caller may pass bad ones) and a fresh workspace of
+ * wsb bytes; *ws_intact tells whether the workspace's guard survived. */
 static pt_status run_typed(const golden_typed_case *gc, const void *a, const pt_requant *rq, uint8_t *out,
                            int64_t wsb, int *ws_intact)
 {
-    uint8_t *ws = complement_buffer(wsb, gc->expected); /* content irrelevant; only the guard is checked */
-    for (int64_t i = 0; i < wsb; i++) ws[i] = 0;
+    uint8_t *ws = guarded_bytes(wsb, NULL);
     const pt_status st = rv_typed_step_run(&gc->step, a, gc->b, rq, out, ws, wsb);
     *ws_intact = guard_bytes_intact(ws, wsb);
     free(ws);
@@ -268,7 +268,7 @@ static pt_status run_typed(const golden_typed_case *gc, const void *a, const pt_
 static void test_typed_team(const golden_typed_case *gc, const pt_requant *rq, int team)
 {
     pt_set_num_threads(team);
-    uint8_t *out = complement_buffer(gc->expected_bytes, gc->expected);
+    uint8_t *out = guarded_bytes(gc->expected_bytes, gc->expected);
     int ws_intact;
     const pt_status st = run_typed(gc, gc->a, rq, out, rv_step_workspace_bytes(&gc->step, team), &ws_intact);
     char msg[64];
@@ -285,7 +285,7 @@ static void test_typed_team(const golden_typed_case *gc, const pt_requant *rq, i
 static void expect_refusal(const golden_typed_case *gc, const void *a, const pt_requant *rq, int64_t wsb,
                            pt_status want, int clean, const char *what)
 {
-    uint8_t *out = complement_buffer(gc->expected_bytes, gc->expected);
+    uint8_t *out = guarded_bytes(gc->expected_bytes, gc->expected);
     int ws_intact;
     const pt_status st = run_typed(gc, a, rq, out, wsb, &ws_intact);
     char msg[128];
