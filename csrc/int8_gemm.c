@@ -113,18 +113,27 @@ static void portable_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c
 
 /* Packed weights: for each block of 4 output channels and each k pair, 4 int32 words, word i holding
  * (w[c+i][2kp], w[c+i][2kp+1]) as two int16 (zero beyond C_out or K). */
+static inline int32_t weight_pair(int32_t lo, int32_t hi)
+{
+    return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+}
+
 static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t b0, int64_t b1, int32_t *wp)
 {
-    const int64_t K = pr->K;
-    for (int64_t b = b0; b < b1; b++)
-        for (int64_t kp = 0; kp < kpairs; kp++)
-            for (int64_t i = 0; i < 4; i++) {
-                const int64_t c = 4 * b + i, k = 2 * kp;
-                const int8_t *row = pr->w + c * K;
-                const int32_t lo = c < pr->c_out ? row[k] : 0;
-                const int32_t hi = c < pr->c_out && k + 1 < K ? row[k + 1] : 0;
-                wp[(b * kpairs + kp) * 4 + i] = (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+    const int64_t K = pr->K, full_pairs = K / 2;
+    for (int64_t b = b0; b < b1; b++) {
+        int32_t *dst = wp + b * kpairs * 4;
+        for (int64_t i = 0; i < 4; i++) {
+            const int64_t c = 4 * b + i;
+            if (c >= pr->c_out) {
+                for (int64_t kp = 0; kp < kpairs; kp++) dst[kp * 4 + i] = 0;
+                continue;
             }
+            const int8_t *row = pr->w + c * K;
+            for (int64_t kp = 0; kp < full_pairs; kp++) dst[kp * 4 + i] = weight_pair(row[2 * kp], row[2 * kp + 1]);
+            if (K & 1) dst[full_pairs * 4 + i] = weight_pair(row[K - 1], 0);
+        }
+    }
 }
 
 #if HAVE_AVX2
@@ -155,6 +164,41 @@ static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64
     _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
 }
 
+/* Requantizes 16 int32 sums of channel c (two vectors of 8 pixels) to 16 codes, exactly as
+ * pt_requantize, when every bias-added sum fits in int32 (then |p| < 2^62 and 32x32->64-bit products
+ * suffice); returns 0 without writing when one does not (the caller falls back to the scalar path). */
+static int avx2_requant16(const pt_requant *rq, int64_t c, __m256i a0, __m256i a1, uint8_t out[16])
+{
+    const __m256i bias = _mm256_set1_epi32(rq->bias ? rq->bias[c] : 0);
+    const __m256i s0 = _mm256_add_epi32(a0, bias), s1 = _mm256_add_epi32(a1, bias);
+    /* signed overflow of a + b: the sum's sign differs from both operands' signs */
+    const __m256i ov = _mm256_or_si256(_mm256_and_si256(_mm256_xor_si256(s0, a0), _mm256_xor_si256(s0, bias)),
+                                       _mm256_and_si256(_mm256_xor_si256(s1, a1), _mm256_xor_si256(s1, bias)));
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(ov))) return 0;
+    const int s = rq->shift[c];
+    const __m256i m = _mm256_set1_epi64x(rq->multiplier[c]);
+    const __m256i half = _mm256_set1_epi64x(s ? (int64_t)1 << (s - 1) : 0);
+    const __m128i count = _mm_cvtsi32_si128(s);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i lo = _mm256_set1_epi64x(rq->clip_min), hi = _mm256_set1_epi64x(rq->clip_max);
+    __m256i r[4];
+    const __m256i parts[4] = {s0, _mm256_srli_epi64(s0, 32), s1, _mm256_srli_epi64(s1, 32)};
+    for (int i = 0; i < 4; i++) {
+        const __m256i p = _mm256_mul_epi32(parts[i], m); /* lanes 0, 2, 4, 6 (even) or 1, 3, 5, 7 (odd) */
+        __m256i q = _mm256_srl_epi64(_mm256_add_epi64(p, half), count);
+        q = _mm256_and_si256(q, _mm256_cmpgt_epi64(p, zero));     /* p <= 0 -> 0 */
+        q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi)); /* min(q, hi) */
+        r[i] = _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q)); /* max(q, lo) */
+    }
+    /* interleave even and odd lanes back into pixel order, then narrow to bytes */
+    const __m256i y0 = _mm256_or_si256(r[0], _mm256_slli_epi64(r[1], 32));
+    const __m256i y1 = _mm256_or_si256(r[2], _mm256_slli_epi64(r[3], 32));
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(y0, y1), 0xD8);
+    _mm_storeu_si128((__m128i *)out, _mm_packus_epi16(_mm256_castsi256_si128(w16),
+                                                      _mm256_extracti128_si256(w16, 1)));
+    return 1;
+}
+
 static void avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                        int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
 {
@@ -165,7 +209,18 @@ static void avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, c
             const int64_t mp = min64(SIMD_PIXELS, np - p);
             int32_t acc[4][16];
             avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
-            for (int64_t i = 0; i < mc; i++) pt_requantize_row(pr->rq, c + i, acc[i], mp, y + (c + i) * cs + p * ps, ps);
+            for (int64_t i = 0; i < mc; i++) {
+                uint8_t *dst = y + (c + i) * cs + p * ps;
+                uint8_t codes[16];
+                if (!avx2_requant16(pr->rq, c + i, _mm256_loadu_si256((const __m256i *)acc[i]),
+                                    _mm256_loadu_si256((const __m256i *)(acc[i] + 8)), codes)) {
+                    pt_requantize_row(pr->rq, c + i, acc[i], mp, dst, ps);
+                } else if (ps == 1 && mp == 16) {
+                    memcpy(dst, codes, 16);
+                } else {
+                    for (int64_t j = 0; j < mp; j++) dst[j * ps] = codes[j];
+                }
+            }
         }
     }
 }
