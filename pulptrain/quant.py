@@ -147,11 +147,15 @@ def quantize_weights_per_channel(weight):
     return w_i8, w_scale
 
 
-def relu_clip_max(out_scale, relu6=False):
-    """Upper clip code of a ReLU (255) or ReLU6 (round(6 / out_scale), at most 255) layer output."""
+def relu_clip_max(out_scale, relu6=False, out_bits=8):
+    """Upper clip code of a ReLU (2**out_bits - 1) or ReLU6 (round(6 / out_scale), at most 2**out_bits - 1)
+    layer output. out_bits < 8 makes the layer emit sub-byte codes directly (for example the LR layer)."""
+    if isinstance(out_bits, (bool, np.bool_)) or not isinstance(out_bits, (int, np.integer)) or not 1 <= out_bits <= 8:
+        raise ValueError(f"out_bits must be an int in [1, 8], got {out_bits!r}")
+    top = (1 << int(out_bits)) - 1
     if not relu6:
-        return UINT8_MAX
-    return int(min(UINT8_MAX, max(0, round(6.0 / float(out_scale)))))
+        return top
+    return int(min(top, max(0, round(6.0 / float(out_scale)))))
 
 
 @dataclass
@@ -160,8 +164,8 @@ class QuantizedParams:
 
     weight: int8, the layer's weight layout; weight_scale: float64 (C_out,); bias: int32 (C_out,) in units
     of in_scale * weight_scale[c]; multiplier / shift: int32 (C_out,); in_scale / out_scale: the activation
-    scales (float units per code); clip_max: the top output code (255 for ReLU, round(6/out_scale) for
-    ReLU6). The float layer it replaces computes y ~= out_scale * int8_layer(x_u8).
+    scales (float units per code); clip_max: the top output code (2**out_bits - 1 for ReLU, at most
+    round(6/out_scale) for ReLU6). The float layer it replaces computes y ~= out_scale * int8_layer(x_u8).
     """
     weight: np.ndarray
     weight_scale: np.ndarray
@@ -173,11 +177,12 @@ class QuantizedParams:
     clip_max: int = UINT8_MAX
 
     def kernel_args(self):
-        """(weight, bias, multiplier, shift) in the order the int8_*_forward functions take them."""
+        """(weight, bias, multiplier, shift) in the order the int8_*_forward functions take them (pass
+        clip_max=self.clip_max as well)."""
         return self.weight, self.bias, self.multiplier, self.shift
 
 
-def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False):
+def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False, out_bits=8):
     """Post-training quantization of one conv / depthwise / pointwise / linear layer.
 
     weight (C_out, ...) and bias (C_out,) or None are float, with BN already folded (fold_batchnorm);
@@ -185,7 +190,9 @@ def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False):
     quantized symmetrically per output channel; bias_i32 = round(bias / (in_scale * w_scale[c])) (int32
     saturated); (multiplier, shift) = quantize_multiplier(in_scale * w_scale[c] / out_scale). The layer's
     float output y then satisfies y ~= out_scale * clip(round(acc * in_scale * w_scale / out_scale)),
-    which is what the INT8 kernels compute in integers. Returns QuantizedParams.
+    which is what the INT8 kernels compute in integers. out_bits < 8 (with out_scale from
+    calibrate_scale(..., bits=out_bits)) makes the layer output `out_bits`-bit codes directly, e.g. the
+    latent at the LR layer, ready for pack_bits. Returns QuantizedParams.
     """
     in_scale, out_scale = float(in_scale), float(out_scale)
     if not (np.isfinite(in_scale) and in_scale > 0 and np.isfinite(out_scale) and out_scale > 0):
@@ -199,4 +206,4 @@ def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False):
     bias_i32 = np.clip(np.rint(b / (in_scale * w_scale)), int32.min, int32.max).astype(np.int32)
     multiplier, shift = quantize_multiplier(in_scale * w_scale / out_scale)
     return QuantizedParams(w_i8, w_scale, bias_i32, multiplier, shift, in_scale, out_scale,
-                           relu_clip_max(out_scale, relu6))
+                           relu_clip_max(out_scale, relu6, out_bits))

@@ -293,6 +293,28 @@ def test_relu6_clip_max():
     assert Q.relu_clip_max(6 / 255, relu6=True) == 255
     assert Q.relu_clip_max(0.05, relu6=True) == 120
     assert Q.relu_clip_max(0.05) == 255
+    assert Q.relu_clip_max(0.05, out_bits=5) == 31
+    assert Q.relu_clip_max(0.5, relu6=True, out_bits=4) == 12
+    with pytest.raises(ValueError, match="out_bits"):
+        Q.relu_clip_max(0.05, out_bits=9)
+
+
+def test_layer_can_emit_sub_byte_latent_codes():
+    """An INT8 layer whose out_scale is calibrated for 5 bits and clip_max = 31 emits the 5-bit codes that
+    quantize() would give for its float output (within one step), ready for pack_bits."""
+    rng = np.random.default_rng(11)
+    x_float = np.maximum(rng.standard_normal((1, 8, 6, 6)), 0).astype(np.float32)
+    w_float = (rng.standard_normal((16, 8, 1, 1)) * 0.3).astype(np.float32)
+    in_scale = Q.calibrate_scale(x_float, 8)
+    x_u8 = Q.quantize(x_float, in_scale, 8)
+    y_float = np.maximum(K.pointwise_conv2d_forward(Q.dequantize(x_u8, in_scale), w_float), 0)
+    out_scale = Q.calibrate_scale(y_float, 5)
+    params = Q.quantize_conv_params(w_float, None, in_scale, out_scale, out_bits=5)
+    assert params.clip_max == 31
+    codes = Q.int8_pointwise_conv2d_forward(x_u8, *params.kernel_args(), clip_max=params.clip_max)
+    assert codes.max() <= 31
+    assert np.abs(codes.astype(int) - Q.quantize(y_float, out_scale, 5)).max() <= 1
+    np.testing.assert_array_equal(Q.unpack_bits(Q.pack_bits(codes, 5), 5, codes.size), codes.ravel())
 
 
 # ---- bad inputs ---------------------------------------------------------------------------------------------
