@@ -248,7 +248,7 @@ static gemm_plan make_plan(int64_t images, int64_t pixels, int64_t K, int64_t c_
     p.channel_block = cdiv(cdiv(c_out, want), 4) * 4;
     p.channel_blocks = cdiv(c_out, p.channel_block);
     p.weight_bytes = p.simd ? cdiv(cdiv(c_out, 4) * p.kpairs * 16, 64) * 64 : 0;
-    p.per_core_bytes = cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
+    p.per_core_bytes = p.weight_bytes + cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
     return p;
 }
 
@@ -256,34 +256,35 @@ int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, 
 {
     if (images < 1 || pixels < 1 || K < 1 || c_out < 1 || num_threads < 1) return 0;
     const gemm_plan p = make_plan(images, pixels, K, c_out);
-    return p.weight_bytes + p.per_core_bytes * num_threads;
+    return p.per_core_bytes * num_threads;
 }
 
 typedef struct {
     const pt_int8_gemm_problem *pr;
     gemm_plan plan;
-    int32_t *wpack;
-    uint8_t *panels;
+    uint8_t *workspace;
 } gemm_task;
-
-static void pack_worker(void *arg)
-{
-    const gemm_task *t = (const gemm_task *)arg;
-    int64_t b0, b1;
-    pt_chunk(cdiv(t->pr->c_out, 4), 1, &b0, &b1);
-    pack_weights(t->pr, t->plan.kpairs, b0, b1, t->wpack);
-}
 
 static void gemm_worker(void *arg)
 {
     const gemm_task *t = (const gemm_task *)arg;
     const pt_int8_gemm_problem *pr = t->pr;
     const gemm_plan *p = &t->plan;
-    int16_t *panel = (int16_t *)(t->panels + pt_core_id() * p->per_core_bytes);
+    uint8_t *mine = t->workspace + pt_core_id() * p->per_core_bytes;
+    int32_t *wpack = (int32_t *)mine;
+    int16_t *panel = (int16_t *)(mine + p->weight_bytes);
     /* element strides of the panel: k-pair-major for the simd kernel, pixel-major for the portable one */
     const int64_t pixel_stride = p->simd ? 2 : 2 * p->kpairs, kpair_stride = p->simd ? 2 * p->padded_pixels : 2;
     int64_t u0, u1, built = -1;
     pt_chunk(pr->images * p->panels_per_image * p->channel_blocks, 1, &u0, &u1);
+    /* Each core packs the channel blocks its units use into its own copy, so the fork needs no barrier:
+     * the first channel_blocks units of the range meet every block the core will need. */
+    if (p->simd)
+        for (int64_t u = u0; u < u1 && u < u0 + p->channel_blocks; u++) {
+            const int64_t b0 = (u % p->channel_blocks) * p->channel_block / 4;
+            const int64_t b1 = min64(cdiv(pr->c_out, 4), b0 + p->channel_block / 4);
+            pack_weights(pr, p->kpairs, b0, b1, wpack);
+        }
     for (int64_t u = u0; u < u1; u++) {
         const int64_t image_panel = u / p->channel_blocks, cb = u % p->channel_blocks;
         const int64_t img = image_panel / p->panels_per_image;
@@ -299,7 +300,7 @@ static void gemm_worker(void *arg)
         uint8_t *y = pr->y + img * pr->y_img_stride + p0 * pr->y_pixel_stride;
 #if HAVE_AVX2
         if (p->simd) {
-            avx2_tiles(pr, c0, c1, t->wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
+            avx2_tiles(pr, c0, c1, wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
             continue;
         }
 #endif
@@ -315,14 +316,8 @@ pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int6
     pt_status st = pt_requant_check(pr->rq, pr->c_out);
     if (st != PT_OK) return st;
     if (workspace == NULL) return PT_ERR_NULL_POINTER;
-    gemm_task t;
-    t.pr = pr;
-    t.plan = make_plan(pr->images, pr->pixels, pr->K, pr->c_out);
-    if (workspace_bytes < t.plan.weight_bytes + t.plan.per_core_bytes * pt_get_num_threads())
-        return PT_ERR_WORKSPACE_TOO_SMALL;
-    t.wpack = (int32_t *)workspace;
-    t.panels = (uint8_t *)workspace + t.plan.weight_bytes;
-    if (t.plan.simd) pt_parallel(pack_worker, &t); /* a fork of its own: every core reads all of it */
+    gemm_task t = {pr, make_plan(pr->images, pr->pixels, pr->K, pr->c_out), (uint8_t *)workspace};
+    if (workspace_bytes < t.plan.per_core_bytes * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
     pt_parallel(gemm_worker, &t);
     return PT_OK;
 }
