@@ -118,11 +118,42 @@ static inline int32_t weight_pair(int32_t lo, int32_t hi)
     return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
 }
 
+#if HAVE_AVX2
+/* Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into dst: 16 int8 of each row become
+ * 8 int16 pairs (int32), and a 4 x 8 transpose of those words gives 4 words per k pair. */
+static void pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst)
+{
+    for (int64_t g = 0; g < n8; g++, dst += 32) {
+        __m256i r[4];
+        for (int i = 0; i < 4; i++)
+            r[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i * K + 16 * g)));
+        /* r[i] lane j (int32) = pair j of row i; 128-bit halves hold pairs 0-3 and 4-7 */
+        const __m256i t01lo = _mm256_unpacklo_epi32(r[0], r[1]), t01hi = _mm256_unpackhi_epi32(r[0], r[1]);
+        const __m256i t23lo = _mm256_unpacklo_epi32(r[2], r[3]), t23hi = _mm256_unpackhi_epi32(r[2], r[3]);
+        const __m256i q0 = _mm256_unpacklo_epi64(t01lo, t23lo); /* pairs 0 | 4, rows 0..3 */
+        const __m256i q1 = _mm256_unpackhi_epi64(t01lo, t23lo); /* pairs 1 | 5 */
+        const __m256i q2 = _mm256_unpacklo_epi64(t01hi, t23hi); /* pairs 2 | 6 */
+        const __m256i q3 = _mm256_unpackhi_epi64(t01hi, t23hi); /* pairs 3 | 7 */
+        _mm256_storeu_si256((__m256i *)dst, _mm256_permute2x128_si256(q0, q1, 0x20));       /* pairs 0, 1 */
+        _mm256_storeu_si256((__m256i *)(dst + 8), _mm256_permute2x128_si256(q2, q3, 0x20));  /* pairs 2, 3 */
+        _mm256_storeu_si256((__m256i *)(dst + 16), _mm256_permute2x128_si256(q0, q1, 0x31)); /* pairs 4, 5 */
+        _mm256_storeu_si256((__m256i *)(dst + 24), _mm256_permute2x128_si256(q2, q3, 0x31)); /* pairs 6, 7 */
+    }
+}
+#endif
+
 static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t b0, int64_t b1, int32_t *wp)
 {
     const int64_t K = pr->K, full_pairs = K / 2;
     for (int64_t b = b0; b < b1; b++) {
         int32_t *dst = wp + b * kpairs * 4;
+        int64_t kp0 = 0; /* pairs packed by the simd path */
+#if HAVE_AVX2
+        if (4 * b + 4 <= pr->c_out) {
+            kp0 = full_pairs / 8 * 8;
+            pack_rows_avx2(pr->w + 4 * b * K, K, kp0 / 8, dst);
+        }
+#endif
         for (int64_t i = 0; i < 4; i++) {
             const int64_t c = 4 * b + i;
             if (c >= pr->c_out) {
@@ -130,7 +161,7 @@ static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t
                 continue;
             }
             const int8_t *row = pr->w + c * K;
-            for (int64_t kp = 0; kp < full_pairs; kp++) dst[kp * 4 + i] = weight_pair(row[2 * kp], row[2 * kp + 1]);
+            for (int64_t kp = kp0; kp < full_pairs; kp++) dst[kp * 4 + i] = weight_pair(row[2 * kp], row[2 * kp + 1]);
             if (K & 1) dst[full_pairs * 4 + i] = weight_pair(row[K - 1], 0);
         }
     }
