@@ -3,20 +3,23 @@
 #include "parallel.h"
 
 static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+/* ceil(a / b) for b > 0 and any sign of a (C division truncates toward zero) */
+static inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
 
-/* Per-core scratch: the zero-padded plane as int16 (plus kw - 1 trailing zeros, read past the end by the
- * flattened stride-1 loop) and one int32 sum per (output row, padded column). */
+/* Per-core scratch: the zero-padded plane as int16, split by column phase (stride_w planes; plane q holds
+ * the padded columns j with j % stride_w == q, at column j / stride_w), plus kw - 1 trailing zeros read
+ * past the end by the flattened stride-1 loop, and one int32 sum per (output row, phase column). */
 typedef struct {
-    int64_t hp, wp, plane_elems, acc_elems, per_core_bytes;
+    int64_t hp, wq, plane_elems, acc_elems, per_core_bytes;
 } dw_plan;
 
 static dw_plan make_plan(const pt_conv_geometry *g)
 {
     dw_plan p;
     p.hp = g->h_in + 2 * g->pad_h;
-    p.wp = g->w_in + 2 * g->pad_w;
-    p.plane_elems = round_up(p.hp * p.wp + g->kw, 32);
-    p.acc_elems = round_up(g->h_out * p.wp, 16);
+    p.wq = (g->w_in + 2 * g->pad_w + g->stride_w - 1) / g->stride_w;
+    p.plane_elems = round_up(g->stride_w * p.hp * p.wq + g->kw, 32);
+    p.acc_elems = round_up(g->h_out * p.wq, 16);
     p.per_core_bytes = p.plane_elems * 2 + p.acc_elems * 4;
     return p;
 }
@@ -37,17 +40,17 @@ typedef struct {
     uint8_t *workspace;
 } dw_task;
 
-/* One (image, channel) plane per unit: pad it into int16, then add each kernel tap times the shifted plane
- * into acc[oh * wp + ow]. With stride 1 the shift is one offset over the flattened plane, a single long
- * loop (the columns ow >= W_out computed on the way are ignored); otherwise row by row, over every column
- * of the span at stride 1, and the columns ow * stride_w are picked at the end. */
+/* One (image, channel) plane per unit: pad it into the int16 phase planes, then add each kernel tap times
+ * the shifted plane into acc[oh * wq + ow]. Tap (ky, kx) reads phase kx % sw from column kx / sw on, so
+ * every inner loop is contiguous. With stride 1 the shift is one offset over the flattened plane, a single
+ * long loop (the columns ow >= W_out computed on the way are ignored); otherwise it runs row by row. */
 static void forward_worker(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
     const dw_plan *p = &t->plan;
-    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, wp = p->wp;
-    const int64_t sh = g->stride_h, sw = g->stride_w, kh = g->kh, kw = g->kw;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, wq = p->wq;
+    const int64_t sh = g->stride_h, sw = g->stride_w, kh = g->kh, kw = g->kw, phase_elems = p->hp * wq;
     int16_t *xp = (int16_t *)(t->workspace + pt_core_id() * p->per_core_bytes);
     int32_t *acc = (int32_t *)(xp + p->plane_elems);
     memset(xp, 0, (size_t)(p->plane_elems * 2)); /* the padding stays zero: only the interior is rewritten */
@@ -58,31 +61,34 @@ static void forward_worker(void *arg)
         const uint8_t *x = t->x + u * H * W;
         const int8_t *w = t->w + c * kh * kw;
         for (int64_t ih = 0; ih < H; ih++) {
-            int16_t *dst = xp + (ih + g->pad_h) * wp + g->pad_w;
-            for (int64_t iw = 0; iw < W; iw++) dst[iw] = x[ih * W + iw];
+            int16_t *dst = xp + (ih + g->pad_h) * wq;
+            for (int64_t q = 0; q < sw; q++) { /* phase q: padded columns jj * sw + q, input iw = that - pad_w */
+                const int64_t first = ceil_div(g->pad_w - q, sw), last = ceil_div(W + g->pad_w - q, sw);
+                const uint8_t *src = x + ih * W + first * sw + q - g->pad_w;
+                int16_t *out = dst + q * phase_elems;
+                for (int64_t jj = first; jj < last; jj++) out[jj] = src[(jj - first) * sw];
+            }
         }
-        const int64_t span = Ho * wp, width = (Wo - 1) * sw + 1;
+        const int64_t span = Ho * wq;
         for (int64_t i = 0; i < span; i++) acc[i] = 0;
         for (int64_t ky = 0; ky < kh; ky++) {
             for (int64_t kx = 0; kx < kw; kx++) {
                 const int32_t wv = w[ky * kw + kx];
+                const int16_t *phase = xp + (kx % sw) * phase_elems + kx / sw;
                 if (sh == 1 && sw == 1) {
-                    const int16_t *src = xp + ky * wp + kx;
+                    const int16_t *src = phase + ky * wq;
                     for (int64_t i = 0; i < span; i++) acc[i] += wv * src[i];
-                } else { /* every column of the needed span (contiguous, so it vectorizes), picked below */
+                } else {
                     for (int64_t oh = 0; oh < Ho; oh++) {
-                        const int16_t *src = xp + (oh * sh + ky) * wp + kx;
-                        int32_t *row = acc + oh * wp;
-                        for (int64_t j = 0; j < width; j++) row[j] += wv * src[j];
+                        const int16_t *src = phase + (oh * sh + ky) * wq;
+                        int32_t *row = acc + oh * wq;
+                        for (int64_t ow = 0; ow < Wo; ow++) row[ow] += wv * src[ow];
                     }
                 }
             }
         }
-        if (sw > 1) /* keep the columns ow * sw, in place (ow * sw >= ow) */
-            for (int64_t oh = 0; oh < Ho; oh++)
-                for (int64_t ow = 1; ow < Wo; ow++) acc[oh * wp + ow] = acc[oh * wp + ow * sw];
         uint8_t *y = t->y + u * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; oh++) pt_requantize_row(t->rq, c, acc + oh * wp, Wo, y + oh * Wo, 1);
+        for (int64_t oh = 0; oh < Ho; oh++) pt_requantize_row(t->rq, c, acc + oh * wq, Wo, y + oh * Wo, 1);
     }
 }
 
