@@ -370,3 +370,31 @@ def test_microkernel_setting():
         Q.set_int8_microkernel("8x8")
     with pytest.raises(TypeError):
         Q.set_int8_microkernel(None)
+
+
+def test_quantize_conv_params_per_channel_for_every_weight_layout():
+    rng = np.random.default_rng(2)
+    for shape in [(6, 3, 3, 3), (6, 1, 3, 3), (6, 5, 1, 1), (6, 40)]:
+        w = rng.standard_normal(shape) * rng.uniform(0.01, 10, (6,) + (1,) * (len(shape) - 1))
+        params = Q.quantize_conv_params(w, rng.standard_normal(6), 0.02, 0.05)
+        assert params.weight.dtype == np.int8 and params.weight.shape == shape
+        assert params.bias.dtype == np.int32 and params.multiplier.dtype == np.int32
+        flat = params.weight.reshape(6, -1)
+        assert np.all(np.abs(flat).max(axis=1) == 127)  # every channel uses its full range
+        scale = params.weight_scale.reshape((6,) + (1,) * (len(shape) - 1))
+        assert np.all(np.abs(params.weight * scale - w) <= 0.5 * scale + 1e-12)  # half a step at most
+        np.testing.assert_allclose(params.multiplier / np.exp2(params.shift.astype(float)),
+                                   0.02 * params.weight_scale / 0.05, rtol=1e-8)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: Q.quantize_conv_params(np.ones((2, 3)), None, 0.0, 1.0), "in_scale and out_scale"),
+    (lambda: Q.quantize_conv_params(np.ones((2, 3)), np.ones(3), 1.0, 1.0), r"bias must have shape \(2,\)"),
+    (lambda: Q.quantize_conv_params(np.full((2, 3), np.nan), None, 1.0, 1.0), "finite"),
+    (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(3), np.ones(2), np.ones(2), np.ones(2)), "gamma"),
+    (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(2), np.ones(2), np.ones(2), -np.ones(2)), "running_var"),
+    (lambda: Q.calibrate_scale(np.ones(3), 9), "bits"),
+])
+def test_parameter_helpers_reject_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
