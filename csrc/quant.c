@@ -59,7 +59,7 @@ pt_status pt_quantize(int64_t count, const float *x, float scale, int bits, uint
     if (count > 0 && (x == NULL || codes == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits) || !(scale > 0.0f) || isinf(scale)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, x, NULL, NULL, codes, scale, bits};
+    quant_task t = {.count = count, .x = x, .out = codes, .scale = scale, .bits = bits};
     run(quantize_worker, &t);
     return pt_team_status_result(&t.status);
 }
@@ -77,7 +77,7 @@ pt_status pt_dequantize(int64_t count, const uint8_t *codes, float scale, float 
     if (count > 0 && (x == NULL || codes == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!(scale > 0.0f) || isinf(scale)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, NULL, x, codes, NULL, scale, 0};
+    quant_task t = {.count = count, .xf = x, .codes = codes, .scale = scale};
     run(dequantize_worker, &t);
     return PT_OK;
 }
@@ -110,7 +110,7 @@ pt_status pt_pack_bits(int64_t count, const uint8_t *codes, int bits, uint8_t *p
     if (count > 0 && (codes == NULL || packed == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, NULL, NULL, codes, packed, 0.0f, bits};
+    quant_task t = {.count = count, .codes = codes, .out = packed, .bits = bits};
     run(pack_worker, &t);
     return pt_team_status_result(&t.status);
 }
@@ -138,7 +138,7 @@ pt_status pt_unpack_bits(int64_t count, const uint8_t *packed, int bits, uint8_t
     if (count > 0 && (codes == NULL || packed == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, NULL, NULL, packed, codes, 0.0f, bits};
+    quant_task t = {.count = count, .codes = packed, .out = codes, .bits = bits};
     run(unpack_worker, &t);
     return PT_OK;
 }
