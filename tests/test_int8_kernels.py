@@ -398,3 +398,53 @@ def test_quantize_conv_params_per_channel_for_every_weight_layout():
 def test_parameter_helpers_reject_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_small_frozen_chain_matches_float_after_ptq():
+    """The recipe a quantize_frozen follows: fold BN, calibrate each activation scale on float data (max),
+    quantize each layer, chain the INT8 kernels; the dequantized output stays close to the float chain."""
+    rng = np.random.default_rng(4)
+    # (kind, C_in, C_out, stride) of a MobileNetV1-like stem: conv, then dw/pw pairs
+    layers = [("conv", 3, 16, 2), ("dw", 16, 16, 1), ("pw", 16, 32, 1), ("dw", 32, 32, 2), ("pw", 32, 32, 1)]
+    float_layers = []
+    for kind, c_in, c_out, stride in layers:
+        shape = {"conv": (c_out, c_in, 3, 3), "dw": (c_out, 1, 3, 3), "pw": (c_out, c_in, 1, 1)}[kind]
+        fan_in = int(np.prod(shape[1:]))
+        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        bn = (rng.uniform(0.5, 1.5, c_out), rng.normal(0.1, 0.1, c_out), rng.normal(0, 0.1, c_out),
+              rng.uniform(0.5, 1.5, c_out))
+        w_folded, b_folded = Q.fold_batchnorm(w, None, *bn)
+        float_layers.append((kind, stride, w_folded.astype(np.float32), b_folded.astype(np.float32)))
+
+    def run_float(x):
+        acts = [x]
+        for kind, stride, w, b in float_layers:
+            if kind == "conv":
+                y = K.conv2d_forward(acts[-1], w, b, stride=stride, padding=1)
+            elif kind == "dw":
+                y = K.depthwise_conv2d_forward(acts[-1], w, b, stride=stride, padding=1)
+            else:
+                y = K.pointwise_conv2d_forward(acts[-1], w, b)
+            acts.append(np.maximum(y, 0))
+        return acts
+
+    calibration = rng.random((8, 3, 32, 32)).astype(np.float32)  # inputs in [0, 1): post-ReLU-like, unsigned
+    scales = [Q.calibrate_scale(a, 8) for a in run_float(calibration)]
+    quantized = [Q.quantize_conv_params(w, b, scales[i], scales[i + 1])
+                 for i, (_, _, w, b) in enumerate(float_layers)]
+
+    x = rng.random((2, 3, 32, 32)).astype(np.float32)
+    codes = Q.quantize(x, scales[0], 8)
+    for (kind, stride, _, _), params in zip(float_layers, quantized):
+        args = params.kernel_args()
+        if kind == "conv":
+            codes = Q.int8_conv2d_forward(codes, *args, stride=stride, padding=1, clip_max=params.clip_max)
+        elif kind == "dw":
+            codes = Q.int8_depthwise_conv2d_forward(codes, *args, stride=stride, padding=1, clip_max=params.clip_max)
+        else:
+            codes = Q.int8_pointwise_conv2d_forward(codes, *args, clip_max=params.clip_max)
+    reference = run_float(x)[-1].ravel().astype(np.float64)
+    approx = Q.dequantize(codes, scales[-1]).ravel().astype(np.float64)
+    cosine = reference @ approx / (np.linalg.norm(reference) * np.linalg.norm(approx))
+    assert cosine >= 0.99, cosine
+    assert np.abs(approx - reference).mean() <= 2 * scales[-1]
