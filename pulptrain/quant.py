@@ -17,6 +17,22 @@ result is requantized to uint8 with a per-channel integer multiplier and shift (
 ``quantize_multiplier`` the pair stands for the real factor ``in_scale * w_scale[c] / out_scale``.
 ``quantize_conv_params`` turns float weights (BN already folded with ``fold_batchnorm``) and the input /
 output activation scales into everything the INT8 kernels take.
+
+API (x_u8: uint8 NCHW codes; w_i8: int8 in the PyTorch layout; bias int32 (C_out,) or None; multiplier,
+shift: int32 (C_out,) or one int; every out= is a C-contiguous array of the result's shape and dtype)::
+
+    quantize(x, scale, bits=8, *, out=None) -> uint8 codes          dequantize(codes, scale, *, out=None)
+    pack_bits(codes, bits, *, out=None) -> uint8 (packed_size,)     packed_size(count, bits)
+    unpack_bits(packed, bits, count, *, out=None) -> uint8 (count,)
+    calibrate_scale(x, bits=8, method="max" | "percentile", percentile=99.99) -> float
+    int8_conv2d_forward(x_u8, w_i8, bias, multiplier, shift, *, stride=1, padding=0, clip_min=0,
+                        clip_max=255, out=None)                    (also int8_depthwise_conv2d_forward)
+    int8_pointwise_conv2d_forward(x_u8, w_i8, bias, multiplier, shift, *, clip_min=0, clip_max=255, out=None)
+    int8_linear_forward(x_u8 (N, in), w_i8 (out, in), bias, multiplier, shift, *, clip_min, clip_max, out)
+    int8_avg_pool2d(x_u8, kernel_size, *, stride=None, out=None)   int8_global_avg_pool2d(x_u8, *, out=None)
+    fold_batchnorm(w, b, gamma, beta, mean, var, eps=1e-5) -> (w', b')
+    quantize_conv_params(w, b, in_scale, out_scale, *, relu6=False, out_bits=8) -> QuantizedParams
+    quantize_multiplier(real) -> (multiplier, shift); quantize_weights_per_channel(w) -> (w_i8, w_scale)
 """
 from dataclasses import dataclass
 
