@@ -113,18 +113,58 @@ static void portable_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c
 
 /* Packed weights: for each block of 4 output channels and each k pair, 4 int32 words, word i holding
  * (w[c+i][2kp], w[c+i][2kp+1]) as two int16 (zero beyond C_out or K). */
+static inline int32_t weight_pair(int32_t lo, int32_t hi)
+{
+    return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+}
+
+#if HAVE_AVX2
+/* Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into dst: 16 int8 of each row become
+ * 8 int16 pairs (int32), and a 4 x 8 transpose of those words gives 4 words per k pair. */
+static void pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst)
+{
+    for (int64_t g = 0; g < n8; g++, dst += 32) {
+        __m256i r[4];
+        for (int i = 0; i < 4; i++)
+            r[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i * K + 16 * g)));
+        /* r[i] lane j (int32) = pair j of row i; 128-bit halves hold pairs 0-3 and 4-7 */
+        const __m256i t01lo = _mm256_unpacklo_epi32(r[0], r[1]), t01hi = _mm256_unpackhi_epi32(r[0], r[1]);
+        const __m256i t23lo = _mm256_unpacklo_epi32(r[2], r[3]), t23hi = _mm256_unpackhi_epi32(r[2], r[3]);
+        const __m256i q0 = _mm256_unpacklo_epi64(t01lo, t23lo); /* pairs 0 | 4, rows 0..3 */
+        const __m256i q1 = _mm256_unpackhi_epi64(t01lo, t23lo); /* pairs 1 | 5 */
+        const __m256i q2 = _mm256_unpacklo_epi64(t01hi, t23hi); /* pairs 2 | 6 */
+        const __m256i q3 = _mm256_unpackhi_epi64(t01hi, t23hi); /* pairs 3 | 7 */
+        _mm256_storeu_si256((__m256i *)dst, _mm256_permute2x128_si256(q0, q1, 0x20));       /* pairs 0, 1 */
+        _mm256_storeu_si256((__m256i *)(dst + 8), _mm256_permute2x128_si256(q2, q3, 0x20));  /* pairs 2, 3 */
+        _mm256_storeu_si256((__m256i *)(dst + 16), _mm256_permute2x128_si256(q0, q1, 0x31)); /* pairs 4, 5 */
+        _mm256_storeu_si256((__m256i *)(dst + 24), _mm256_permute2x128_si256(q2, q3, 0x31)); /* pairs 6, 7 */
+    }
+}
+#endif
+
 static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t b0, int64_t b1, int32_t *wp)
 {
-    const int64_t K = pr->K;
-    for (int64_t b = b0; b < b1; b++)
-        for (int64_t kp = 0; kp < kpairs; kp++)
-            for (int64_t i = 0; i < 4; i++) {
-                const int64_t c = 4 * b + i, k = 2 * kp;
-                const int8_t *row = pr->w + c * K;
-                const int32_t lo = c < pr->c_out ? row[k] : 0;
-                const int32_t hi = c < pr->c_out && k + 1 < K ? row[k + 1] : 0;
-                wp[(b * kpairs + kp) * 4 + i] = (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+    const int64_t K = pr->K, full_pairs = K / 2;
+    for (int64_t b = b0; b < b1; b++) {
+        int32_t *dst = wp + b * kpairs * 4;
+        int64_t kp0 = 0; /* pairs packed by the simd path */
+#if HAVE_AVX2
+        if (4 * b + 4 <= pr->c_out) {
+            kp0 = full_pairs / 8 * 8;
+            pack_rows_avx2(pr->w + 4 * b * K, K, kp0 / 8, dst);
+        }
+#endif
+        for (int64_t i = 0; i < 4; i++) {
+            const int64_t c = 4 * b + i;
+            if (c >= pr->c_out) {
+                for (int64_t kp = 0; kp < kpairs; kp++) dst[kp * 4 + i] = 0;
+                continue;
             }
+            const int8_t *row = pr->w + c * K;
+            for (int64_t kp = kp0; kp < full_pairs; kp++) dst[kp * 4 + i] = weight_pair(row[2 * kp], row[2 * kp + 1]);
+            if (K & 1) dst[full_pairs * 4 + i] = weight_pair(row[K - 1], 0);
+        }
+    }
 }
 
 #if HAVE_AVX2
@@ -155,6 +195,41 @@ static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64
     _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
 }
 
+/* Requantizes 16 int32 sums of channel c (two vectors of 8 pixels) to 16 codes, exactly as
+ * pt_requantize, when every bias-added sum fits in int32 (then |p| < 2^62 and 32x32->64-bit products
+ * suffice); returns 0 without writing when one does not (the caller falls back to the scalar path). */
+static int avx2_requant16(const pt_requant *rq, int64_t c, __m256i a0, __m256i a1, uint8_t out[16])
+{
+    const __m256i bias = _mm256_set1_epi32(rq->bias ? rq->bias[c] : 0);
+    const __m256i s0 = _mm256_add_epi32(a0, bias), s1 = _mm256_add_epi32(a1, bias);
+    /* signed overflow of a + b: the sum's sign differs from both operands' signs */
+    const __m256i ov = _mm256_or_si256(_mm256_and_si256(_mm256_xor_si256(s0, a0), _mm256_xor_si256(s0, bias)),
+                                       _mm256_and_si256(_mm256_xor_si256(s1, a1), _mm256_xor_si256(s1, bias)));
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(ov))) return 0;
+    const int s = rq->shift[c];
+    const __m256i m = _mm256_set1_epi64x(rq->multiplier[c]);
+    const __m256i half = _mm256_set1_epi64x(s ? (int64_t)1 << (s - 1) : 0);
+    const __m128i count = _mm_cvtsi32_si128(s);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i lo = _mm256_set1_epi64x(rq->clip_min), hi = _mm256_set1_epi64x(rq->clip_max);
+    __m256i r[4];
+    const __m256i parts[4] = {s0, _mm256_srli_epi64(s0, 32), s1, _mm256_srli_epi64(s1, 32)};
+    for (int i = 0; i < 4; i++) {
+        const __m256i p = _mm256_mul_epi32(parts[i], m); /* lanes 0, 2, 4, 6 (even) or 1, 3, 5, 7 (odd) */
+        __m256i q = _mm256_srl_epi64(_mm256_add_epi64(p, half), count);
+        q = _mm256_and_si256(q, _mm256_cmpgt_epi64(p, zero));     /* p <= 0 -> 0 */
+        q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi)); /* min(q, hi) */
+        r[i] = _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q)); /* max(q, lo) */
+    }
+    /* interleave even and odd lanes back into pixel order, then narrow to bytes */
+    const __m256i y0 = _mm256_or_si256(r[0], _mm256_slli_epi64(r[1], 32));
+    const __m256i y1 = _mm256_or_si256(r[2], _mm256_slli_epi64(r[3], 32));
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(y0, y1), 0xD8);
+    _mm_storeu_si128((__m128i *)out, _mm_packus_epi16(_mm256_castsi256_si128(w16),
+                                                      _mm256_extracti128_si256(w16, 1)));
+    return 1;
+}
+
 static void avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                        int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
 {
@@ -165,7 +240,18 @@ static void avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, c
             const int64_t mp = min64(SIMD_PIXELS, np - p);
             int32_t acc[4][16];
             avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
-            for (int64_t i = 0; i < mc; i++) pt_requantize_row(pr->rq, c + i, acc[i], mp, y + (c + i) * cs + p * ps, ps);
+            for (int64_t i = 0; i < mc; i++) {
+                uint8_t *dst = y + (c + i) * cs + p * ps;
+                uint8_t codes[16];
+                if (!avx2_requant16(pr->rq, c + i, _mm256_loadu_si256((const __m256i *)acc[i]),
+                                    _mm256_loadu_si256((const __m256i *)(acc[i] + 8)), codes)) {
+                    pt_requantize_row(pr->rq, c + i, acc[i], mp, dst, ps);
+                } else if (ps == 1 && mp == 16) {
+                    memcpy(dst, codes, 16);
+                } else {
+                    for (int64_t j = 0; j < mp; j++) dst[j * ps] = codes[j];
+                }
+            }
         }
     }
 }
@@ -193,7 +279,7 @@ static gemm_plan make_plan(int64_t images, int64_t pixels, int64_t K, int64_t c_
     p.channel_block = cdiv(cdiv(c_out, want), 4) * 4;
     p.channel_blocks = cdiv(c_out, p.channel_block);
     p.weight_bytes = p.simd ? cdiv(cdiv(c_out, 4) * p.kpairs * 16, 64) * 64 : 0;
-    p.per_core_bytes = cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
+    p.per_core_bytes = p.weight_bytes + cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
     return p;
 }
 
@@ -201,34 +287,35 @@ int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, 
 {
     if (images < 1 || pixels < 1 || K < 1 || c_out < 1 || num_threads < 1) return 0;
     const gemm_plan p = make_plan(images, pixels, K, c_out);
-    return p.weight_bytes + p.per_core_bytes * num_threads;
+    return p.per_core_bytes * num_threads;
 }
 
 typedef struct {
     const pt_int8_gemm_problem *pr;
     gemm_plan plan;
-    int32_t *wpack;
-    uint8_t *panels;
+    uint8_t *workspace;
 } gemm_task;
-
-static void pack_worker(void *arg)
-{
-    const gemm_task *t = (const gemm_task *)arg;
-    int64_t b0, b1;
-    pt_chunk(cdiv(t->pr->c_out, 4), 1, &b0, &b1);
-    pack_weights(t->pr, t->plan.kpairs, b0, b1, t->wpack);
-}
 
 static void gemm_worker(void *arg)
 {
     const gemm_task *t = (const gemm_task *)arg;
     const pt_int8_gemm_problem *pr = t->pr;
     const gemm_plan *p = &t->plan;
-    int16_t *panel = (int16_t *)(t->panels + pt_core_id() * p->per_core_bytes);
+    uint8_t *mine = t->workspace + pt_core_id() * p->per_core_bytes;
+    int32_t *wpack = (int32_t *)mine;
+    int16_t *panel = (int16_t *)(mine + p->weight_bytes);
     /* element strides of the panel: k-pair-major for the simd kernel, pixel-major for the portable one */
     const int64_t pixel_stride = p->simd ? 2 : 2 * p->kpairs, kpair_stride = p->simd ? 2 * p->padded_pixels : 2;
     int64_t u0, u1, built = -1;
     pt_chunk(pr->images * p->panels_per_image * p->channel_blocks, 1, &u0, &u1);
+    /* Each core packs the channel blocks its units use into its own copy, so the fork needs no barrier:
+     * the first channel_blocks units of the range meet every block the core will need. */
+    if (p->simd)
+        for (int64_t u = u0; u < u1 && u < u0 + p->channel_blocks; u++) {
+            const int64_t b0 = (u % p->channel_blocks) * p->channel_block / 4;
+            const int64_t b1 = min64(cdiv(pr->c_out, 4), b0 + p->channel_block / 4);
+            pack_weights(pr, p->kpairs, b0, b1, wpack);
+        }
     for (int64_t u = u0; u < u1; u++) {
         const int64_t image_panel = u / p->channel_blocks, cb = u % p->channel_blocks;
         const int64_t img = image_panel / p->panels_per_image;
@@ -244,7 +331,7 @@ static void gemm_worker(void *arg)
         uint8_t *y = pr->y + img * pr->y_img_stride + p0 * pr->y_pixel_stride;
 #if HAVE_AVX2
         if (p->simd) {
-            avx2_tiles(pr, c0, c1, t->wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
+            avx2_tiles(pr, c0, c1, wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
             continue;
         }
 #endif
@@ -260,14 +347,8 @@ pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int6
     pt_status st = pt_requant_check(pr->rq, pr->c_out);
     if (st != PT_OK) return st;
     if (workspace == NULL) return PT_ERR_NULL_POINTER;
-    gemm_task t;
-    t.pr = pr;
-    t.plan = make_plan(pr->images, pr->pixels, pr->K, pr->c_out);
-    if (workspace_bytes < t.plan.weight_bytes + t.plan.per_core_bytes * pt_get_num_threads())
-        return PT_ERR_WORKSPACE_TOO_SMALL;
-    t.wpack = (int32_t *)workspace;
-    t.panels = (uint8_t *)workspace + t.plan.weight_bytes;
-    if (t.plan.simd) pt_parallel(pack_worker, &t); /* a fork of its own: every core reads all of it */
+    gemm_task t = {pr, make_plan(pr->images, pr->pixels, pr->K, pr->c_out), (uint8_t *)workspace};
+    if (workspace_bytes < t.plan.per_core_bytes * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
     pt_parallel(gemm_worker, &t);
     return PT_OK;
 }

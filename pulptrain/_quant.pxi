@@ -189,8 +189,10 @@ cdef extern from "int8.h" nogil:
     int64_t pt_int8_linear_forward_workspace_bytes(int64_t n, int64_t n_in, int64_t n_out, int num_threads)
     pt_status pt_int8_linear_forward(int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x, const int8_t *w,
                                      const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
+    int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
     pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
-                                               const pt_requant *rq, uint8_t *y)
+                                               const pt_requant *rq, uint8_t *y, void *workspace,
+                                               int64_t workspace_bytes)
     pt_status pt_int8_avg_pool2d(const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
 
 cdef extern from "int8_gemm.h" nogil:
@@ -320,12 +322,14 @@ def int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, *, stride=1, pa
     cdef pt_conv_geometry g = _geometry(X.shape[0], X.shape[1], X.shape[2], X.shape[3], X.shape[1], W.shape[2],
                                         W.shape[3], stride, padding)
     Y = _typed_output(out, (g.n, g.c_out, g.h_out, g.w_out), np.uint8, (X, W, B, M, S))
+    cdef int64_t wsb = pt_int8_depthwise_conv2d_forward_workspace_bytes(&g, pt_get_num_threads())
+    cdef void *ws = _workspace_bytes(wsb)
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef const int8_t *pW = <const int8_t *>_vptr(W)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_int8_depthwise_conv2d_forward(&g, pX, pW, &rq, pY)
+        st = pt_int8_depthwise_conv2d_forward(&g, pX, pW, &rq, pY, ws, wsb)
     _check(st, "int8_depthwise_conv2d_forward")
     return Y
 
