@@ -28,7 +28,9 @@ cdef inline float *_ptr(object a):
 
 
 cdef inline const float *_optr(object a):
-    return NULL if a is None else <const float *>cnp.PyArray_DATA(<cnp.ndarray>a)
+    if a is None:
+        return NULL
+    return <const float *>cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef object _input(object a, str name, int ndim, str layout):
