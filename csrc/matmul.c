@@ -1,5 +1,6 @@
 #include <stddef.h>
 #include <string.h>
+#include <stdint.h>
 #include "matmul.h"
 #include "parallel.h"
 
@@ -37,58 +38,108 @@ static inline int64_t col_offset(const pt_view *v, int64_t c)
 
 /* ---- microkernels -------------------------------------------------------------------------------- */
 
+/* Every variant has one tile kernel: acc[MR x NR] = sum_p A(r, p) * b[p*NR + c] over p = 0..kc-1 (one fused
+ * multiply-add chain per element, p ascending), with A(r, p) = a[r*rs_a + p*cs_a] (a packed panel has
+ * rs_a = 1, cs_a = MR; an unpacked matrix is read in place), then the tile goes to the rows crow[r]
+ * (NR contiguous floats each) as `mode` says. The arithmetic does not depend on where A lives or on the
+ * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element. */
+enum {
+    TILE_STORE,     /* c = acc                        (edge tiles: the caller stores the valid part) */
+    TILE_FIRST,     /* c = (acc + rb[r]) + cb[c]      (first K block) */
+    TILE_FIRST_ADD, /* c += (acc + rb[r]) + cb[c]     (first K block, accumulating into C) */
+    TILE_ADD        /* c += acc                       (later K blocks) */
+};
+
+typedef void (*tile_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b,
+                        float *const *crow, const float *rb, const float *cb, int mode);
+
 /* One portable register-blocked family: plain C with compile-time tile sizes, fully unrolled so the
  * accumulators live in registers (rv32imf has 32 FP registers: 4x4 leaves room for the operands). */
 #define UNROLL _Pragma("GCC unroll 64")
 
-#define DEFINE_UKERNEL(MR, NR)                                                                          \
-    static void ukernel_##MR##x##NR(int64_t kc, const float *restrict a, const float *restrict b,        \
-                                    float *restrict acc_out)                                             \
+#define DEFINE_TILE(MR, NR)                                                                             \
+    static void tile_##MR##x##NR(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,        \
+                                 const float *restrict b, float *const *crow, const float *rb,           \
+                                 const float *cb, int mode)                                              \
     {                                                                                                    \
         float acc[MR][NR];                                                                               \
+        const float *ar_ptr[MR];                                                                         \
+        UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                    \
         UNROLL for (int r = 0; r < MR; r++) UNROLL for (int c = 0; c < NR; c++) acc[r][c] = 0.0f;        \
         for (int64_t p = 0; p < kc; p++) {                                                               \
-            const float *ap = a + p * MR, *bp = b + p * NR;                                              \
+            const float *bp = b + p * NR;                                                                \
             UNROLL for (int r = 0; r < MR; r++) {                                                        \
-                const float ar = ap[r];                                                                  \
+                const float ar = ar_ptr[r][p * cs_a];                                                    \
                 UNROLL for (int c = 0; c < NR; c++) acc[r][c] += ar * bp[c];                             \
             }                                                                                            \
         }                                                                                                \
-        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int c = 0; c < NR; c++)                          \
-            acc_out[r * NR + c] = acc[r][c];                                                             \
+        UNROLL for (int r = 0; r < MR; r++) {                                                            \
+            float *restrict d = crow[r];                                                                 \
+            UNROLL for (int c = 0; c < NR; c++) {                                                        \
+                switch (mode) {                                                                          \
+                case TILE_STORE: d[c] = acc[r][c]; break;                                                \
+                case TILE_FIRST: d[c] = (acc[r][c] + rb[r]) + cb[c]; break;                              \
+                case TILE_FIRST_ADD: d[c] += (acc[r][c] + rb[r]) + cb[c]; break;                         \
+                default: d[c] += acc[r][c]; break;                                                       \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+    static void ukernel_##MR##x##NR(int64_t kc, const float *a, const float *b, float *acc_out)          \
+    {                                                                                                    \
+        float *rows[MR];                                                                                 \
+        for (int r = 0; r < MR; r++) rows[r] = acc_out + r * NR;                                         \
+        tile_##MR##x##NR(kc, a, 1, MR, b, rows, NULL, NULL, TILE_STORE);                                 \
     }
 
-DEFINE_UKERNEL(2, 2)
-DEFINE_UKERNEL(4, 2)
-DEFINE_UKERNEL(4, 4)
-DEFINE_UKERNEL(8, 1)
+DEFINE_TILE(2, 2)
+DEFINE_TILE(4, 2)
+DEFINE_TILE(4, 4)
+DEFINE_TILE(8, 1)
 
 /* Host-vector-width family: GCC vector extensions (8 floats = one AVX2 register; on targets without
  * SIMD GCC lowers them to scalar code, so they stay portable). The NR columns of a row are NV vectors;
  * the A value is broadcast by the scalar-times-vector product. */
 typedef float pt_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
 
-#define DEFINE_VEC_UKERNEL(MR, NV)                                                                      \
-    static void ukernel_vec_##MR##x##NV(int64_t kc, const float *restrict a, const float *restrict b,    \
-                                        float *restrict acc_out)                                         \
+#define DEFINE_VEC_TILE(MR, NV)                                                                         \
+    static void tile_vec_##MR##x##NV(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,    \
+                                     const float *restrict b, float *const *crow, const float *rb,       \
+                                     const float *cb, int mode)                                          \
     {                                                                                                    \
         pt_vec8 acc[MR][NV];                                                                             \
+        const float *ar_ptr[MR];                                                                         \
+        UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                    \
         UNROLL for (int r = 0; r < MR; r++) UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (pt_vec8){0}; \
         for (int64_t p = 0; p < kc; p++) {                                                               \
-            const float *ap = a + p * MR;                                                                \
             pt_vec8 bv[NV];                                                                              \
             UNROLL for (int v = 0; v < NV; v++) bv[v] = *(const pt_vec8 *)(b + (p * NV + v) * 8);        \
             UNROLL for (int r = 0; r < MR; r++) {                                                        \
-                const float ar = ap[r];                                                                  \
+                const float ar = ar_ptr[r][p * cs_a];                                                    \
                 UNROLL for (int v = 0; v < NV; v++) acc[r][v] += ar * bv[v];                             \
             }                                                                                            \
         }                                                                                                \
-        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int v = 0; v < NV; v++)                          \
-            *(pt_vec8 *)(acc_out + (r * NV + v) * 8) = acc[r][v];                                        \
+        UNROLL for (int r = 0; r < MR; r++) {                                                            \
+            UNROLL for (int v = 0; v < NV; v++) {                                                        \
+                pt_vec8 *d = (pt_vec8 *)(crow[r] + v * 8);                                               \
+                switch (mode) {                                                                          \
+                case TILE_STORE: *d = acc[r][v]; break;                                                  \
+                case TILE_FIRST: *d = (acc[r][v] + rb[r]) + *(const pt_vec8 *)(cb + v * 8); break;       \
+                case TILE_FIRST_ADD: *d += (acc[r][v] + rb[r]) + *(const pt_vec8 *)(cb + v * 8); break;  \
+                default: *d += acc[r][v]; break;                                                         \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+    static void ukernel_vec_##MR##x##NV(int64_t kc, const float *a, const float *b, float *acc_out)      \
+    {                                                                                                    \
+        float *rows[MR];                                                                                 \
+        for (int r = 0; r < MR; r++) rows[r] = acc_out + r * NV * 8;                                     \
+        tile_vec_##MR##x##NV(kc, a, 1, MR, b, rows, NULL, NULL, TILE_STORE);                             \
     }
 
-DEFINE_VEC_UKERNEL(6, 2)
-DEFINE_VEC_UKERNEL(8, 1)
+DEFINE_VEC_TILE(6, 2)
+DEFINE_VEC_TILE(8, 1)
 
 static const pt_matmul_variant variants[] = {
     {"naive", 1, 1, NULL},
@@ -99,6 +150,8 @@ static const pt_matmul_variant variants[] = {
     {"6x16", 6, 16, ukernel_vec_6x2}, /* host vector width: two 8-float vectors per row */
     {"8x8", 8, 8, ukernel_vec_8x1},
 };
+/* The tile kernel behind each registry entry (same order). */
+static const tile_fn tiles[] = {NULL, tile_2x2, tile_4x2, tile_4x4, tile_8x1, tile_vec_6x2, tile_vec_8x1};
 #define NUM_VARIANTS ((int)(sizeof(variants) / sizeof(variants[0])))
 
 #if defined(__AVX2__) || defined(__AVX512F__) || defined(__ARM_NEON)
@@ -149,6 +202,27 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t mc_block(int mr) { return round_up(MC_TARGET, mr); }
 static int64_t nc_block(int nr) { return round_up(NC_TARGET, nr); }
 
+/* Offsets of rows [r0, r0 + n) (or columns) of a two-level axis, without a division per element. */
+static void axis_offsets(int64_t block, int64_t stride_outer, int64_t stride, int64_t r0, int64_t n,
+                         int64_t *out)
+{
+    if (block == BIG_BLOCK) {
+        for (int64_t i = 0; i < n; i++) out[i] = (r0 + i) * stride;
+        return;
+    }
+    int64_t outer = r0 / block, inner = r0 % block;
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = outer * stride_outer + inner * stride;
+        if (++inner == block) {
+            inner = 0;
+            outer++;
+        }
+    }
+}
+
+/* Workspace layout of one core: B block (kc x nc), A block (kc x mc), one MR x NR edge tile, then the
+ * row and column offsets of the C block and the K offsets of the K block (int64, aligned up inside the
+ * two spare floats). */
 int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
 {
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
@@ -156,19 +230,16 @@ int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
     int64_t kc = min64(KC, K);
     int64_t mc = min64(mc_block(v->mr), round_up(M, v->mr));
     int64_t nc = min64(nc_block(v->nr), round_up(N, v->nr));
-    return kc * (mc + nc) + (int64_t)v->mr * v->nr;
+    return kc * (mc + nc) + (int64_t)v->mr * v->nr + 2 * (mc + nc + kc) + 2;
 }
 
-/* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel, zero beyond column j_end. */
-static void pack_b_panel(const pt_view *B, int64_t k0, int64_t kc, int64_t j0, int64_t j_end, int nr,
-                         float *restrict out)
+/* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel (column offsets coloff[0..cols)), zero beyond. */
+static void pack_b_panel(const pt_view *B, const int64_t *restrict rowoff, int64_t kc, const int64_t *coloff,
+                         int64_t cols, int nr, float *restrict out)
 {
-    int64_t cols = min64(nr, j_end - j0);
-    int64_t coloff[64];
-    for (int64_t c = 0; c < cols; c++) coloff[c] = col_offset(B, j0 + c);
-    int contiguous = B->col_stride == 1 && coloff[cols - 1] - coloff[0] == cols - 1;
+    const int contiguous = B->col_stride == 1 && coloff[cols - 1] - coloff[0] == cols - 1;
     for (int64_t p = 0; p < kc; p++) {
-        const float *src = B->data + row_offset(B, k0 + p);
+        const float *src = B->data + rowoff[p];
         float *dst = out + p * nr;
         if (contiguous) {
             src += coloff[0];
@@ -180,49 +251,39 @@ static void pack_b_panel(const pt_view *B, int64_t k0, int64_t kc, int64_t j0, i
     }
 }
 
-/* out[p*mr + r] = A(i0 + r, k0 + p) for one mr-tall panel, zero beyond row i_end. */
-static void pack_a_panel(const pt_view *A, int64_t k0, int64_t kc, int64_t i0, int64_t i_end, int mr,
-                         float *restrict out)
+/* out[p*mr + r] = A(i0 + r, k0 + p) for one mr-tall panel (row offsets rowoff[0..rows)), zero beyond. */
+static void pack_a_panel(const pt_view *A, const int64_t *rowoff, int64_t rows, const int64_t *restrict koff,
+                         int64_t kc, int mr, float *restrict out)
 {
-    int64_t rows = min64(mr, i_end - i0);
-    int64_t off0 = col_offset(A, k0);
-    int contiguous = A->col_stride == 1 && col_offset(A, k0 + kc - 1) - off0 == kc - 1;
+    const int contiguous = A->col_stride == 1 && koff[kc - 1] - koff[0] == kc - 1;
     for (int64_t r = 0; r < rows; r++) {
-        const float *src = A->data + row_offset(A, i0 + r);
+        const float *src = A->data + rowoff[r];
         if (contiguous) {
-            src += off0;
+            src += koff[0];
             for (int64_t p = 0; p < kc; p++) out[p * mr + r] = src[p];
         } else {
-            for (int64_t p = 0; p < kc; p++) out[p * mr + r] = src[col_offset(A, k0 + p)];
+            for (int64_t p = 0; p < kc; p++) out[p * mr + r] = src[koff[p]];
         }
     }
     for (int64_t r = rows; r < mr; r++)
         for (int64_t p = 0; p < kc; p++) out[p * mr + r] = 0.0f;
 }
 
-/* Writes one tile. On the first K block (`first`) the bias is added and, unless accumulating, C is
- * overwritten; later K blocks add their partial sums. */
-static void store_tile(const pt_view *C, const pt_bias *bias, int64_t i0, int64_t rows, int64_t j0,
-                       int64_t cols, int nr, const float *acc, int first, int accumulate)
+/* Writes the valid rows x cols part of an edge tile (acc, row-major with nr columns): the same
+ * arithmetic as the tile kernels' modes. */
+static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, const int64_t *coloff,
+                            int64_t cols, int nr, const float *acc, const float *rb, const float *cb, int mode)
 {
-    int64_t coloff[64];
-    float cb[64];
-    for (int64_t c = 0; c < cols; c++) {
-        coloff[c] = col_offset(C, j0 + c);
-        cb[c] = (first && bias && bias->col) ? bias->col[j0 + c] : 0.0f;
-    }
     for (int64_t r = 0; r < rows; r++) {
-        float *dst = C->data + row_offset(C, i0 + r);
+        float *dst = cdata + rowoff[r];
         const float *a = acc + r * nr;
-        if (first) {
-            const float rb = (bias && bias->row) ? bias->row[i0 + r] : 0.0f;
-            if (accumulate) {
-                for (int64_t c = 0; c < cols; c++) dst[coloff[c]] += (a[c] + rb) + cb[c];
-            } else {
-                for (int64_t c = 0; c < cols; c++) dst[coloff[c]] = (a[c] + rb) + cb[c];
+        for (int64_t c = 0; c < cols; c++) {
+            float *d = dst + coloff[c];
+            switch (mode) {
+            case TILE_FIRST: *d = (a[c] + rb[r]) + cb[c]; break;
+            case TILE_FIRST_ADD: *d += (a[c] + rb[r]) + cb[c]; break;
+            default: *d += a[c]; break;
             }
-        } else {
-            for (int64_t c = 0; c < cols; c++) dst[coloff[c]] += a[c];
         }
     }
 }
@@ -244,6 +305,19 @@ static void gemm_naive(int64_t K, const pt_view *A, const pt_view *B, const pt_v
     }
 }
 
+/* A is read in place (no packing) when it is a plain strided matrix whose rows are contiguous along K:
+ * its MR row streams then feed the tile kernel as well as a packed panel would, and the pack pass is
+ * saved (it costs as much as the product when N is small). Column-major A (a transposed weight) is read
+ * in place only when the product has few column panels, since then its rows are reused little. */
+static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
+{
+    if (A->row_block != BIG_BLOCK || A->col_block != BIG_BLOCK) return 0;
+    if (A->col_stride == 1) return 1;
+    return A->row_stride == 1 && cols <= 2 * nr;
+}
+
+static const float zero_bias[64];
+
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          float *workspace, int64_t workspace_floats)
@@ -263,29 +337,72 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
         return PT_ERR_WORKSPACE_TOO_SMALL;
 
     const int mr = v->mr, nr = v->nr;
+    const tile_fn tile = tiles[variant];
     const int64_t kc_max = min64(KC, K);
     const int64_t mc_max = min64(mc_block(mr), round_up(i1 - i0, mr));
     const int64_t nc_max = min64(nc_block(nr), round_up(j1 - j0, nr));
     float *bpack = workspace;
     float *apack = bpack + kc_max * nc_max;
     float *acc = apack + kc_max * mc_max;
+    float *offsets = acc + mr * nr;
+    int64_t *c_coloff = (int64_t *)(void *)((uintptr_t)(offsets + 1) & ~(uintptr_t)7);
+    int64_t *c_rowoff = c_coloff + nc_max;             /* rows of the C block; reused for A's rows */
+    int64_t *k_off = c_rowoff + mc_max;                /* B's rows, then A's columns, of the K block */
+    const float *rbias = (bias && bias->row) ? bias->row : NULL;
+    const float *cbias = (bias && bias->col) ? bias->col : NULL;
+    const int in_place = read_a_in_place(A, j1 - j0, nr);
+    float *acc_rows[64];
+    for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
 
     for (int64_t jc = j0; jc < j1; jc += nc_max) {
         const int64_t jc_end = min64(jc + nc_max, j1);
         for (int64_t pc = 0; pc < K; pc += kc_max) {
             const int64_t kc = min64(kc_max, K - pc);
+            const int first = pc == 0;
+            /* B panels: K offsets of B's rows, then C's column offsets double as B's (same columns). */
+            axis_offsets(B->row_block, B->row_stride_outer, B->row_stride, pc, kc, k_off);
+            axis_offsets(B->col_block, B->col_stride_outer, B->col_stride, jc, jc_end - jc, c_coloff);
             for (int64_t jr = jc; jr < jc_end; jr += nr)
-                pack_b_panel(B, pc, kc, jr, jc_end, nr, bpack + (jr - jc) * kc);
+                pack_b_panel(B, k_off, kc, c_coloff + (jr - jc), min64(nr, jc_end - jr), nr,
+                             bpack + (jr - jc) * kc);
+            axis_offsets(C->col_block, C->col_stride_outer, C->col_stride, jc, jc_end - jc, c_coloff);
+            axis_offsets(A->col_block, A->col_stride_outer, A->col_stride, pc, kc, k_off);
             for (int64_t ic = i0; ic < i1; ic += mc_max) {
                 const int64_t ic_end = min64(ic + mc_max, i1);
-                for (int64_t ir = ic; ir < ic_end; ir += mr)
-                    pack_a_panel(A, pc, kc, ir, ic_end, mr, apack + (ir - ic) * kc);
+                /* A panels (row offsets of A first, then the same slots hold C's row offsets). */
+                axis_offsets(A->row_block, A->row_stride_outer, A->row_stride, ic, ic_end - ic, c_rowoff);
+                for (int64_t ir = ic; ir < ic_end; ir += mr) {
+                    const int64_t rows = min64(mr, ic_end - ir);
+                    if (!in_place || rows < mr)
+                        pack_a_panel(A, c_rowoff + (ir - ic), rows, k_off, kc, mr, apack + (ir - ic) * kc);
+                }
+                axis_offsets(C->row_block, C->row_stride_outer, C->row_stride, ic, ic_end - ic, c_rowoff);
                 for (int64_t jr = jc; jr < jc_end; jr += nr) {
                     const float *bp = bpack + (jr - jc) * kc;
                     const int64_t cols = min64(nr, jc_end - jr);
+                    const int64_t *coloff = c_coloff + (jr - jc);
+                    const int contiguous = cols == nr && C->col_stride == 1 && coloff[nr - 1] - coloff[0] == nr - 1;
+                    const float *cb = (first && cbias) ? cbias + jr : zero_bias;
                     for (int64_t ir = ic; ir < ic_end; ir += mr) {
-                        v->ukernel(kc, apack + (ir - ic) * kc, bp, acc);
-                        store_tile(C, bias, ir, min64(mr, ic_end - ir), jr, cols, nr, acc, pc == 0, accumulate);
+                        const int64_t rows = min64(mr, ic_end - ir);
+                        const int64_t *rowoff = c_rowoff + (ir - ic);
+                        const float *rb = (first && rbias) ? rbias + ir : zero_bias;
+                        const int mode = !first ? TILE_ADD : accumulate ? TILE_FIRST_ADD : TILE_FIRST;
+                        const float *ap = apack + (ir - ic) * kc;
+                        int64_t rs_a = 1, cs_a = mr;
+                        if (in_place && rows == mr) {
+                            ap = A->data + ir * A->row_stride + pc * A->col_stride;
+                            rs_a = A->row_stride;
+                            cs_a = A->col_stride;
+                        }
+                        if (contiguous && rows == mr) {
+                            float *crow[64];
+                            for (int r = 0; r < mr; r++) crow[r] = C->data + rowoff[r] + coloff[0];
+                            tile(kc, ap, rs_a, cs_a, bp, crow, rb, cb, mode);
+                        } else {
+                            tile(kc, ap, rs_a, cs_a, bp, acc_rows, NULL, NULL, TILE_STORE);
+                            store_edge_tile(C->data, rowoff, rows, coloff, cols, nr, acc, rb, cb, mode);
+                        }
                     }
                 }
             }
