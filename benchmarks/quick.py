@@ -18,18 +18,22 @@ from benchmarks import cases  # noqa: E402
 from benchmarks.report import table  # noqa: E402
 
 
+TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
+timer = TIMERS["wall"]
+
+
 def per_call_seconds(fn, target_s):
     """Time enough back-to-back calls to fill about target_s; returns seconds per call."""
     reps = getattr(fn, "_reps", None)
     if reps is None:
-        t0 = time.perf_counter()
+        t0 = timer()
         fn()
-        one = max(time.perf_counter() - t0, 1e-7)
+        one = max(timer() - t0, 1e-7)
         reps = fn._reps = max(1, int(target_s / one))
-    t0 = time.perf_counter()
+    t0 = timer()
     for _ in range(reps):
         fn()
-    return (time.perf_counter() - t0) / reps
+    return (timer() - t0) / reps
 
 
 def measure(calls, rounds, target_s):
@@ -62,7 +66,11 @@ def main(argv=None):
     p.add_argument("--target-ms", type=float, default=30.0)
     p.add_argument("--stage", action="store_true", help="also time the whole adaptive stage")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
+                   help="cpu: process CPU time, robust to other jobs on a busy box (one thread only)")
     a = p.parse_args(argv)
+    global timer
+    timer = TIMERS[a.timer]
     impls = [i for i in a.impls.split(",") if i != "torch" or cases.torch is not None]
     rows = []
     for threads in (int(t) for t in a.threads.split(",")):
