@@ -398,14 +398,18 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const float *cbias = (bias && bias->col) ? bias->col : NULL;
     const int has_bias = rbias != NULL || cbias != NULL;
     const int in_place = read_a_in_place(A, j1 - j0, nr);
-    /* With a single row tile a packed B panel would be used once: read a plain row-major B in place. */
-    const int b_in_place = i1 - i0 <= mr && B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK &&
-                           B->col_stride == 1;
+    /* B is read in place when its panels already have the packed layout (row stride NR, columns contiguous
+     * in blocks of NR, as the conv forward's im2col writes them), or, for a plain row-major B, when a single
+     * row tile would use a packed panel only once. */
+    const int b_packed_layout = B->row_block == BIG_BLOCK && B->row_stride == nr && B->col_stride == 1 &&
+                                (B->col_block == BIG_BLOCK || B->col_block % nr == 0);
+    const int b_in_place = b_packed_layout || (i1 - i0 <= mr && B->row_block == BIG_BLOCK &&
+                                               B->col_block == BIG_BLOCK && B->col_stride == 1);
     const tile_fn *short_tiles = row_tiles[variant];
     /* One output row read from an in-place B (a batch-1 layer): a 1 x 128 kernel streams B's rows in long
      * runs instead of one 64-byte piece per row and tile (same per-element arithmetic as the 1-row tile). */
-    const int wide_row = b_in_place && i1 - i0 == 1 && short_tiles == rows_6x16 && A->row_block == BIG_BLOCK &&
-                         A->col_block == BIG_BLOCK;
+    const int wide_row = b_in_place && B->col_block == BIG_BLOCK && i1 - i0 == 1 && short_tiles == rows_6x16 &&
+                         A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
     float *acc_rows[64];
     for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
 
@@ -441,7 +445,7 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                     const float *bp = bpack + (jr - jc) * kc;
                     int64_t ldb = nr;
                     if (b_in_place && cols == nr) {
-                        bp = B->data + pc * B->row_stride + jr;
+                        bp = B->data + pc * B->row_stride + col_offset(B, jr);
                         ldb = B->row_stride;
                     }
                     const int64_t *coloff = c_coloff + (jr - jc);
