@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include "parallel.h"
 
 #ifdef _OPENMP
@@ -6,6 +7,7 @@
 
 /* The only mutable globals in csrc: the parallel runtime's settings. */
 static int team_size = 1;
+static pt_core_hook_fn serial_core_hook = NULL;
 #ifndef _OPENMP
 static int serial_core_id = 0;
 static int serial_team_size = 1;
@@ -19,6 +21,8 @@ void pt_set_num_threads(int n)
 }
 
 int pt_get_num_threads(void) { return team_size; }
+
+void pt_set_serial_core_hook(pt_core_hook_fn hook) { serial_core_hook = hook; }
 
 #ifdef _OPENMP
 const char *pt_parallel_backend(void) { return "openmp"; }
@@ -43,7 +47,9 @@ void pt_parallel(pt_task_fn fn, void *args)
     serial_team_size = team_size;
     for (int id = 0; id < serial_team_size; id++) {
         serial_core_id = id;
+        if (serial_core_hook) serial_core_hook(id, 1);
         fn(args);
+        if (serial_core_hook) serial_core_hook(id, 0);
     }
     serial_core_id = 0;
     serial_team_size = 1;

@@ -27,6 +27,12 @@ int pt_get_num_threads(void);
 /* "openmp" or "serial". */
 const char *pt_parallel_backend(void);
 
+/* Optional observer for the serial backend (bare metal), e.g. to count instructions per virtual core:
+ * called with begin = 1 just before and begin = 0 just after each core runs its share of a fork.
+ * NULL (the default) disables it; the OpenMP backend never calls it. A runtime setting, like the team size. */
+typedef void (*pt_core_hook_fn)(int core_id, int begin);
+void pt_set_serial_core_hook(pt_core_hook_fn hook);
+
 /* This core's share [*begin, *end) of n items, in contiguous blocks whose size is a multiple of
  * `granule` (except the last); cores beyond the work get an empty range. */
 void pt_chunk(int64_t n, int64_t granule, int64_t *begin, int64_t *end);

@@ -11,5 +11,12 @@
 #include "pointwise_conv2d.h"
 #include "linear.h"
 #include "bias.h"
+#include "activation.h"
+#include "pooling.h"
+#include "batchnorm.h"
+#include "loss.h"
+#include "optim.h"
+#include "quant.h"
+#include "int8.h"
 
 #endif

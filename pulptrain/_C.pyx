@@ -225,3 +225,5 @@ def matmul(a, b, *, variant=None, out=None):
 
 include "_conv.pxi"
 include "_dense.pxi"
+include "_nn.pxi"
+include "_quant.pxi"

@@ -35,3 +35,31 @@ __all__ = [
     "matmul", "matmul_variants", "matmul_variant_tile", "matmul_variant_for",
     "set_matmul_variant", "get_matmul_variant",
 ]
+
+# Activation, pooling, BatchNorm, loss and optimizer kernels (csrc/activation.c, pooling.c, batchnorm.c,
+# loss.c, optim.c).
+from pulptrain._C import (  # noqa: E402
+    adam_step,
+    avg_pool2d_forward,
+    avg_pool2d_grad_input,
+    batchnorm2d_backward,
+    batchnorm2d_forward_eval,
+    batchnorm2d_forward_train,
+    cross_entropy,
+    global_avg_pool2d_forward,
+    global_avg_pool2d_grad_input,
+    max_pool2d_forward,
+    max_pool2d_grad_input,
+    mse_loss,
+    relu_forward,
+    relu_grad_input,
+    sgd_step,
+)
+
+__all__ += [
+    "relu_forward", "relu_grad_input",
+    "avg_pool2d_forward", "avg_pool2d_grad_input", "global_avg_pool2d_forward", "global_avg_pool2d_grad_input",
+    "max_pool2d_forward", "max_pool2d_grad_input",
+    "batchnorm2d_forward_train", "batchnorm2d_forward_eval", "batchnorm2d_backward",
+    "cross_entropy", "mse_loss", "sgd_step", "adam_step",
+]

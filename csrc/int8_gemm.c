@@ -1,0 +1,273 @@
+#include <string.h>
+#include "int8_gemm.h"
+#include "parallel.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define HAVE_AVX2 1
+#else
+#define HAVE_AVX2 0
+#endif
+
+#define TARGET_UNITS 16        /* enough independent units to keep an 8-core team busy at N = 1 */
+#define PANEL_BYTES 65536      /* bounds one core's activation panel (int16), so it stays in L2 */
+#define MAX_PANEL_PIXELS 256
+#define SIMD_PIXELS 16         /* pixel tile of the avx2 microkernel */
+
+static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+enum { MK_PORTABLE = 0, MK_AVX2 = 1 };
+static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16"};
+static int microkernel = HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE; /* runtime setting */
+
+pt_status pt_int8_set_microkernel(const char *name)
+{
+    if (name == NULL) return PT_ERR_NULL_POINTER;
+    if (strcmp(name, "auto") == 0) {
+        microkernel = HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE;
+        return PT_OK;
+    }
+    for (int i = 0; pt_int8_microkernel_name(i) != NULL; i++)
+        if (strcmp(name, microkernel_names[i]) == 0) {
+            microkernel = i;
+            return PT_OK;
+        }
+    return PT_ERR_UNKNOWN_VARIANT;
+}
+
+const char *pt_int8_get_microkernel(void) { return microkernel_names[microkernel]; }
+
+const char *pt_int8_microkernel_name(int index)
+{
+    return index >= 0 && index <= (HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE) ? microkernel_names[index] : NULL;
+}
+
+/* ---- portable microkernels: int32 dot products of int8 weight rows (stride ldw) with int16 pixel rows
+ * (stride ldx, zero beyond K) ---------------------------------------------------------------------------- */
+
+static void dot_4x2(int64_t K, const int8_t *w, int64_t ldw, const int16_t *x, int64_t ldx, int32_t acc[8])
+{
+    const int8_t *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    const int16_t *x0 = x, *x1 = x + ldx;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0, a20 = 0, a21 = 0, a30 = 0, a31 = 0;
+    for (int64_t k = 0; k < K; k++) {
+        const int32_t u = x0[k], v = x1[k];
+        a00 += w0[k] * u; a01 += w0[k] * v;
+        a10 += w1[k] * u; a11 += w1[k] * v;
+        a20 += w2[k] * u; a21 += w2[k] * v;
+        a30 += w3[k] * u; a31 += w3[k] * v;
+    }
+    acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+    acc[4] = a20; acc[5] = a21; acc[6] = a30; acc[7] = a31;
+}
+
+static void dot_4x1(int64_t K, const int8_t *w, int64_t ldw, const int16_t *x, int32_t acc[4])
+{
+    const int8_t *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int64_t k = 0; k < K; k++) {
+        const int32_t u = x[k];
+        a0 += w0[k] * u; a1 += w1[k] * u; a2 += w2[k] * u; a3 += w3[k] * u;
+    }
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+static int32_t dot_1x1(int64_t K, const int8_t *w, const int16_t *x)
+{
+    int32_t a = 0;
+    for (int64_t k = 0; k < K; k++) a += w[k] * (int32_t)x[k];
+    return a;
+}
+
+/* Output channels [c0, c1) x panel pixels [0, np) of one image; y points at (channel 0, panel pixel 0). */
+static void portable_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int16_t *panel,
+                           int64_t ldx, int64_t np, uint8_t *y)
+{
+    const int64_t K = pr->K, cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
+    const pt_requant *rq = pr->rq;
+    int64_t c = c0;
+    for (; c + 4 <= c1; c += 4) {
+        const int8_t *w = pr->w + c * K;
+        int64_t p = 0;
+        for (; p + 2 <= np; p += 2) {
+            int32_t acc[8];
+            dot_4x2(K, w, K, panel + p * ldx, ldx, acc);
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 2; j++)
+                    y[(c + i) * cs + (p + j) * ps] = pt_requantize(rq, c + i, acc[2 * i + j]);
+        }
+        if (p < np) {
+            int32_t acc[4];
+            dot_4x1(K, w, K, panel + p * ldx, acc);
+            for (int i = 0; i < 4; i++) y[(c + i) * cs + p * ps] = pt_requantize(rq, c + i, acc[i]);
+        }
+    }
+    for (; c < c1; c++)
+        for (int64_t p = 0; p < np; p++)
+            y[c * cs + p * ps] = pt_requantize(rq, c, dot_1x1(K, pr->w + c * K, panel + p * ldx));
+}
+
+/* ---- avx2 microkernel ------------------------------------------------------------------------------- */
+
+/* Packed weights: for each block of 4 output channels and each k pair, 4 int32 words, word i holding
+ * (w[c+i][2kp], w[c+i][2kp+1]) as two int16 (zero beyond C_out or K). */
+static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t b0, int64_t b1, int32_t *wp)
+{
+    const int64_t K = pr->K;
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t kp = 0; kp < kpairs; kp++)
+            for (int64_t i = 0; i < 4; i++) {
+                const int64_t c = 4 * b + i, k = 2 * kp;
+                const int8_t *row = pr->w + c * K;
+                const int32_t lo = c < pr->c_out ? row[k] : 0;
+                const int32_t hi = c < pr->c_out && k + 1 < K ? row[k + 1] : 0;
+                wp[(b * kpairs + kp) * 4 + i] = (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+            }
+}
+
+#if HAVE_AVX2
+/* acc[i][j] = sum_kp madd(w pair of channel i, x pair of pixel j), 4 channels x 16 pixels. */
+static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64_t ldk, int32_t acc[4][16])
+{
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int64_t kp = 0; kp < kpairs; kp++, wp += 4, x += ldk) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)x);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(x + 16));
+        __m256i a = _mm256_set1_epi32(wp[0]);
+        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
+        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
+        a = _mm256_set1_epi32(wp[1]);
+        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
+        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
+        a = _mm256_set1_epi32(wp[2]);
+        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
+        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
+        a = _mm256_set1_epi32(wp[3]);
+        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
+        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
+    }
+    _mm256_storeu_si256((__m256i *)acc[0], c00); _mm256_storeu_si256((__m256i *)(acc[0] + 8), c01);
+    _mm256_storeu_si256((__m256i *)acc[1], c10); _mm256_storeu_si256((__m256i *)(acc[1] + 8), c11);
+    _mm256_storeu_si256((__m256i *)acc[2], c20); _mm256_storeu_si256((__m256i *)(acc[2] + 8), c21);
+    _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
+}
+
+static void avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
+                       int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
+{
+    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
+    for (int64_t c = c0; c < c1; c += 4) { /* c0 is a multiple of 4 */
+        const int64_t mc = min64(4, c1 - c);
+        for (int64_t p = 0; p < np; p += SIMD_PIXELS) {
+            const int64_t mp = min64(SIMD_PIXELS, np - p);
+            int32_t acc[4][16];
+            avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
+            for (int64_t i = 0; i < mc; i++) pt_requantize_row(pr->rq, c + i, acc[i], mp, y + (c + i) * cs + p * ps, ps);
+        }
+    }
+}
+#endif
+
+/* ---- plan and parallel driver ------------------------------------------------------------------------ */
+
+typedef struct {
+    int simd;
+    int64_t kpairs, panel_pixels, padded_pixels, panels_per_image, channel_block, channel_blocks;
+    int64_t weight_bytes, per_core_bytes;
+} gemm_plan;
+
+static gemm_plan make_plan(int64_t images, int64_t pixels, int64_t K, int64_t c_out)
+{
+    gemm_plan p;
+    p.simd = microkernel == MK_AVX2;
+    p.kpairs = cdiv(K, 2);
+    const int64_t granule = p.simd ? SIMD_PIXELS : 2;
+    int64_t pp = max64(granule, min64(MAX_PANEL_PIXELS, PANEL_BYTES / (4 * p.kpairs)) / granule * granule);
+    p.panel_pixels = min64(pixels, pp);
+    p.padded_pixels = p.simd ? cdiv(p.panel_pixels, SIMD_PIXELS) * SIMD_PIXELS : p.panel_pixels;
+    p.panels_per_image = cdiv(pixels, p.panel_pixels);
+    const int64_t want = max64(1, min64(cdiv(c_out, 4), cdiv(TARGET_UNITS, images * p.panels_per_image)));
+    p.channel_block = cdiv(cdiv(c_out, want), 4) * 4;
+    p.channel_blocks = cdiv(c_out, p.channel_block);
+    p.weight_bytes = p.simd ? cdiv(cdiv(c_out, 4) * p.kpairs * 16, 64) * 64 : 0;
+    p.per_core_bytes = cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
+    return p;
+}
+
+int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, int64_t c_out, int num_threads)
+{
+    if (images < 1 || pixels < 1 || K < 1 || c_out < 1 || num_threads < 1) return 0;
+    const gemm_plan p = make_plan(images, pixels, K, c_out);
+    return p.weight_bytes + p.per_core_bytes * num_threads;
+}
+
+typedef struct {
+    const pt_int8_gemm_problem *pr;
+    gemm_plan plan;
+    int32_t *wpack;
+    uint8_t *panels;
+} gemm_task;
+
+static void pack_worker(void *arg)
+{
+    const gemm_task *t = (const gemm_task *)arg;
+    int64_t b0, b1;
+    pt_chunk(cdiv(t->pr->c_out, 4), 1, &b0, &b1);
+    pack_weights(t->pr, t->plan.kpairs, b0, b1, t->wpack);
+}
+
+static void gemm_worker(void *arg)
+{
+    const gemm_task *t = (const gemm_task *)arg;
+    const pt_int8_gemm_problem *pr = t->pr;
+    const gemm_plan *p = &t->plan;
+    int16_t *panel = (int16_t *)(t->panels + pt_core_id() * p->per_core_bytes);
+    /* element strides of the panel: k-pair-major for the simd kernel, pixel-major for the portable one */
+    const int64_t pixel_stride = p->simd ? 2 : 2 * p->kpairs, kpair_stride = p->simd ? 2 * p->padded_pixels : 2;
+    int64_t u0, u1, built = -1;
+    pt_chunk(pr->images * p->panels_per_image * p->channel_blocks, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t image_panel = u / p->channel_blocks, cb = u % p->channel_blocks;
+        const int64_t img = image_panel / p->panels_per_image;
+        const int64_t p0 = (image_panel % p->panels_per_image) * p->panel_pixels;
+        const int64_t p1 = min64(pr->pixels, p0 + p->panel_pixels);
+        if (image_panel != built) { /* consecutive units share a panel: build it once */
+            if ((pr->K & 1) || p1 - p0 < p->padded_pixels) /* padding must read as 0 */
+                memset(panel, 0, (size_t)(p->padded_pixels * p->kpairs * 4));
+            pr->build_panel(pr->ctx, img, p0, p1, panel, pixel_stride, kpair_stride);
+            built = image_panel;
+        }
+        const int64_t c0 = cb * p->channel_block, c1 = min64(pr->c_out, c0 + p->channel_block);
+        uint8_t *y = pr->y + img * pr->y_img_stride + p0 * pr->y_pixel_stride;
+#if HAVE_AVX2
+        if (p->simd) {
+            avx2_tiles(pr, c0, c1, t->wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
+            continue;
+        }
+#endif
+        portable_tiles(pr, c0, c1, panel, pixel_stride, p1 - p0, y);
+    }
+}
+
+pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int64_t workspace_bytes)
+{
+    if (pr == NULL || pr->w == NULL || pr->y == NULL || pr->build_panel == NULL) return PT_ERR_NULL_POINTER;
+    if (pr->images < 1 || pr->pixels < 1 || pr->K < 1 || pr->c_out < 1) return PT_ERR_BAD_SHAPE;
+    if (pr->K > PT_INT8_MAX_K) return PT_ERR_BAD_SHAPE;
+    pt_status st = pt_requant_check(pr->rq, pr->c_out);
+    if (st != PT_OK) return st;
+    if (workspace == NULL) return PT_ERR_NULL_POINTER;
+    gemm_task t;
+    t.pr = pr;
+    t.plan = make_plan(pr->images, pr->pixels, pr->K, pr->c_out);
+    if (workspace_bytes < t.plan.weight_bytes + t.plan.per_core_bytes * pt_get_num_threads())
+        return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.wpack = (int32_t *)workspace;
+    t.panels = (uint8_t *)workspace + t.plan.weight_bytes;
+    if (t.plan.simd) pt_parallel(pack_worker, &t); /* a fork of its own: every core reads all of it */
+    pt_parallel(gemm_worker, &t);
+    return PT_OK;
+}

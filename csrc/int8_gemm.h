@@ -1,0 +1,60 @@
+/* The engine of the INT8 conv / pointwise / linear kernels: y = requant(W . X) over panels of pixels.
+ *
+ * W is (C_out, K) int8, row-major (the PyTorch weight of a conv, OIHW, is already this: K = C_in*kh*kw).
+ * For each image, a layer-specific `build_panel` writes the activations of pixels [p0, p1) widened to
+ * int16 into a panel, element (pixel p - p0, patch index k) at
+ *     panel[(k / 2) * kpair_stride + (p - p0) * pixel_stride + k % 2]
+ * (the engine picks the strides for its microkernel and zero-fills the padding: K is padded to even).
+ * int16 lets the host's SIMD multiply-add pairs of products without saturation.
+ *
+ * Microkernels (pt_int8_set_microkernel):
+ *   "portable-4x2": PULP-NN's tile, 4 output channels x 2 pixels, each a dot product over K of an int8
+ *                   weight row and a pixel-major int16 row (kpair_stride 2, pixel_stride K rounded up to
+ *                   even). Plain C, for any target (rv32 included).
+ *   "avx2-4x16":    (x86 with AVX2 only) 4 output channels x 16 pixels; the panel is k-pair-major
+ *                   (pixel_stride 2) and the weights are packed once per call into int16 pairs, so one
+ *                   vpmaddwd adds the products of two k for 8 pixels, with no horizontal sums.
+ * Both give exactly the same integers. The int32 sums are requantized (int8_requant.h) straight into
+ *   y[img * y_img_stride + c * y_channel_stride + p * y_pixel_stride].
+ * Work units are (image, pixel panel, block of output channels), split across cores; every output element
+ * is computed by one core with the same integer arithmetic, so results do not depend on the team size.
+ */
+#ifndef PT_INT8_GEMM_H
+#define PT_INT8_GEMM_H
+
+#include <stdint.h>
+#include "int8_requant.h"
+
+typedef void (*pt_int8_panel_fn)(const void *ctx, int64_t img, int64_t p0, int64_t p1, int16_t *panel,
+                                 int64_t pixel_stride, int64_t kpair_stride);
+
+typedef struct {
+    int64_t images, pixels, K, c_out;
+    const int8_t *w;
+    const pt_requant *rq;
+    uint8_t *y;
+    int64_t y_img_stride, y_channel_stride, y_pixel_stride;
+    pt_int8_panel_fn build_panel;
+    const void *ctx;
+} pt_int8_gemm_problem;
+
+/* Panel index of patch element k of panel pixel p (see above). */
+static inline int64_t pt_int8_panel_index(int64_t p, int64_t k, int64_t pixel_stride, int64_t kpair_stride)
+{
+    return (k >> 1) * kpair_stride + p * pixel_stride + (k & 1);
+}
+
+/* Workspace bytes for a problem of these sizes and team size (0 if a size is < 1). */
+int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, int64_t c_out, int num_threads);
+
+/* Runs the problem on the team. Checks sizes, K <= PT_INT8_MAX_K, the requant parameters, workspace. */
+pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int64_t workspace_bytes);
+
+/* Microkernel choice (a runtime setting, like the matmul variant): names above; "auto" = the fastest
+ * available. Unknown or unavailable names give PT_ERR_UNKNOWN_VARIANT. */
+pt_status pt_int8_set_microkernel(const char *name);
+const char *pt_int8_get_microkernel(void);
+/* Names available on this build, NULL past the end. */
+const char *pt_int8_microkernel_name(int index);
+
+#endif

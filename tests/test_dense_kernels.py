@@ -1,0 +1,89 @@
+"""pointwise conv2d, linear, bias_grad and every matmul variant against float64 numpy."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pulptrain import kernels as K
+
+from pulptrain import reference as ref
+from conftest import randn
+
+ODD_SIZES = [1, 3, 7, 17, 33]
+
+
+@pytest.mark.parametrize("variant", K.matmul_variants())
+@pytest.mark.parametrize("m", ODD_SIZES)
+@pytest.mark.parametrize("n", ODD_SIZES)
+@pytest.mark.parametrize("k", ODD_SIZES + [300])
+def test_every_matmul_variant_on_odd_sizes(variant, m, n, k):
+    rng = np.random.default_rng(m * 10007 + n * 101 + k)
+    a, b = randn(rng, m, k), randn(rng, k, n)
+    ref.assert_close(K.matmul(a, b, variant=variant), a.astype(np.float64) @ b, 1e-5)
+
+
+def test_matmul_variant_registry():
+    names = K.matmul_variants()
+    for required in ["naive", "2x2", "4x2", "6x16"]:
+        assert required in names
+    assert K.matmul_variant_tile("4x2") == (4, 2)
+    assert K.matmul_variant_for(64, 64, 64) in names
+
+
+def test_forcing_a_matmul_variant_changes_every_kernel_and_restores(rng):
+    x, w = randn(rng, 2, 6, 5, 5), randn(rng, 4, 6, 3, 3)
+    expected = ref.conv2d(x, w, None, 1, 1)
+    try:
+        for name in K.matmul_variants():
+            K.set_matmul_variant(name)
+            assert K.get_matmul_variant() == name
+            assert K.matmul_variant_for(10, 10, 10) == name
+            ref.assert_close(K.conv2d_forward(x, w, padding=1), expected)
+    finally:
+        K.set_matmul_variant(None)
+    assert K.get_matmul_variant() is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 4), c_in=st.integers(1, 40), c_out=st.integers(1, 40), h=st.integers(1, 7),
+       w=st.integers(1, 7), with_bias=st.booleans(), seed=st.integers(0, 2**31))
+def test_pointwise_all_steps_match_reference(n, c_in, c_out, h, w, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    x, wt = randn(rng, n, c_in, h, w), randn(rng, c_out, c_in, 1, 1)
+    b = randn(rng, c_out) if with_bias else None
+    y = K.pointwise_conv2d_forward(x, wt, b)
+    ref.assert_close(y, ref.conv2d(x, wt, b))
+    dy = randn(rng, *y.shape)
+    ref.assert_close(K.pointwise_conv2d_grad_input(dy, wt), ref.conv2d_grad_input(dy, wt, x.shape))
+    ref.assert_close(K.pointwise_conv2d_grad_weight(dy, x), ref.conv2d_grad_weight(dy, x, wt.shape))
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 9), fin=st.integers(1, 70), fout=st.integers(1, 70), with_bias=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_linear_all_steps_match_reference(n, fin, fout, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    x, w = randn(rng, n, fin), randn(rng, fout, fin)
+    b = randn(rng, fout) if with_bias else None
+    y = K.linear_forward(x, w, b)
+    ref.assert_close(y, ref.linear(x, w, b))
+    dy = randn(rng, n, fout)
+    ref.assert_close(K.linear_grad_input(dy, w), dy.astype(np.float64) @ w)
+    ref.assert_close(K.linear_grad_weight(dy, x), dy.astype(np.float64).T @ x)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 4, 3, 3), (1, 7, 1, 1), (4, 2, 5)])
+def test_bias_grad_sums_all_axes_but_one(rng, shape):
+    dy = randn(rng, *shape)
+    ref.assert_close(K.bias_grad(dy), ref.bias_grad(dy))
+    base = randn(rng, shape[1])
+    out = base.copy()
+    K.bias_grad(dy, out=out, accumulate=True)
+    ref.assert_close(out, base + ref.bias_grad(dy))
+
+
+def test_pointwise_large_batch_spans_k_blocks(rng):
+    """grad_weight reduces over N*HW = 8*64 = 512 > 256 folded across image boundaries."""
+    x, w = randn(rng, 8, 40, 8, 8), randn(rng, 24, 40, 1, 1)
+    dy = randn(rng, 8, 24, 8, 8)
+    ref.assert_close(K.pointwise_conv2d_grad_weight(dy, x), ref.conv2d_grad_weight(dy, x, w.shape))
+    ref.assert_close(K.pointwise_conv2d_grad_input(dy, w), ref.conv2d_grad_input(dy, w, x.shape))

@@ -1,0 +1,91 @@
+"""Results are bitwise identical for every team size, and kernels are safe to call from Python threads."""
+import threading
+
+import numpy as np
+import pytest
+
+import pulptrain
+from pulptrain import kernels as K
+
+from pulptrain import reference as ref
+from conftest import randn
+
+THREAD_COUNTS = [1, 2, 3, 8]
+
+
+def _all_kernel_outputs(rng):
+    """Every kernel and step on shapes with many work units (N = 1 with many pixels, N = 3, K > 256)."""
+    out = {}
+    for n in (1, 3):
+        x, w, b = randn(rng, n, 20, 23, 19), randn(rng, 13, 20, 3, 3), randn(rng, 13)
+        y = K.conv2d_forward(x, w, b, stride=(2, 1), padding=1)
+        dy = randn(rng, *y.shape)
+        out[f"conv_fw{n}"] = y
+        out[f"conv_ig{n}"] = K.conv2d_grad_input(dy, w, x.shape, stride=(2, 1), padding=1)
+        out[f"conv_wg{n}"] = K.conv2d_grad_weight(dy, x, w.shape, stride=(2, 1), padding=1)
+        wd = randn(rng, 20, 1, 3, 3)
+        yd = K.depthwise_conv2d_forward(x, wd, b[:1].repeat(20), stride=2, padding=1)
+        dyd = randn(rng, *yd.shape)
+        out[f"dw_fw{n}"] = yd
+        out[f"dw_ig{n}"] = K.depthwise_conv2d_grad_input(dyd, wd, x.shape, stride=2, padding=1)
+        out[f"dw_wg{n}"] = K.depthwise_conv2d_grad_weight(dyd, x, wd.shape, stride=2, padding=1)
+        wp = randn(rng, 37, 20, 1, 1)
+        yp = K.pointwise_conv2d_forward(x, wp, None)
+        dyp = randn(rng, *yp.shape)
+        out[f"pw_fw{n}"] = yp
+        out[f"pw_ig{n}"] = K.pointwise_conv2d_grad_input(dyp, wp)
+        out[f"pw_wg{n}"] = K.pointwise_conv2d_grad_weight(dyp, x)
+        xl, wl, bl = randn(rng, n * 5, 300), randn(rng, 50, 300), randn(rng, 50)
+        dyl = randn(rng, n * 5, 50)
+        out[f"lin_fw{n}"] = K.linear_forward(xl, wl, bl)
+        out[f"lin_ig{n}"] = K.linear_grad_input(dyl, wl)
+        out[f"lin_wg{n}"] = K.linear_grad_weight(dyl, xl)
+        out[f"bias{n}"] = K.bias_grad(dy)
+    a, bm = randn(rng, 70, 300), randn(rng, 300, 90)
+    for v in K.matmul_variants():
+        out[f"matmul_{v}"] = K.matmul(a, bm, variant=v)
+    return out
+
+
+def test_every_kernel_is_bitwise_identical_for_any_thread_count():
+    results = {}
+    for t in THREAD_COUNTS:
+        pulptrain.set_num_threads(t)
+        assert pulptrain.get_num_threads() == t
+        results[t] = _all_kernel_outputs(np.random.default_rng(7))
+    for t in THREAD_COUNTS[1:]:
+        for name, value in results[1].items():
+            assert np.array_equal(value, results[t][name]), f"{name} differs between 1 and {t} threads"
+
+
+def test_set_num_threads_rejects_bad_values():
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        pulptrain.set_num_threads(0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        pulptrain.set_num_threads(2.0)
+
+
+def test_parallel_backend_is_reported():
+    assert pulptrain.parallel_backend() in ("openmp", "serial")
+
+
+def test_concurrent_calls_from_python_threads_are_correct():
+    """The GIL is released and each Python thread has its own scratch buffer."""
+    rng = np.random.default_rng(3)
+    cases = [(randn(rng, 2, 8, 16, 16), randn(rng, 8, 8, 3, 3)) for _ in range(4)]
+    expected = [ref.conv2d(x, w, None, 1, 1) for x, w in cases]
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                ref.assert_close(K.conv2d_forward(cases[i][0], cases[i][1], padding=1), expected[i])
+        except AssertionError as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors

@@ -1,0 +1,89 @@
+"""Turns the "COUNT key=value ..." lines of count_kernels (rv32imfc under qemu-system-riscv32 -icount shift=0)
+into counts.json and a Markdown table, and checks the measured goals of the RISC-V issue.
+
+Per row: MACs, retired instructions on one core (`instret`), instructions per MAC, and for an emulated
+cluster of C cores (serial team backend, a hook around each core's share of each fork): `critical` =
+instructions outside the forks + the slowest core of every fork, `ideal` = instret / C, balance = critical / ideal
+(1.00 = perfect 8-core speedup; it also charges work the cores repeat, e.g. each packing the same panel).
+
+Usage: python count_table.py COUNT_LOG OUT_JSON
+"""
+import json
+import shlex
+import sys
+
+INT_FIELDS = ("macs", "instret", "cores", "team_instret", "critical", "core_max", "core_sum", "forks")
+
+# The measured goals of the issue (benchmarks, not tests).
+GOAL_POINTWISE_IPM = 1.6   # pointwise forward 512->512 at 8x8, best matmul variant
+GOAL_DEPTHWISE_IPM = 3.0   # depthwise 3x3 forward
+GOAL_BALANCE = 1.10        # largest core / ideal, every conv5/conv6 shape and step
+
+
+def parse(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("COUNT "):
+                continue
+            row = dict(token.split("=", 1) for token in shlex.split(line[len("COUNT "):]))
+            for key in INT_FIELDS:
+                row[key] = int(row[key])
+            row["instr_per_mac"] = row["instret"] / row["macs"]
+            row["ideal"] = row["instret"] / row["cores"]
+            row["balance"] = row["critical"] / row["ideal"]
+            rows.append(row)
+    return rows
+
+
+def table(rows):
+    cores = rows[0]["cores"]
+    head = ["layer", "step", "variant", "shape", "MACs", "rv32 instr", "instr/MAC",
+            f"{cores}-core max", f"ideal (/{cores})", "max/ideal"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["layer"], f"{r['op']} {r['step']}", r["variant"], r["shape"], f"{r['macs']:,}",
+                 f"{r['instret']:,}", f"{r['instr_per_mac']:.2f}", f"{r['critical']:,}", f"{r['ideal']:,.0f}",
+                 f"{r['balance']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def goals(rows):
+    """(description, measured, goal, met) for each measured goal of the issue."""
+    pw = [r for r in rows if r["layer"] == "conv5_x/pw" and r["step"] == "forward" and r["variant"] != "auto"]
+    best = min(pw, key=lambda r: r["instr_per_mac"])
+    dw = next(r for r in rows if r["layer"] == "conv5_x/dw" and r["step"] == "forward")
+    layers = [r for r in rows if r["layer"].startswith(("conv5", "conv6")) and r["variant"] in ("auto", "-")
+              and r["op"] in ("depthwise", "pointwise")]
+    worst = max(layers, key=lambda r: r["balance"])
+    return [
+        (f"pointwise forward 512->512 8x8, best variant ({best['variant']}): instr/MAC",
+         best["instr_per_mac"], GOAL_POINTWISE_IPM),
+        ("depthwise 3x3 forward (conv5): instr/MAC", dw["instr_per_mac"], GOAL_DEPTHWISE_IPM),
+        (f"8-core max/ideal, worst conv5/conv6 step ({worst['layer']} {worst['step']})", worst["balance"],
+         GOAL_BALANCE),
+    ]
+
+
+def main(log_path, json_path):
+    rows = parse(log_path)
+    if not rows:
+        sys.exit(f"no COUNT lines in {log_path}")
+    checked = goals(rows)
+    with open(json_path, "w") as f:
+        json.dump({"target": "rv32imfc/ilp32f bare metal, qemu-system-riscv32 -icount shift=0 (instret)",
+                   "cores": rows[0]["cores"],
+                   "goals": [dict(goal=g, measured=m, limit=lim, met=m <= lim) for g, m, lim in checked],
+                   "rows": rows}, f, indent=1)
+    print(table(rows))
+    print()
+    for g, m, lim in checked:
+        print(f"goal: {g} = {m:.2f} (goal <= {lim}): {'met' if m <= lim else 'MISSED'}")
+    print(f"wrote {json_path}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,121 @@
+#include <stddef.h>
+#include "kernel_step.h"
+
+const char *rv_op_name(rv_op op)
+{
+    static const char *names[] = {"matmul", "conv2d", "depthwise", "pointwise", "linear", "bias"};
+    return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
+const char *rv_step_name(rv_step step)
+{
+    static const char *names[] = {"forward", "grad_input", "grad_weight", "grad_bias"};
+    return (unsigned)step < sizeof(names) / sizeof(names[0]) ? names[step] : "?";
+}
+
+/* Geometry of the conv-family ops (depthwise: c_out = c_in; pointwise: 1x1, stride 1, no padding). */
+static pt_status geometry(const rv_kernel_step *s, pt_conv_geometry *g)
+{
+    if (s->op == OP_POINTWISE)
+        return pt_conv_geometry_init(g, s->batch, s->c_in, s->h, s->w, s->c_out, 1, 1, 1, 1, 0, 0);
+    int64_t c_out = s->op == OP_DEPTHWISE ? s->c_in : s->c_out;
+    return pt_conv_geometry_init(g, s->batch, s->c_in, s->h, s->w, c_out, s->kh, s->kw, s->stride_h, s->stride_w,
+                                 s->pad_h, s->pad_w);
+}
+
+int64_t rv_step_floats(const rv_kernel_step *s, rv_role role)
+{
+    if (s->op == OP_MATMUL) {
+        const int64_t sizes[] = {s->m * s->k, s->k * s->n, 0, s->m * s->n};
+        return sizes[role];
+    }
+    if (s->op == OP_LINEAR) {
+        const int64_t x = s->batch * s->c_in, w = s->c_out * s->c_in, y = s->batch * s->c_out;
+        const int64_t sizes[3][4] = {{x, w, s->has_bias ? s->c_out : 0, y}, {y, w, 0, x}, {y, x, 0, w}};
+        return s->step <= STEP_GRAD_WEIGHT ? sizes[s->step][role] : 0;
+    }
+    if (s->op == OP_BIAS) return role == ROLE_A ? s->batch * s->c_out * s->h * s->w : role == ROLE_OUT ? s->c_out : 0;
+    pt_conv_geometry g;
+    if (geometry(s, &g) != PT_OK) return 0;
+    const int64_t x = g.n * g.c_in * g.h_in * g.w_in, y = g.n * g.c_out * g.h_out * g.w_out;
+    const int64_t w = g.c_out * (s->op == OP_DEPTHWISE ? 1 : g.c_in) * g.kh * g.kw;
+    const int64_t sizes[3][4] = {{x, w, s->has_bias ? g.c_out : 0, y}, {y, w, 0, x}, {y, x, 0, w}};
+    return s->step <= STEP_GRAD_WEIGHT ? sizes[s->step][role] : 0;
+}
+
+int64_t rv_step_macs(const rv_kernel_step *s)
+{
+    switch (s->op) {
+    case OP_MATMUL: return s->m * s->n * s->k;
+    case OP_LINEAR: return s->batch * s->c_in * s->c_out;
+    case OP_BIAS: return s->batch * s->c_out * s->h * s->w;
+    default: break;
+    }
+    pt_conv_geometry g;
+    if (geometry(s, &g) != PT_OK) return 0;
+    /* Every step of a convolution does the forward's MACs (the im2col/col2im copies are not MACs). */
+    int64_t per_output = (s->op == OP_DEPTHWISE ? 1 : g.c_in) * g.kh * g.kw;
+    return g.n * g.c_out * g.h_out * g.w_out * per_output;
+}
+
+int64_t rv_step_workspace_floats(const rv_kernel_step *s, int num_threads)
+{
+    const int64_t hw = s->h * s->w;
+    pt_conv_geometry g;
+    switch (s->op) {
+    case OP_MATMUL:
+        return pt_matmul_view_workspace_floats(pt_matmul_pick(s->m, s->n, s->k), s->m, s->n, s->k, num_threads);
+    case OP_CONV2D:
+        if (geometry(s, &g) != PT_OK) return 0;
+        if (s->step == STEP_FORWARD) return pt_conv2d_forward_workspace_floats(&g, num_threads);
+        if (s->step == STEP_GRAD_INPUT) return pt_conv2d_grad_input_workspace_floats(&g, num_threads);
+        return pt_conv2d_grad_weight_workspace_floats(&g, num_threads);
+    case OP_POINTWISE:
+        if (s->step == STEP_FORWARD)
+            return pt_pointwise_conv2d_forward_workspace_floats(s->batch, s->c_in, s->c_out, hw, num_threads);
+        if (s->step == STEP_GRAD_INPUT)
+            return pt_pointwise_conv2d_grad_input_workspace_floats(s->batch, s->c_in, s->c_out, hw, num_threads);
+        return pt_pointwise_conv2d_grad_weight_workspace_floats(s->batch, s->c_in, s->c_out, hw, num_threads);
+    case OP_LINEAR:
+        if (s->step == STEP_FORWARD) return pt_linear_forward_workspace_floats(s->batch, s->c_in, s->c_out, num_threads);
+        if (s->step == STEP_GRAD_INPUT)
+            return pt_linear_grad_input_workspace_floats(s->batch, s->c_in, s->c_out, num_threads);
+        return pt_linear_grad_weight_workspace_floats(s->batch, s->c_in, s->c_out, num_threads);
+    default:
+        return 0; /* depthwise and bias need none */
+    }
+}
+
+pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, const float *bias, float *out,
+                      float *ws, int64_t wsf)
+{
+    const int64_t hw = s->h * s->w;
+    const int acc = s->accumulate;
+    pt_conv_geometry g;
+    if (s->op == OP_CONV2D || s->op == OP_DEPTHWISE) {
+        pt_status st = geometry(s, &g);
+        if (st != PT_OK) return st;
+    }
+    switch (s->op * 4 + s->step) {
+    case OP_MATMUL * 4 + STEP_FORWARD:
+        return pt_matmul(PT_MATMUL_AUTO, s->m, s->n, s->k, a, b, out, acc, ws, wsf);
+    case OP_CONV2D * 4 + STEP_FORWARD: return pt_conv2d_forward(&g, a, b, bias, out, ws, wsf);
+    case OP_CONV2D * 4 + STEP_GRAD_INPUT: return pt_conv2d_grad_input(&g, a, b, out, acc, ws, wsf);
+    case OP_CONV2D * 4 + STEP_GRAD_WEIGHT: return pt_conv2d_grad_weight(&g, a, b, out, acc, ws, wsf);
+    case OP_DEPTHWISE * 4 + STEP_FORWARD: return pt_depthwise_conv2d_forward(&g, a, b, bias, out);
+    case OP_DEPTHWISE * 4 + STEP_GRAD_INPUT: return pt_depthwise_conv2d_grad_input(&g, a, b, out, acc);
+    case OP_DEPTHWISE * 4 + STEP_GRAD_WEIGHT: return pt_depthwise_conv2d_grad_weight(&g, a, b, out, acc);
+    case OP_POINTWISE * 4 + STEP_FORWARD:
+        return pt_pointwise_conv2d_forward(s->batch, s->c_in, s->c_out, hw, a, b, bias, out, ws, wsf);
+    case OP_POINTWISE * 4 + STEP_GRAD_INPUT:
+        return pt_pointwise_conv2d_grad_input(s->batch, s->c_in, s->c_out, hw, a, b, out, acc, ws, wsf);
+    case OP_POINTWISE * 4 + STEP_GRAD_WEIGHT:
+        return pt_pointwise_conv2d_grad_weight(s->batch, s->c_in, s->c_out, hw, a, b, out, acc, ws, wsf);
+    case OP_LINEAR * 4 + STEP_FORWARD: return pt_linear_forward(s->batch, s->c_in, s->c_out, a, b, bias, out, ws, wsf);
+    case OP_LINEAR * 4 + STEP_GRAD_INPUT: return pt_linear_grad_input(s->batch, s->c_in, s->c_out, a, b, out, acc, ws, wsf);
+    case OP_LINEAR * 4 + STEP_GRAD_WEIGHT:
+        return pt_linear_grad_weight(s->batch, s->c_in, s->c_out, a, b, out, acc, ws, wsf);
+    case OP_BIAS * 4 + STEP_GRAD_BIAS: return pt_bias_grad(s->batch, s->c_out, hw, a, out, acc);
+    default: return PT_ERR_BAD_ARGUMENT;
+    }
+}

@@ -1,0 +1,46 @@
+/* One training step of one kernel, described as data, so that the RISC-V test driver (golden data) and the
+ * instruction counter (MobileNetV1 shapes) call the csrc kernels through the same code.
+ *
+ * Operands per op and step (all C-contiguous float32, shapes as in the csrc headers):
+ *   matmul         forward      a = A (m, k), b = B (k, n)                   -> out = C (m, n)
+ *   conv2d,        forward      a = x (batch, c_in, h, w), b = w, bias       -> out = y
+ *   depthwise,     grad_input   a = dy, b = w                                -> out = dx
+ *   pointwise,     grad_weight  a = dy, b = x                                -> out = dw
+ *   linear         (x (batch, c_in), w (c_out, c_in), y (batch, c_out))
+ *   bias           grad_bias    a = dy (batch, c_out, h, w)                  -> out = db (c_out)
+ * Depthwise uses c_out == c_in; pointwise uses kh = kw = 1, stride 1, no padding.
+ */
+#ifndef RV_KERNEL_STEP_H
+#define RV_KERNEL_STEP_H
+
+#include <stdint.h>
+#include "pulptrain.h"
+
+typedef enum { OP_MATMUL, OP_CONV2D, OP_DEPTHWISE, OP_POINTWISE, OP_LINEAR, OP_BIAS } rv_op;
+typedef enum { STEP_FORWARD, STEP_GRAD_INPUT, STEP_GRAD_WEIGHT, STEP_GRAD_BIAS } rv_step;
+typedef enum { ROLE_A, ROLE_B, ROLE_BIAS, ROLE_OUT } rv_role;
+
+typedef struct {
+    rv_op op;
+    rv_step step;
+    int64_t m, n, k;                              /* matmul */
+    int64_t batch, c_in, h, w, c_out, kh, kw;     /* layers */
+    int64_t stride_h, stride_w, pad_h, pad_w;
+    int has_bias;                                 /* forward only */
+    int accumulate;                               /* gradients only: add into out */
+} rv_kernel_step;
+
+const char *rv_op_name(rv_op op);
+const char *rv_step_name(rv_step step);
+
+/* Number of floats of an operand (0 when the step has no such operand). */
+int64_t rv_step_floats(const rv_kernel_step *s, rv_role role);
+/* Multiply-accumulates of the step (the arithmetic work; additions for grad_bias). */
+int64_t rv_step_macs(const rv_kernel_step *s);
+/* Workspace the step needs for a team of num_threads cores (with the matmul variant now preferred). */
+int64_t rv_step_workspace_floats(const rv_kernel_step *s, int num_threads);
+/* Runs the step on the current team (pt_set_num_threads) with the preferred matmul variant. */
+pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, const float *bias, float *out,
+                      float *workspace, int64_t workspace_floats);
+
+#endif
