@@ -1,3 +1,8 @@
+/* GCC turns short copy / fill loops (a 16-float panel row, an 8-float plane row) into memcpy / memset
+ * calls that cost more than the loop; keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include <stddef.h>
 #include <string.h>
 #include <stdint.h>
