@@ -4,6 +4,7 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 #include <stddef.h>
+#include <stdint.h>
 #include "depthwise_conv2d.h"
 #include "parallel.h"
 
@@ -133,6 +134,7 @@ typedef float dw_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
 #define PT_DW_PLANE_FLOATS 4608
 #endif
 #define DW_MAX_TAPS 25
+#define DW_GW_CHANNELS 16 /* grad_weight channel block (its accumulators live on the stack) */
 
 static inline int64_t round8(int64_t x) { return (x + 7) & ~(int64_t)7; }
 
@@ -209,6 +211,60 @@ static void tap_offsets(int64_t kh, int64_t kw, int64_t pitch, int64_t *off)
         for (int64_t kx = 0; kx < kw; kx++) off[ky * kw + kx] = ky * pitch + kx;
 }
 
+/* 3x3, stride 1, padding 1 on planes of H*W = a multiple of 8 floats (the 8x8 and 4x4 MobileNet planes):
+ * no copy at all. The stencil runs on the plane in place with row pitch W; a tap that would read across the
+ * plane's border (into the neighbouring row or plane) is masked to +0 by an AND with a precomputed lane mask,
+ * which gives the same value as the zero border of the buffered path. Only the first and last plane of the
+ * tensor, whose masked reads would leave the array, take the buffered path. */
+typedef int32_t dw_mask8 __attribute__((vector_size(32), aligned(4), may_alias));
+#define MASKED_MAX_VECTORS 64 /* planes up to 512 floats */
+
+static int masked_supported(const pt_conv_geometry *g)
+{
+    const int64_t hw = g->h_in * g->w_in;
+    return g->kh == 3 && g->kw == 3 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 1 &&
+           g->pad_w == 1 && hw % 8 == 0 && hw / 8 <= MASKED_MAX_VECTORS;
+}
+
+typedef struct {
+    int64_t off[9];                       /* flat offset of tap t from the output position */
+    dw_mask8 mask[9][MASKED_MAX_VECTORS]; /* all ones where tap t reads inside the plane */
+} dw_masks;
+
+static void masks_init(int64_t H, int64_t W, dw_masks *m)
+{
+    for (int t = 0; t < 9; t++) {
+        const int64_t dy = t / 3 - 1, dx = t % 3 - 1;
+        m->off[t] = dy * W + dx;
+        for (int64_t q = 0; q < H * W; q++) {
+            const int64_t r = q / W + dy, c = q % W + dx;
+            m->mask[t][q / 8][q % 8] = (r >= 0 && r < H && c >= 0 && c < W) ? -1 : 0;
+        }
+    }
+}
+
+static inline dw_vec8 masked_load(const float *p, dw_mask8 mask)
+{
+    return (dw_vec8)(*(const dw_mask8 *)p & mask);
+}
+
+/* s[q] = sum_t w[t] * plane[q + off[t]] (taps outside the plane count 0) over the whole plane, then
+ * out[q] = s[q] + bias, or out[q] += s[q] when accumulating. */
+static void masked_stencil(const float *restrict plane, const dw_masks *m, const float *w, int64_t vectors,
+                           float bias, int accumulate, float *restrict out)
+{
+    for (int64_t v = 0; v < vectors; v++) {
+        const float *p = plane + v * 8;
+        dw_vec8 acc = {0};
+        for (int t = 0; t < 9; t++) acc += w[t] * masked_load(p + m->off[t], m->mask[t][v]);
+        dw_vec8 *o = (dw_vec8 *)(out + v * 8);
+        if (accumulate)
+            *o += acc;
+        else
+            *o = acc + bias;
+    }
+}
+
 static void forward_direct(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
@@ -222,12 +278,19 @@ static void forward_direct(void *arg)
     zero(xp, xb.floats);
     /* stride 1: the whole plane is one flat range; stride 2: one range per output row */
     const int64_t span = sw * (Wo - 1) + 1;
+    const int masked = masked_supported(g);
+    dw_masks m;
+    if (masked) masks_init(H, W, &m);
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
         const int64_t c = u % C;
         const float b = t->bias ? t->bias[c] : 0.0f;
         float *y = t->out + u * Ho * Wo;
+        if (masked && u > 0 && u < g->n * C - 1) {
+            masked_stencil(t->a + u * H * W, &m, t->b + c * taps, H * W / 8, b, 0, y);
+            continue;
+        }
         copy_plane(t->a + u * H * W, H, W, xp, xb.pitch, g->pad_h, g->pad_w);
         if (sh == 1) {
             stencil(xp, off, t->b + c * taps, (int)taps, 0, Ho * xb.pitch, row);
@@ -256,6 +319,9 @@ static void grad_input_direct(void *arg)
     float wflip[DW_MAX_TAPS];
     tap_offsets(kh, kw, ub.pitch, off);
     zero(up, ub.floats);
+    const int masked = masked_supported(g);
+    dw_masks m;
+    if (masked) masks_init(H, W, &m);
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
@@ -263,6 +329,11 @@ static void grad_input_direct(void *arg)
         const float *w = t->b + c * taps;
         for (int64_t i = 0; i < taps; i++) wflip[i] = w[taps - 1 - i];
         float *dx = t->out + u * H * W;
+        if (masked && u > 0 && u < g->n * C - 1) {
+            /* stride 1, padding 1: dx is the same stencil over dy with the flipped kernel */
+            masked_stencil(t->a + u * Ho * Wo, &m, wflip, H * W / 8, 0.0f, t->accumulate, dx);
+            continue;
+        }
         spread_plane(t->a + u * Ho * Wo, Ho, Wo, g->stride_h, g->stride_w, up, ub.pitch, top, left);
         stencil(up, off, wflip, (int)taps, 0, H * ub.pitch, row);
         for (int64_t ih = 0; ih < H; ih++) {
@@ -289,24 +360,45 @@ static void grad_weight_direct(void *arg)
     zero(xp, xb.floats);
     zero(dyp, xb.floats);
     const int64_t span = round8((sh * (Ho - 1) + 1) * xb.pitch);
+    const int masked = masked_supported(g);
+    dw_masks m;
+    if (masked) masks_init(H, W, &m);
     int64_t c0, c1;
     pt_chunk(C, 1, &c0, &c1);
-    for (int64_t c = c0; c < c1; c++) {
-        dw_vec8 acc[DW_MAX_TAPS];
-        for (int64_t i = 0; i < taps; i++) acc[i] = (dw_vec8){0};
+    /* Channels in blocks, images outside: memory is read in its own order (a channel at a time over all
+     * images would jump a whole image per plane). Each channel still sums images, then pixels, in order. */
+    for (int64_t cb = c0; cb < c1; cb += DW_GW_CHANNELS) {
+        const int64_t cend = cb + DW_GW_CHANNELS < c1 ? cb + DW_GW_CHANNELS : c1;
+        dw_vec8 acc[DW_GW_CHANNELS][DW_MAX_TAPS];
+        for (int64_t c = cb; c < cend; c++)
+            for (int64_t i = 0; i < taps; i++) acc[c - cb][i] = (dw_vec8){0};
         for (int64_t n = 0; n < g->n; n++) {
-            copy_plane(t->b + (n * C + c) * H * W, H, W, xp, xb.pitch, g->pad_h, g->pad_w);
-            spread_plane(t->a + (n * C + c) * Ho * Wo, Ho, Wo, sh, sw, dyp, xb.pitch, 0, 0);
-            for (int64_t q = 0; q < span; q += 8) {
-                const dw_vec8 d = *(const dw_vec8 *)(dyp + q);
-                for (int64_t i = 0; i < taps; i++) acc[i] += d * *(const dw_vec8 *)(xp + q + off[i]);
+            for (int64_t c = cb; c < cend; c++) {
+                dw_vec8 *a = acc[c - cb];
+                const int64_t u = n * C + c;
+                if (masked && u > 0 && u < g->n * C - 1) {
+                    const float *x = t->b + u * H * W, *dy = t->a + u * Ho * Wo;
+                    for (int64_t v = 0; v < H * W / 8; v++) {
+                        const dw_vec8 d = *(const dw_vec8 *)(dy + v * 8);
+                        for (int i = 0; i < 9; i++) a[i] += d * masked_load(x + v * 8 + m.off[i], m.mask[i][v]);
+                    }
+                    continue;
+                }
+                copy_plane(t->b + u * H * W, H, W, xp, xb.pitch, g->pad_h, g->pad_w);
+                spread_plane(t->a + u * Ho * Wo, Ho, Wo, sh, sw, dyp, xb.pitch, 0, 0);
+                for (int64_t q = 0; q < span; q += 8) {
+                    const dw_vec8 d = *(const dw_vec8 *)(dyp + q);
+                    for (int64_t i = 0; i < taps; i++) a[i] += d * *(const dw_vec8 *)(xp + q + off[i]);
+                }
             }
         }
-        float *dw = t->out + c * taps;
-        for (int64_t i = 0; i < taps; i++) {
-            const dw_vec8 v = acc[i];
-            const float s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-            dw[i] = t->accumulate ? dw[i] + s : s;
+        for (int64_t c = cb; c < cend; c++) {
+            float *dw = t->out + c * taps;
+            for (int64_t i = 0; i < taps; i++) {
+                const dw_vec8 v = acc[c - cb][i];
+                const float s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+                dw[i] = t->accumulate ? dw[i] + s : s;
+            }
         }
     }
 }
