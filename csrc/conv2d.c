@@ -164,13 +164,18 @@ typedef struct {
     int variant;
 } ig_plan;
 
-static ig_plan grad_input_plan(const pt_conv_geometry *g)
+/* Channel blocks as large as the dcol bound allows, cut smaller only when there are too few images to give
+ * every core two units: each unit repacks its image's dY, so small blocks cost packing. The blocking does
+ * not change any sum (dcol elements and the col2im order per channel are the same), so it may follow the
+ * team size. */
+static ig_plan grad_input_plan(const pt_conv_geometry *g, int num_threads)
 {
     ig_plan p;
     p.P = g->h_out * g->w_out;
     p.khw = g->kh * g->kw;
     const int64_t fit = max64(1, IG_DCOL_FLOATS / (p.khw * p.P));
-    p.cb = max64(1, min64(fit, cdiv(g->c_in, TARGET_UNITS)));
+    const int64_t blocks_wanted = cdiv(2 * (int64_t)num_threads, g->n);
+    p.cb = max64(1, min64(fit, cdiv(g->c_in, blocks_wanted)));
     p.blocks_per_image = cdiv(g->c_in, p.cb);
     p.variant = pt_matmul_pick(p.cb * p.khw, p.P, g->c_out);
     p.per_core = p.cb * p.khw * p.P + pt_gemm_workspace_floats(p.variant, p.cb * p.khw, p.P, g->c_out);
@@ -180,7 +185,7 @@ static ig_plan grad_input_plan(const pt_conv_geometry *g)
 int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads)
 {
     if (g == NULL || num_threads < 1) return 0;
-    return grad_input_plan(g).per_core * num_threads;
+    return grad_input_plan(g, num_threads).per_core * num_threads;
 }
 
 typedef struct {
@@ -222,7 +227,7 @@ pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const
     if (g == NULL || dy == NULL || w == NULL || dx == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     ig_task t;
     t.g = g;
-    t.plan = grad_input_plan(g);
+    t.plan = grad_input_plan(g, pt_get_num_threads());
     if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
     t.dy = dy; t.w = w; t.dx = dx; t.workspace = workspace; t.accumulate = accumulate;
     pt_team_status_clear(&t.status);
