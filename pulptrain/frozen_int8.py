@@ -13,6 +13,8 @@ Scheme (see pulptrain.quant for the integer arithmetic):
 - the last unit requantizes straight to ``lr_bits`` codes (clip at 2**lr_bits - 1), so the latent is rounded
   once; a trailing average pool keeps its input scale and, below 8 bits, is requantized by quant.quantize.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from pulptrain import nn, quant
@@ -22,6 +24,24 @@ __all__ = ["quantize_frozen", "QuantizedFrozenStage"]
 _CONVS = (nn.Conv2d, nn.DepthwiseConv2d, nn.PointwiseConv2d)
 _POOLS = (nn.AvgPool2d, nn.GlobalAvgPool2d)
 _PERCENTILE_SAMPLE = 1 << 20  # values kept per unit for percentile calibration
+
+
+def _modules(module):
+    yield module
+    for child in module.children():
+        yield from _modules(child)
+
+
+@contextmanager
+def _eval_mode(module):
+    """Runs the body with every sub-module in eval mode, then restores each module's own mode."""
+    modes = [(m, m.training) for m in _modules(module)]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _parse_unit(index, unit):
@@ -148,9 +168,7 @@ class QuantizedFrozenStage:
         """Per-block error of the INT8 stage against the float one on images x, errors accumulating through
         the stage as they do in use. Returns a list of dicts: block, cosine (cosine similarity of the
         flattened tensors), relative_l2 (||int8 - float|| / ||float||), max_abs_error, scale."""
-        was_training = self.float_stage.training
-        self.float_stage.eval()
-        try:
+        with _eval_mode(self.float_stage):
             int8_outputs = self._run(x, keep_all=True)
             h = np.asarray(x, dtype=np.float32)
             rows = []
@@ -164,8 +182,6 @@ class QuantizedFrozenStage:
                                  relative_l2=float(np.linalg.norm(diff) / max(np.linalg.norm(ref), 1e-30)),
                                  max_abs_error=float(np.abs(diff).max()), scale=float(self.unit_scales[i])))
             return rows
-        finally:
-            self.float_stage.train(was_training)
 
 
 def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", percentile=99.99, batch_size=64,
@@ -178,7 +194,7 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
     batch_size through the float stage in eval mode. lr_bits: 1..8, the bits of the latent codes.
     calibration: "max" (largest activation seen) or "percentile" (the `percentile`-th percentile of a random
     sample of at most 2**20 values per block, drawn with `seed`). Returns a QuantizedFrozenStage; the float
-    stage is left unchanged (and back in its previous train/eval mode).
+    stage is left unchanged (every module back in its previous train/eval mode).
     """
     if not isinstance(frozen, nn.Sequential) or len(frozen) == 0:
         raise TypeError("frozen must be a non-empty pulptrain.nn.Sequential of blocks")
@@ -195,17 +211,13 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
     stats_in = _Calibration(rng)
     stats = [_Calibration(rng) for _ in parsed]
     keep = calibration == "percentile"
-    was_training = frozen.training
-    frozen.eval()
-    try:
+    with _eval_mode(frozen):
         for start in range(0, x.shape[0], batch_size):
             h = x[start:start + batch_size]
             stats_in.update(h, False)
             for block, st in zip(frozen, stats):
                 h = block.forward(h)
                 st.update(h, keep)
-    finally:
-        frozen.train(was_training)
 
     if stats_in.min >= 0:
         in_scale, zero_point = quant.calibrate_scale(np.array([stats_in.max], np.float32), 8), 0

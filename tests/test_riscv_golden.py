@@ -22,17 +22,48 @@ def test_hex_literals_round_trip_exactly():
     np.testing.assert_array_equal(decoded.view(np.uint32), values.view(np.uint32))
 
 
+def test_infinities_and_integers_are_written_exactly():
+    text = gen_golden.c_floats("v", np.array([np.inf, -np.inf, 2.0], dtype=np.float32))
+    assert re.findall(r"-?INFINITY|-?0x[0-9a-f.]+p[-+]\d+f", text) == ["INFINITY", "-INFINITY", "0x1p+1f"]
+    for dtype, ctype in ((np.uint8, "uint8_t"), (np.int8, "int8_t"), (np.int32, "int32_t")):
+        info = np.iinfo(dtype)
+        values = np.array([info.min, -1 if info.min < 0 else 1, 0, info.max], dtype=dtype)
+        text = gen_golden.c_array("v", values)
+        assert text.startswith(f"static const {ctype} v[4]")
+        np.testing.assert_array_equal(np.array(re.findall(r"-?\d+(?=[,\n])", text.split("=", 1)[1]), dtype=np.int64),
+                                      values.astype(np.int64))
+
+
 def test_header_holds_every_case(tmp_path):
     path = tmp_path / "golden_data.h"
     gen_golden.main(str(path))
     text = path.read_text()
-    cases = gen_golden.cases()
-    assert text.count("{{.op = OP_") == len(cases)
+    cases, typed = gen_golden.cases(), gen_golden.typed_cases()
+    assert text.count("{{.op = OP_") == len(cases) + len(typed)
     steps = {(c["op"], c["step"]) for c in cases}
     for op in ("conv2d", "depthwise", "pointwise", "linear"):
         assert {(op, s) for s in ("forward", "grad_input", "grad_weight")} <= steps
     assert any(c.get("stride_h") == 2 and c.get("pad_h") == 1 for c in cases)
     assert any(c.get("accumulate") for c in cases)
+    typed_table = text[text.index("golden_typed_cases[] = {"):]
+    assert typed_table.count("{{.op = OP_") == len(typed)
+    ops = {c["op"] for c in typed}
+    assert {"int8_conv2d", "int8_depthwise", "int8_pointwise", "int8_linear", "int8_avg_pool"} <= ops
+    for op in ("pack_bits", "unpack_bits"):
+        assert {c["bits"] for c in typed if c["op"] == op} == set(range(1, 9))
+        assert any(c["count"] % 8 and c["count"] > 16384 for c in typed if c["op"] == op)  # parallel, ragged end
+
+
+def test_int8_reference_agrees_with_the_formula_on_hand_values():
+    # acc = 10 * 3 + 2 = 32; p = 32 * 3 = 96; 96 / 2**6 = 1.5 rounds half up to 2; -96 clips to clip_min.
+    acc = np.array([[32], [-32]]).reshape(2, 1)
+    y = gen_golden.requant_reference(acc.T, None, [3, 3], [6, 6], (1, 255))
+    np.testing.assert_array_equal(y, [[2, 1]])
+    c = gen_golden.int8("int8_conv2d", 1, 1, 3, 3, 1, 3, 1, 1)
+    x = np.arange(9, dtype=np.uint8).reshape(1, 1, 3, 3)
+    w = np.ones((1, 1, 3, 3), dtype=np.int8)
+    np.testing.assert_array_equal(gen_golden.int8_accumulators(c, x, w)[0, 0],
+                                  [[8, 15, 12], [21, 36, 27], [20, 33, 24]])
 
 
 def test_operand_shapes_follow_pytorch_conv_arithmetic():

@@ -8,7 +8,10 @@
  *      measures each core. `critical` = instructions outside the forks + the slowest core of each fork (the
  *      time an SPMD cluster would take), `core_max` = the largest per-core total, `core_sum` = all cores.
  * Prints one "COUNT key=value ..." line per measurement (tools/riscv/count_table.py turns them into JSON and a
- * table). Inputs are pseudo-random: the kernels have no data-dependent branches, so counts depend on shapes only.
+ * table). Inputs are pseudo-random: the float kernels have no data-dependent branches, so their counts depend on
+ * shapes only; the INT8 requantization and the quantize clip branch on the value (an output <= 0 takes a short
+ * path), so those counts are for random data (about half the accumulators negative, as after a ReLU-trained layer).
+ * `macs` is the work unit of the row: MACs for the layers (additions for pooling), codes for the latent codes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +80,10 @@ typedef struct {
 #define TRIAD(L, OP, CI, HW, CO, K, S, P, V) \
     CONV(L, OP, STEP_FORWARD, CI, HW, CO, K, S, P, V), CONV(L, OP, STEP_GRAD_INPUT, CI, HW, CO, K, S, P, V), \
     CONV(L, OP, STEP_GRAD_WEIGHT, CI, HW, CO, K, S, P, V)
+#define INT8(L, OP, CI, HW, CO, K, S, P) CONV(L, OP, STEP_FORWARD, CI, HW, CO, K, S, P, 0)
+#define LR_CODES (512 * 8 * 8)
+#define LATENT(OP, BITS) \
+    {"LR conv5_4/dw", {.op = OP, .step = STEP_FORWARD, .count = LR_CODES, .bits = BITS, .scale = 0.05f}, 0}
 
 static const count_entry entries[] = {
     {"matmul 128^3", {.op = OP_MATMUL, .step = STEP_FORWARD, .m = 128, .n = 128, .k = 128}, 1},
@@ -89,36 +96,131 @@ static const count_entry entries[] = {
     TRIAD("conv6/dw", OP_DEPTHWISE, 1024, 4, 1024, 3, 1, 1, 0),
     TRIAD("conv6/pw", OP_POINTWISE, 1024, 4, 1024, 1, 1, 0, 0),
     TRIAD("fc", OP_LINEAR, 1024, 1, 50, 1, 1, 0, 0),
+    /* INT8 frozen stage (every distinct layer shape up to conv6; the default LR layer is conv5_4/dw) */
+    INT8("conv1", OP_INT8_CONV2D, 3, 128, 32, 3, 2, 1),
+    INT8("conv2_1/dw", OP_INT8_DEPTHWISE, 32, 64, 32, 3, 1, 1),
+    INT8("conv2_1/pw", OP_INT8_POINTWISE, 32, 64, 64, 1, 1, 0),
+    INT8("conv2_2/dw", OP_INT8_DEPTHWISE, 64, 64, 64, 3, 2, 1),
+    INT8("conv2_2/pw", OP_INT8_POINTWISE, 64, 32, 128, 1, 1, 0),
+    INT8("conv3_1/dw", OP_INT8_DEPTHWISE, 128, 32, 128, 3, 1, 1),
+    INT8("conv3_1/pw", OP_INT8_POINTWISE, 128, 32, 128, 1, 1, 0),
+    INT8("conv3_2/dw", OP_INT8_DEPTHWISE, 128, 32, 128, 3, 2, 1),
+    INT8("conv3_2/pw", OP_INT8_POINTWISE, 128, 16, 256, 1, 1, 0),
+    INT8("conv4_1/dw", OP_INT8_DEPTHWISE, 256, 16, 256, 3, 1, 1),
+    INT8("conv4_1/pw", OP_INT8_POINTWISE, 256, 16, 256, 1, 1, 0),
+    INT8("conv4_2/dw", OP_INT8_DEPTHWISE, 256, 16, 256, 3, 2, 1),
+    INT8("conv4_2/pw", OP_INT8_POINTWISE, 256, 8, 512, 1, 1, 0),
+    INT8("conv5_x/dw", OP_INT8_DEPTHWISE, 512, 8, 512, 3, 1, 1),
+    INT8("conv5_x/pw", OP_INT8_POINTWISE, 512, 8, 512, 1, 1, 0),
+    INT8("conv5_6/dw", OP_INT8_DEPTHWISE, 512, 8, 512, 3, 2, 1),
+    INT8("conv5_6/pw", OP_INT8_POINTWISE, 512, 4, 1024, 1, 1, 0),
+    INT8("conv6/dw", OP_INT8_DEPTHWISE, 1024, 4, 1024, 3, 1, 1),
+    INT8("conv6/pw", OP_INT8_POINTWISE, 1024, 4, 1024, 1, 1, 0),
+    INT8("pool6", OP_INT8_AVG_POOL, 1024, 4, 1024, 4, 4, 0),
+    INT8("fc", OP_INT8_LINEAR, 1024, 1, 50, 1, 1, 0),
+    /* latent codes at the default LR layer (conv5_4/dw output, 512x8x8) */
+    LATENT(OP_QUANTIZE, 8), LATENT(OP_DEQUANTIZE, 8),
+    LATENT(OP_PACK_BITS, 1), LATENT(OP_PACK_BITS, 2), LATENT(OP_PACK_BITS, 3), LATENT(OP_PACK_BITS, 4),
+    LATENT(OP_PACK_BITS, 5), LATENT(OP_PACK_BITS, 6), LATENT(OP_PACK_BITS, 7), LATENT(OP_PACK_BITS, 8),
+    LATENT(OP_UNPACK_BITS, 1), LATENT(OP_UNPACK_BITS, 2), LATENT(OP_UNPACK_BITS, 3), LATENT(OP_UNPACK_BITS, 4),
+    LATENT(OP_UNPACK_BITS, 5), LATENT(OP_UNPACK_BITS, 6), LATENT(OP_UNPACK_BITS, 7), LATENT(OP_UNPACK_BITS, 8),
 };
 #define NUM_ENTRIES ((int)(sizeof(entries) / sizeof(entries[0])))
 
-static float *random_floats(int64_t n, uint32_t *state)
+static uint32_t next_random(uint32_t *state)
 {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+static void *allocate(int64_t bytes)
+{
+    void *p = malloc((size_t)(bytes > 0 ? bytes : 1));
     if (p == NULL) {
-        printf("out of memory (%ld floats)\n", (long)n);
+        printf("out of memory (%ld bytes)\n", (long)bytes);
         exit(2);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        *state = *state * 1664525u + 1013904223u;
-        p[i] = (float)(int32_t)(*state >> 8) * (1.0f / 8388608.0f) - 1.0f;
     }
     return p;
 }
 
+static float *random_floats(int64_t n, uint32_t *state)
+{
+    float *p = allocate(n * (int64_t)sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = (float)(int32_t)next_random(state) * (1.0f / 8388608.0f) - 1.0f;
+    return p;
+}
+
+/* n random bytes, each masked with `mask` (pack_bits needs codes below 2^bits). */
+static uint8_t *random_bytes(int64_t n, uint8_t mask, uint32_t *state)
+{
+    uint8_t *p = allocate(n);
+    for (int64_t i = 0; i < n; i++) p[i] = (uint8_t)next_random(state) & mask;
+    return p;
+}
+
+/* The operands of one step: float arrays for the float ops, typed ones (sizes in bytes) for the others. */
+typedef struct {
+    void *a, *b, *bias, *out;
+    pt_requant rq;
+    int32_t *rq_bias, *multiplier, *shift;
+} operands;
+
+static operands random_operands(const rv_kernel_step *s, uint32_t *rng)
+{
+    operands o = {0};
+    if (!rv_op_is_typed(s->op)) {
+        o.a = random_floats(rv_step_floats(s, ROLE_A), rng);
+        o.b = random_floats(rv_step_floats(s, ROLE_B), rng);
+        o.bias = s->has_bias ? random_floats(rv_step_floats(s, ROLE_BIAS), rng) : NULL;
+        o.out = random_floats(rv_step_floats(s, ROLE_OUT), rng);
+        return o;
+    }
+    const uint8_t code_mask = s->op == OP_PACK_BITS ? (uint8_t)((1u << s->bits) - 1u) : 0xff;
+    o.a = s->op == OP_QUANTIZE ? (void *)random_floats(s->count, rng)
+                               : (void *)random_bytes(rv_step_bytes(s, ROLE_A), code_mask, rng);
+    o.b = random_bytes(rv_step_bytes(s, ROLE_B), 0xff, rng);
+    o.out = random_bytes(rv_step_bytes(s, ROLE_OUT), 0xff, rng);
+    /* Requantization as quantize_frozen makes it: multipliers in [2^30, 2^31), shifts that map the int32
+     * accumulators onto the uint8 range, small biases. */
+    const int64_t channels = rv_step_channels(s);
+    o.rq_bias = allocate(channels * (int64_t)sizeof(int32_t));
+    o.multiplier = allocate(channels * (int64_t)sizeof(int32_t));
+    o.shift = allocate(channels * (int64_t)sizeof(int32_t));
+    for (int64_t c = 0; c < channels; c++) {
+        o.rq_bias[c] = (int32_t)(next_random(rng) & 0xfff) - 0x800;
+        o.multiplier[c] = (int32_t)((1u << 30) | (next_random(rng) << 6));
+        o.shift[c] = 40;
+    }
+    const pt_requant rq = {o.rq_bias, o.multiplier, o.shift, 0, 255};
+    o.rq = rq;
+    return o;
+}
+
+static void free_operands(operands *o)
+{
+    free(o->a);
+    free(o->b);
+    free(o->bias);
+    free(o->out);
+    free(o->rq_bias);
+    free(o->multiplier);
+    free(o->shift);
+}
+
 /* Retired instructions of one call on a team of `cores`; fills the per-core accounting when cores > 1. */
-static pt_status measure(const rv_kernel_step *s, int cores, const float *a, const float *b, const float *bias,
-                         float *out, uint64_t *instret)
+static pt_status measure(const rv_kernel_step *s, int cores, operands *o, uint64_t *instret)
 {
     pt_set_num_threads(cores);
-    const int64_t wsf = rv_step_workspace_floats(s, cores);
-    float *ws = malloc((size_t)(wsf > 0 ? wsf : 1) * sizeof(float));
-    if (ws == NULL) return PT_ERR_WORKSPACE_TOO_SMALL;
+    const int typed = rv_op_is_typed(s->op);
+    /* workspace: floats for the float ops, bytes for the typed ones */
+    const int64_t ws_size = typed ? rv_step_workspace_bytes(s, cores) : rv_step_workspace_floats(s, cores);
+    void *ws = allocate(ws_size * (typed ? 1 : (int64_t)sizeof(float)));
     reset_accounting();
     pt_set_serial_core_hook(cores > 1 ? core_hook : NULL);
     (void)read_instret(); /* warm-up read */
     const uint64_t t0 = read_instret();
-    const pt_status st = rv_step_run(s, a, b, bias, out, ws, wsf);
+    const pt_status st = typed ? rv_typed_step_run(s, o->a, o->b, &o->rq, o->out, ws, ws_size)
+                               : rv_step_run(s, o->a, o->b, o->bias, o->out, ws, ws_size);
     const uint64_t t1 = read_instret();
     pt_set_serial_core_hook(NULL);
     free(ws);
@@ -128,13 +230,19 @@ static pt_status measure(const rv_kernel_step *s, int cores, const float *a, con
 
 static void shape_text(const rv_kernel_step *s, char *buf, size_t size)
 {
-    if (s->op == OP_MATMUL)
+    const rv_op op = s->op;
+    const int windowed = op == OP_CONV2D || op == OP_DEPTHWISE || op == OP_INT8_CONV2D || op == OP_INT8_DEPTHWISE ||
+                         op == OP_INT8_AVG_POOL;
+    const int64_t c_out = op == OP_DEPTHWISE || op == OP_INT8_DEPTHWISE || op == OP_INT8_AVG_POOL ? s->c_in : s->c_out;
+    if (op == OP_MATMUL)
         snprintf(buf, size, "%dx%dx%d", (int)s->m, (int)s->n, (int)s->k);
-    else if (s->op == OP_LINEAR)
+    else if (op >= OP_QUANTIZE)
+        snprintf(buf, size, "%d codes", (int)s->count);
+    else if (op == OP_LINEAR || op == OP_INT8_LINEAR)
         snprintf(buf, size, "%d->%d", (int)s->c_in, (int)s->c_out);
-    else if (s->op == OP_DEPTHWISE || s->op == OP_CONV2D)
-        snprintf(buf, size, "%d->%d %dx%d k%d s%d p%d", (int)s->c_in, (int)(s->op == OP_DEPTHWISE ? s->c_in : s->c_out),
-                 (int)s->h, (int)s->w, (int)s->kh, (int)s->stride_h, (int)s->pad_h);
+    else if (windowed)
+        snprintf(buf, size, "%d->%d %dx%d k%d s%d p%d", (int)s->c_in, (int)c_out, (int)s->h, (int)s->w, (int)s->kh,
+                 (int)s->stride_h, (int)s->pad_h);
     else
         snprintf(buf, size, "%d->%d %dx%d", (int)s->c_in, (int)s->c_out, (int)s->h, (int)s->w);
 }
@@ -142,26 +250,21 @@ static void shape_text(const rv_kernel_step *s, char *buf, size_t size)
 static int count_entry_variant(const count_entry *e, const char *variant, int cores, uint32_t *rng)
 {
     const rv_kernel_step *s = &e->step;
-    float *a = random_floats(rv_step_floats(s, ROLE_A), rng);
-    float *b = random_floats(rv_step_floats(s, ROLE_B), rng);
-    float *bias = s->has_bias ? random_floats(rv_step_floats(s, ROLE_BIAS), rng) : NULL;
-    float *out = random_floats(rv_step_floats(s, ROLE_OUT), rng);
+    operands o = random_operands(s, rng);
     uint64_t single, team;
-    pt_status st = measure(s, 1, a, b, bias, out, &single);
-    if (st == PT_OK) st = measure(s, cores, a, b, bias, out, &team);
+    pt_status st = measure(s, 1, &o, &single);
+    if (st == PT_OK) st = measure(s, cores, &o, &team);
     uint64_t core_max = 0;
     for (int c = 0; c < cores; c++) core_max = core_total[c] > core_max ? core_total[c] : core_max;
     char shape[64];
     shape_text(s, shape, sizeof shape);
-    printf("COUNT layer=\"%s\" op=%s step=%s variant=%s shape=\"%s\" macs=%lld instret=%lld cores=%d team_instret=%lld "
-           "critical=%lld core_max=%lld core_sum=%lld forks=%d status=%s\n",
-           e->layer, rv_op_name(s->op), rv_step_name(s->step), variant, shape, (long long)rv_step_macs(s),
-           (long long)single, cores, (long long)team, (long long)(team - in_forks + forks_critical),
-           (long long)core_max, (long long)in_forks, forks, st == PT_OK ? "ok" : pt_status_str(st));
-    free(a);
-    free(b);
-    free(bias);
-    free(out);
+    printf("COUNT layer=\"%s\" op=%s step=%s variant=%s shape=\"%s\" bits=%d unit=%s macs=%lld instret=%lld cores=%d "
+           "team_instret=%lld critical=%lld core_max=%lld core_sum=%lld forks=%d status=%s\n",
+           e->layer, rv_op_name(s->op), rv_step_name(s->step), variant, shape, s->bits,
+           s->op >= OP_QUANTIZE ? "code" : "MAC", (long long)rv_step_macs(s), (long long)single, cores,
+           (long long)team, (long long)(team - in_forks + forks_critical), (long long)core_max, (long long)in_forks,
+           forks, st == PT_OK ? "ok" : pt_status_str(st));
+    free_operands(&o);
     return st == PT_OK;
 }
 
@@ -176,7 +279,7 @@ int main(int argc, char **argv)
     uint32_t rng = 12345;
     for (int i = 0; i < NUM_ENTRIES; i++) {
         const count_entry *e = &entries[i];
-        const int uses_matmul = e->step.op != OP_DEPTHWISE && e->step.op != OP_BIAS;
+        const int uses_matmul = e->step.op <= OP_LINEAR && e->step.op != OP_DEPTHWISE;
         /* v = -1: the automatic choice (what the layers use), then every variant when asked for. */
         const int last = e->every_variant ? pt_matmul_num_variants() - 1 : -1;
         for (int v = -1; v <= last; v++) {

@@ -6,6 +6,11 @@ writes a C header with the inputs and expected outputs as exact hexadecimal floa
 driver needs no file system and no double precision. When torch is importable, every expected output is first
 checked against a float64 torch reference.
 
+The INT8 inference kernels (conv2d, depthwise, pointwise, linear, average pooling) and the latent-code kernels
+(quantize, dequantize, pack_bits / unpack_bits for bits 1..8) get "typed" cases: uint8 / int8 / int32 / float
+arrays, expected outputs from the package, each checked here against an independent integer (or float32) numpy
+reference; the target must reproduce them bit for bit.
+
 Usage: python tools/riscv/gen_golden.py OUT.h   (with pulptrain built in place: setup.py build_ext --inplace)
 """
 import os
@@ -18,6 +23,7 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, REPO_ROOT)
 
 from pulptrain import kernels as K  # noqa: E402
+from pulptrain import quant as Q  # noqa: E402
 
 SEED = 2026
 TOLERANCE = 1e-4  # max|diff| <= TOLERANCE * (1 + max|ref|), as in tests/
@@ -149,9 +155,186 @@ def torch_reference(c, a, b, bias, init):
     return ref + init if init is not None else ref
 
 
+# ---- INT8 inference and latent codes: typed operands, bit-exact expected outputs ----------------------------
+
+def int8(op, batch, c_in, h, w, c_out, k, stride, pad, has_bias=True, clip=(0, 255)):
+    """An INT8 forward case (op: int8_conv2d, int8_depthwise, int8_pointwise, int8_linear, int8_avg_pool)."""
+    return dict(conv(op, "forward", batch, c_in, h, w, c_out, k, stride, pad, has_bias), clip=clip)
+
+
+def latent(op, count, bits=8, scale=1.0):
+    """A latent-code case (op: quantize, dequantize, pack_bits, unpack_bits)."""
+    return dict(op=op, step="forward", count=count, bits=bits, scale=scale)
+
+
+PARALLEL_COUNT = 20003  # codes: above quant.c's serial threshold, so teams really split it (not a multiple of 8)
+
+
+def typed_cases():
+    """INT8 layers shaped like MobileNetV1 (stride 2, padding, tails of the 4x2 tile, several pixel panels) and
+    the latent codes at every bit width."""
+    out = [int8("int8_conv2d", 2, 3, 17, 17, 8, 3, 2, 1),                 # the stem
+           int8("int8_conv2d", 1, 4, 9, 11, 6, 3, 1, 1, clip=(3, 200)),    # ReLU6-like clip, c_out % 4 != 0
+           int8("int8_conv2d", 1, 5, 8, 7, 4, (3, 2), (2, 1), (1, 0), has_bias=False),
+           int8("int8_depthwise", 2, 8, 10, 10, 8, 3, 1, 1),
+           int8("int8_depthwise", 1, 16, 9, 9, 16, 3, 2, 1, clip=(0, 120)),
+           int8("int8_depthwise", 1, 5, 7, 6, 5, 3, 2, 0, has_bias=False),
+           int8("int8_depthwise", 1, 2, 4, 300, 2, 3, 1, 1),               # rows longer than one column chunk
+           int8("int8_pointwise", 2, 16, 6, 6, 24, 1, 1, 0),
+           int8("int8_pointwise", 1, 64, 8, 8, 32, 1, 1, 0, clip=(0, 100)),
+           int8("int8_pointwise", 1, 40, 3, 3, 70, 1, 1, 0),               # odd pixels, c_out % 4 == 2
+           int8("int8_pointwise", 1, 8, 20, 20, 12, 1, 1, 0),              # 400 pixels: several panels
+           int8("int8_linear", 1, 128, 1, 1, 50, 1, 1, 0),
+           int8("int8_linear", 3, 64, 1, 1, 10, 1, 1, 0, has_bias=False),
+           int8("int8_avg_pool", 2, 8, 8, 8, 8, 2, 2, 0),
+           int8("int8_avg_pool", 1, 16, 4, 4, 16, 4, 4, 0),                # global 4x4 (pool6)
+           int8("int8_avg_pool", 1, 3, 7, 7, 3, 3, 2, 0)]                  # odd windows: rounding half up
+    out += [latent("quantize", 1000, bits, 0.25) for bits in (1, 4, 7, 8)]
+    out += [latent("quantize", PARALLEL_COUNT, 8, 0.0371), latent("dequantize", 777, 8, 0.0371),
+            latent("dequantize", PARALLEL_COUNT, 8, 1.7)]
+    for op in ("pack_bits", "unpack_bits"):
+        out += [latent(op, 1001, bits) for bits in range(1, 9)]
+        out += [latent(op, PARALLEL_COUNT, bits) for bits in (3, 7)]
+    return out
+
+
+def int8_operand_shapes(c):
+    """Shapes of x, w and y of an INT8 case (w None for pooling): those of the float forward."""
+    if c["op"] == "int8_avg_pool":
+        x, _, _, y = operand_shapes(dict(c, op="depthwise"))
+        return x, None, y
+    x, w, _, y = operand_shapes(dict(c, op=c["op"][len("int8_"):]))
+    return x, w, y
+
+
+def int8_accumulators(c, x, w):
+    """Exact int64 sums of products (pooling: window sums), computed tap by tap on the padded input."""
+    if c["op"] == "int8_linear":
+        return x.astype(np.int64) @ w.astype(np.int64).T
+    sh, sw, ph, pw, kh, kw = (c[k] for k in ("stride_h", "stride_w", "pad_h", "pad_w", "kh", "kw"))
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+    acc = 0
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = xp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+            if c["op"] == "int8_avg_pool":
+                acc = acc + tap
+            elif c["op"] == "int8_depthwise":
+                acc = acc + tap * w[None, :, 0, ky, kx, None, None].astype(np.int64)
+            else:
+                acc = acc + np.einsum("oc,nchw->nohw", w[:, :, ky, kx].astype(np.int64), tap)
+    return acc
+
+
+def requant_reference(acc, bias, multiplier, shift, clip):
+    """clip(floor((acc + bias) * multiplier / 2**shift + 1/2)) per channel (axis 1), in Python integers."""
+    y = np.empty(acc.shape, dtype=np.int64)
+    for ch in range(acc.shape[1]):
+        m, s = int(multiplier[ch]), int(shift[ch])
+        b = 0 if bias is None else int(bias[ch])
+        y[:, ch] = np.reshape([((int(a) + b) * m + (1 << s >> 1)) >> s for a in acc[:, ch].ravel()],
+                              y[:, ch].shape)
+    return np.clip(y, *clip).astype(np.uint8)
+
+
+def int8_case(c, rng):
+    """Inputs, requantization and the expected uint8 output of an INT8 case, checked against numpy."""
+    x_shape, w_shape, y_shape = int8_operand_shapes(c)
+    x = rng.integers(0, 256, x_shape, dtype=np.uint8)
+    if c["op"] == "int8_avg_pool":
+        kh, kw, stride = c["kh"], c["kw"], (c["stride_h"], c["stride_w"])
+        y = np.asarray(Q.int8_avg_pool2d(x, (kh, kw), stride=stride))
+        count = kh * kw
+        assert np.array_equal(y, (int8_accumulators(c, x, None) + count // 2) // count), c
+        return dict(a=x, expected=y)
+    w = rng.integers(-127, 128, w_shape, dtype=np.int8)
+    acc = int8_accumulators(c, x, w)
+    channels = w_shape[0]
+    bias = rng.integers(-2 ** 12, 2 ** 12, channels).astype(np.int32) if c["has_bias"] else None
+    # Real factors that spread the outputs over (and past) the uint8 range; one channel has multiplier 0.
+    real = 200.0 / max(1.0, float(np.abs(acc).max())) * rng.uniform(0.25, 4.0, channels)
+    real[channels // 2] = 0.0
+    multiplier, shift = Q.quantize_multiplier(real)
+    geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
+    requant = dict(clip_min=c["clip"][0], clip_max=c["clip"][1])
+    run = {"int8_conv2d": lambda: Q.int8_conv2d_forward(x, w, bias, multiplier, shift, **geo, **requant),
+           "int8_depthwise": lambda: Q.int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, **geo, **requant),
+           "int8_pointwise": lambda: Q.int8_pointwise_conv2d_forward(x, w, bias, multiplier, shift, **requant),
+           "int8_linear": lambda: Q.int8_linear_forward(x, w, bias, multiplier, shift, **requant)}[c["op"]]
+    y = np.asarray(run())
+    assert y.shape == y_shape, (c, y.shape, y_shape)
+    assert np.array_equal(y, requant_reference(acc, bias, multiplier, shift, c["clip"])), f"int8 mismatch on {c}"
+    assert 0 < np.count_nonzero((y > c["clip"][0]) & (y < c["clip"][1])), f"outputs all clipped on {c}"
+    return dict(a=x, b=w, bias=bias, multiplier=multiplier, shift=shift, expected=y)
+
+
+def latent_case(c, rng):
+    """Inputs and the expected output of a latent-code case, checked against numpy."""
+    count, bits, scale = c["count"], c["bits"], c["scale"]
+    top = (1 << bits) - 1
+    if c["op"] == "quantize":
+        # Exact halves (x = (k + 1/2) * scale with scale a power of two) test round-half-to-even; negatives,
+        # values past the top code and +-inf test the clip.
+        x = (rng.integers(-4 * top - 8, 4 * top + 8, count) / 2.0 * scale).astype(np.float32)
+        x[rng.integers(0, count, 8)] = rng.choice([np.inf, -np.inf], 8)
+        expected = np.asarray(Q.quantize(x, scale, bits))
+        assert np.array_equal(expected, np.clip(np.rint(x / np.float32(scale)), 0, top).astype(np.uint8))
+        return dict(a=x, expected=expected)
+    codes = rng.integers(0, top + 1, count, dtype=np.uint8)
+    if c["op"] == "dequantize":
+        expected = np.asarray(Q.dequantize(codes, scale))
+        assert np.array_equal(expected, np.float32(scale) * codes.astype(np.float32))
+        return dict(a=codes, expected=expected)
+    # The packed stream: bit b of code i is stream bit i * bits + b, little-endian within each byte.
+    stream = ((codes[:, None] >> np.arange(bits)) & 1).astype(np.uint8).ravel()
+    packed = np.packbits(stream, bitorder="little")
+    assert packed.size == Q.packed_size(count, bits) == -(-count * bits // 8)
+    if c["op"] == "pack_bits":
+        expected = np.asarray(Q.pack_bits(codes, bits))
+        assert np.array_equal(expected, packed), c
+        return dict(a=codes, expected=expected)
+    expected = np.asarray(Q.unpack_bits(packed, bits, count))
+    assert np.array_equal(expected, codes), c
+    return dict(a=packed, expected=expected)
+
+
+C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
+TYPED_ROLES = ("a", "b", "bias", "multiplier", "shift", "expected")
+
+
+def c_array(name, values):
+    """A C array of a typed golden operand: exact float literals, or integers."""
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        return c_floats(name, values)
+    flat = [str(int(v)) for v in values.ravel()]
+    rows = [", ".join(flat[i:i + 24]) for i in range(0, len(flat), 24)]
+    return (f"static const {C_TYPES[values.dtype]} {name}[{len(flat)}] = {{\n    " + ",\n    ".join(rows)
+            + "\n};\n")
+
+
+def c_typed_case(i, c, arrays):
+    fields = [f".op = OP_{c['op'].upper()}", ".step = STEP_FORWARD"]
+    for key in ("batch", "c_in", "h", "w", "c_out", "kh", "kw", "stride_h", "stride_w", "pad_h", "pad_w",
+                "count", "bits"):
+        if key in c:
+            fields.append(f".{key} = {int(c[key])}")
+    if "scale" in c:
+        fields.append(f".scale = {float(np.float32(c['scale'])).hex()}f")
+    ptr = lambda role: f"golden_t{i}_{role}" if arrays.get(role) is not None else "NULL"  # noqa: E731
+    nbytes = lambda role: arrays[role].nbytes if arrays.get(role) is not None else 0  # noqa: E731
+    channels = arrays["multiplier"].size if arrays.get("multiplier") is not None else 0
+    clip = c.get("clip", (0, 0))
+    return (f"    {{{{{', '.join(fields)}}},\n     {ptr('a')}, {nbytes('a')}, {ptr('b')}, {nbytes('b')}, "
+            f"{ptr('bias')}, {ptr('multiplier')}, {ptr('shift')}, {channels}, {clip[0]}, {clip[1]}, "
+            f"{ptr('expected')}, {nbytes('expected')}}},\n")
+
+
 def c_floats(name, values):
-    """A C array of exact hexadecimal float literals."""
-    flat = [re.sub(r"\.?0*p", "p", float(v).hex()) + "f" for v in np.asarray(values, dtype=np.float32).ravel()]
+    """A C array of exact hexadecimal float literals (INFINITY for infinities)."""
+    flat = [("-INFINITY" if v < 0 else "INFINITY") if np.isinf(v) else re.sub(r"\.?0*p", "p", float(v).hex()) + "f"
+            for v in np.asarray(values, dtype=np.float32).ravel()]
     rows = [", ".join(flat[i:i + 8]) for i in range(0, len(flat), 8)]
     return f"static const float {name}[{len(flat)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
@@ -185,14 +368,25 @@ def main(path):
         arrays["expected"] = expected
         body += [c_floats(f"golden_{i}_{role}", v) for role, v in arrays.items() if v is not None]
         table.append(c_case(i, c, arrays))
+    typed_table = []
+    for i, c in enumerate(typed_cases()):
+        arrays = (int8_case if c["op"].startswith("int8_") else latent_case)(c, rng)
+        body += [c_array(f"golden_t{i}_{role}", arrays[role]) for role in TYPED_ROLES
+                 if arrays.get(role) is not None]
+        typed_table.append(c_typed_case(i, c, arrays))
     with open(path, "w") as f:
         f.write("/* Generated by tools/riscv/gen_golden.py from the pulptrain package: do not edit. */\n")
+        f.write("#include <math.h> /* INFINITY */\n")
         f.write(f"#define GOLDEN_TOLERANCE {TOLERANCE}f\n\n")
         f.writelines(body)
         f.write("\nstatic const golden_case golden_cases[] = {\n")
         f.writelines(table)
         f.write("};\n#define GOLDEN_NUM_CASES ((int)(sizeof(golden_cases) / sizeof(golden_cases[0])))\n")
-    print(f"gen_golden: {len(table)} cases -> {path}")
+        f.write("\nstatic const golden_typed_case golden_typed_cases[] = {\n")
+        f.writelines(typed_table)
+        f.write("};\n#define GOLDEN_NUM_TYPED_CASES "
+                "((int)(sizeof(golden_typed_cases) / sizeof(golden_typed_cases[0])))\n")
+    print(f"gen_golden: {len(table)} float cases, {len(typed_table)} INT8 / latent-code cases -> {path}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 
 const char *rv_op_name(rv_op op)
 {
-    static const char *names[] = {"matmul", "conv2d", "depthwise", "pointwise", "linear", "bias"};
+    static const char *names[] = {"matmul", "conv2d", "depthwise", "pointwise", "linear", "bias",
+                                  "int8_conv2d", "int8_depthwise", "int8_pointwise", "int8_linear", "int8_avg_pool",
+                                  "quantize", "dequantize", "pack_bits", "unpack_bits"};
     return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
 
@@ -43,8 +45,24 @@ int64_t rv_step_floats(const rv_kernel_step *s, rv_role role)
     return s->step <= STEP_GRAD_WEIGHT ? sizes[s->step][role] : 0;
 }
 
+/* The float op whose forward has the same shapes as an INT8 op (average pooling: a depthwise window). */
+static rv_kernel_step float_twin(const rv_kernel_step *s)
+{
+    static const rv_op twins[] = {OP_CONV2D, OP_DEPTHWISE, OP_POINTWISE, OP_LINEAR, OP_DEPTHWISE};
+    rv_kernel_step t = *s;
+    t.op = twins[s->op - OP_INT8_CONV2D];
+    t.step = STEP_FORWARD;
+    t.has_bias = 0;
+    return t;
+}
+
 int64_t rv_step_macs(const rv_kernel_step *s)
 {
+    if (s->op >= OP_QUANTIZE) return s->count;
+    if (s->op >= OP_INT8_CONV2D) {
+        const rv_kernel_step t = float_twin(s);
+        return rv_step_macs(&t);
+    }
     switch (s->op) {
     case OP_MATMUL: return s->m * s->n * s->k;
     case OP_LINEAR: return s->batch * s->c_in * s->c_out;
@@ -116,6 +134,74 @@ pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, c
     case OP_LINEAR * 4 + STEP_GRAD_WEIGHT:
         return pt_linear_grad_weight(s->batch, s->c_in, s->c_out, a, b, out, acc, ws, wsf);
     case OP_BIAS * 4 + STEP_GRAD_BIAS: return pt_bias_grad(s->batch, s->c_out, hw, a, out, acc);
+    default: return PT_ERR_BAD_ARGUMENT;
+    }
+}
+
+/* ---- INT8 inference and latent codes ---- */
+
+int rv_op_is_typed(rv_op op) { return op >= OP_INT8_CONV2D; }
+
+int64_t rv_step_bytes(const rv_kernel_step *s, rv_role role)
+{
+    if (role == ROLE_BIAS) return 0;
+    switch (s->op) {
+    case OP_QUANTIZE: return role == ROLE_A ? s->count * (int64_t)sizeof(float) : role == ROLE_OUT ? s->count : 0;
+    case OP_DEQUANTIZE: return role == ROLE_A ? s->count : role == ROLE_OUT ? s->count * (int64_t)sizeof(float) : 0;
+    case OP_PACK_BITS: return role == ROLE_A ? s->count : role == ROLE_OUT ? pt_packed_bytes(s->count, s->bits) : 0;
+    case OP_UNPACK_BITS: return role == ROLE_A ? pt_packed_bytes(s->count, s->bits) : role == ROLE_OUT ? s->count : 0;
+    default: break;
+    }
+    if (!rv_op_is_typed(s->op) || (s->op == OP_INT8_AVG_POOL && role == ROLE_B)) return 0;
+    const rv_kernel_step t = float_twin(s);
+    return rv_step_floats(&t, role); /* one byte per element */
+}
+
+int64_t rv_step_channels(const rv_kernel_step *s)
+{
+    switch (s->op) {
+    case OP_INT8_CONV2D: case OP_INT8_POINTWISE: case OP_INT8_LINEAR: return s->c_out;
+    case OP_INT8_DEPTHWISE: return s->c_in;
+    default: return 0;
+    }
+}
+
+int64_t rv_step_workspace_bytes(const rv_kernel_step *s, int num_threads)
+{
+    pt_conv_geometry g;
+    switch (s->op) {
+    case OP_INT8_CONV2D: {
+        const rv_kernel_step t = float_twin(s);
+        if (geometry(&t, &g) != PT_OK) return 0;
+        return pt_int8_conv2d_forward_workspace_bytes(&g, num_threads);
+    }
+    case OP_INT8_POINTWISE:
+        return pt_int8_pointwise_conv2d_forward_workspace_bytes(s->batch, s->c_in, s->c_out, s->h * s->w, num_threads);
+    case OP_INT8_LINEAR: return pt_int8_linear_forward_workspace_bytes(s->batch, s->c_in, s->c_out, num_threads);
+    default: return 0; /* depthwise, pooling and the latent codes need none */
+    }
+}
+
+pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *b, const pt_requant *rq, void *out,
+                            void *ws, int64_t wsb)
+{
+    pt_conv_geometry g;
+    if (s->op == OP_INT8_CONV2D || s->op == OP_INT8_DEPTHWISE || s->op == OP_INT8_AVG_POOL) {
+        const rv_kernel_step t = float_twin(s);
+        pt_status st = geometry(&t, &g);
+        if (st != PT_OK) return st;
+    }
+    switch (s->op) {
+    case OP_INT8_CONV2D: return pt_int8_conv2d_forward(&g, a, b, rq, out, ws, wsb);
+    case OP_INT8_DEPTHWISE: return pt_int8_depthwise_conv2d_forward(&g, a, b, rq, out);
+    case OP_INT8_POINTWISE:
+        return pt_int8_pointwise_conv2d_forward(s->batch, s->c_in, s->c_out, s->h * s->w, a, b, rq, out, ws, wsb);
+    case OP_INT8_LINEAR: return pt_int8_linear_forward(s->batch, s->c_in, s->c_out, a, b, rq, out, ws, wsb);
+    case OP_INT8_AVG_POOL: return pt_int8_avg_pool2d(&g, a, out);
+    case OP_QUANTIZE: return pt_quantize(s->count, a, s->scale, s->bits, out);
+    case OP_DEQUANTIZE: return pt_dequantize(s->count, a, s->scale, out);
+    case OP_PACK_BITS: return pt_pack_bits(s->count, a, s->bits, out);
+    case OP_UNPACK_BITS: return pt_unpack_bits(s->count, a, s->bits, out);
     default: return PT_ERR_BAD_ARGUMENT;
     }
 }

@@ -9,6 +9,16 @@
  *   linear         (x (batch, c_in), w (c_out, c_in), y (batch, c_out))
  *   bias           grad_bias    a = dy (batch, c_out, h, w)                  -> out = db (c_out)
  * Depthwise uses c_out == c_in; pointwise uses kh = kw = 1, stride 1, no padding.
+ *
+ * The INT8 and latent-code ops (rv_op_is_typed) take typed operands through rv_typed_step_run; step is
+ * STEP_FORWARD and sizes are in bytes:
+ *   int8_conv2d, int8_depthwise,  a = x uint8, b = w int8, rq (requantization,  -> out = y uint8
+ *   int8_pointwise, int8_linear   per output channel)                             (shapes as the float forward)
+ *   int8_avg_pool                 a = x uint8 (batch, c_in, h, w), kh x kw window, stride, no padding -> y uint8
+ *   quantize                      a = x float (count), scale, bits             -> out = codes uint8 (count)
+ *   dequantize                    a = codes uint8 (count), scale                -> out = x float (count)
+ *   pack_bits                     a = codes uint8 (count), bits                 -> out = packed (ceil(count*bits/8))
+ *   unpack_bits                   a = packed, bits                              -> out = codes uint8 (count)
  */
 #ifndef RV_KERNEL_STEP_H
 #define RV_KERNEL_STEP_H
@@ -16,7 +26,11 @@
 #include <stdint.h>
 #include "pulptrain.h"
 
-typedef enum { OP_MATMUL, OP_CONV2D, OP_DEPTHWISE, OP_POINTWISE, OP_LINEAR, OP_BIAS } rv_op;
+typedef enum {
+    OP_MATMUL, OP_CONV2D, OP_DEPTHWISE, OP_POINTWISE, OP_LINEAR, OP_BIAS,
+    OP_INT8_CONV2D, OP_INT8_DEPTHWISE, OP_INT8_POINTWISE, OP_INT8_LINEAR, OP_INT8_AVG_POOL,
+    OP_QUANTIZE, OP_DEQUANTIZE, OP_PACK_BITS, OP_UNPACK_BITS
+} rv_op;
 typedef enum { STEP_FORWARD, STEP_GRAD_INPUT, STEP_GRAD_WEIGHT, STEP_GRAD_BIAS } rv_step;
 typedef enum { ROLE_A, ROLE_B, ROLE_BIAS, ROLE_OUT } rv_role;
 
@@ -28,6 +42,9 @@ typedef struct {
     int64_t stride_h, stride_w, pad_h, pad_w;
     int has_bias;                                 /* forward only */
     int accumulate;                               /* gradients only: add into out */
+    int64_t count;                                /* latent codes: number of codes */
+    int bits;                                     /* quantize, pack_bits, unpack_bits: 1..8 */
+    float scale;                                  /* quantize, dequantize */
 } rv_kernel_step;
 
 const char *rv_op_name(rv_op op);
@@ -35,12 +52,27 @@ const char *rv_step_name(rv_step step);
 
 /* Number of floats of an operand (0 when the step has no such operand). */
 int64_t rv_step_floats(const rv_kernel_step *s, rv_role role);
-/* Multiply-accumulates of the step (the arithmetic work; additions for grad_bias). */
+/* Multiply-accumulates of the step (the arithmetic work; additions for grad_bias and int8_avg_pool; codes for
+ * the latent-code ops). */
 int64_t rv_step_macs(const rv_kernel_step *s);
 /* Workspace the step needs for a team of num_threads cores (with the matmul variant now preferred). */
 int64_t rv_step_workspace_floats(const rv_kernel_step *s, int num_threads);
 /* Runs the step on the current team (pt_set_num_threads) with the preferred matmul variant. */
 pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, const float *bias, float *out,
                       float *workspace, int64_t workspace_floats);
+
+/* ---- INT8 inference and latent codes (typed operands, sizes in bytes) ---- */
+
+/* 1 for the INT8 and latent-code ops, 0 for the float ops above. */
+int rv_op_is_typed(rv_op op);
+/* Bytes of an operand (ROLE_A, ROLE_B, ROLE_OUT; 0 when the step has no such operand). */
+int64_t rv_step_bytes(const rv_kernel_step *s, rv_role role);
+/* Output channels of the requantization (length of its bias, multiplier and shift; 0 without one). */
+int64_t rv_step_channels(const rv_kernel_step *s);
+/* Workspace bytes the step needs for a team of num_threads cores. */
+int64_t rv_step_workspace_bytes(const rv_kernel_step *s, int num_threads);
+/* Runs a typed step on the current team. rq is used by the INT8 conv / depthwise / pointwise / linear ops. */
+pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *b, const pt_requant *rq, void *out,
+                            void *workspace, int64_t workspace_bytes);
 
 #endif

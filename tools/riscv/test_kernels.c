@@ -8,6 +8,15 @@
  *   - the output is bitwise identical to the 1-core result (cores never split a reduction),
  *   - nothing is written past the output or the workspace (guard words),
  *   - a NULL operand and a workspace one float too small are refused without touching the output.
+ * The INT8 inference and latent-code cases (golden_typed_cases) run on a team of 1, then on each requested team
+ * size, and check:
+ *   - the status is PT_OK and the output equals the golden data byte for byte (integer arithmetic and
+ *     correctly rounded float operations: every target must reproduce the host exactly, for every team size);
+ *   - nothing is written past the output or the workspace, and every output byte is written (the output starts
+ *     as the bitwise complement of the expected bytes);
+ *   - a NULL input, a workspace one byte too small, invalid requantization parameters, a code above
+ *     2^bits - 1 (pack_bits) and a NaN (quantize) are refused with the right status (the refusals that
+ *     happen before any work leave the output untouched).
  * Before the cases it checks the parallel runtime itself: a team of T really forms T cores with distinct ids,
  * and the serial backend's core hook sees every virtual core begin and end in order.
  * Prints one line per failure and a final "N passed, N failed"; exits non-zero when anything failed.
@@ -26,6 +35,16 @@ typedef struct {
     const float *init; int64_t init_len;          /* output's content before an accumulating step */
     const float *expected; int64_t expected_len;
 } golden_case;
+
+/* INT8 inference and latent codes: operands in bytes, compared bit-exactly (rv_typed_step_run). */
+typedef struct {
+    rv_kernel_step step;
+    const void *a; int64_t a_bytes;
+    const void *b; int64_t b_bytes;
+    const int32_t *bias, *multiplier, *shift; int64_t channels; /* requantization (INT8 conv/pw/linear) */
+    int32_t clip_min, clip_max;
+    const void *expected; int64_t expected_bytes;
+} golden_typed_case;
 
 #include "golden_data.h"
 
@@ -185,6 +204,148 @@ static void test_case(const golden_case *gc, const int *teams, int num_teams)
     pt_matmul_set_preferred(PT_MATMUL_AUTO);
 }
 
+/* ---- INT8 inference and latent codes: bit-exact ---- */
+
+static void check_typed(int ok, const golden_typed_case *gc, int team, const char *what)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    const rv_kernel_step *s = &gc->step;
+    if (s->op >= OP_QUANTIZE)
+        printf("FAIL %s (count %d bits %d) team %d: %s\n", rv_op_name(s->op), (int)s->count, s->bits, team, what);
+    else
+        printf("FAIL %s (batch %d c_in %d %dx%d c_out %d k %dx%d stride %d,%d pad %d,%d) team %d: %s\n",
+               rv_op_name(s->op), (int)s->batch, (int)s->c_in, (int)s->h, (int)s->w, (int)s->c_out, (int)s->kh,
+               (int)s->kw, (int)s->stride_h, (int)s->stride_w, (int)s->pad_h, (int)s->pad_w, team, what);
+}
+
+#define GUARD_BYTE 0xa5
+
+/* n bytes, then GUARD guard bytes. The n bytes hold the bitwise complement of `expected` (an unwritten byte
+ * can never match it), or zeros when expected is NULL. */
+static uint8_t *guarded_bytes(int64_t n, const void *expected)
+{
+    uint8_t *p = malloc((size_t)(n + GUARD));
+    if (p == NULL) {
+        printf("out of memory (%ld bytes)\n", (long)n);
+        exit(2);
+    }
+    const uint8_t *e = (const uint8_t *)expected;
+    for (int64_t i = 0; i < n + GUARD; i++) p[i] = i >= n ? GUARD_BYTE : e ? (uint8_t)~e[i] : 0;
+    return p;
+}
+
+static int guard_bytes_intact(const uint8_t *p, int64_t n)
+{
+    for (int i = 0; i < GUARD; i++)
+        if (p[n + i] != GUARD_BYTE) return 0;
+    return 1;
+}
+
+static int untouched(const uint8_t *out, const golden_typed_case *gc)
+{
+    const uint8_t *e = (const uint8_t *)gc->expected;
+    for (int64_t i = 0; i < gc->expected_bytes; i++)
+        if (out[i] != (uint8_t)~e[i]) return 0;
+    return guard_bytes_intact(out, gc->expected_bytes);
+}
+
+/* Runs the case with input a and requantization rq (the caller may pass bad ones) and a fresh workspace of
+ * wsb bytes; *ws_intact tells whether the workspace's guard survived. */
+static pt_status run_typed(const golden_typed_case *gc, const void *a, const pt_requant *rq, uint8_t *out,
+                           int64_t wsb, int *ws_intact)
+{
+    uint8_t *ws = guarded_bytes(wsb, NULL);
+    const pt_status st = rv_typed_step_run(&gc->step, a, gc->b, rq, out, ws, wsb);
+    *ws_intact = guard_bytes_intact(ws, wsb);
+    free(ws);
+    return st;
+}
+
+static void test_typed_team(const golden_typed_case *gc, const pt_requant *rq, int team)
+{
+    pt_set_num_threads(team);
+    uint8_t *out = guarded_bytes(gc->expected_bytes, gc->expected);
+    int ws_intact;
+    const pt_status st = run_typed(gc, gc->a, rq, out, rv_step_workspace_bytes(&gc->step, team), &ws_intact);
+    char msg[64];
+    snprintf(msg, sizeof msg, "status %s", pt_status_str(st));
+    check_typed(st == PT_OK, gc, team, msg);
+    check_typed(guard_bytes_intact(out, gc->expected_bytes), gc, team, "wrote past the output");
+    check_typed(ws_intact, gc, team, "wrote past the workspace");
+    check_typed(st == PT_OK && memcmp(out, gc->expected, (size_t)gc->expected_bytes) == 0, gc, team,
+                "output differs from the golden data (must be bit-exact)");
+    free(out);
+}
+
+/* One refused call: expect status `want`; when `clean`, the output must be untouched. */
+static void expect_refusal(const golden_typed_case *gc, const void *a, const pt_requant *rq, int64_t wsb,
+                           pt_status want, int clean, const char *what)
+{
+    uint8_t *out = guarded_bytes(gc->expected_bytes, gc->expected);
+    int ws_intact;
+    const pt_status st = run_typed(gc, a, rq, out, wsb, &ws_intact);
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: status %s, expected %s", what, pt_status_str(st), pt_status_str(want));
+    check_typed(st == want, gc, 1, msg);
+    if (clean) check_typed(untouched(out, gc) && ws_intact, gc, 1, "a refused call wrote to the output");
+    free(out);
+}
+
+static void check_typed_refusals(const golden_typed_case *gc, const pt_requant *rq)
+{
+    const rv_kernel_step *s = &gc->step;
+    pt_set_num_threads(1);
+    const int64_t wsb = rv_step_workspace_bytes(s, 1);
+    expect_refusal(gc, NULL, rq, wsb, PT_ERR_NULL_POINTER, 1, "NULL input");
+    if (wsb > 0) expect_refusal(gc, gc->a, rq, wsb - 1, PT_ERR_WORKSPACE_TOO_SMALL, 1, "short workspace");
+    if (gc->channels > 0) {
+        int32_t *shift = malloc((size_t)gc->channels * sizeof(int32_t));
+        memcpy(shift, gc->shift, (size_t)gc->channels * sizeof(int32_t));
+        shift[gc->channels - 1] = PT_INT8_MAX_SHIFT + 1;
+        pt_requant bad = *rq;
+        bad.shift = shift;
+        expect_refusal(gc, gc->a, &bad, wsb, PT_ERR_BAD_ARGUMENT, 1, "shift above PT_INT8_MAX_SHIFT");
+        free(shift);
+    }
+    if ((s->op == OP_PACK_BITS && s->bits < 8) || s->op == OP_QUANTIZE) {
+        /* One bad value in the middle: a code one above the top (pack) or a NaN (quantize); output unspecified. */
+        uint8_t *a = malloc((size_t)gc->a_bytes);
+        memcpy(a, gc->a, (size_t)gc->a_bytes);
+        if (s->op == OP_PACK_BITS) {
+            a[s->count / 2] = (uint8_t)(1u << s->bits);
+        } else {
+            const uint32_t nan_bits = 0x7fc00000u;
+            memcpy(a + (s->count / 2) * sizeof(float), &nan_bits, sizeof nan_bits);
+        }
+        expect_refusal(gc, a, rq, wsb, PT_ERR_VALUE_OUT_OF_RANGE, 0,
+                       s->op == OP_PACK_BITS ? "code above 2^bits - 1" : "NaN input");
+        free(a);
+    }
+}
+
+static int typed_sizes_agree(const golden_typed_case *gc)
+{
+    const rv_kernel_step *s = &gc->step;
+    return gc->a_bytes == rv_step_bytes(s, ROLE_A) && gc->b_bytes == rv_step_bytes(s, ROLE_B) &&
+           gc->expected_bytes == rv_step_bytes(s, ROLE_OUT) && gc->channels == rv_step_channels(s);
+}
+
+static void test_typed_case(const golden_typed_case *gc, const int *teams, int num_teams)
+{
+    check_typed(typed_sizes_agree(gc), gc, 0, "golden operand sizes disagree with the C shapes");
+    if (!typed_sizes_agree(gc)) return;
+    const pt_requant rq = {gc->bias, gc->multiplier, gc->shift, gc->clip_min, gc->clip_max};
+    test_typed_team(gc, &rq, 1);
+    check_typed_refusals(gc, &rq);
+    for (int t = 0; t < num_teams; t++)
+        if (teams[t] != 1) test_typed_team(gc, &rq, teams[t]);
+    pt_set_num_threads(1);
+}
+
 /* ---- the parallel runtime ---- */
 typedef struct {
     int cores_seen[PT_MAX_THREADS]; /* each core writes only its own slot */
@@ -236,8 +397,8 @@ int main(int argc, char **argv)
         const char *env = getenv("OMP_NUM_THREADS");
         teams[num_teams++] = env ? atoi(env) : 1;
     }
-    printf("test_kernels: backend %s, %d golden cases, %d matmul variants, teams", pt_parallel_backend(),
-           GOLDEN_NUM_CASES, pt_matmul_num_variants());
+    printf("test_kernels: backend %s, %d golden cases + %d INT8 / latent-code cases, %d matmul variants, teams",
+           pt_parallel_backend(), GOLDEN_NUM_CASES, GOLDEN_NUM_TYPED_CASES, pt_matmul_num_variants());
     for (int t = 0; t < num_teams; t++) {
         if (teams[t] < 1 || teams[t] > PT_MAX_THREADS) {
             printf("\nbad team size %d\n", teams[t]);
@@ -248,6 +409,7 @@ int main(int argc, char **argv)
     printf("\n");
     for (int t = 0; t < num_teams; t++) test_runtime(teams[t]);
     for (int i = 0; i < GOLDEN_NUM_CASES; i++) test_case(&golden_cases[i], teams, num_teams);
+    for (int i = 0; i < GOLDEN_NUM_TYPED_CASES; i++) test_typed_case(&golden_typed_cases[i], teams, num_teams);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

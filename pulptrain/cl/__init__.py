@@ -1,0 +1,14 @@
+"""Latent-replay continual learning: scenarios (streams of batches), the quantized replay buffer, the
+learner, and the memory model of the paper.
+
+Nothing here imports the training stack at import time, so ``pulptrain.cl.scenarios`` and
+``pulptrain.cl.memory`` work on their own.
+"""
+from pulptrain.cl import memory, scenarios
+from pulptrain.cl.buffer import LatentReplayBuffer
+from pulptrain.cl.learner import CheckpointError, LatentReplayLearner
+from pulptrain.cl.memory import memory_breakdown
+from pulptrain.cl.scenarios import Stream, core50, fashion_mnist_stream, nic_stream
+
+__all__ = ["LatentReplayBuffer", "LatentReplayLearner", "CheckpointError", "memory_breakdown", "Stream",
+           "core50", "nic_stream", "fashion_mnist_stream", "memory", "scenarios"]

@@ -1,0 +1,520 @@
+"""Latent-replay continual learning: a frozen stage, an adaptive stage trained in FP32, a replay buffer.
+
+:class:`LatentReplayLearner` follows the latent-replay reference code (PAPER.md, "Continual-learning
+algorithm"). For training batch i with N new samples (images x, labels y):
+
+1. The new samples go through the frozen stage once, in eval mode, giving their latents (captured once and
+   reused by every epoch and by the buffer update). With ``quantize_new`` they are also passed through the
+   buffer's quantizer, so new and replayed latents have the same precision.
+2. Batch 0 (the initial batch) trains the adaptive stage on its own latents only, ``first_epochs`` epochs
+   of mini-batches of ``minibatch`` (the last one may be smaller), SGD with ``first_lr``.
+3. Batch i >= 1 uses mini-batches of ``cur_sz`` new latents + ``minibatch - cur_sz`` replays, with
+   ``cur_sz = N // ((N + R) // minibatch)`` (R = latents in the buffer; 21 new + 107 replays for N = 300,
+   R = 1500), ``N // cur_sz`` mini-batches per epoch (the remainder of the shuffled new samples waits for
+   the next epoch), ``epochs`` epochs, SGD with ``lr``; a fresh optimizer is made at batch 1, as in the
+   reference. New samples are reshuffled every epoch; replays are drawn without replacement within an
+   epoch (:meth:`LatentReplayBuffer.replay_batches`). Replays are concatenated after the new latents along
+   the batch axis, all go through the adaptive stage, and the backward pass stops at the LR layer (the
+   adaptive stage's ``needs_input_grad`` is False, so not even its first input gradient is computed).
+4. After the batch: optional CWR* consolidation of the classifier, then ``buffer.update(latents, y)``.
+
+CWR* (``cwr=True``), as in the reference code: the classes "present" in batch i are those of y (batch 0)
+or of y and of the buffer (i >= 1), with counts ``cur[c]`` over the same samples. Before training the
+classifier rows are zeroed and the consolidated rows ``cw[c]`` of the present classes loaded; after
+training ``cw[c] = (cw[c] * wpast + (w[c] - avg)) / (wpast + 1)`` with ``wpast = sqrt(past[c] / cur[c])``
+(just ``w[c] - avg`` the first time), where ``avg`` is the mean of all the entries of the present rows;
+then ``past[c] += cur[c]`` and every consolidated row is loaded for evaluation. The classifier bias, when
+there is one, is consolidated the same way as a one-column weight.
+
+The frozen stage is anything with ``forward(x) -> float32 latents`` (a :mod:`pulptrain.nn` module) or
+``forward(x) -> (uint8 codes, scale)`` (the INT8 stage of :func:`pulptrain.frozen_int8.quantize_frozen`,
+whose latents are then ``scale * codes``); it is never trained. A buffer with the INT8 stage's ``lr_bits``
+and no scale of its own takes the stage's scale, so the latent codes are stored exactly. The adaptive stage is a
+:mod:`pulptrain.nn` module ending in the classifier. Checkpoints (:meth:`save_checkpoint`,
+:meth:`load_checkpoint`) hold everything that changes (adaptive weights and statistics, optimizer state,
+buffer, CWR* state, batch counter, random generators), so a resumed run ends exactly where an
+uninterrupted one does.
+"""
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from pulptrain.cl._validate import check_int
+
+__all__ = ["LatentReplayLearner", "CheckpointError"]
+
+CHECKPOINT_FORMAT = "pulptrain.cl.LatentReplayLearner/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or that belongs to another experiment."""
+
+
+def _nn():
+    try:
+        from pulptrain import nn
+    except ImportError as e:
+        raise ImportError("LatentReplayLearner needs pulptrain.nn (the training stack)") from e
+    return nn
+
+
+def _default_optimizer(params, lr, momentum, weight_decay):
+    from pulptrain.optim import SGD
+
+    return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _last_linear(module):
+    """The last sub-module (in forward order) with a 2-D weight: the classifier."""
+    found = None
+    stack = [module]
+    while stack:
+        m = stack.pop(0)
+        weight = getattr(m, "weight", None)
+        if weight is not None and getattr(weight, "data", None) is not None and weight.data.ndim == 2:
+            found = m
+        stack[:0] = list(m.children()) if hasattr(m, "children") else []
+    return found
+
+
+class LatentReplayLearner:
+    """Continual learning with latent replays (module docstring for the exact procedure).
+
+    Parameters
+    ----------
+    frozen : the frozen stage, ``forward(x) -> latents``; put in eval mode when it has ``eval()``.
+    adaptive : the adaptive stage (pulptrain.nn Module), latents -> logits (N, num_classes).
+    buffer : a :class:`pulptrain.cl.LatentReplayBuffer` for latents of the frozen stage's output shape.
+    num_classes : classifier outputs.
+    lr, first_lr : SGD learning rates of batches >= 1 and of batch 0 (paper: 5e-5 and 1e-3).
+    momentum, weight_decay : SGD settings of both phases (paper: 0.9 and 5e-4).
+    epochs, first_epochs : epochs per batch >= 1 and for batch 0 (paper: 4 and 4).
+    minibatch : samples per mini-batch, new + replays (paper: 128).
+    cwr : CWR* consolidation of the classifier.
+    classifier : the classifier module (default: the last module of ``adaptive`` with a 2-D weight).
+    freeze_bn : keep the adaptive stage's BatchNorm statistics frozen (eval mode) while training.
+    quantize_new : give new latents the buffer's precision before training on them.
+    frozen_batch : images per frozen-stage forward call (memory bound only).
+    seed : seed of the learner's generator (shuffling of the new samples).
+    optimizer_factory : ``f(params, lr, momentum, weight_decay) -> optimizer`` with ``step()`` and
+        ``zero_grad()`` (and ``state_dict()`` / ``load_state_dict()``, else its attributes are saved);
+        default ``pulptrain.optim.SGD``.
+    """
+
+    def __init__(self, frozen, adaptive, buffer, *, num_classes, lr=5e-5, first_lr=1e-3, momentum=0.9,
+                 weight_decay=5e-4, epochs=4, first_epochs=4, minibatch=128, cwr=False, classifier=None,
+                 freeze_bn=False, quantize_new=False, frozen_batch=256, seed=0, optimizer_factory=None):
+        nn = _nn()
+        for name, value in (("num_classes", num_classes), ("epochs", epochs), ("first_epochs", first_epochs),
+                            ("minibatch", minibatch), ("frozen_batch", frozen_batch)):
+            check_int(value, name, 1)
+        for name, value in (("lr", lr), ("first_lr", first_lr)):
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite real > 0, got {value!r}")
+        if not hasattr(frozen, "forward"):
+            raise TypeError(f"frozen must have a forward(x) method, got {type(frozen).__name__}")
+        if not isinstance(adaptive, nn.Module):
+            raise TypeError(f"adaptive must be a pulptrain.nn.Module, got {type(adaptive).__name__}")
+        self.frozen, self.adaptive, self.buffer = frozen, adaptive, buffer
+        self.settings = {"num_classes": int(num_classes), "lr": float(lr), "first_lr": float(first_lr),
+                         "momentum": float(momentum), "weight_decay": float(weight_decay),
+                         "epochs": int(epochs), "first_epochs": int(first_epochs), "minibatch": int(minibatch),
+                         "cwr": bool(cwr), "freeze_bn": bool(freeze_bn), "quantize_new": bool(quantize_new)}
+        self.num_classes, self.minibatch, self.frozen_batch = int(num_classes), int(minibatch), int(frozen_batch)
+        self.classifier = classifier if classifier is not None else _last_linear(adaptive)
+        if cwr and (self.classifier is None or self.classifier.weight.data.shape[0] != num_classes):
+            raise ValueError(f"cwr needs a classifier with a ({num_classes}, features) weight; pass classifier=")
+        self.adaptive.needs_input_grad = False  # the backward pass stops at the LR layer
+        if hasattr(self.frozen, "eval"):
+            self.frozen.eval()
+        if buffer.bits == getattr(frozen, "lr_bits", None) and buffer.scale is None:
+            buffer.scale = float(frozen.scale)  # INT8 stage: its latent codes are stored as they are
+        self._optimizer_factory = optimizer_factory or _default_optimizer
+        self.optimizer, self._optimizer_phase = None, None
+        self.loss = nn.CrossEntropyLoss()
+        self.rng = np.random.default_rng(seed)
+        self.batches_seen = 0
+        features = self.classifier.weight.data.shape[1] if self.classifier is not None else 0
+        self.cw = np.zeros((self.num_classes, features), np.float32)   # consolidated classifier rows
+        self.cb = np.zeros(self.num_classes, np.float32)               # consolidated biases
+        self.cw_set = np.zeros(self.num_classes, bool)
+        self.past = np.zeros(self.num_classes, np.int64)
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def _frozen_forward(self, x):
+        out = self.frozen.forward(np.ascontiguousarray(x))
+        if isinstance(out, tuple):  # an INT8 stage: (uint8 codes, scale)
+            codes, scale = out
+            from pulptrain import quant
+
+            return quant.dequantize(np.ascontiguousarray(codes), scale)
+        return np.array(out, np.float32)  # a copy: nn layers reuse their output arrays
+
+    def latents(self, x):
+        """The frozen stage's float32 output for images x, computed ``frozen_batch`` images at a time
+        (an INT8 stage's ``(codes, scale)`` output is dequantized: ``scale * codes``)."""
+        chunks = [self._frozen_forward(x[s:s + self.frozen_batch]) for s in range(0, len(x), self.frozen_batch)]
+        out = np.concatenate(chunks) if chunks else np.empty((0,) + self.buffer.latent_shape, np.float32)
+        if out.shape[1:] != self.buffer.latent_shape:
+            raise ValueError(f"the frozen stage gives latents of shape {out.shape[1:]}, the buffer holds "
+                             f"{self.buffer.latent_shape}")
+        return out
+
+    def _use_optimizer(self, phase):
+        if self._optimizer_phase != phase:
+            lr = self.settings["first_lr"] if phase == 0 else self.settings["lr"]
+            params = [p for p in self.adaptive.parameters() if p.requires_grad]
+            self.optimizer = self._optimizer_factory(params, lr, self.settings["momentum"],
+                                                     self.settings["weight_decay"])
+            self._optimizer_phase = phase
+        return self.optimizer
+
+    def minibatch_plan(self, num_new, batch_index=None):
+        """``(new_per_step, replays_per_step, steps_per_epoch)`` for a batch of ``num_new`` new samples."""
+        i = self.batches_seen if batch_index is None else batch_index
+        stored = self.buffer.size
+        if i == 0 or stored == 0:
+            new = min(self.minibatch, num_new)
+            return new, 0, -(-num_new // new)
+        groups = (num_new + stored) // self.minibatch
+        new = num_new // groups if groups > 0 else num_new
+        new = max(1, new)
+        return new, max(0, self.minibatch - new), num_new // new
+
+    def _check_batch(self, x, y):
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"x must be a non-empty batch (N, ...), got shape {x.shape}")
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y must hold {len(x)} integer labels, got {y.dtype} {y.shape}")
+        if y.min() < 0 or y.max() >= self.num_classes:
+            raise ValueError(f"labels must be in [0, {self.num_classes}), got {y.min()}..{y.max()}")
+        return x, y.astype(np.int64)
+
+    # ----------------------------------------------------------------------------------------- training
+
+    def steps_for(self, num_new):
+        """Optimizer steps (mini-batches, all epochs) that :meth:`fit_batch` will run for the next batch of
+        ``num_new`` samples, e.g. the total of a progress bar."""
+        _, _, steps = self.minibatch_plan(num_new)
+        return steps * (self.settings["first_epochs"] if self.batches_seen == 0 else self.settings["epochs"])
+
+    def fit_batch(self, x, y, progress=None):
+        """Learn one training batch (images x, labels y) and update the buffer. ``progress``: an object
+        with ``update(n)`` (a tqdm bar) told of every optimizer step. Returns statistics: batch index, mean
+        training loss and accuracy of the last epoch, and the mini-batch plan."""
+        x, y = self._check_batch(x, y)
+        i = self.batches_seen
+        latents = self.latents(x)
+        if self.settings["quantize_new"]:
+            self.buffer.calibrate(latents)
+            latents = self.buffer.fake_quantize(latents)
+        new, replays, steps = self.minibatch_plan(len(latents), i)
+        epochs = self.settings["first_epochs"] if i == 0 else self.settings["epochs"]
+        optimizer = self._use_optimizer(0 if i == 0 else 1)
+
+        present, counts = self._present_classes(y, i)
+        if self.settings["cwr"]:
+            self._cwr_reset(present)
+        self.adaptive.train(not self.settings["freeze_bn"])
+        for _ in range(epochs):
+            order = self.rng.permutation(len(latents))
+            replay_iter = self.buffer.replay_batches(replays, steps) if replays else None
+            losses, correct, seen = [], 0, 0
+            for step in range(steps):
+                picked = order[step * new:(step + 1) * new]
+                xb, yb = latents[picked], y[picked]
+                if replay_iter is not None:
+                    rx, ry = next(replay_iter)
+                    xb, yb = np.concatenate([xb, rx]), np.concatenate([yb, ry])
+                optimizer.zero_grad()
+                logits = self.adaptive.forward(np.ascontiguousarray(xb, np.float32))
+                losses.append(float(self.loss.forward(logits, yb)))
+                correct += int(np.sum(np.argmax(logits, axis=1) == yb))
+                seen += len(yb)
+                self.adaptive.backward(self.loss.backward())
+                optimizer.step()
+                if progress is not None:
+                    progress.update(1)
+        self.adaptive.eval()
+        if self.settings["cwr"]:
+            self._cwr_consolidate(present, counts)
+        self.buffer.update(latents, y)
+        if self.settings["cwr"]:
+            self._cwr_load_all()
+        self.batches_seen += 1
+        return {"batch": i, "samples": len(y), "new_per_step": new, "replays_per_step": replays,
+                "steps_per_epoch": steps, "epochs": epochs, "loss": float(np.mean(losses)),
+                "train_accuracy": correct / max(seen, 1)}
+
+    # -------------------------------------------------------------------------------------------- CWR*
+
+    def _present_classes(self, y, i):
+        labels = y if i == 0 or self.buffer.size == 0 else np.concatenate([y, self.buffer.labels])
+        counts = np.bincount(labels, minlength=self.num_classes)
+        return np.flatnonzero(counts), counts
+
+    def _cwr_reset(self, present):
+        """Zero the classifier and load the consolidated rows of the present classes."""
+        weight, bias = self.classifier.weight.data, self._classifier_bias()
+        weight[...] = 0.0
+        rows = present[self.cw_set[present]]
+        weight[rows] = self.cw[rows]
+        if bias is not None:
+            bias[...] = 0.0
+            bias[rows] = self.cb[rows]
+
+    def _cwr_consolidate(self, present, counts):
+        weight, bias = self.classifier.weight.data, self._classifier_bias()
+        avg = float(np.mean(weight[present], dtype=np.float64))
+        bias_avg = float(np.mean(bias[present], dtype=np.float64)) if bias is not None else 0.0
+        for c in present:
+            new_w = weight[c] - np.float32(avg)
+            new_b = (bias[c] if bias is not None else 0.0) - np.float32(bias_avg)
+            if self.cw_set[c]:
+                wpast = np.float32(np.sqrt(self.past[c] / counts[c]))
+                self.cw[c] = (self.cw[c] * wpast + new_w) / (wpast + 1)
+                self.cb[c] = (self.cb[c] * wpast + new_b) / (wpast + 1)
+            else:
+                self.cw[c], self.cb[c] = new_w, new_b
+                self.cw_set[c] = True
+        self.past += counts
+
+    def _cwr_load_all(self):
+        weight, bias = self.classifier.weight.data, self._classifier_bias()
+        weight[self.cw_set] = self.cw[self.cw_set]
+        if bias is not None:
+            bias[self.cw_set] = self.cb[self.cw_set]
+
+    def _classifier_bias(self):
+        bias = getattr(self.classifier, "bias", None)
+        return None if bias is None else bias.data
+
+    # -------------------------------------------------------------------------------------- evaluation
+
+    def predict(self, x, batch=256):
+        """Predicted classes (int64, (N,)) of images x, evaluating ``batch`` images at a time."""
+        return self.predict_latents(self.latents(x), batch)
+
+    def predict_latents(self, latents, batch=256):
+        """Predicted classes of latents already computed by :meth:`latents` (the frozen stage never
+        changes, so a fixed test set's latents can be computed once and reused after every batch)."""
+        latents = np.asarray(latents, np.float32)
+        if latents.shape[1:] != self.buffer.latent_shape:
+            raise ValueError(f"latents must have shape (N,) + {self.buffer.latent_shape}, got {latents.shape}")
+        self.adaptive.eval()
+        out = [np.argmax(self.adaptive.forward(np.ascontiguousarray(latents[s:s + batch])), axis=1)
+               for s in range(0, len(latents), batch)]
+        return np.concatenate(out).astype(np.int64) if out else np.empty(0, np.int64)
+
+    def evaluate(self, x, y, batch=256):
+        """Accuracy (a float in [0, 1]) on images x with labels y."""
+        return self.evaluate_latents(self.latents(x), y, batch)
+
+    def evaluate_latents(self, latents, y, batch=256):
+        """Accuracy on latents computed by :meth:`latents` (see :meth:`predict_latents`)."""
+        y = np.asarray(y)
+        if len(y) != len(latents) or len(y) == 0:
+            raise ValueError(f"inputs and labels must be non-empty and of the same length, got {len(latents)} "
+                             f"and {len(y)}")
+        return float(np.mean(self.predict_latents(latents, batch) == y))
+
+    # ------------------------------------------------------------------------------------- checkpoints
+
+    def _frozen_fingerprint(self):
+        """SHA-256 of the frozen stage's state: its state_dict, or for an INT8 stage the state_dict of the
+        float stage it was made from plus its latent scale and bits (empty when there is neither)."""
+        source = self.frozen if hasattr(self.frozen, "state_dict") else getattr(self.frozen, "float_stage", None)
+        if not hasattr(source, "state_dict"):
+            return ""
+        digest = hashlib.sha256()
+        digest.update(f"{getattr(self.frozen, 'scale', None)!r}:{getattr(self.frozen, 'lr_bits', None)!r};".encode())
+        for name, value in source.state_dict().items():
+            value = np.ascontiguousarray(value)
+            digest.update(f"{name}:{value.dtype}:{value.shape};".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
+
+    def state_dict(self):
+        """Everything a resume needs, as a flat dict of numpy arrays (``numpy.savez`` compatible)."""
+        state = {f"adaptive/{k}": v for k, v in self.adaptive.state_dict().items()}
+        state.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
+        optimizer_meta = None
+        if self.optimizer is not None:
+            arrays, optimizer_meta = _flatten(_optimizer_state(self.optimizer))
+            state.update({f"optim/{k}": v for k, v in arrays.items()})
+        state.update({"cwr/cw": self.cw.copy(), "cwr/cb": self.cb.copy(), "cwr/cw_set": self.cw_set.copy(),
+                      "cwr/past": self.past.copy()})
+        meta = {"format": CHECKPOINT_FORMAT, "settings": self.settings, "batches_seen": self.batches_seen,
+                "optimizer_phase": self._optimizer_phase, "optimizer": optimizer_meta,
+                "rng": self.rng.bit_generator.state, "frozen": self._frozen_fingerprint(),
+                "latent_shape": list(self.buffer.latent_shape)}
+        state["meta"] = np.array(json.dumps(meta))
+        return state
+
+    def save_checkpoint(self, path):
+        """Write :meth:`state_dict` to ``path`` (.npz) atomically: a temporary file in the same directory,
+        then ``os.replace``, so a crash never leaves a half-written checkpoint under ``path``."""
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.state_dict())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_checkpoint(self, path):
+        """Resume from a checkpoint written by :meth:`save_checkpoint`. A missing file raises
+        FileNotFoundError; an unreadable file or one from another experiment (other settings, frozen
+        stage, model or buffer) raises :class:`CheckpointError` and leaves the learner unchanged."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                state = {k: archive[k] for k in archive.files}
+            meta = json.loads(str(state["meta"]))
+        except Exception as e:
+            raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint "
+                                  f"({type(e).__name__}: {e})") from e
+        self.load_state_dict(state, meta, where=path)
+
+    def load_state_dict(self, state, meta=None, where="state"):
+        """Restore a :meth:`state_dict` (see :meth:`load_checkpoint` for the checks)."""
+        try:
+            meta = meta if meta is not None else json.loads(str(state["meta"]))
+        except Exception as e:
+            raise CheckpointError(f"{where}: no readable metadata ({e})") from e
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{where}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        if meta.get("settings") != self.settings:
+            diff = {k: (meta.get("settings", {}).get(k), v) for k, v in self.settings.items()
+                    if meta.get("settings", {}).get(k) != v}
+            raise CheckpointError(f"{where}: written with other settings (saved, current): {diff}")
+        if meta.get("frozen") != self._frozen_fingerprint():
+            raise CheckpointError(f"{where}: written with another frozen stage (its weights differ)")
+        if meta.get("latent_shape") != list(self.buffer.latent_shape):
+            raise CheckpointError(f"{where}: latent shape {meta.get('latent_shape')}, expected "
+                                  f"{list(self.buffer.latent_shape)}")
+
+        def group(prefix):
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+        # Validate everything on copies first, so a bad checkpoint leaves this learner untouched.
+        adaptive_now = self.adaptive.state_dict()
+        buffer_now = self.buffer.state_dict()
+        optimizer_now = (self.optimizer, self._optimizer_phase)
+        try:
+            self.adaptive.load_state_dict(group("adaptive/"))
+            self.buffer.load_state_dict(group("buffer/"))
+            optimizer, phase = None, meta.get("optimizer_phase")
+            if phase is not None:
+                self._optimizer_phase = None
+                optimizer = self._use_optimizer(phase)
+                _load_optimizer_state(optimizer, _unflatten(group("optim/"), meta["optimizer"]))
+            cwr = group("cwr/")
+            shapes = {"cw": self.cw.shape, "cb": self.cb.shape, "cw_set": self.cw_set.shape, "past": self.past.shape}
+            for key, shape in shapes.items():
+                if key not in cwr or cwr[key].shape != shape:
+                    raise ValueError(f"cwr/{key} missing or not of shape {shape}")
+            rng = np.random.default_rng()
+            rng.bit_generator.state = meta["rng"]
+        except Exception as e:
+            self.adaptive.load_state_dict(adaptive_now)
+            self.buffer.load_state_dict(buffer_now)
+            self.optimizer, self._optimizer_phase = optimizer_now
+            raise CheckpointError(f"{where}: does not fit this learner ({type(e).__name__}: {e})") from e
+        self.cw[...], self.cb[...] = cwr["cw"], cwr["cb"]
+        self.cw_set[...], self.past[...] = cwr["cw_set"], cwr["past"]
+        self.rng = rng
+        self.batches_seen = int(meta["batches_seen"])
+
+
+def _optimizer_state(optimizer):
+    """The optimizer's ``state_dict()``, or, for an optimizer without one (pulptrain.optim keeps its
+    state in plain attributes: momentum buffers, step flags, hyper-parameters), every attribute but the
+    parameter list."""
+    if hasattr(optimizer, "state_dict"):
+        return optimizer.state_dict()
+    return {k: v for k, v in vars(optimizer).items() if k != "params"}
+
+
+def _load_optimizer_state(optimizer, state):
+    """Inverse of :func:`_optimizer_state`; ValueError when the state has another structure (other keys,
+    list lengths, array shapes or dtypes)."""
+    if hasattr(optimizer, "load_state_dict"):
+        optimizer.load_state_dict(state)
+        return
+    current = _optimizer_state(optimizer)
+
+    def check(have, got, path):
+        if isinstance(have, np.ndarray):
+            if not isinstance(got, np.ndarray) or got.shape != have.shape or got.dtype != have.dtype:
+                raise ValueError(f"optimizer state {path}: expected {have.dtype} {have.shape}")
+        elif isinstance(have, dict):
+            if not isinstance(got, dict) or set(got) != set(have):
+                raise ValueError(f"optimizer state {path}: expected keys {sorted(have)}")
+            for k in have:
+                check(have[k], got[k], f"{path}.{k}")
+        elif isinstance(have, (list, tuple)):
+            if not isinstance(got, (list, tuple)) or len(got) != len(have):
+                raise ValueError(f"optimizer state {path}: expected a list of {len(have)}")
+            for j, (a, b) in enumerate(zip(have, got)):
+                check(a, b, f"{path}[{j}]")
+
+    check(current, state, "")
+
+    def restore(have, got):
+        if isinstance(have, np.ndarray):
+            return np.array(got, dtype=have.dtype, order="C", copy=True)
+        if isinstance(have, dict):
+            return {k: restore(have[k], got[k]) for k in have}
+        if isinstance(have, (list, tuple)):
+            return type(have)(restore(a, b) for a, b in zip(have, got))
+        return got
+
+    for key in current:
+        setattr(optimizer, key, restore(current[key], state[key]))
+
+
+def _flatten(state):
+    """Split an optimizer state into arrays (named by their path) and a JSON skeleton that records where
+    each array goes."""
+    arrays = {}
+
+    def walk(value, path):
+        if isinstance(value, np.ndarray):
+            arrays[path] = value
+            return {"__array__": path}
+        if isinstance(value, dict):
+            return {"__dict__": [[k, walk(v, f"{path}/{k}")] for k, v in value.items()]}
+        if isinstance(value, (list, tuple)):
+            return {"__list__": [walk(v, f"{path}/{j}") for j, v in enumerate(value)]}
+        if isinstance(value, (np.integer, np.floating, np.bool_)):
+            return value.item()
+        return value
+
+    return arrays, walk(state, "state")
+
+
+def _unflatten(arrays, skeleton):
+    def build(node):
+        if isinstance(node, dict) and "__array__" in node:
+            return arrays[node["__array__"]]
+        if isinstance(node, dict) and "__dict__" in node:
+            return {k: build(v) for k, v in node["__dict__"]}
+        if isinstance(node, dict) and "__list__" in node:
+            return [build(v) for v in node["__list__"]]
+        return node
+
+    return build(skeleton)

@@ -1,0 +1,211 @@
+"""The memory model of latent-replay training on MobileNetV1, computed analytically from the architecture.
+
+Layer shapes come from the MobileNetV1 table (PAPER.md), indexed as in the literature: 0 = conv1,
+1..26 = the 13 depthwise/pointwise pairs, 27 = the global average pool, 28 = the classifier (fc). Splitting
+at the latent-replay (LR) layer ``l`` gives a frozen stage 0..l and an adaptive stage l+1..28.
+
+What each entry of :func:`memory_breakdown` counts (bytes):
+
+* ``frozen_weights``: the frozen stage as INT8 inference: one byte per weight plus, per output channel of
+  every conv layer, an int32 multiplier and an int32 bias of the folded BatchNorm requantization
+  (``y = clip((k * acc + lambda) >> d, 0, 255)``).
+* ``adaptive_weights``: the adaptive stage in FP32: conv/fc weights, BatchNorm scale and shift, fc bias, and
+  the BatchNorm running mean and variance.
+* ``adaptive_gradients``: one FP32 gradient per trainable parameter.
+* ``optimizer_state``: the SGD momentum buffer, one FP32 value per trainable parameter (0 without momentum).
+* ``activations``: one training mini-batch of ``batch`` samples through the adaptive stage in FP32: the
+  tensors kept for the backward pass (the stage input, i.e. the latents, then for every conv layer its
+  output before BatchNorm and after BatchNorm + ReLU, the pool output and the logits) plus two gradient
+  buffers the size of the largest of them (the backward pass ping-pongs dy / dx).
+* ``replay_buffer``: ``replays`` latents bit-packed at ``bits`` per value (each latent packed on its own,
+  ``ceil(elements * bits / 8)`` bytes; FP32 when ``bits == 32``), plus one int16 label per latent: exactly
+  what :class:`pulptrain.cl.LatentReplayBuffer` allocates.
+* ``total``: the sum of the above.
+
+Reference point (PAPER.md): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
+46.9 MiB buffer at 8 bits (187.5 MiB at FP32, 41.0 MiB at 7 bits).
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from pulptrain.cl._validate import check_int
+
+__all__ = ["LayerShape", "mobilenet_v1_layers", "memory_breakdown", "MemoryBreakdown", "packed_row_bytes",
+           "scaled_channels", "LABEL_DTYPE", "MIB"]
+
+MIB = 1024 * 1024
+#: dtype of the labels stored next to the latents in the replay buffer.
+LABEL_DTYPE = np.dtype(np.int16)
+#: (output channels, stride) of the 13 depthwise/pointwise pairs at width 1.0.
+_DW_PW_PAIRS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+                (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+_PAIR_NAMES = ["conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1", "conv5_2",
+               "conv5_3", "conv5_4", "conv5_5", "conv5_6", "conv6"]
+POOL_INDEX, FC_INDEX = 27, 28
+
+
+def scaled_channels(channels, width_mult):
+    """Channels of a layer at width multiplier ``width_mult``: ``max(1, round(channels * width_mult))``,
+    the rule of :func:`pulptrain.models.mobilenet_v1`."""
+    return max(1, int(round(channels * width_mult)))
+
+
+def packed_row_bytes(elements, bits):
+    """Bytes one latent of ``elements`` values takes in the replay buffer at ``bits`` per value
+    (bits == 32 means FP32, 4 bytes per value)."""
+    return 4 * elements if bits == 32 else (elements * bits + 7) // 8
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """One layer of the flattened MobileNetV1. ``kind`` is conv / dw / pw / pool / fc; sizes are per image;
+    ``params`` counts weights (+ fc bias), ``bn_channels`` the channels of the BatchNorm after it."""
+    index: int
+    name: str
+    kind: str
+    in_channels: int
+    out_channels: int
+    stride: int
+    in_size: int
+    out_size: int
+    params: int
+    bn_channels: int
+    macs: int
+
+    @property
+    def out_elements(self):
+        return self.out_channels * self.out_size * self.out_size
+
+
+def _conv_out(size, stride):
+    return (size + 2 - 3) // stride + 1  # 3x3 kernel, padding 1
+
+
+def mobilenet_v1_layers(width_mult=1.0, input_size=128, num_classes=50, in_channels=3, first_stride=2):
+    """The 29 layers (0..28) of MobileNetV1 as :class:`LayerShape` records, for one image.
+    ``first_stride=1`` drops the first downsampling (small inputs), as in :func:`pulptrain.models.mobilenet_v1`."""
+    if width_mult <= 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    if first_stride not in (1, 2):
+        raise ValueError(f"first_stride must be 1 or 2, got {first_stride}")
+    if input_size < 1 or num_classes < 1 or in_channels < 1:
+        raise ValueError("input_size, num_classes and in_channels must be >= 1")
+    layers = []
+    c_out = scaled_channels(32, width_mult)
+    size = _conv_out(input_size, first_stride)
+    layers.append(LayerShape(0, "conv1", "conv", in_channels, c_out, first_stride, input_size, size,
+                             9 * in_channels * c_out, c_out, 9 * in_channels * c_out * size * size))
+    c_in = c_out
+    for pair, ((channels, stride), name) in enumerate(zip(_DW_PW_PAIRS, _PAIR_NAMES)):
+        out = _conv_out(size, stride)
+        layers.append(LayerShape(1 + 2 * pair, name + "/dw", "dw", c_in, c_in, stride, size, out,
+                                 9 * c_in, c_in, 9 * c_in * out * out))
+        c_out = scaled_channels(channels, width_mult)
+        layers.append(LayerShape(2 + 2 * pair, name + "/pw", "pw", c_in, c_out, 1, out, out,
+                                 c_in * c_out, c_out, c_in * c_out * out * out))
+        c_in, size = c_out, out
+    layers.append(LayerShape(POOL_INDEX, "pool6", "pool", c_in, c_in, 1, size, 1, 0, 0, 0))
+    layers.append(LayerShape(FC_INDEX, "fc", "fc", c_in, num_classes, 1, 1, 1,
+                             c_in * num_classes + num_classes, 0, c_in * num_classes))
+    return layers
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per component (see the module docstring) and the settings they were computed for."""
+    width_mult: float
+    input_size: int
+    lr_layer: int
+    replays: int
+    bits: int
+    batch: int
+    num_classes: int
+    latent_shape: tuple
+    frozen_params: int
+    adaptive_params: int
+    frozen_macs: int
+    adaptive_macs: int
+    frozen_weights: int
+    adaptive_weights: int
+    adaptive_gradients: int
+    optimizer_state: int
+    activations: int
+    replay_buffer: int
+
+    COMPONENTS = ("frozen_weights", "adaptive_weights", "adaptive_gradients", "optimizer_state",
+                  "activations", "replay_buffer")
+
+    @property
+    def total(self):
+        return sum(getattr(self, name) for name in self.COMPONENTS)
+
+    def as_dict(self):
+        """Everything as plain JSON-friendly values, bytes and MiB."""
+        out = asdict(self)
+        out["latent_shape"] = list(self.latent_shape)
+        out["total"] = self.total
+        out["mib"] = {name: getattr(self, name) / MIB for name in self.COMPONENTS + ("total",)}
+        return out
+
+    def table(self):
+        """A human-readable table in MiB."""
+        labels = {"frozen_weights": "frozen stage, INT8 weights (+ requant params)",
+                  "adaptive_weights": "adaptive stage, FP32 weights",
+                  "adaptive_gradients": "adaptive stage, FP32 gradients",
+                  "optimizer_state": "adaptive stage, SGD momentum",
+                  "activations": f"activations, one mini-batch of {self.batch}",
+                  "replay_buffer": f"replay buffer, {self.replays} x {'x'.join(map(str, self.latent_shape))}"
+                                   f" at {self.bits} bits"}
+        shape = "x".join(map(str, self.latent_shape))
+        lines = [f"MobileNetV1 {self.width_mult} at {self.input_size}x{self.input_size}, LR layer "
+                 f"{self.lr_layer} (latent {shape}), {self.frozen_params:,} frozen / "
+                 f"{self.adaptive_params:,} adaptive parameters",
+                 f"{'component':<58}{'MiB':>10}"]
+        lines += [f"{labels[name]:<58}{getattr(self, name) / MIB:>10.1f}" for name in self.COMPONENTS]
+        lines.append(f"{'total':<58}{self.total / MIB:>10.1f}")
+        return "\n".join(lines)
+
+
+def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, bits=8, batch=128,
+                     num_classes=50, in_channels=3, momentum=True, first_stride=2):
+    """Memory of latent-replay training of MobileNetV1 split at ``lr_layer`` (0..27), in bytes per
+    component; see the module docstring for what each component counts."""
+    lr_layer = check_int(lr_layer, "lr_layer", 0)
+    if lr_layer > POOL_INDEX:
+        raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
+    replays = check_int(replays, "replays", 0)
+    batch = check_int(batch, "batch", 1)
+    bits = check_int(bits, "bits", 1)
+    if bits > 8 and bits != 32:
+        raise ValueError(f"bits must be 1..8 (quantized) or 32 (FP32), got {bits}")
+    layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
+    frozen, adaptive = layers[:lr_layer + 1], layers[lr_layer + 1:]
+    latent = frozen[-1]
+    latent_shape = (latent.out_channels, latent.out_size, latent.out_size)
+    latent_elements = latent.out_elements
+
+    frozen_weights = sum(layer.params + 8 * layer.bn_channels for layer in frozen)
+    trainable = sum(layer.params + 2 * layer.bn_channels for layer in adaptive)
+    running_stats = sum(2 * layer.bn_channels for layer in adaptive)
+
+    kept = [latent_elements]
+    for layer in adaptive:
+        kept += [layer.out_elements] * (2 if layer.bn_channels else 1)
+    activations = 4 * batch * (sum(kept) + 2 * max(kept))
+
+    replay_buffer = replays * (packed_row_bytes(latent_elements, bits) + LABEL_DTYPE.itemsize)
+    return MemoryBreakdown(
+        width_mult=float(width_mult), input_size=int(input_size), lr_layer=lr_layer, replays=replays,
+        bits=bits, batch=batch, num_classes=int(num_classes), latent_shape=latent_shape,
+        frozen_params=sum(layer.params for layer in frozen),
+        adaptive_params=trainable,
+        frozen_macs=sum(layer.macs for layer in frozen),
+        adaptive_macs=sum(layer.macs for layer in adaptive),
+        frozen_weights=frozen_weights,
+        adaptive_weights=4 * (trainable + running_stats),
+        adaptive_gradients=4 * trainable,
+        optimizer_state=4 * trainable if momentum else 0,
+        activations=activations,
+        replay_buffer=replay_buffer,
+    )
