@@ -134,6 +134,7 @@ typedef float dw_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
 #define PT_DW_PLANE_FLOATS 4608
 #endif
 #define DW_MAX_TAPS 25
+#define SERIAL_MAX_MACS 65536 /* calls below this run on one core (see run) */
 #define DW_GW_CHANNELS 16 /* grad_weight channel block (its accumulators live on the stack) */
 
 static inline int64_t round8(int64_t x) { return (x + 7) & ~(int64_t)7; }
@@ -409,7 +410,11 @@ static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, c
     pt_status st = check(g, a, b, out);
     if (st != PT_OK) return st;
     dw_task t = {g, a, b, bias, out, accumulate};
-    pt_parallel(fn, &t);
+    /* A call this small costs less than forking the team: core 0 runs it alone (the split changes no value). */
+    if (g->n * g->c_out * g->h_out * g->w_out * g->kh * g->kw < SERIAL_MAX_MACS)
+        fn(&t);
+    else
+        pt_parallel(fn, &t);
     return PT_OK;
 }
 

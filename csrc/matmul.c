@@ -17,6 +17,7 @@
 #define NC_TARGET 1024
 
 #define BIG_BLOCK INT64_MAX
+#define SERIAL_MAX_MACS 65536 /* products below this run on one core (see pt_matmul_view) */
 
 pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride)
 {
@@ -625,7 +626,12 @@ pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_
     t.split_rows = split_rows_for(v, M, N);
     t.row_dot = v->ukernel != NULL && is_row_dot(M, A, B);
     pt_team_status_clear(&t.status);
-    pt_parallel(matmul_worker, &t);
+    /* A product this small costs less than forking the team (and far less than waiting for a descheduled
+     * core on a busy machine): core 0 computes it alone. The split never changes a value. */
+    if (M * N * K < SERIAL_MAX_MACS)
+        matmul_worker(&t);
+    else
+        pt_parallel(matmul_worker, &t);
     return pt_team_status_result(&t.status);
 }
 
