@@ -1,3 +1,8 @@
+/* GCC turns short copy / fill loops (a 16-float panel row, an 8-float plane row) into memcpy / memset
+ * calls that cost more than the loop; keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include <stddef.h>
 #include "conv2d.h"
 #include "matmul.h"
@@ -5,6 +10,8 @@
 
 #define TARGET_UNITS 16       /* enough independent units to keep an 8-core team busy at N = 1 */
 #define MAX_UNIT_PIXELS 1024  /* bounds the im2col block of one forward unit */
+#define FW_COL_FLOATS 65536   /* ... and keeps it in L2 (K x cols floats) */
+#define PANEL 16              /* im2col panel width: the 6x16 tile's NR, so its panels are read in place */
 #define WG_PIXEL_CHUNK 1024   /* a multiple of the matmul K block, so chunking never changes a sum */
 #define WG_K_BLOCK 256
 #define IG_DCOL_FLOATS 262144 /* bounds the dcol block of one grad_input unit */
@@ -26,12 +33,14 @@ static fw_plan forward_plan(const pt_conv_geometry *g)
     fw_plan p;
     p.P = g->h_out * g->w_out;
     p.K = g->c_in * g->kh * g->kw;
-    int64_t upi = max64(cdiv(p.P, MAX_UNIT_PIXELS), min64(cdiv(p.P, 64), cdiv(TARGET_UNITS, g->n)));
-    p.cols = min64(p.P, cdiv(cdiv(p.P, upi), 16) * 16);
+    const int64_t max_cols = max64(PANEL, min64(MAX_UNIT_PIXELS, FW_COL_FLOATS / p.K / PANEL * PANEL));
+    int64_t upi = max64(cdiv(p.P, max_cols), min64(cdiv(p.P, 64), cdiv(TARGET_UNITS, g->n)));
+    p.cols = min64(p.P, cdiv(cdiv(p.P, upi), PANEL) * PANEL);
     p.units_per_image = cdiv(p.P, p.cols);
     p.direct = g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 && g->pad_w == 0;
     p.variant = pt_matmul_pick(g->c_out, p.cols, p.K);
-    p.per_core = (p.direct ? 0 : p.K * p.cols) + pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K);
+    p.per_core = (p.direct ? 0 : p.K * cdiv(p.cols, PANEL) * PANEL) +
+                 pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K);
     return p;
 }
 
@@ -49,14 +58,75 @@ typedef struct {
     pt_team_status status;
 } fw_task;
 
+/* im2col of pixels [p0, p1) in panel-major order: column c of the K x (p1 - p0) matrix lives in panel
+ * c / PANEL, which holds K rows of PANEL floats (the packed-B layout of the 6x16 tile, so the matmul reads
+ * it without packing). A last, narrower panel is written with its own width, then spread to PANEL. */
+/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows, with
+ * the row's valid column range worked out once per kx (no division or bounds check per element). */
+static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, float *out)
+{
+    const int64_t sw = g->stride_w, W = g->w_in;
+    int64_t lo[16], hi[16]; /* per kx: pixels c in [lo, hi) read inside the image row */
+    for (int64_t kx = 0; kx < g->kw && kx < 16; kx++) {
+        const int64_t shift = ow0 * sw - g->pad_w + kx; /* pixel c reads column shift + c*sw */
+        int64_t l = 0, h = PANEL;
+        while (l < PANEL && shift + l * sw < 0) l++;
+        while (h > l && shift + (h - 1) * sw >= W) h--;
+        lo[kx] = l;
+        hi[kx] = h;
+    }
+    for (int64_t ci = 0; ci < g->c_in; ci++) {
+        const float *xc = xn + ci * g->h_in * W;
+        for (int64_t ky = 0; ky < g->kh; ky++) {
+            const int64_t ih = oh * g->stride_h - g->pad_h + ky;
+            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) {
+                if (ih < 0 || ih >= g->h_in) {
+                    for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
+                    continue;
+                }
+                const float *src = xc + ih * W;
+                const int64_t shift = ow0 * sw - g->pad_w + kx, l = lo[kx], h = hi[kx];
+                for (int64_t c = 0; c < l; c++) out[c] = 0.0f;
+                if (sw == 1)
+                    for (int64_t c = l; c < h; c++) out[c] = src[shift + c];
+                else
+                    for (int64_t c = l; c < h; c++) out[c] = src[shift + c * sw];
+                for (int64_t c = h; c < PANEL; c++) out[c] = 0.0f;
+            }
+        }
+    }
+}
+
+static pt_view im2col_panels(const pt_conv_geometry *g, const float *xn, int64_t K, int64_t p0, int64_t p1,
+                             float *col)
+{
+    for (int64_t q = p0; q < p1; q += PANEL) {
+        const int64_t width = min64(PANEL, p1 - q);
+        float *panel = col + (q - p0) * K;
+        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && g->kw <= 16) {
+            im2col_row_panel(g, xn, q / g->w_out, q % g->w_out, panel);
+            continue;
+        }
+        pt_im2col(g, xn, 0, K, q, q + width, panel);
+        if (width < PANEL)
+            for (int64_t k = K - 1; k >= 0; k--)
+                for (int64_t c = width - 1; c >= 0; c--) panel[k * PANEL + c] = panel[k * width + c];
+    }
+    pt_view v = pt_view_2d(col, PANEL, 1);
+    v.col_block = PANEL;
+    v.col_stride_outer = K * PANEL;
+    return v;
+}
+
 static void forward_worker(void *arg)
 {
     fw_task *t = (fw_task *)arg;
     const pt_conv_geometry *g = t->g;
     const fw_plan *p = &t->plan;
+    const int64_t col_floats = p->direct ? 0 : p->K * cdiv(p->cols, PANEL) * PANEL;
     float *col = t->workspace + pt_core_id() * p->per_core;
-    float *gemm_ws = p->direct ? col : col + p->K * p->cols;
-    const int64_t gemm_floats = p->per_core - (p->direct ? 0 : p->K * p->cols);
+    float *gemm_ws = col + col_floats;
+    const int64_t gemm_floats = p->per_core - col_floats;
     const pt_view A = pt_view_2d(t->w, p->K, 1);
     const pt_bias bias = {t->bias, NULL};
     int64_t u0, u1;
@@ -65,13 +135,7 @@ static void forward_worker(void *arg)
         const int64_t n = u / p->units_per_image, p0 = (u % p->units_per_image) * p->cols;
         const int64_t p1 = min64(p->P, p0 + p->cols);
         const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
-        pt_view B;
-        if (p->direct) {
-            B = pt_view_2d(xn + p0, p->P, 1);
-        } else {
-            pt_im2col(g, xn, 0, p->K, p0, p1, col);
-            B = pt_view_2d(col, p1 - p0, 1);
-        }
+        const pt_view B = p->direct ? pt_view_2d(xn + p0, p->P, 1) : im2col_panels(g, xn, p->K, p0, p1, col);
         const pt_view C = pt_view_2d(t->y + n * g->c_out * p->P + p0, p->P, 1);
         pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, 0, 0, g->c_out,
                                                           0, p1 - p0, gemm_ws, gemm_floats));
@@ -100,13 +164,18 @@ typedef struct {
     int variant;
 } ig_plan;
 
-static ig_plan grad_input_plan(const pt_conv_geometry *g)
+/* Channel blocks as large as the dcol bound allows, cut smaller only when there are too few images to give
+ * every core two units: each unit repacks its image's dY, so small blocks cost packing. The blocking does
+ * not change any sum (dcol elements and the col2im order per channel are the same), so it may follow the
+ * team size. */
+static ig_plan grad_input_plan(const pt_conv_geometry *g, int num_threads)
 {
     ig_plan p;
     p.P = g->h_out * g->w_out;
     p.khw = g->kh * g->kw;
     const int64_t fit = max64(1, IG_DCOL_FLOATS / (p.khw * p.P));
-    p.cb = max64(1, min64(fit, cdiv(g->c_in, TARGET_UNITS)));
+    const int64_t blocks_wanted = cdiv(2 * (int64_t)num_threads, g->n);
+    p.cb = max64(1, min64(fit, cdiv(g->c_in, blocks_wanted)));
     p.blocks_per_image = cdiv(g->c_in, p.cb);
     p.variant = pt_matmul_pick(p.cb * p.khw, p.P, g->c_out);
     p.per_core = p.cb * p.khw * p.P + pt_gemm_workspace_floats(p.variant, p.cb * p.khw, p.P, g->c_out);
@@ -116,7 +185,7 @@ static ig_plan grad_input_plan(const pt_conv_geometry *g)
 int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads)
 {
     if (g == NULL || num_threads < 1) return 0;
-    return grad_input_plan(g).per_core * num_threads;
+    return grad_input_plan(g, num_threads).per_core * num_threads;
 }
 
 typedef struct {
@@ -158,7 +227,7 @@ pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const
     if (g == NULL || dy == NULL || w == NULL || dx == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     ig_task t;
     t.g = g;
-    t.plan = grad_input_plan(g);
+    t.plan = grad_input_plan(g, pt_get_num_threads());
     if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
     t.dy = dy; t.w = w; t.dx = dx; t.workspace = workspace; t.accumulate = accumulate;
     pt_team_status_clear(&t.status);

@@ -1,4 +1,10 @@
+/* GCC turns short copy / fill loops (a 16-float panel row, an 8-float plane row) into memcpy / memset
+ * calls that cost more than the loop; keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include <stddef.h>
+#include <stdint.h>
 #include "depthwise_conv2d.h"
 #include "parallel.h"
 
@@ -109,30 +115,323 @@ static void grad_weight_worker(void *arg)
     }
 }
 
+/* ---- direct vectorised kernels (small kernels, strides 1 and 2) ----------------------------------------
+ * A plane is copied into a zero-bordered buffer once, then every output is a fixed sum over the taps with
+ * no bounds checks: with the buffer's row pitch P, output (r, c) of a stride-1 correlation is
+ * sum_t w[t] * buf[(r + ky) * P + c + kx], so all outputs of a plane are one flat 1-D stencil over
+ * r * P + c, computed 8 at a time (the columns c >= width are computed and dropped). The borders of the
+ * buffers are zeroed once per task; each plane rewrites the same interior positions.
+ *   forward:     buf = padded x;                         y = stencil rows oh*sh, columns ow*sw
+ *   grad_input:  buf = dy spread to stride s and padded by k-1-p;  dx = stencil with the flipped kernel
+ *   grad_weight: dw[t] = dot(dy spread onto the padded-x grid, padded x shifted by tap t), over all images
+ * Each output element is summed by one core in a fixed order (taps ascending; for grad_weight, lane-wise
+ * partial sums over images and pixels, then the 8 lanes in a fixed tree). */
+
+typedef float dw_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* Floats of one stack buffer (a padded plane); larger planes use the generic loops above. */
+#ifndef PT_DW_PLANE_FLOATS
+#define PT_DW_PLANE_FLOATS 4608
+#endif
+#define DW_MAX_TAPS 25
+#define SERIAL_MAX_MACS 65536 /* calls below this run on one core (see run) */
+#define DW_GW_CHANNELS 16 /* grad_weight channel block (its accumulators live on the stack) */
+
+static inline int64_t round8(int64_t x) { return (x + 7) & ~(int64_t)7; }
+
+typedef struct {
+    int64_t pitch, rows;  /* padded buffer: rows x pitch, then a zero tail */
+    int64_t floats;       /* buffer floats including the tail the 8-wide loops may read */
+} dw_buffer;
+
+/* Buffer with `pad_*` zero rows/columns before an h x w interior and `extra_*` after it. The tail covers
+ * the farthest read of a stencil whose flat range is rounded up to 8. */
+static dw_buffer buffer_for(int64_t h, int64_t w, int64_t pad_top, int64_t pad_left, int64_t extra_h,
+                            int64_t extra_w, int64_t kw)
+{
+    dw_buffer b;
+    b.pitch = pad_left + w + extra_w;
+    b.rows = pad_top + h + extra_h;
+    b.floats = b.rows * b.pitch + 8 + kw;
+    return b;
+}
+
+static int direct_supported(const pt_conv_geometry *g)
+{
+    if (g->kh * g->kw > DW_MAX_TAPS || g->stride_h > 2 || g->stride_w > 2) return 0;
+    if (g->pad_h > g->kh - 1 || g->pad_w > g->kw - 1) return 0;
+    dw_buffer x = buffer_for(g->h_in, g->w_in, g->pad_h, g->pad_w, g->pad_h, g->pad_w, g->kw);
+    dw_buffer u = buffer_for(g->h_in, g->w_in, 0, 0, g->kh - 1, g->kw - 1, g->kw);
+    return x.floats <= PT_DW_PLANE_FLOATS && u.floats <= PT_DW_PLANE_FLOATS;
+}
+
+static void zero(float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
+}
+
+/* Copies an h x w plane into buf at (top, left) with row pitch `pitch`. */
+static void copy_plane(const float *restrict src, int64_t h, int64_t w, float *restrict buf, int64_t pitch,
+                       int64_t top, int64_t left)
+{
+    for (int64_t r = 0; r < h; r++) {
+        const float *s = src + r * w;
+        float *d = buf + (top + r) * pitch + left;
+        for (int64_t c = 0; c < w; c++) d[c] = s[c];
+    }
+}
+
+/* Spreads an ho x wo plane onto buf: element (r, c) to ((top + r*sh) * pitch + left + c*sw). */
+static void spread_plane(const float *restrict src, int64_t ho, int64_t wo, int64_t sh, int64_t sw,
+                         float *restrict buf, int64_t pitch, int64_t top, int64_t left)
+{
+    if (sw == 1) {
+        for (int64_t r = 0; r < ho; r++) copy_plane(src + r * wo, 1, wo, buf, pitch, top + r * sh, left);
+        return;
+    }
+    for (int64_t r = 0; r < ho; r++) {
+        float *d = buf + (top + r * sh) * pitch + left;
+        for (int64_t c = 0; c < wo; c++) d[c * sw] = src[r * wo + c];
+    }
+}
+
+/* out[q] = sum_t w[t] * buf[q + off[t]] for q in [q0, q1) rounded up to a multiple of 8. */
+static void stencil(const float *restrict buf, const int64_t *off, const float *w, int taps, int64_t q0,
+                    int64_t q1, float *restrict out)
+{
+    for (int64_t q = q0; q < q1; q += 8) {
+        dw_vec8 acc = {0};
+        for (int t = 0; t < taps; t++) acc += w[t] * *(const dw_vec8 *)(buf + q + off[t]);
+        *(dw_vec8 *)(out + q - q0) = acc;
+    }
+}
+
+static void tap_offsets(int64_t kh, int64_t kw, int64_t pitch, int64_t *off)
+{
+    for (int64_t ky = 0; ky < kh; ky++)
+        for (int64_t kx = 0; kx < kw; kx++) off[ky * kw + kx] = ky * pitch + kx;
+}
+
+/* 3x3, stride 1, padding 1 on planes of H*W = a multiple of 8 floats (the 8x8 and 4x4 MobileNet planes):
+ * no copy at all. The stencil runs on the plane in place with row pitch W; a tap that would read across the
+ * plane's border (into the neighbouring row or plane) is masked to +0 by an AND with a precomputed lane mask,
+ * which gives the same value as the zero border of the buffered path. Only the first and last plane of the
+ * tensor, whose masked reads would leave the array, take the buffered path. */
+typedef int32_t dw_mask8 __attribute__((vector_size(32), aligned(4), may_alias));
+#define MASKED_MAX_VECTORS 64 /* planes up to 512 floats */
+
+static int masked_supported(const pt_conv_geometry *g)
+{
+    const int64_t hw = g->h_in * g->w_in;
+    return g->kh == 3 && g->kw == 3 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 1 &&
+           g->pad_w == 1 && hw % 8 == 0 && hw / 8 <= MASKED_MAX_VECTORS;
+}
+
+typedef struct {
+    int64_t off[9];                       /* flat offset of tap t from the output position */
+    dw_mask8 mask[9][MASKED_MAX_VECTORS]; /* all ones where tap t reads inside the plane */
+} dw_masks;
+
+static void masks_init(int64_t H, int64_t W, dw_masks *m)
+{
+    for (int t = 0; t < 9; t++) {
+        const int64_t dy = t / 3 - 1, dx = t % 3 - 1;
+        m->off[t] = dy * W + dx;
+        for (int64_t q = 0; q < H * W; q++) {
+            const int64_t r = q / W + dy, c = q % W + dx;
+            m->mask[t][q / 8][q % 8] = (r >= 0 && r < H && c >= 0 && c < W) ? -1 : 0;
+        }
+    }
+}
+
+static inline dw_vec8 masked_load(const float *p, dw_mask8 mask)
+{
+    return (dw_vec8)(*(const dw_mask8 *)p & mask);
+}
+
+/* s[q] = sum_t w[t] * plane[q + off[t]] (taps outside the plane count 0) over the whole plane, then
+ * out[q] = s[q] + bias, or out[q] += s[q] when accumulating. */
+static void masked_stencil(const float *restrict plane, const dw_masks *m, const float *w, int64_t vectors,
+                           float bias, int accumulate, float *restrict out)
+{
+    for (int64_t v = 0; v < vectors; v++) {
+        const float *p = plane + v * 8;
+        dw_vec8 acc = {0};
+        for (int t = 0; t < 9; t++) acc += w[t] * masked_load(p + m->off[t], m->mask[t][v]);
+        dw_vec8 *o = (dw_vec8 *)(out + v * 8);
+        if (accumulate)
+            *o += acc;
+        else
+            *o = acc + bias;
+    }
+}
+
+static void forward_direct(void *arg)
+{
+    const dw_task *t = (const dw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t sh = g->stride_h, sw = g->stride_w, taps = g->kh * g->kw;
+    const dw_buffer xb = buffer_for(H, W, g->pad_h, g->pad_w, g->pad_h, g->pad_w, g->kw);
+    float xp[PT_DW_PLANE_FLOATS], row[PT_DW_PLANE_FLOATS];
+    int64_t off[DW_MAX_TAPS];
+    tap_offsets(g->kh, g->kw, xb.pitch, off);
+    zero(xp, xb.floats);
+    /* stride 1: the whole plane is one flat range; stride 2: one range per output row */
+    const int64_t span = sw * (Wo - 1) + 1;
+    const int masked = masked_supported(g);
+    dw_masks m;
+    if (masked) masks_init(H, W, &m);
+    int64_t u0, u1;
+    pt_chunk(g->n * C, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t c = u % C;
+        const float b = t->bias ? t->bias[c] : 0.0f;
+        float *y = t->out + u * Ho * Wo;
+        if (masked && u > 0 && u < g->n * C - 1) {
+            masked_stencil(t->a + u * H * W, &m, t->b + c * taps, H * W / 8, b, 0, y);
+            continue;
+        }
+        copy_plane(t->a + u * H * W, H, W, xp, xb.pitch, g->pad_h, g->pad_w);
+        if (sh == 1) {
+            stencil(xp, off, t->b + c * taps, (int)taps, 0, Ho * xb.pitch, row);
+            for (int64_t oh = 0; oh < Ho; oh++)
+                for (int64_t ow = 0; ow < Wo; ow++) y[oh * Wo + ow] = row[oh * xb.pitch + ow * sw] + b;
+        } else {
+            for (int64_t oh = 0; oh < Ho; oh++) {
+                const int64_t q0 = oh * sh * xb.pitch;
+                stencil(xp, off, t->b + c * taps, (int)taps, q0, q0 + span, row);
+                for (int64_t ow = 0; ow < Wo; ow++) y[oh * Wo + ow] = row[ow * sw] + b;
+            }
+        }
+    }
+}
+
+static void grad_input_direct(void *arg)
+{
+    const dw_task *t = (const dw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t kh = g->kh, kw = g->kw, taps = kh * kw;
+    const int64_t top = kh - 1 - g->pad_h, left = kw - 1 - g->pad_w;
+    const dw_buffer ub = buffer_for(H, W, 0, 0, kh - 1, kw - 1, kw);
+    float up[PT_DW_PLANE_FLOATS], row[PT_DW_PLANE_FLOATS];
+    int64_t off[DW_MAX_TAPS];
+    float wflip[DW_MAX_TAPS];
+    tap_offsets(kh, kw, ub.pitch, off);
+    zero(up, ub.floats);
+    const int masked = masked_supported(g);
+    dw_masks m;
+    if (masked) masks_init(H, W, &m);
+    int64_t u0, u1;
+    pt_chunk(g->n * C, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t c = u % C;
+        const float *w = t->b + c * taps;
+        for (int64_t i = 0; i < taps; i++) wflip[i] = w[taps - 1 - i];
+        float *dx = t->out + u * H * W;
+        if (masked && u > 0 && u < g->n * C - 1) {
+            /* stride 1, padding 1: dx is the same stencil over dy with the flipped kernel */
+            masked_stencil(t->a + u * Ho * Wo, &m, wflip, H * W / 8, 0.0f, t->accumulate, dx);
+            continue;
+        }
+        spread_plane(t->a + u * Ho * Wo, Ho, Wo, g->stride_h, g->stride_w, up, ub.pitch, top, left);
+        stencil(up, off, wflip, (int)taps, 0, H * ub.pitch, row);
+        for (int64_t ih = 0; ih < H; ih++) {
+            const float *src = row + ih * ub.pitch;
+            float *d = dx + ih * W;
+            if (t->accumulate)
+                for (int64_t iw = 0; iw < W; iw++) d[iw] += src[iw];
+            else
+                for (int64_t iw = 0; iw < W; iw++) d[iw] = src[iw];
+        }
+    }
+}
+
+static void grad_weight_direct(void *arg)
+{
+    const dw_task *t = (const dw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t sh = g->stride_h, sw = g->stride_w, taps = g->kh * g->kw;
+    const dw_buffer xb = buffer_for(H, W, g->pad_h, g->pad_w, g->pad_h, g->pad_w, g->kw);
+    float xp[PT_DW_PLANE_FLOATS], dyp[PT_DW_PLANE_FLOATS];
+    int64_t off[DW_MAX_TAPS];
+    tap_offsets(g->kh, g->kw, xb.pitch, off);
+    zero(xp, xb.floats);
+    zero(dyp, xb.floats);
+    const int64_t span = round8((sh * (Ho - 1) + 1) * xb.pitch);
+    const int masked = masked_supported(g);
+    dw_masks m;
+    if (masked) masks_init(H, W, &m);
+    int64_t c0, c1;
+    pt_chunk(C, 1, &c0, &c1);
+    /* Channels in blocks, images outside: memory is read in its own order (a channel at a time over all
+     * images would jump a whole image per plane). Each channel still sums images, then pixels, in order. */
+    for (int64_t cb = c0; cb < c1; cb += DW_GW_CHANNELS) {
+        const int64_t cend = cb + DW_GW_CHANNELS < c1 ? cb + DW_GW_CHANNELS : c1;
+        dw_vec8 acc[DW_GW_CHANNELS][DW_MAX_TAPS];
+        for (int64_t c = cb; c < cend; c++)
+            for (int64_t i = 0; i < taps; i++) acc[c - cb][i] = (dw_vec8){0};
+        for (int64_t n = 0; n < g->n; n++) {
+            for (int64_t c = cb; c < cend; c++) {
+                dw_vec8 *a = acc[c - cb];
+                const int64_t u = n * C + c;
+                if (masked && u > 0 && u < g->n * C - 1) {
+                    const float *x = t->b + u * H * W, *dy = t->a + u * Ho * Wo;
+                    for (int64_t v = 0; v < H * W / 8; v++) {
+                        const dw_vec8 d = *(const dw_vec8 *)(dy + v * 8);
+                        for (int i = 0; i < 9; i++) a[i] += d * masked_load(x + v * 8 + m.off[i], m.mask[i][v]);
+                    }
+                    continue;
+                }
+                copy_plane(t->b + u * H * W, H, W, xp, xb.pitch, g->pad_h, g->pad_w);
+                spread_plane(t->a + u * Ho * Wo, Ho, Wo, sh, sw, dyp, xb.pitch, 0, 0);
+                for (int64_t q = 0; q < span; q += 8) {
+                    const dw_vec8 d = *(const dw_vec8 *)(dyp + q);
+                    for (int64_t i = 0; i < taps; i++) a[i] += d * *(const dw_vec8 *)(xp + q + off[i]);
+                }
+            }
+        }
+        for (int64_t c = cb; c < cend; c++) {
+            float *dw = t->out + c * taps;
+            for (int64_t i = 0; i < taps; i++) {
+                const dw_vec8 v = acc[c - cb][i];
+                const float s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+                dw[i] = t->accumulate ? dw[i] + s : s;
+            }
+        }
+    }
+}
+
 static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, const float *b,
                      const float *bias, float *out, int accumulate)
 {
     pt_status st = check(g, a, b, out);
     if (st != PT_OK) return st;
     dw_task t = {g, a, b, bias, out, accumulate};
-    pt_parallel(fn, &t);
+    /* A call this small costs less than forking the team: core 0 runs it alone (the split changes no value). */
+    if (g->n * g->c_out * g->h_out * g->w_out * g->kh * g->kw < SERIAL_MAX_MACS)
+        fn(&t);
+    else
+        pt_parallel(fn, &t);
     return PT_OK;
 }
 
 pt_status pt_depthwise_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y)
 {
-    return run(forward_worker, g, x, w, bias, y, 0);
+    return run(g && direct_supported(g) ? forward_direct : forward_worker, g, x, w, bias, y, 0);
 }
 
 pt_status pt_depthwise_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
                                          int accumulate)
 {
-    return run(grad_input_worker, g, dy, w, NULL, dx, accumulate);
+    return run(g && direct_supported(g) ? grad_input_direct : grad_input_worker, g, dy, w, NULL, dx, accumulate);
 }
 
 pt_status pt_depthwise_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
                                           int accumulate)
 {
-    return run(grad_weight_worker, g, dy, x, NULL, dw, accumulate);
+    return run(g && direct_supported(g) ? grad_weight_direct : grad_weight_worker, g, dy, x, NULL, dw, accumulate);
 }

@@ -1,3 +1,8 @@
+/* GCC turns short copy / fill loops (a 16-float panel row, an 8-float plane row) into memcpy / memset
+ * calls that cost more than the loop; keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include "conv_geometry.h"
 
 pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, int64_t h_in, int64_t w_in,
@@ -17,29 +22,56 @@ pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, in
     return PT_OK;
 }
 
+/* Output columns [*lo, *hi) of a row whose input column ow*stride - pad + kx lies inside [0, width). */
+static void valid_range(int64_t count, int64_t stride, int64_t pad, int64_t k, int64_t width, int64_t *lo,
+                        int64_t *hi)
+{
+    /* ow*stride >= pad - k  and  ow*stride <= width - 1 + pad - k */
+    const int64_t first = pad - k, last = width - 1 + pad - k;
+    int64_t l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int64_t h = last < 0 ? 0 : last / stride + 1;
+    if (h > count) h = count;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
 void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0, int64_t p1,
                float *out)
 {
-    const int64_t cols = p1 - p0, khw = g->kh * g->kw;
+    const int64_t cols = p1 - p0, khw = g->kh * g->kw, Wo = g->w_out, sw = g->stride_w;
     for (int64_t k = k0; k < k1; k++) {
         const int64_t c = k / khw, ky = (k % khw) / g->kw, kx = k % g->kw;
         const float *xc = x + c * g->h_in * g->w_in;
         float *dst = out + (k - k0) * cols;
-        int64_t oh = p0 / g->w_out, ow = p0 % g->w_out;
-        for (int64_t p = 0; p < cols; p++) {
-            const int64_t ih = oh * g->stride_h - g->pad_h + ky, iw = ow * g->stride_w - g->pad_w + kx;
-            dst[p] = (ih >= 0 && ih < g->h_in && iw >= 0 && iw < g->w_in) ? xc[ih * g->w_in + iw] : 0.0f;
-            if (++ow == g->w_out) {
-                ow = 0;
-                oh++;
+        int64_t lo, hi;
+        valid_range(Wo, sw, g->pad_w, kx, g->w_in, &lo, &hi);
+        /* walk the output pixels [p0, p1) one output row (or part of one) at a time */
+        for (int64_t p = p0; p < p1;) {
+            const int64_t oh = p / Wo, ow0 = p % Wo, ow1 = (p1 - p < Wo - ow0) ? ow0 + (p1 - p) : Wo;
+            float *d = dst + (p - p0); /* d[ow - ow0] is pixel (oh, ow) */
+            const int64_t ih = oh * g->stride_h - g->pad_h + ky;
+            if (ih < 0 || ih >= g->h_in) {
+                for (int64_t ow = ow0; ow < ow1; ow++) d[ow - ow0] = 0.0f;
+            } else {
+                const int64_t l = lo > ow0 ? lo : ow0, h = hi < ow1 ? hi : ow1;
+                const float *src = xc + ih * g->w_in; /* pixel (oh, ow) reads src[ow*sw - pw + kx] */
+                const int64_t shift = kx - g->pad_w;
+                for (int64_t ow = ow0; ow < l && ow < ow1; ow++) d[ow - ow0] = 0.0f;
+                if (sw == 1)
+                    for (int64_t ow = l; ow < h; ow++) d[ow - ow0] = src[ow + shift];
+                else
+                    for (int64_t ow = l; ow < h; ow++) d[ow - ow0] = src[ow * sw + shift];
+                for (int64_t ow = (h > ow0 ? h : ow0); ow < ow1; ow++) d[ow - ow0] = 0.0f;
             }
+            p += ow1 - ow0;
         }
     }
 }
 
 void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate)
 {
-    const int64_t hw = g->h_in * g->w_in, P = g->h_out * g->w_out;
+    const int64_t hw = g->h_in * g->w_in, P = g->h_out * g->w_out, sw = g->stride_w;
     for (int64_t c = c0; c < c1; c++) {
         float *dxc = dx + c * hw;
         if (!accumulate)
@@ -47,13 +79,18 @@ void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t
         for (int64_t ky = 0; ky < g->kh; ky++) {
             for (int64_t kx = 0; kx < g->kw; kx++) {
                 const float *src = dcol + (((c - c0) * g->kh + ky) * g->kw + kx) * P;
+                int64_t lo, hi;
+                valid_range(g->w_out, sw, g->pad_w, kx, g->w_in, &lo, &hi);
                 for (int64_t oh = 0; oh < g->h_out; oh++) {
                     const int64_t ih = oh * g->stride_h - g->pad_h + ky;
                     if (ih < 0 || ih >= g->h_in) continue;
-                    for (int64_t ow = 0; ow < g->w_out; ow++) {
-                        const int64_t iw = ow * g->stride_w - g->pad_w + kx;
-                        if (iw >= 0 && iw < g->w_in) dxc[ih * g->w_in + iw] += src[oh * g->w_out + ow];
-                    }
+                    float *d = dxc + ih * g->w_in; /* pixel (oh, ow) adds into d[ow*sw - pw + kx] */
+                    const float *s = src + oh * g->w_out;
+                    const int64_t shift = kx - g->pad_w;
+                    if (sw == 1)
+                        for (int64_t ow = lo; ow < hi; ow++) d[ow + shift] += s[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++) d[ow * sw + shift] += s[ow];
                 }
             }
         }

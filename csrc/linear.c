@@ -4,9 +4,15 @@
 
 static int bad_shape(int64_t n, int64_t in, int64_t out) { return n < 1 || in < 1 || out < 1; }
 
+/* A small batch (1 < n < out) runs as y^T = W . x^T, so that the big operand W is read in place instead
+ * of being packed transposed on every call (batch 1 is a dot-product path inside the matmul). */
+static int transpose_forward(int64_t n, int64_t out) { return n > 1 && n < out; }
+
 int64_t pt_linear_forward_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads)
 {
     if (bad_shape(n, in, out)) return 0;
+    if (transpose_forward(n, out))
+        return pt_matmul_view_workspace_floats(pt_matmul_pick(out, n, in), out, n, in, num_threads);
     return pt_matmul_view_workspace_floats(pt_matmul_pick(n, out, in), n, out, in, num_threads);
 }
 
@@ -15,6 +21,14 @@ pt_status pt_linear_forward(int64_t n, int64_t in, int64_t out, const float *x, 
 {
     if (x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
     if (bad_shape(n, in, out)) return PT_ERR_BAD_SHAPE;
+    if (transpose_forward(n, out)) {
+        /* y^T = W . x^T: W is read in place and only x^T (n columns) is packed. Each element is the same
+         * fused multiply-add chain over `in` as in the untransposed product, so the choice is invisible. */
+        const pt_view A = pt_view_2d(w, in, 1), B = pt_view_2d(x, 1, in), C = pt_view_2d(y, 1, out);
+        const pt_bias b = {bias, NULL};
+        return pt_matmul_view(pt_matmul_pick(out, n, in), out, n, in, &A, &B, &C, &b, 0, workspace,
+                              workspace_floats);
+    }
     const pt_view A = pt_view_2d(x, in, 1), B = pt_view_2d(w, 1, in) /* W^T */, C = pt_view_2d(y, out, 1);
     const pt_bias b = {NULL, bias};
     return pt_matmul_view(pt_matmul_pick(n, out, in), n, out, in, &A, &B, &C, &b, 0, workspace, workspace_floats);

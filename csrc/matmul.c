@@ -1,5 +1,11 @@
+/* GCC turns short copy / fill loops (a 16-float panel row, an 8-float plane row) into memcpy / memset
+ * calls that cost more than the loop; keep them inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include <stddef.h>
 #include <string.h>
+#include <stdint.h>
 #include "matmul.h"
 #include "parallel.h"
 
@@ -11,6 +17,7 @@
 #define NC_TARGET 1024
 
 #define BIG_BLOCK INT64_MAX
+#define SERIAL_MAX_MACS 65536 /* products below this run on one core (see pt_matmul_view) */
 
 pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride)
 {
@@ -27,68 +34,136 @@ pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride)
 
 static inline int64_t row_offset(const pt_view *v, int64_t r)
 {
+    if (v->row_block == BIG_BLOCK) return r * v->row_stride;
     return (r / v->row_block) * v->row_stride_outer + (r % v->row_block) * v->row_stride;
 }
 
 static inline int64_t col_offset(const pt_view *v, int64_t c)
 {
+    if (v->col_block == BIG_BLOCK) return c * v->col_stride;
     return (c / v->col_block) * v->col_stride_outer + (c % v->col_block) * v->col_stride;
 }
 
 /* ---- microkernels -------------------------------------------------------------------------------- */
 
+/* Every variant has one tile kernel: acc[MR x NR] = sum_p A(r, p) * b[p*NR + c] over p = 0..kc-1 (one fused
+ * multiply-add chain per element, p ascending), with A(r, p) = a[r*rs_a + p*cs_a] (a packed panel has
+ * rs_a = 1, cs_a = MR; an unpacked matrix is read in place) and B(p, c) = b[p*ldb + c] (ldb = NR for a
+ * packed panel), then the tile goes to the rows crow[r]
+ * (NR contiguous floats each) as `mode` says. The arithmetic does not depend on where A lives or on the
+ * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element. */
+enum {
+    TILE_STORE,     /* c = acc                        (first K block without bias; edge buffer) */
+    TILE_FIRST,     /* c = (acc + rb[r]) + cb[c]      (first K block) */
+    TILE_FIRST_ADD, /* c += (acc + rb[r]) + cb[c]     (first K block, accumulating into C) */
+    TILE_ADD        /* c += acc                       (later K blocks) */
+};
+
+typedef void (*tile_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b, int64_t ldb,
+                        float *const *crow, const float *rb, const float *cb, int mode);
+
 /* One portable register-blocked family: plain C with compile-time tile sizes, fully unrolled so the
  * accumulators live in registers (rv32imf has 32 FP registers: 4x4 leaves room for the operands). */
 #define UNROLL _Pragma("GCC unroll 64")
 
-#define DEFINE_UKERNEL(MR, NR)                                                                          \
-    static void ukernel_##MR##x##NR(int64_t kc, const float *restrict a, const float *restrict b,        \
-                                    float *restrict acc_out)                                             \
+#define DEFINE_TILE(MR, NR)                                                                             \
+    static void tile_##MR##x##NR(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,        \
+                                 const float *restrict b, int64_t ldb, float *const *crow,               \
+                                 const float *rb, const float *cb, int mode)                             \
     {                                                                                                    \
         float acc[MR][NR];                                                                               \
+        const float *ar_ptr[MR];                                                                         \
+        UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                    \
         UNROLL for (int r = 0; r < MR; r++) UNROLL for (int c = 0; c < NR; c++) acc[r][c] = 0.0f;        \
         for (int64_t p = 0; p < kc; p++) {                                                               \
-            const float *ap = a + p * MR, *bp = b + p * NR;                                              \
+            const float *bp = b + p * ldb;                                                               \
             UNROLL for (int r = 0; r < MR; r++) {                                                        \
-                const float ar = ap[r];                                                                  \
+                const float ar = ar_ptr[r][p * cs_a];                                                    \
                 UNROLL for (int c = 0; c < NR; c++) acc[r][c] += ar * bp[c];                             \
             }                                                                                            \
         }                                                                                                \
-        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int c = 0; c < NR; c++)                          \
-            acc_out[r * NR + c] = acc[r][c];                                                             \
+        UNROLL for (int r = 0; r < MR; r++) {                                                            \
+            float *restrict d = crow[r];                                                                 \
+            UNROLL for (int c = 0; c < NR; c++) {                                                        \
+                switch (mode) {                                                                          \
+                case TILE_STORE: d[c] = acc[r][c]; break;                                                \
+                case TILE_FIRST: d[c] = (acc[r][c] + rb[r]) + cb[c]; break;                              \
+                case TILE_FIRST_ADD: d[c] += (acc[r][c] + rb[r]) + cb[c]; break;                         \
+                default: d[c] += acc[r][c]; break;                                                       \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+    static void ukernel_##MR##x##NR(int64_t kc, const float *a, const float *b, float *acc_out)          \
+    {                                                                                                    \
+        float *rows[MR];                                                                                 \
+        for (int r = 0; r < MR; r++) rows[r] = acc_out + r * NR;                                         \
+        tile_##MR##x##NR(kc, a, 1, MR, b, NR, rows, NULL, NULL, TILE_STORE);                             \
     }
 
-DEFINE_UKERNEL(2, 2)
-DEFINE_UKERNEL(4, 2)
-DEFINE_UKERNEL(4, 4)
-DEFINE_UKERNEL(8, 1)
+DEFINE_TILE(2, 2)
+DEFINE_TILE(4, 2)
+DEFINE_TILE(4, 4)
+DEFINE_TILE(8, 1)
 
 /* Host-vector-width family: GCC vector extensions (8 floats = one AVX2 register; on targets without
  * SIMD GCC lowers them to scalar code, so they stay portable). The NR columns of a row are NV vectors;
  * the A value is broadcast by the scalar-times-vector product. */
 typedef float pt_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
 
-#define DEFINE_VEC_UKERNEL(MR, NV)                                                                      \
-    static void ukernel_vec_##MR##x##NV(int64_t kc, const float *restrict a, const float *restrict b,    \
-                                        float *restrict acc_out)                                         \
+#define DEFINE_VEC_TILE(MR, NV)                                                                         \
+    static void tile_vec_##MR##x##NV(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,    \
+                                     const float *restrict b, int64_t ldb, float *const *crow,           \
+                                     const float *rb, const float *cb, int mode)                         \
     {                                                                                                    \
         pt_vec8 acc[MR][NV];                                                                             \
+        const float *ar_ptr[MR];                                                                         \
+        UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                    \
         UNROLL for (int r = 0; r < MR; r++) UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (pt_vec8){0}; \
         for (int64_t p = 0; p < kc; p++) {                                                               \
-            const float *ap = a + p * MR;                                                                \
             pt_vec8 bv[NV];                                                                              \
-            UNROLL for (int v = 0; v < NV; v++) bv[v] = *(const pt_vec8 *)(b + (p * NV + v) * 8);        \
+            UNROLL for (int v = 0; v < NV; v++) bv[v] = *(const pt_vec8 *)(b + p * ldb + v * 8);          \
             UNROLL for (int r = 0; r < MR; r++) {                                                        \
-                const float ar = ap[r];                                                                  \
+                const float ar = ar_ptr[r][p * cs_a];                                                    \
                 UNROLL for (int v = 0; v < NV; v++) acc[r][v] += ar * bv[v];                             \
             }                                                                                            \
         }                                                                                                \
-        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int v = 0; v < NV; v++)                          \
-            *(pt_vec8 *)(acc_out + (r * NV + v) * 8) = acc[r][v];                                        \
+        UNROLL for (int r = 0; r < MR; r++) {                                                            \
+            UNROLL for (int v = 0; v < NV; v++) {                                                        \
+                pt_vec8 *d = (pt_vec8 *)(crow[r] + v * 8);                                               \
+                switch (mode) {                                                                          \
+                case TILE_STORE: *d = acc[r][v]; break;                                                  \
+                case TILE_FIRST: *d = (acc[r][v] + rb[r]) + *(const pt_vec8 *)(cb + v * 8); break;       \
+                case TILE_FIRST_ADD: *d += (acc[r][v] + rb[r]) + *(const pt_vec8 *)(cb + v * 8); break;  \
+                default: *d += acc[r][v]; break;                                                         \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
     }
 
+#define DEFINE_VEC_UKERNEL(MR, NV)                                                                      \
+    static void ukernel_vec_##MR##x##NV(int64_t kc, const float *a, const float *b, float *acc_out)      \
+    {                                                                                                    \
+        float *rows[MR];                                                                                 \
+        for (int r = 0; r < MR; r++) rows[r] = acc_out + r * NV * 8;                                     \
+        tile_vec_##MR##x##NV(kc, a, 1, MR, b, NV * 8, rows, NULL, NULL, TILE_STORE);                     \
+    }
+
+/* Full tiles, and the shorter tiles that finish a block's last rows without padding: same per-element
+ * arithmetic as the full tile, so an element's value does not depend on the row tile it falls in. */
+DEFINE_VEC_TILE(1, 2) DEFINE_VEC_TILE(2, 2) DEFINE_VEC_TILE(3, 2) DEFINE_VEC_TILE(4, 2) DEFINE_VEC_TILE(5, 2)
+DEFINE_VEC_TILE(6, 2)
+DEFINE_VEC_TILE(1, 1) DEFINE_VEC_TILE(2, 1) DEFINE_VEC_TILE(3, 1) DEFINE_VEC_TILE(4, 1) DEFINE_VEC_TILE(5, 1)
+DEFINE_VEC_TILE(6, 1) DEFINE_VEC_TILE(7, 1)
+DEFINE_VEC_TILE(8, 1)
+DEFINE_VEC_TILE(1, 16) /* one row x 128 columns: see wide_row in pt_gemm_serial */
 DEFINE_VEC_UKERNEL(6, 2)
 DEFINE_VEC_UKERNEL(8, 1)
+
+static const tile_fn rows_6x16[] = {NULL, tile_vec_1x2, tile_vec_2x2, tile_vec_3x2, tile_vec_4x2, tile_vec_5x2,
+                                    tile_vec_6x2};
+static const tile_fn rows_8x8[] = {NULL, tile_vec_1x1, tile_vec_2x1, tile_vec_3x1, tile_vec_4x1, tile_vec_5x1,
+                                   tile_vec_6x1, tile_vec_7x1, tile_vec_8x1};
 
 static const pt_matmul_variant variants[] = {
     {"naive", 1, 1, NULL},
@@ -99,6 +174,10 @@ static const pt_matmul_variant variants[] = {
     {"6x16", 6, 16, ukernel_vec_6x2}, /* host vector width: two 8-float vectors per row */
     {"8x8", 8, 8, ukernel_vec_8x1},
 };
+/* The tile kernel behind each registry entry (same order), and where a variant has them, its kernels for
+ * 1..MR rows (entry r computes r rows). */
+static const tile_fn tiles[] = {NULL, tile_2x2, tile_4x2, tile_4x4, tile_8x1, tile_vec_6x2, tile_vec_8x1};
+static const tile_fn *const row_tiles[] = {NULL, NULL, NULL, NULL, NULL, rows_6x16, rows_8x8};
 #define NUM_VARIANTS ((int)(sizeof(variants) / sizeof(variants[0])))
 
 #if defined(__AVX2__) || defined(__AVX512F__) || defined(__ARM_NEON)
@@ -149,6 +228,27 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t mc_block(int mr) { return round_up(MC_TARGET, mr); }
 static int64_t nc_block(int nr) { return round_up(NC_TARGET, nr); }
 
+/* Offsets of rows [r0, r0 + n) (or columns) of a two-level axis, without a division per element. */
+static void axis_offsets(int64_t block, int64_t stride_outer, int64_t stride, int64_t r0, int64_t n,
+                         int64_t *out)
+{
+    if (block == BIG_BLOCK) {
+        for (int64_t i = 0; i < n; i++) out[i] = (r0 + i) * stride;
+        return;
+    }
+    int64_t outer = r0 / block, inner = r0 % block;
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = outer * stride_outer + inner * stride;
+        if (++inner == block) {
+            inner = 0;
+            outer++;
+        }
+    }
+}
+
+/* Workspace layout of one core: B block (kc x nc), A block (kc x mc), one MR x NR edge tile, then the
+ * row and column offsets of the C block and the K offsets of the K block (int64, aligned up inside the
+ * two spare floats). */
 int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
 {
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
@@ -156,73 +256,85 @@ int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
     int64_t kc = min64(KC, K);
     int64_t mc = min64(mc_block(v->mr), round_up(M, v->mr));
     int64_t nc = min64(nc_block(v->nr), round_up(N, v->nr));
-    return kc * (mc + nc) + (int64_t)v->mr * v->nr;
+    return kc * (mc + nc) + (int64_t)v->mr * v->nr + 2 * (mc + nc + kc) + 2;
 }
 
-/* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel, zero beyond column j_end. */
-static void pack_b_panel(const pt_view *B, int64_t k0, int64_t kc, int64_t j0, int64_t j_end, int nr,
-                         float *restrict out)
+/* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel (row offsets rowoff[0..kc), column offsets
+ * coloff[0..cols)), zero beyond column cols. A transposed B (unit row stride) is copied column by column,
+ * so each source column is read sequentially instead of one cache line per element. */
+static void pack_b_panel(const pt_view *B, const int64_t *restrict rowoff, int64_t kc, const int64_t *coloff,
+                         int64_t cols, int nr, float *restrict out)
 {
-    int64_t cols = min64(nr, j_end - j0);
-    int64_t coloff[64];
-    for (int64_t c = 0; c < cols; c++) coloff[c] = col_offset(B, j0 + c);
-    int contiguous = B->col_stride == 1 && coloff[cols - 1] - coloff[0] == cols - 1;
-    for (int64_t p = 0; p < kc; p++) {
-        const float *src = B->data + row_offset(B, k0 + p);
-        float *dst = out + p * nr;
-        if (contiguous) {
-            src += coloff[0];
+    if (B->col_stride == 1 && coloff[cols - 1] - coloff[0] == cols - 1) {
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = B->data + rowoff[p] + coloff[0];
+            float *dst = out + p * nr;
             for (int64_t c = 0; c < cols; c++) dst[c] = src[c];
-        } else {
-            for (int64_t c = 0; c < cols; c++) dst[c] = src[coloff[c]];
+            for (int64_t c = cols; c < nr; c++) dst[c] = 0.0f;
         }
+        return;
+    }
+    if (B->row_stride == 1 && rowoff[kc - 1] - rowoff[0] == kc - 1) {
+        for (int64_t c = 0; c < cols; c++) {
+            const float *src = B->data + rowoff[0] + coloff[c];
+            for (int64_t p = 0; p < kc; p++) out[p * nr + c] = src[p];
+        }
+        for (int64_t p = 0; p < kc; p++)
+            for (int64_t c = cols; c < nr; c++) out[p * nr + c] = 0.0f;
+        return;
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        const float *src = B->data + rowoff[p];
+        float *dst = out + p * nr;
+        for (int64_t c = 0; c < cols; c++) dst[c] = src[coloff[c]];
         for (int64_t c = cols; c < nr; c++) dst[c] = 0.0f;
     }
 }
 
-/* out[p*mr + r] = A(i0 + r, k0 + p) for one mr-tall panel, zero beyond row i_end. */
-static void pack_a_panel(const pt_view *A, int64_t k0, int64_t kc, int64_t i0, int64_t i_end, int mr,
-                         float *restrict out)
+/* out[p*mr + r] = A(i0 + r, k0 + p) for one mr-tall panel (row offsets rowoff[0..rows), K offsets
+ * koff[0..kc)), zero beyond row rows. A column-major A (a transposed weight) is copied a K step at a time. */
+static void pack_a_panel(const pt_view *A, const int64_t *rowoff, int64_t rows, const int64_t *restrict koff,
+                         int64_t kc, int mr, float *restrict out)
 {
-    int64_t rows = min64(mr, i_end - i0);
-    int64_t off0 = col_offset(A, k0);
-    int contiguous = A->col_stride == 1 && col_offset(A, k0 + kc - 1) - off0 == kc - 1;
+    if (A->row_stride == 1 && rowoff[rows - 1] - rowoff[0] == rows - 1) {
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = A->data + koff[p] + rowoff[0];
+            float *dst = out + p * mr;
+            for (int64_t r = 0; r < rows; r++) dst[r] = src[r];
+            for (int64_t r = rows; r < mr; r++) dst[r] = 0.0f;
+        }
+        return;
+    }
+    const int contiguous = A->col_stride == 1 && koff[kc - 1] - koff[0] == kc - 1;
     for (int64_t r = 0; r < rows; r++) {
-        const float *src = A->data + row_offset(A, i0 + r);
+        const float *src = A->data + rowoff[r];
         if (contiguous) {
-            src += off0;
+            src += koff[0];
             for (int64_t p = 0; p < kc; p++) out[p * mr + r] = src[p];
         } else {
-            for (int64_t p = 0; p < kc; p++) out[p * mr + r] = src[col_offset(A, k0 + p)];
+            for (int64_t p = 0; p < kc; p++) out[p * mr + r] = src[koff[p]];
         }
     }
     for (int64_t r = rows; r < mr; r++)
         for (int64_t p = 0; p < kc; p++) out[p * mr + r] = 0.0f;
 }
 
-/* Writes one tile. On the first K block (`first`) the bias is added and, unless accumulating, C is
- * overwritten; later K blocks add their partial sums. */
-static void store_tile(const pt_view *C, const pt_bias *bias, int64_t i0, int64_t rows, int64_t j0,
-                       int64_t cols, int nr, const float *acc, int first, int accumulate)
+/* Writes the valid rows x cols part of an edge tile (acc, row-major with nr columns): the same
+ * arithmetic as the tile kernels' modes. */
+static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, const int64_t *coloff,
+                            int64_t cols, int nr, const float *acc, const float *rb, const float *cb, int mode)
 {
-    int64_t coloff[64];
-    float cb[64];
-    for (int64_t c = 0; c < cols; c++) {
-        coloff[c] = col_offset(C, j0 + c);
-        cb[c] = (first && bias && bias->col) ? bias->col[j0 + c] : 0.0f;
-    }
     for (int64_t r = 0; r < rows; r++) {
-        float *dst = C->data + row_offset(C, i0 + r);
+        float *dst = cdata + rowoff[r];
         const float *a = acc + r * nr;
-        if (first) {
-            const float rb = (bias && bias->row) ? bias->row[i0 + r] : 0.0f;
-            if (accumulate) {
-                for (int64_t c = 0; c < cols; c++) dst[coloff[c]] += (a[c] + rb) + cb[c];
-            } else {
-                for (int64_t c = 0; c < cols; c++) dst[coloff[c]] = (a[c] + rb) + cb[c];
+        for (int64_t c = 0; c < cols; c++) {
+            float *d = dst + coloff[c];
+            switch (mode) {
+            case TILE_STORE: *d = a[c]; break;
+            case TILE_FIRST: *d = (a[c] + rb[r]) + cb[c]; break;
+            case TILE_FIRST_ADD: *d += (a[c] + rb[r]) + cb[c]; break;
+            default: *d += a[c]; break;
             }
-        } else {
-            for (int64_t c = 0; c < cols; c++) dst[coloff[c]] += a[c];
         }
     }
 }
@@ -244,6 +356,20 @@ static void gemm_naive(int64_t K, const pt_view *A, const pt_view *B, const pt_v
     }
 }
 
+/* A is read in place (no packing) when it is a plain strided matrix whose rows are contiguous along K:
+ * its MR row streams then feed the tile kernel as well as a packed panel would, and the pack pass is
+ * saved (it costs as much as the product when N is small). Column-major A (a transposed weight) is read
+ * in place only when the product has few column panels, since then its rows are reused little. */
+static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
+{
+    if (A->row_block != BIG_BLOCK || A->col_block != BIG_BLOCK) return 0;
+    if (A->col_stride == 1) return 1;
+    return A->row_stride == 1 && cols <= 2 * nr;
+}
+
+#define WIDE_COLS 128
+static const float zero_bias[WIDE_COLS];
+
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          float *workspace, int64_t workspace_floats)
@@ -263,35 +389,163 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
         return PT_ERR_WORKSPACE_TOO_SMALL;
 
     const int mr = v->mr, nr = v->nr;
+    const tile_fn tile = tiles[variant];
     const int64_t kc_max = min64(KC, K);
     const int64_t mc_max = min64(mc_block(mr), round_up(i1 - i0, mr));
     const int64_t nc_max = min64(nc_block(nr), round_up(j1 - j0, nr));
     float *bpack = workspace;
     float *apack = bpack + kc_max * nc_max;
     float *acc = apack + kc_max * mc_max;
+    float *offsets = acc + mr * nr;
+    int64_t *c_coloff = (int64_t *)(void *)((uintptr_t)(offsets + 1) & ~(uintptr_t)7);
+    int64_t *c_rowoff = c_coloff + nc_max;             /* rows of the C block; reused for A's rows */
+    int64_t *k_off = c_rowoff + mc_max;                /* B's rows, then A's columns, of the K block */
+    const float *rbias = (bias && bias->row) ? bias->row : NULL;
+    const float *cbias = (bias && bias->col) ? bias->col : NULL;
+    const int has_bias = rbias != NULL || cbias != NULL;
+    const int in_place = read_a_in_place(A, j1 - j0, nr);
+    /* B is read in place when its panels already have the packed layout (row stride NR, columns contiguous
+     * in blocks of NR, as the conv forward's im2col writes them), or, for a plain row-major B, when a single
+     * row tile would use a packed panel only once. */
+    const int b_packed_layout = B->row_block == BIG_BLOCK && B->row_stride == nr && B->col_stride == 1 &&
+                                (B->col_block == BIG_BLOCK || B->col_block % nr == 0);
+    const int b_in_place = b_packed_layout || (i1 - i0 <= mr && B->row_block == BIG_BLOCK &&
+                                               B->col_block == BIG_BLOCK && B->col_stride == 1);
+    const tile_fn *short_tiles = row_tiles[variant];
+    /* One output row read from an in-place B (a batch-1 layer): a 1 x 128 kernel streams B's rows in long
+     * runs instead of one 64-byte piece per row and tile (same per-element arithmetic as the 1-row tile). */
+    const int wide_row = b_in_place && B->col_block == BIG_BLOCK && i1 - i0 == 1 && short_tiles == rows_6x16 &&
+                         A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
+    float *acc_rows[64];
+    for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
 
     for (int64_t jc = j0; jc < j1; jc += nc_max) {
         const int64_t jc_end = min64(jc + nc_max, j1);
         for (int64_t pc = 0; pc < K; pc += kc_max) {
             const int64_t kc = min64(kc_max, K - pc);
+            const int first = pc == 0;
+            const int mode = !first ? TILE_ADD
+                             : !has_bias ? (accumulate ? TILE_ADD : TILE_STORE)
+                             : accumulate ? TILE_FIRST_ADD : TILE_FIRST;
+            /* B panels: K offsets of B's rows, then C's column offsets double as B's (same columns). */
+            axis_offsets(B->row_block, B->row_stride_outer, B->row_stride, pc, kc, k_off);
+            axis_offsets(B->col_block, B->col_stride_outer, B->col_stride, jc, jc_end - jc, c_coloff);
             for (int64_t jr = jc; jr < jc_end; jr += nr)
-                pack_b_panel(B, pc, kc, jr, jc_end, nr, bpack + (jr - jc) * kc);
+                if (!b_in_place || jc_end - jr < nr)
+                    pack_b_panel(B, k_off, kc, c_coloff + (jr - jc), min64(nr, jc_end - jr), nr,
+                                 bpack + (jr - jc) * kc);
+            axis_offsets(C->col_block, C->col_stride_outer, C->col_stride, jc, jc_end - jc, c_coloff);
+            axis_offsets(A->col_block, A->col_stride_outer, A->col_stride, pc, kc, k_off);
             for (int64_t ic = i0; ic < i1; ic += mc_max) {
                 const int64_t ic_end = min64(ic + mc_max, i1);
-                for (int64_t ir = ic; ir < ic_end; ir += mr)
-                    pack_a_panel(A, pc, kc, ir, ic_end, mr, apack + (ir - ic) * kc);
+                /* A panels (row offsets of A first, then the same slots hold C's row offsets). */
+                axis_offsets(A->row_block, A->row_stride_outer, A->row_stride, ic, ic_end - ic, c_rowoff);
+                for (int64_t ir = ic; ir < ic_end; ir += mr) {
+                    const int64_t rows = min64(mr, ic_end - ir);
+                    if (!in_place || (rows < mr && short_tiles == NULL))
+                        pack_a_panel(A, c_rowoff + (ir - ic), rows, k_off, kc, mr, apack + (ir - ic) * kc);
+                }
+                axis_offsets(C->row_block, C->row_stride_outer, C->row_stride, ic, ic_end - ic, c_rowoff);
                 for (int64_t jr = jc; jr < jc_end; jr += nr) {
-                    const float *bp = bpack + (jr - jc) * kc;
                     const int64_t cols = min64(nr, jc_end - jr);
+                    const float *bp = bpack + (jr - jc) * kc;
+                    int64_t ldb = nr;
+                    if (b_in_place && cols == nr) {
+                        bp = B->data + pc * B->row_stride + col_offset(B, jr);
+                        ldb = B->row_stride;
+                    }
+                    const int64_t *coloff = c_coloff + (jr - jc);
+                    const int contiguous = cols == nr && C->col_stride == 1 && coloff[nr - 1] - coloff[0] == nr - 1;
+                    const float *cb = (first && cbias) ? cbias + jr : zero_bias;
+                    if (wide_row && jc_end - jr >= WIDE_COLS && C->col_stride == 1 &&
+                        coloff[WIDE_COLS - 1] - coloff[0] == WIDE_COLS - 1) {
+                        float *crow = C->data + c_rowoff[0] + coloff[0];
+                        const float *ap = A->data + i0 * A->row_stride + pc * A->col_stride;
+                        const float *rb = (first && rbias) ? rbias + i0 : zero_bias;
+                        tile_vec_1x16(kc, ap, A->row_stride, A->col_stride, bp, ldb, &crow, rb, cb, mode);
+                        jr += WIDE_COLS - nr;
+                        continue;
+                    }
                     for (int64_t ir = ic; ir < ic_end; ir += mr) {
-                        v->ukernel(kc, apack + (ir - ic) * kc, bp, acc);
-                        store_tile(C, bias, ir, min64(mr, ic_end - ir), jr, cols, nr, acc, pc == 0, accumulate);
+                        const int64_t rows = min64(mr, ic_end - ir);
+                        const int64_t *rowoff = c_rowoff + (ir - ic);
+                        const float *rb = (first && rbias) ? rbias + ir : zero_bias;
+                        /* Short row tiles run their own kernel when the variant has one, else the full
+                         * kernel on a zero-padded panel into the edge buffer. */
+                        const tile_fn kernel = rows == mr ? tile : short_tiles ? short_tiles[rows] : NULL;
+                        const float *ap = apack + (ir - ic) * kc;
+                        int64_t rs_a = 1, cs_a = mr;
+                        if (in_place && kernel != NULL) {
+                            ap = A->data + ir * A->row_stride + pc * A->col_stride;
+                            rs_a = A->row_stride;
+                            cs_a = A->col_stride;
+                        }
+                        if (contiguous && kernel != NULL) {
+                            float *crow[64];
+                            for (int r = 0; r < rows; r++) crow[r] = C->data + rowoff[r] + coloff[0];
+                            kernel(kc, ap, rs_a, cs_a, bp, ldb, crow, rb, cb, mode);
+                        } else {
+                            (kernel ? kernel : tile)(kc, ap, rs_a, cs_a, bp, ldb, acc_rows, NULL, NULL, TILE_STORE);
+                            store_edge_tile(C->data, rowoff, rows, coloff, cols, nr, acc, rb, cb, mode);
+                        }
                     }
                 }
             }
         }
     }
     return PT_OK;
+}
+
+/* ---- single-row products ---------------------------------------------------------------------------
+ * A product with one output row (a linear layer at batch 1) whose A row and B columns are both contiguous
+ * along K is a set of dot products: no packing at all, 8 partial sums per element in a fixed order. Chosen
+ * from the whole product's shape in pt_matmul_view, never from a core's share, so it is the same for any
+ * team size. */
+static int is_row_dot(int64_t M, const pt_view *A, const pt_view *B)
+{
+    return M == 1 && A->col_block == BIG_BLOCK && A->col_stride == 1 && B->row_block == BIG_BLOCK &&
+           B->row_stride == 1;
+}
+
+#define DOT_COLS 4
+
+static inline float sum_lanes(pt_vec8 v)
+{
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+/* out[c] = sum_k a[k] * b[c][k] for `cols` (<= DOT_COLS) columns at once (a is loaded once per step). */
+static void dot_columns(int64_t K, const float *restrict a, const float *const *b, int cols, float *out)
+{
+    pt_vec8 acc[DOT_COLS] = {{0}};
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        const pt_vec8 av = *(const pt_vec8 *)(a + k);
+        for (int c = 0; c < cols; c++) acc[c] += av * *(const pt_vec8 *)(b[c] + k);
+    }
+    for (int c = 0; c < cols; c++) {
+        float s = sum_lanes(acc[c]);
+        for (int64_t kk = k; kk < K; kk++) s += a[kk] * b[c][kk];
+        out[c] = s;
+    }
+}
+
+static void row_dot(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
+                    int accumulate, int64_t j0, int64_t j1)
+{
+    const float rb = (bias && bias->row) ? bias->row[0] : 0.0f;
+    for (int64_t j = j0; j < j1; j += DOT_COLS) {
+        const int cols = (int)min64(DOT_COLS, j1 - j);
+        const float *bcol[DOT_COLS];
+        float s[DOT_COLS];
+        for (int c = 0; c < cols; c++) bcol[c] = B->data + col_offset(B, j + c);
+        dot_columns(K, A->data, bcol, cols, s);
+        for (int c = 0; c < cols; c++) {
+            const float v = (s[c] + rb) + ((bias && bias->col) ? bias->col[j + c] : 0.0f);
+            float *d = C->data + col_offset(C, j + c);
+            *d = accumulate ? *d + v : v;
+        }
+    }
 }
 
 /* ---- parallel matmul ------------------------------------------------------------------------------- */
@@ -305,6 +559,7 @@ typedef struct {
     float *workspace;
     int64_t per_core;
     int split_rows;
+    int row_dot;
     pt_team_status status;
 } matmul_task;
 
@@ -315,7 +570,10 @@ static void matmul_worker(void *p)
     int id = pt_core_id();
     int64_t b, e;
     pt_status st = PT_OK;
-    if (t->split_rows) {
+    if (t->row_dot) {
+        pt_chunk(t->N, DOT_COLS, &b, &e);
+        if (e > b) row_dot(t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e);
+    } else if (t->split_rows) {
         pt_chunk(t->M, v->mr, &b, &e);
         if (e > b)
             st = pt_gemm_serial(t->variant, t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e, 0, t->N,
@@ -351,6 +609,8 @@ pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
     if (v == NULL) return PT_ERR_UNKNOWN_VARIANT;
     if (M < 1 || N < 1 || K < 1) return PT_ERR_BAD_SHAPE;
+    if (A == NULL || B == NULL || C == NULL || A->data == NULL || B->data == NULL || C->data == NULL)
+        return PT_ERR_NULL_POINTER;
     int threads = pt_get_num_threads();
     int64_t per_core = pt_gemm_workspace_floats(variant, M, N, K);
     if (v->ukernel != NULL && (workspace == NULL || workspace_floats < per_core * threads))
@@ -364,8 +624,14 @@ pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_
     t.workspace = workspace;
     t.per_core = per_core;
     t.split_rows = split_rows_for(v, M, N);
+    t.row_dot = v->ukernel != NULL && is_row_dot(M, A, B);
     pt_team_status_clear(&t.status);
-    pt_parallel(matmul_worker, &t);
+    /* A product this small costs less than forking the team (and far less than waiting for a descheduled
+     * core on a busy machine): core 0 computes it alone. The split never changes a value. */
+    if (M * N * K < SERIAL_MAX_MACS)
+        matmul_worker(&t);
+    else
+        pt_parallel(matmul_worker, &t);
     return pt_team_status_result(&t.status);
 }
 

@@ -6,8 +6,9 @@
  *
  * Variants are BLIS-style: A and B are packed into MR-row / NR-column panels (caller-provided workspace)
  * and a tiny register-blocked microkernel computes one MR x NR tile. Variant 0 ("naive") is the unpacked
- * triple-loop reference. Every element's value depends only on the variant and K (never on the tile position
- * or on the core that computed it), so results are bitwise identical for any thread count.
+ * triple-loop reference. Every element's value depends only on the variant, K and the product's shape and
+ * layout (a one-row product with K-contiguous operands is a dot-product path), never on the tile position
+ * or on the core that computed it, so results are bitwise identical for any thread count.
  */
 #ifndef PT_MATMUL_H
 #define PT_MATMUL_H

@@ -1,0 +1,80 @@
+"""Print the layer x step x N table from a pytest-benchmark JSON file.
+
+    python benchmarks/report.py results.json [--markdown]
+
+For every (layer, step, N, threads) group: pulptrain and torch median ms, their ratio (pulptrain / torch,
+below 1 means pulptrain is faster), pulptrain GFLOP/s and % of the FP32 peak (117 GFLOP/s per core times
+the thread count), and numpy's median ms when that row was run. Medians, because these machines are shared.
+"""
+import argparse
+import json
+import sys
+
+PEAK_GFLOPS_PER_CORE = 117.0
+
+
+def rows_from_json(path):
+    """One dict per benchmark: layer, step, n, threads, impl, flops, median (seconds)."""
+    with open(path) as f:
+        data = json.load(f)
+    rows = []
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if "impl" not in info:
+            continue
+        rows.append(dict(layer=info["layer"], step=info["step"], n=info["n"], threads=info["threads"],
+                         impl=info["impl"], flops=info["flops"], median=bench["stats"]["median"]))
+    return rows
+
+
+def _ms(seconds):
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.4f}" if ms < 0.1 else f"{ms:.3f}" if ms < 10 else f"{ms:.1f}"
+
+
+def table(rows, markdown=False):
+    """The table as text: rows grouped by (threads, layer, step, n) in first-seen layer order."""
+    groups, layer_order = {}, []
+    for r in rows:
+        if r["layer"] not in layer_order:
+            layer_order.append(r["layer"])
+        key = (r["threads"], r["layer"], r["step"], r["n"])
+        groups.setdefault(key, {"flops": r["flops"]})[r["impl"]] = r["median"]
+    step_order = {"forward": 0, "grad_input": 1, "grad_weight": 2, "train step": 3}
+    keys = sorted(groups, key=lambda k: (k[0], layer_order.index(k[1]), step_order.get(k[2], 9), k[3]))
+    header = ["threads", "layer", "step", "N", "pulptrain ms", "torch ms", "ratio", "GFLOP/s", "% peak", "numpy ms"]
+    lines = []
+    for threads, layer, step, n in keys:
+        g = groups[(threads, layer, step, n)]
+        pt, th, npy = g.get("pulptrain"), g.get("torch"), g.get("numpy")
+        ratio = f"{pt / th:.2f}" if pt and th else "-"
+        gflops = g["flops"] / pt / 1e9 if pt else None
+        peak = f"{100 * gflops / (PEAK_GFLOPS_PER_CORE * threads):.0f}" if gflops else "-"
+        lines.append([str(threads), layer, step, str(n), _ms(pt), _ms(th), ratio,
+                      f"{gflops:.1f}" if gflops else "-", peak, _ms(npy)])
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", help="file written by pytest --benchmark-json=FILE")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = parser.parse_args(argv)
+    rows = rows_from_json(args.json)
+    if not rows:
+        print(f"no pulptrain benchmarks in {args.json}", file=sys.stderr)
+        return 1
+    print(table(rows, markdown=args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
