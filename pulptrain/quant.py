@@ -223,3 +223,15 @@ def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False, out_
     multiplier, shift = quantize_multiplier(in_scale * w_scale / out_scale)
     return QuantizedParams(w_i8, w_scale, bias_i32, multiplier, shift, in_scale, out_scale,
                            relu_clip_max(out_scale, relu6, out_bits))
+
+
+__all__ += ["quantize_frozen", "QuantizedFrozenStage"]
+
+
+def __getattr__(name):
+    """quantize_frozen and QuantizedFrozenStage live in pulptrain.frozen_int8 (they need pulptrain.nn, which
+    needs this module): loaded on first use."""
+    if name in ("quantize_frozen", "QuantizedFrozenStage"):
+        from pulptrain import frozen_int8
+        return getattr(frozen_int8, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

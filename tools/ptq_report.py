@@ -17,7 +17,7 @@ import pulptrain
 from pulptrain import models, quant
 from pulptrain.data import fashion_mnist
 from pulptrain.examples import train_fashion_mnist as example
-from pulptrain.frozen_int8 import quantize_frozen
+from pulptrain.quant import quantize_frozen
 
 
 def main(argv=None):
