@@ -49,7 +49,7 @@ Defaults (Fashion-MNIST): MobileNetV1 width 0.25 on the 28x28 images (first conv
 LR layer 19 latent is 128x2x2); NIC stream with 4 initial classes (2000 images), then 40 batches of 150
 images of one class each (the 6 other classes arrive over the stream, old ones recur); pretraining on
 the initial batch only: 8 epochs of SGD (Nesterov 0.9, cosine lr from 0.05, batch 64); then the latent
-replay learner: 4 epochs per batch, mini-batches of 128 (new + replays), SGD lr 0.01 (batch 0 too),
+replay learner: 4 epochs per batch, mini-batches of 128 (new + replays), SGD lr 0.03 (batch 0: 0.01),
 momentum 0.9, weight decay 5e-4, CWR* classifier, reference replacement policy, 500 replays at 8 bits.
 Test accuracy on the whole 10,000-image test set after every batch. About 1 CPU-minute in all
 (3-4 minutes wall on the shared 2-core machine with other jobs running, 1 thread).

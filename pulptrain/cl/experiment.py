@@ -71,7 +71,7 @@ class ExperimentConfig:
     replays: int = 500
     epochs: int = 4
     first_epochs: int = 4
-    lr: float = 0.01
+    lr: float = 0.03
     first_lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
