@@ -146,11 +146,14 @@ def _cl(args):
 
 
 def _sweep(args):
-    from pulptrain.cl.sweep import run_sweep
+    from pulptrain.cl.sweep import rewrite_outputs, run_sweep
 
     try:
-        rows = run_sweep(_experiment_config(args, exclude=("bits", "lr_layer", "replays")), bits=args.bits, lr_layers=args.lr_layer, replays=args.replays,
-                         seeds=args.seeds)
+        if args.report_only:
+            rows = rewrite_outputs(args.out)
+        else:
+            base = _experiment_config(args, exclude=("bits", "lr_layer", "replays"))
+            rows = run_sweep(base, bits=args.bits, lr_layers=args.lr_layer, replays=args.replays, seeds=args.seeds)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"pulptrain sweep: error: {e}")
     print(f"{len(rows)} runs; table in {args.out}/sweep.md")
@@ -199,6 +202,8 @@ def build_parser():
         epilog="The other settings are those of 'pulptrain cl' (see pulptrain cl --help).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_experiment_arguments(sweep, sweep=True)
+    sweep.add_argument("--report-only", action="store_true",
+                       help="run nothing: rewrite sweep.md, sweep.csv and the plot from OUT/sweep.json")
     sweep.set_defaults(handler=_sweep)
     return parser
 

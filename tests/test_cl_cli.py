@@ -164,7 +164,9 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
         (b, l, r, s) for b in (32, 8, 4) for l in (19, 23) for r in (8, 16) for s in (0, 1)}
     by_key = {(int(r["bits"]), int(r["lr_layer"]), int(r["replays"])): int(r["buffer_bytes"]) for r in rows}
     assert by_key[(8, 19, 16)] == 2 * by_key[(8, 19, 8)]          # linear in the number of replays
-    assert by_key[(32, 19, 8)] > 3 * by_key[(8, 19, 8)] > 6 * by_key[(4, 19, 8)] / 2  # bits really packed
+    elements = {int(r["lr_layer"]): int(np.prod([int(d) for d in r["latent_shape"].split("x")])) for r in rows}
+    for (b, l, r), nbytes in by_key.items():  # bit-packed codes (FP32: 4 bytes) + one int16 label per latent
+        assert nbytes == r * ((4 * elements[l]) if b == 32 else -(-elements[l] * b // 8)) + 2 * r
     table = (out / "sweep.md").read_text().splitlines()
     body = [line for line in table if line.startswith("| ") and not line.startswith("| bits")]
     assert len(body) == 3 * 2 * 2 and all(" 2 |" in line for line in body)
@@ -176,8 +178,20 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
         accs = [float(r["final_accuracy"]) for r in rows
                 if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])]
         assert s["mean"] == pytest.approx(np.mean(accs)) and s["std"] == pytest.approx(np.std(accs, ddof=1))
+        tails = [float(r["tail_accuracy"]) for r in rows
+                 if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])]
+        assert s["tail_mean"] == pytest.approx(np.mean(tails))
     with open(out / "accuracy_vs_memory.png", "rb") as f:
         assert f.read(8) == PNG_MAGIC
+    # --report-only rebuilds the same table from sweep.json without running anything.
+    (out / "sweep.md").unlink()
+    assert cli.main(["sweep", "--report-only", "--out", str(out)]) == 0
+    assert (out / "sweep.md").read_text().splitlines() == table
+
+
+def test_sweep_report_only_without_results(tmp_path):
+    with pytest.raises(SystemExit, match="cannot read the sweep results"):
+        cli.main(["sweep", "--report-only", "--out", str(tmp_path)])
 
 
 def test_sweep_reuses_pretraining_and_matches_single_runs(fake_fashion_mnist, tmp_path, monkeypatch):

@@ -5,8 +5,10 @@ The frozen stage is pretrained once per seed (pretraining depends on neither the
 quantized (and the test set's latents computed) once per (seed, LR layer, bits); every run starts from a
 fresh copy of the pretrained adaptive stage. Outputs, rewritten after every run so a partial sweep is still
 readable: ``sweep.csv`` (one row per run), ``sweep.json`` (the rows with their accuracy curves),
-``sweep.md`` (mean +- sample standard deviation of the final accuracy over seeds, and the difference to
-FP32 with the same LR layer and buffer size) and ``accuracy_vs_memory.png``.
+``sweep.md`` (mean +- sample standard deviation over seeds of the final accuracy and of the mean accuracy
+over the last ``TAIL`` batches, which is less sensitive to which class the last batch happened to hold, and
+their differences to FP32 with the same LR layer and buffer size) and ``accuracy_vs_memory.png``.
+:func:`rewrite_outputs` regenerates them from ``sweep.json`` (``pulptrain sweep --report-only``).
 """
 import csv
 import json
@@ -18,9 +20,12 @@ import numpy as np
 
 from pulptrain.cl.experiment import FP32_BITS, load_stream, pretrain, run_stream
 
-__all__ = ["run_sweep", "summarize", "markdown_table", "plot_accuracy_vs_memory"]
+__all__ = ["run_sweep", "summarize", "markdown_table", "plot_accuracy_vs_memory", "write_outputs",
+           "rewrite_outputs"]
 
-CSV_FIELDS = ("seed", "bits", "lr_layer", "replays", "final_accuracy", "buffer_bytes", "buffer_mib",
+TAIL = 10  # batches averaged for the "last batches" accuracy
+
+CSV_FIELDS = ("seed", "bits", "lr_layer", "replays", "final_accuracy", "tail_accuracy", "buffer_bytes", "buffer_mib",
               "total_memory_mib", "latent_shape", "stream_seconds")
 
 
@@ -54,6 +59,7 @@ def run_sweep(base, bits, lr_layers, replays, seeds):
                         result = run_stream(cfg, stream, pretrained, shared=shared, progress=progress)
                         rows.append({"seed": seed, "bits": b, "lr_layer": lr_layer, "replays": r,
                                      "final_accuracy": result["final_accuracy"],
+                                     "tail_accuracy": float(np.mean(result["accuracy"][-TAIL:])),
                                      "buffer_bytes": result["buffer_nbytes"], "buffer_mib": result["buffer_mib"],
                                      "total_memory_mib": result["memory"]["mib"]["total"],
                                      "latent_shape": "x".join(map(str, result["latent_shape"])),
@@ -65,35 +71,48 @@ def run_sweep(base, bits, lr_layers, replays, seeds):
     return rows
 
 
+def _mean_std(values):
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def summarize(rows):
-    """One dict per (bits, LR layer, replays): mean and sample std (0 for one seed) of the final accuracy
-    (fractions), number of seeds, buffer MiB, and ``delta_vs_fp32`` (mean minus the FP32 mean of the same LR
-    layer and replays, or None)."""
+    """One dict per (bits, LR layer, replays): mean and sample std (0 for one seed) over seeds of the final
+    accuracy (``mean``, ``std``) and of the mean accuracy over the last TAIL batches (``tail_mean``,
+    ``tail_std``), as fractions; number of seeds; buffer MiB; and ``delta_vs_fp32`` / ``tail_delta_vs_fp32``
+    (minus the FP32 value of the same LR layer and replays, or None)."""
     groups = {}
     for row in rows:
         groups.setdefault((row["bits"], row["lr_layer"], row["replays"]), []).append(row)
     summary = []
     for (b, l, r), members in groups.items():
-        acc = np.array([m["final_accuracy"] for m in members], np.float64)
-        summary.append({"bits": b, "lr_layer": l, "replays": r, "seeds": len(acc), "mean": float(acc.mean()),
-                        "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-                        "buffer_mib": members[0]["buffer_mib"], "total_memory_mib": members[0]["total_memory_mib"]})
-    fp32 = {(s["lr_layer"], s["replays"]): s["mean"] for s in summary if s["bits"] == FP32_BITS}
+        mean, std = _mean_std([m["final_accuracy"] for m in members])
+        tail_mean, tail_std = _mean_std([np.mean(m["accuracy"][-TAIL:]) for m in members])
+        summary.append({"bits": b, "lr_layer": l, "replays": r, "seeds": len(members), "mean": mean, "std": std,
+                        "tail_mean": tail_mean, "tail_std": tail_std, "buffer_mib": members[0]["buffer_mib"],
+                        "total_memory_mib": members[0]["total_memory_mib"]})
+    fp32 = {(s["lr_layer"], s["replays"]): s for s in summary if s["bits"] == FP32_BITS}
     for s in summary:
         ref = fp32.get((s["lr_layer"], s["replays"]))
-        s["delta_vs_fp32"] = None if ref is None else s["mean"] - ref
+        s["delta_vs_fp32"] = None if ref is None else s["mean"] - ref["mean"]
+        s["tail_delta_vs_fp32"] = None if ref is None else s["tail_mean"] - ref["tail_mean"]
     summary.sort(key=lambda s: (s["lr_layer"], s["replays"], -s["bits"]))
     return summary
 
 
 def markdown_table(summary):
     """The summary as a markdown table (accuracies in %, differences in percentage points)."""
-    lines = ["| bits | LR layer | replays | buffer MiB | final accuracy % (mean +- std) | seeds | vs FP32 (pp) |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    def delta(s, key):
+        return "" if s[key] is None or s["bits"] == FP32_BITS else f"{100 * s[key]:+.2f}"
+
+    lines = [f"| bits | LR layer | replays | buffer MiB | final accuracy % | vs FP32 (pp) | last {TAIL} batches % "
+             f"| vs FP32 (pp) | seeds |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
-        delta = "" if s["delta_vs_fp32"] is None or s["bits"] == FP32_BITS else f"{100 * s['delta_vs_fp32']:+.2f}"
         lines.append(f"| {'FP32' if s['bits'] == FP32_BITS else s['bits']} | {s['lr_layer']} | {s['replays']} | "
-                     f"{s['buffer_mib']:.4f} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} | {s['seeds']} | {delta} |")
+                     f"{s['buffer_mib']:.4f} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} | "
+                     f"{delta(s, 'delta_vs_fp32')} | {100 * s['tail_mean']:.2f} +- {100 * s['tail_std']:.2f} | "
+                     f"{delta(s, 'tail_delta_vs_fp32')} | {s['seeds']} |")
     return "\n".join(lines)
 
 
@@ -132,17 +151,35 @@ def plot_accuracy_vs_memory(path, summary, title=""):
 
 def write_outputs(out, rows, base, seconds):
     """sweep.csv, sweep.json, sweep.md and accuracy_vs_memory.png for the rows so far."""
+    _write(out, rows, base.settings(), base.threads, seconds)
+
+
+def rewrite_outputs(out):
+    """Regenerate sweep.csv, sweep.md and the plot from ``out/sweep.json``; returns the rows."""
+    path = os.path.join(out, "sweep.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        rows = saved["runs"]
+        for row in rows:
+            row.setdefault("tail_accuracy", float(np.mean(row["accuracy"][-TAIL:])))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot read the sweep results {path}: {type(e).__name__}: {e}") from e
+    _write(out, rows, saved["settings"], saved["threads"], saved["wall_seconds"])
+    return rows
+
+
+def _write(out, rows, settings, threads, seconds):
     with open(os.path.join(out, "sweep.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     summary = summarize(rows)
-    settings = base.settings()
     with open(os.path.join(out, "sweep.json"), "w") as f:
-        json.dump({"settings": settings, "wall_seconds": seconds, "threads": base.threads, "summary": summary,
+        json.dump({"settings": settings, "wall_seconds": seconds, "threads": threads, "summary": summary,
                    "runs": rows}, f, indent=1)
     with open(os.path.join(out, "sweep.md"), "w") as f:
-        f.write(f"{len(rows)} runs on {settings['dataset']}, {seconds:.0f} s wall with {base.threads} thread(s).\n\n")
+        f.write(f"{len(rows)} runs on {settings['dataset']}, {seconds:.0f} s wall with {threads} thread(s).\n\n")
         f.write(markdown_table(summary) + "\n")
     plot_accuracy_vs_memory(os.path.join(out, "accuracy_vs_memory.png"), summary,
                             title=f"{settings['dataset']}: final accuracy vs replay memory")
