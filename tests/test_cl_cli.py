@@ -208,3 +208,21 @@ def test_sweep_reuses_pretraining_and_matches_single_runs(fake_fashion_mnist, tm
     for bits in (32, 8):
         run_cl(tmp_path / f"single{bits}", "--bits", str(bits), "--lr-layer", "21", "--replays", "12", "--seed", "3")
         assert read_results(tmp_path / f"single{bits}")["final_accuracy"] == rows[bits]
+
+
+def test_cl_core50_run(tmp_path):
+    """The CORe50 path end to end on miniature files in the official format (5 objects, 3 batches)."""
+    from test_cl_scenarios import write_core50
+
+    write_core50(tmp_path / "core50", scenarios=("nicv2_391",), runs=2, num_batches=3)
+    out = tmp_path / "out"
+    assert cli.main(["cl", "--dataset", "core50", "--data-root", str(tmp_path / "core50"), "--run", "1",
+                     "--width", "0.125", "--pretrain-epochs", "1", "--pretrain-batch", "5", "--epochs", "1",
+                     "--first-epochs", "1", "--minibatch", "8", "--replays", "6", "--bits", "7", "--quiet",
+                     "--out", str(out)]) == 0
+    result = read_results(out)
+    assert result["stream"]["scenario"] == "nicv2_391" and result["stream"]["run"] == 1
+    assert result["num_batches"] == 3 and len(result["accuracy"]) == 3 and result["test_samples"] == 10
+    assert result["memory"]["input_size"] == 128 and result["memory"]["num_classes"] == 50
+    assert result["latent_shape"] == [64, 8, 8]  # layer 19 of width 0.125 at 128x128
+    assert result["buffer_nbytes"] == 6 * (-(-64 * 8 * 8 * 7 // 8) + 2)
