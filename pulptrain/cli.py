@@ -154,7 +154,8 @@ def _sweep(args):
             rows = rewrite_outputs(args.out)
         else:
             base = _experiment_config(args, exclude=("bits", "lr_layer", "replays"))
-            rows = run_sweep(base, bits=args.bits, lr_layers=args.lr_layer, replays=args.replays, seeds=args.seeds)
+            rows = run_sweep(base, bits=args.bits, lr_layers=args.lr_layer, replays=args.replays, seeds=args.seeds,
+                             append=args.append)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"pulptrain sweep: error: {e}")
     print(f"{len(rows)} runs; table in {args.out}/sweep.md")
@@ -203,6 +204,8 @@ def build_parser():
         epilog="The other settings are those of 'pulptrain cl' (see pulptrain cl --help).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_experiment_arguments(sweep, sweep=True)
+    sweep.add_argument("--append", action="store_true",
+                       help="add the runs to those already in OUT/sweep.json (same settings; e.g. more seeds)")
     sweep.add_argument("--report-only", action="store_true",
                        help="run nothing: rewrite sweep.md, sweep.csv and the plot from OUT/sweep.json")
     sweep.set_defaults(handler=_sweep)

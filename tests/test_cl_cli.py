@@ -189,6 +189,20 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
     assert (out / "sweep.md").read_text().splitlines() == table
 
 
+def test_sweep_append_adds_seeds(fake_fashion_mnist, tmp_path):
+    out = tmp_path / "sweep"
+    common = ["sweep", *TINY, "--bits", "8", "--lr-layer", "23", "--replays", "8", "--out", str(out)]
+    assert cli.main(common + ["--seeds", "0"]) == 0
+    assert cli.main(common + ["--seeds", "1", "--append"]) == 0
+    with open(out / "sweep.csv") as f:
+        assert sorted(int(r["seed"]) for r in csv.DictReader(f)) == [0, 1]
+    assert " 2 |" in (out / "sweep.md").read_text().splitlines()[-1]
+    with pytest.raises(SystemExit, match="already in"):
+        cli.main(common + ["--seeds", "1", "--append"])
+    with pytest.raises(SystemExit, match="other settings"):
+        cli.main(common + ["--seeds", "2", "--append", "--epochs", "2"])
+
+
 def test_sweep_report_only_without_results(tmp_path):
     with pytest.raises(SystemExit, match="cannot read the sweep results"):
         cli.main(["sweep", "--report-only", "--out", str(tmp_path)])

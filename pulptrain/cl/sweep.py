@@ -29,9 +29,10 @@ CSV_FIELDS = ("seed", "bits", "lr_layer", "replays", "final_accuracy", "tail_acc
               "total_memory_mib", "latent_shape", "stream_seconds")
 
 
-def run_sweep(base, bits, lr_layers, replays, seeds):
+def run_sweep(base, bits, lr_layers, replays, seeds, append=False):
     """Run the grid around ``base`` (an ExperimentConfig; its bits / lr_layer / replays / seed are replaced)
-    and write the outputs into ``base.out``. Returns the list of row dicts."""
+    and write the outputs into ``base.out``. ``append``: add the runs to those of ``base.out/sweep.json``
+    (same settings otherwise, no run twice), e.g. more seeds. Returns the list of row dicts."""
     import pulptrain
     from tqdm import tqdm
 
@@ -40,12 +41,12 @@ def run_sweep(base, bits, lr_layers, replays, seeds):
         raise ValueError("the sweep grid is empty")
     for s, l, b, r in grid:  # every setting checked before anything runs
         replace(base, seed=s, lr_layer=l, bits=b, replays=r).resolved()
+    out = base.out or "."
+    rows, seconds_before = _previous_runs(out, base, grid) if append else ([], 0.0)
     pulptrain.set_num_threads(base.threads)
     progress = not base.quiet
-    out = base.out or "."
     os.makedirs(out, exist_ok=True)
-    start = time.perf_counter()
-    rows = []
+    start = time.perf_counter() - seconds_before
     with tqdm(total=len(grid), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True) as bar:
         for seed in seeds:
             seed_cfg = replace(base, seed=seed).resolved()
@@ -74,6 +75,27 @@ def run_sweep(base, bits, lr_layers, replays, seeds):
 def _mean_std(values):
     values = np.asarray(values, np.float64)
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def _previous_runs(out, base, grid):
+    path = os.path.join(out, "sweep.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        rows, seconds, settings = saved["runs"], float(saved["wall_seconds"]), saved["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--append: cannot read the sweep results {path}: {type(e).__name__}: {e}") from e
+    varied = ("seed", "bits", "lr_layer", "replays")
+    now = {k: v for k, v in base.settings().items() if k not in varied}
+    then = {k: v for k, v in settings.items() if k not in varied}
+    if now != then:
+        diff = {k: (then.get(k), now.get(k)) for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)}
+        raise ValueError(f"--append: {path} was run with other settings (saved, now): {diff}")
+    done = {(r["seed"], r["lr_layer"], r["bits"], r["replays"]) for r in rows}
+    twice = sorted(done & set(grid))
+    if twice:
+        raise ValueError(f"--append: runs already in {path} (seed, LR layer, bits, replays): {twice}")
+    return rows, seconds
 
 
 def summarize(rows):
