@@ -1,5 +1,6 @@
 """Latent-replay continual learning: scenarios (streams of batches), the quantized replay buffer, the
-learner, and the memory model of the paper.
+learner, and the memory model of the paper; :mod:`pulptrain.cl.experiment` (one whole experiment, as
+``pulptrain cl`` runs it) and :mod:`pulptrain.cl.sweep` (a grid of them, ``pulptrain sweep``).
 
 Nothing here imports the training stack at import time, so ``pulptrain.cl.scenarios`` and
 ``pulptrain.cl.memory`` work on their own.
