@@ -1,70 +1,108 @@
+#include <string.h>
 #include "int8.h"
 #include "parallel.h"
 
-#define ROW_CHUNK 256 /* output columns accumulated at once in registers / stack */
+static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+/* ceil(a / b) for b > 0 and any sign of a (C division truncates toward zero) */
+static inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
 
-static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-/* floor(a / b) for b > 0 and any sign of a (C division truncates toward zero) */
-static inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+/* Per-core scratch: the zero-padded plane as int16, split by column phase (stride_w planes; plane q holds
+ * the padded columns j with j % stride_w == q, at column j / stride_w), plus kw - 1 trailing zeros read
+ * past the end by the flattened stride-1 loop, and one int32 sum per (output row, phase column). */
+typedef struct {
+    int64_t hp, wq, plane_elems, acc_elems, per_core_bytes;
+} dw_plan;
+
+static dw_plan make_plan(const pt_conv_geometry *g)
+{
+    dw_plan p;
+    p.hp = g->h_in + 2 * g->pad_h;
+    p.wq = (g->w_in + 2 * g->pad_w + g->stride_w - 1) / g->stride_w;
+    p.plane_elems = round_up(g->stride_w * p.hp * p.wq + g->kw, 32);
+    p.acc_elems = round_up(g->h_out * p.wq, 16);
+    p.per_core_bytes = p.plane_elems * 2 + p.acc_elems * 4;
+    return p;
+}
+
+int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
+{
+    if (g == NULL || num_threads < 1) return 0;
+    return make_plan(g).per_core_bytes * num_threads;
+}
 
 typedef struct {
     const pt_conv_geometry *g;
+    dw_plan plan;
     const uint8_t *x;
     const int8_t *w;
     const pt_requant *rq;
     uint8_t *y;
+    uint8_t *workspace;
 } dw_task;
 
-/* One (image, channel) plane per unit. For each output row chunk, every kernel tap (ky, kx) adds
- * w * x over the contiguous range of output columns whose input column is inside the image, so the inner
- * loop has no bounds test (and vectorizes for stride 1). */
+/* One (image, channel) plane per unit: pad it into the int16 phase planes, then add each kernel tap times
+ * the shifted plane into acc[oh * wq + ow]. Tap (ky, kx) reads phase kx % sw from column kx / sw on, so
+ * every inner loop is contiguous. With stride 1 the shift is one offset over the flattened plane, a single
+ * long loop (the columns ow >= W_out computed on the way are ignored); otherwise it runs row by row. */
 static void forward_worker(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
-    const int64_t sh = g->stride_h, sw = g->stride_w, ph = g->pad_h, pw = g->pad_w, kh = g->kh, kw = g->kw;
-    int32_t acc[ROW_CHUNK];
+    const dw_plan *p = &t->plan;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, wq = p->wq;
+    const int64_t sh = g->stride_h, sw = g->stride_w, kh = g->kh, kw = g->kw, phase_elems = p->hp * wq;
+    int16_t *xp = (int16_t *)(t->workspace + pt_core_id() * p->per_core_bytes);
+    int32_t *acc = (int32_t *)(xp + p->plane_elems);
+    memset(xp, 0, (size_t)(p->plane_elems * 2)); /* the padding stays zero: only the interior is rewritten */
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
         const int64_t c = u % C;
         const uint8_t *x = t->x + u * H * W;
         const int8_t *w = t->w + c * kh * kw;
-        uint8_t *y = t->y + u * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; oh++) {
-            for (int64_t o0 = 0; o0 < Wo; o0 += ROW_CHUNK) {
-                const int64_t o1 = min64(Wo, o0 + ROW_CHUNK);
-                for (int64_t o = 0; o < o1 - o0; o++) acc[o] = 0;
-                for (int64_t ky = 0; ky < kh; ky++) {
-                    const int64_t ih = oh * sh - ph + ky;
-                    if (ih < 0 || ih >= H) continue;
-                    const uint8_t *row = x + ih * W;
-                    for (int64_t kx = 0; kx < kw; kx++) {
-                        const int32_t wv = w[ky * kw + kx];
-                        /* output columns ow with 0 <= ow*sw - pw + kx < W */
-                        const int64_t lo = max64(o0, -floor_div(kx - pw, sw));
-                        const int64_t hi = min64(o1, floor_div(W - 1 + pw - kx, sw) + 1);
-                        const uint8_t *src = row - pw + kx;
-                        for (int64_t ow = lo; ow < hi; ow++) acc[ow - o0] += wv * (int32_t)src[ow * sw];
-                    }
-                }
-                pt_requantize_row(t->rq, c, acc, o1 - o0, y + oh * Wo + o0, 1);
+        for (int64_t ih = 0; ih < H; ih++) {
+            int16_t *dst = xp + (ih + g->pad_h) * wq;
+            for (int64_t q = 0; q < sw; q++) { /* phase q: padded columns jj * sw + q, input iw = that - pad_w */
+                const int64_t first = ceil_div(g->pad_w - q, sw), last = ceil_div(W + g->pad_w - q, sw);
+                const uint8_t *src = x + ih * W + first * sw + q - g->pad_w;
+                int16_t *out = dst + q * phase_elems;
+                for (int64_t jj = first; jj < last; jj++) out[jj] = src[(jj - first) * sw];
             }
         }
+        const int64_t span = Ho * wq;
+        for (int64_t i = 0; i < span; i++) acc[i] = 0;
+        for (int64_t ky = 0; ky < kh; ky++) {
+            for (int64_t kx = 0; kx < kw; kx++) {
+                const int32_t wv = w[ky * kw + kx];
+                const int16_t *phase = xp + (kx % sw) * phase_elems + kx / sw;
+                if (sh == 1 && sw == 1) {
+                    const int16_t *src = phase + ky * wq;
+                    for (int64_t i = 0; i < span; i++) acc[i] += wv * src[i];
+                } else {
+                    for (int64_t oh = 0; oh < Ho; oh++) {
+                        const int16_t *src = phase + (oh * sh + ky) * wq;
+                        int32_t *row = acc + oh * wq;
+                        for (int64_t ow = 0; ow < Wo; ow++) row[ow] += wv * src[ow];
+                    }
+                }
+            }
+        }
+        uint8_t *y = t->y + u * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) pt_requantize_row(t->rq, c, acc + oh * wq, Wo, y + oh * Wo, 1);
     }
 }
 
 pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
-                                           const pt_requant *rq, uint8_t *y)
+                                           const pt_requant *rq, uint8_t *y, void *workspace,
+                                           int64_t workspace_bytes)
 {
-    if (g == NULL || x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
+    if (g == NULL || x == NULL || w == NULL || y == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in) return PT_ERR_BAD_SHAPE;
     if (g->kh * g->kw > PT_INT8_MAX_K) return PT_ERR_BAD_SHAPE;
     pt_status st = pt_requant_check(rq, g->c_out);
     if (st != PT_OK) return st;
-    dw_task t = {g, x, w, rq, y};
+    dw_task t = {g, make_plan(g), x, w, rq, y, (uint8_t *)workspace};
+    if (workspace_bytes < t.plan.per_core_bytes * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
     pt_parallel(forward_worker, &t);
     return PT_OK;
 }

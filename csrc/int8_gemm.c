@@ -2,17 +2,14 @@
 #include "int8_gemm.h"
 #include "parallel.h"
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#define HAVE_AVX2 1
-#else
-#define HAVE_AVX2 0
-#endif
+#include "int8_gemm_avx2.h"
+
+#define HAVE_AVX2 PT_INT8_HAVE_AVX2
 
 #define TARGET_UNITS 16        /* enough independent units to keep an 8-core team busy at N = 1 */
 #define PANEL_BYTES 65536      /* bounds one core's activation panel (int16), so it stays in L2 */
 #define MAX_PANEL_PIXELS 256
-#define SIMD_PIXELS 16         /* pixel tile of the avx2 microkernel */
+#define SIMD_PIXELS PT_INT8_AVX2_PIXELS
 
 static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -109,67 +106,39 @@ static void portable_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c
             y[c * cs + p * ps] = pt_requantize(rq, c, dot_1x1(K, pr->w + c * K, panel + p * ldx));
 }
 
-/* ---- avx2 microkernel ------------------------------------------------------------------------------- */
-
 /* Packed weights: for each block of 4 output channels and each k pair, 4 int32 words, word i holding
  * (w[c+i][2kp], w[c+i][2kp+1]) as two int16 (zero beyond C_out or K). */
+static inline int32_t weight_pair(int32_t lo, int32_t hi)
+{
+    return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+}
+
+
 static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t b0, int64_t b1, int32_t *wp)
 {
-    const int64_t K = pr->K;
-    for (int64_t b = b0; b < b1; b++)
-        for (int64_t kp = 0; kp < kpairs; kp++)
-            for (int64_t i = 0; i < 4; i++) {
-                const int64_t c = 4 * b + i, k = 2 * kp;
-                const int8_t *row = pr->w + c * K;
-                const int32_t lo = c < pr->c_out ? row[k] : 0;
-                const int32_t hi = c < pr->c_out && k + 1 < K ? row[k + 1] : 0;
-                wp[(b * kpairs + kp) * 4 + i] = (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
-            }
-}
-
+    const int64_t K = pr->K, full_pairs = K / 2;
+    for (int64_t b = b0; b < b1; b++) {
+        int32_t *dst = wp + b * kpairs * 4;
+        int64_t kp0 = 0; /* pairs packed by the simd path */
 #if HAVE_AVX2
-/* acc[i][j] = sum_kp madd(w pair of channel i, x pair of pixel j), 4 channels x 16 pixels. */
-static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64_t ldk, int32_t acc[4][16])
-{
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    for (int64_t kp = 0; kp < kpairs; kp++, wp += 4, x += ldk) {
-        const __m256i b0 = _mm256_loadu_si256((const __m256i *)x);
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(x + 16));
-        __m256i a = _mm256_set1_epi32(wp[0]);
-        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
-        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
-        a = _mm256_set1_epi32(wp[1]);
-        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
-        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
-        a = _mm256_set1_epi32(wp[2]);
-        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
-        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
-        a = _mm256_set1_epi32(wp[3]);
-        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
-        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
-    }
-    _mm256_storeu_si256((__m256i *)acc[0], c00); _mm256_storeu_si256((__m256i *)(acc[0] + 8), c01);
-    _mm256_storeu_si256((__m256i *)acc[1], c10); _mm256_storeu_si256((__m256i *)(acc[1] + 8), c11);
-    _mm256_storeu_si256((__m256i *)acc[2], c20); _mm256_storeu_si256((__m256i *)(acc[2] + 8), c21);
-    _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
-}
-
-static void avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
-                       int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
-{
-    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
-    for (int64_t c = c0; c < c1; c += 4) { /* c0 is a multiple of 4 */
-        const int64_t mc = min64(4, c1 - c);
-        for (int64_t p = 0; p < np; p += SIMD_PIXELS) {
-            const int64_t mp = min64(SIMD_PIXELS, np - p);
-            int32_t acc[4][16];
-            avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
-            for (int64_t i = 0; i < mc; i++) pt_requantize_row(pr->rq, c + i, acc[i], mp, y + (c + i) * cs + p * ps, ps);
+        if (4 * b + 4 <= pr->c_out) {
+            kp0 = full_pairs / 8 * 8;
+            pt_int8_pack_rows_avx2(pr->w + 4 * b * K, K, kp0 / 8, dst);
+        }
+#endif
+        for (int64_t i = 0; i < 4; i++) {
+            const int64_t c = 4 * b + i;
+            if (c >= pr->c_out) {
+                for (int64_t kp = 0; kp < kpairs; kp++) dst[kp * 4 + i] = 0;
+                continue;
+            }
+            const int8_t *row = pr->w + c * K;
+            for (int64_t kp = kp0; kp < full_pairs; kp++) dst[kp * 4 + i] = weight_pair(row[2 * kp], row[2 * kp + 1]);
+            if (K & 1) dst[full_pairs * 4 + i] = weight_pair(row[K - 1], 0);
         }
     }
 }
-#endif
+
 
 /* ---- plan and parallel driver ------------------------------------------------------------------------ */
 
@@ -193,7 +162,7 @@ static gemm_plan make_plan(int64_t images, int64_t pixels, int64_t K, int64_t c_
     p.channel_block = cdiv(cdiv(c_out, want), 4) * 4;
     p.channel_blocks = cdiv(c_out, p.channel_block);
     p.weight_bytes = p.simd ? cdiv(cdiv(c_out, 4) * p.kpairs * 16, 64) * 64 : 0;
-    p.per_core_bytes = cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
+    p.per_core_bytes = p.weight_bytes + cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
     return p;
 }
 
@@ -201,34 +170,35 @@ int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, 
 {
     if (images < 1 || pixels < 1 || K < 1 || c_out < 1 || num_threads < 1) return 0;
     const gemm_plan p = make_plan(images, pixels, K, c_out);
-    return p.weight_bytes + p.per_core_bytes * num_threads;
+    return p.per_core_bytes * num_threads;
 }
 
 typedef struct {
     const pt_int8_gemm_problem *pr;
     gemm_plan plan;
-    int32_t *wpack;
-    uint8_t *panels;
+    uint8_t *workspace;
 } gemm_task;
-
-static void pack_worker(void *arg)
-{
-    const gemm_task *t = (const gemm_task *)arg;
-    int64_t b0, b1;
-    pt_chunk(cdiv(t->pr->c_out, 4), 1, &b0, &b1);
-    pack_weights(t->pr, t->plan.kpairs, b0, b1, t->wpack);
-}
 
 static void gemm_worker(void *arg)
 {
     const gemm_task *t = (const gemm_task *)arg;
     const pt_int8_gemm_problem *pr = t->pr;
     const gemm_plan *p = &t->plan;
-    int16_t *panel = (int16_t *)(t->panels + pt_core_id() * p->per_core_bytes);
+    uint8_t *mine = t->workspace + pt_core_id() * p->per_core_bytes;
+    int32_t *wpack = (int32_t *)mine;
+    int16_t *panel = (int16_t *)(mine + p->weight_bytes);
     /* element strides of the panel: k-pair-major for the simd kernel, pixel-major for the portable one */
     const int64_t pixel_stride = p->simd ? 2 : 2 * p->kpairs, kpair_stride = p->simd ? 2 * p->padded_pixels : 2;
     int64_t u0, u1, built = -1;
     pt_chunk(pr->images * p->panels_per_image * p->channel_blocks, 1, &u0, &u1);
+    /* Each core packs the channel blocks its units use into its own copy, so the fork needs no barrier:
+     * the first channel_blocks units of the range meet every block the core will need. */
+    if (p->simd)
+        for (int64_t u = u0; u < u1 && u < u0 + p->channel_blocks; u++) {
+            const int64_t b0 = (u % p->channel_blocks) * p->channel_block / 4;
+            const int64_t b1 = min64(cdiv(pr->c_out, 4), b0 + p->channel_block / 4);
+            pack_weights(pr, p->kpairs, b0, b1, wpack);
+        }
     for (int64_t u = u0; u < u1; u++) {
         const int64_t image_panel = u / p->channel_blocks, cb = u % p->channel_blocks;
         const int64_t img = image_panel / p->panels_per_image;
@@ -244,7 +214,7 @@ static void gemm_worker(void *arg)
         uint8_t *y = pr->y + img * pr->y_img_stride + p0 * pr->y_pixel_stride;
 #if HAVE_AVX2
         if (p->simd) {
-            avx2_tiles(pr, c0, c1, t->wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
+            pt_int8_avx2_tiles(pr, c0, c1, wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
             continue;
         }
 #endif
@@ -260,14 +230,8 @@ pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int6
     pt_status st = pt_requant_check(pr->rq, pr->c_out);
     if (st != PT_OK) return st;
     if (workspace == NULL) return PT_ERR_NULL_POINTER;
-    gemm_task t;
-    t.pr = pr;
-    t.plan = make_plan(pr->images, pr->pixels, pr->K, pr->c_out);
-    if (workspace_bytes < t.plan.weight_bytes + t.plan.per_core_bytes * pt_get_num_threads())
-        return PT_ERR_WORKSPACE_TOO_SMALL;
-    t.wpack = (int32_t *)workspace;
-    t.panels = (uint8_t *)workspace + t.plan.weight_bytes;
-    if (t.plan.simd) pt_parallel(pack_worker, &t); /* a fork of its own: every core reads all of it */
+    gemm_task t = {pr, make_plan(pr->images, pr->pixels, pr->K, pr->c_out), (uint8_t *)workspace};
+    if (workspace_bytes < t.plan.per_core_bytes * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
     pt_parallel(gemm_worker, &t);
     return PT_OK;
 }

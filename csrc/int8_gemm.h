@@ -12,8 +12,9 @@
  *                   weight row and a pixel-major int16 row (kpair_stride 2, pixel_stride K rounded up to
  *                   even). Plain C, for any target (rv32 included).
  *   "avx2-4x16":    (x86 with AVX2 only) 4 output channels x 16 pixels; the panel is k-pair-major
- *                   (pixel_stride 2) and the weights are packed once per call into int16 pairs, so one
- *                   vpmaddwd adds the products of two k for 8 pixels, with no horizontal sums.
+ *                   (pixel_stride 2) and each core packs the weight blocks it uses into int16 pairs (in
+ *                   its workspace, once per call), so one vpmaddwd adds the products of two k for 8
+ *                   pixels, with no horizontal sums.
  * Both give exactly the same integers. The int32 sums are requantized (int8_requant.h) straight into
  *   y[img * y_img_stride + c * y_channel_stride + p * y_pixel_stride].
  * Work units are (image, pixel panel, block of output channels), split across cores; every output element

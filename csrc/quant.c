@@ -35,21 +35,26 @@ static void run(pt_task_fn fn, quant_task *t)
         pt_parallel(fn, t);
 }
 
+/* The workers copy their range and pointers into locals first: stores through a uint8_t pointer may alias
+ * anything, and the loops only vectorize when the compiler knows the bounds and pointers stay put. */
 static void quantize_worker(void *arg)
 {
     quant_task *t = (quant_task *)arg;
     const float maxcode = (float)((1 << t->bits) - 1), scale = t->scale;
     int64_t i0, i1;
     pt_chunk(t->count, ELEMENT_GRANULE, &i0, &i1);
+    const int64_t n = i1 - i0;
+    const float *x = t->x + i0;
+    uint8_t *out = t->out + i0;
     int nan_seen = 0;
-    for (int64_t i = i0; i < i1; i++) {
-        const float v = t->x[i];
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
         nan_seen |= v != v;
         /* nearbyintf rounds half to even in the default rounding mode, like numpy's rint. */
         float r = nearbyintf(v / scale);
         r = r < 0.0f ? 0.0f : r;
         r = r > maxcode ? maxcode : r;
-        t->out[i] = (uint8_t)(v != v ? 0.0f : r); /* a NaN is reported, never cast */
+        out[i] = (uint8_t)(int32_t)(v != v ? 0.0f : r); /* a NaN is reported, never cast */
     }
     if (nan_seen) pt_team_status_report(&t->status, PT_ERR_VALUE_OUT_OF_RANGE);
 }
@@ -59,7 +64,7 @@ pt_status pt_quantize(int64_t count, const float *x, float scale, int bits, uint
     if (count > 0 && (x == NULL || codes == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits) || !(scale > 0.0f) || isinf(scale)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, x, NULL, NULL, codes, scale, bits};
+    quant_task t = {.count = count, .x = x, .out = codes, .scale = scale, .bits = bits};
     run(quantize_worker, &t);
     return pt_team_status_result(&t.status);
 }
@@ -69,7 +74,11 @@ static void dequantize_worker(void *arg)
     quant_task *t = (quant_task *)arg;
     int64_t i0, i1;
     pt_chunk(t->count, ELEMENT_GRANULE, &i0, &i1);
-    for (int64_t i = i0; i < i1; i++) t->xf[i] = t->scale * (float)t->codes[i];
+    const int64_t n = i1 - i0;
+    const uint8_t *codes = t->codes + i0;
+    float *x = t->xf + i0;
+    const float scale = t->scale;
+    for (int64_t i = 0; i < n; i++) x[i] = scale * (float)codes[i];
 }
 
 pt_status pt_dequantize(int64_t count, const uint8_t *codes, float scale, float *x)
@@ -77,30 +86,59 @@ pt_status pt_dequantize(int64_t count, const uint8_t *codes, float scale, float 
     if (count > 0 && (x == NULL || codes == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!(scale > 0.0f) || isinf(scale)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, NULL, x, codes, NULL, scale, 0};
+    quant_task t = {.count = count, .xf = x, .codes = codes, .scale = scale};
     run(dequantize_worker, &t);
     return PT_OK;
 }
 
 /* Group g = codes [8g, 8g + n) (n = 8 except for the last group) <-> bytes [g*bits, ...). */
+static inline uint64_t pack_group(const uint8_t *c, int n, int bits, unsigned *seen)
+{
+    uint64_t word = 0;
+    for (int j = 0; j < n; j++) {
+        *seen |= c[j];
+        word |= (uint64_t)c[j] << (j * bits);
+    }
+    return word;
+}
+
+/* Full groups [g0, g1); `bits` is a constant at every call site below, so both loops unroll. */
+static inline __attribute__((always_inline)) unsigned pack_full_groups(const uint8_t *codes, uint8_t *packed,
+                                                                      int64_t g0, int64_t g1, const int bits)
+{
+    unsigned seen = 0;
+    for (int64_t g = g0; g < g1; g++) {
+        const uint64_t word = pack_group(codes + 8 * g, 8, bits, &seen);
+        for (int b = 0; b < bits; b++) packed[g * bits + b] = (uint8_t)(word >> (8 * b));
+    }
+    return seen;
+}
+
 static void pack_worker(void *arg)
 {
     quant_task *t = (quant_task *)arg;
     const int bits = t->bits;
+    const uint8_t *codes = t->codes;
+    uint8_t *packed = t->out;
+    const int64_t full = t->count / 8;
     int64_t g0, g1;
     pt_chunk((t->count + 7) / 8, GROUP_GRANULE, &g0, &g1);
+    const int64_t f1 = g1 < full ? g1 : full;
     unsigned seen = 0;
-    for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *c = t->codes + 8 * g;
-        const int n = t->count - 8 * g < 8 ? (int)(t->count - 8 * g) : 8;
-        uint64_t word = 0;
-        for (int j = 0; j < n; j++) {
-            seen |= c[j];
-            word |= (uint64_t)c[j] << (j * bits);
-        }
-        uint8_t *p = t->out + g * bits;
-        const int nbytes = (n * bits + 7) / 8;
-        for (int b = 0; b < nbytes; b++) p[b] = (uint8_t)(word >> (8 * b));
+    switch (bits) {
+    case 1: seen = pack_full_groups(codes, packed, g0, f1, 1); break;
+    case 2: seen = pack_full_groups(codes, packed, g0, f1, 2); break;
+    case 3: seen = pack_full_groups(codes, packed, g0, f1, 3); break;
+    case 4: seen = pack_full_groups(codes, packed, g0, f1, 4); break;
+    case 5: seen = pack_full_groups(codes, packed, g0, f1, 5); break;
+    case 6: seen = pack_full_groups(codes, packed, g0, f1, 6); break;
+    case 7: seen = pack_full_groups(codes, packed, g0, f1, 7); break;
+    default: seen = pack_full_groups(codes, packed, g0, f1, 8); break;
+    }
+    if (g1 > full) { /* the last, partial group */
+        const int n = (int)(t->count - 8 * full);
+        const uint64_t word = pack_group(codes + 8 * full, n, bits, &seen);
+        for (int b = 0; b < (n * bits + 7) / 8; b++) packed[full * bits + b] = (uint8_t)(word >> (8 * b));
     }
     if (seen >> bits) pt_team_status_report(&t->status, PT_ERR_VALUE_OUT_OF_RANGE);
 }
@@ -110,26 +148,47 @@ pt_status pt_pack_bits(int64_t count, const uint8_t *codes, int bits, uint8_t *p
     if (count > 0 && (codes == NULL || packed == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, NULL, NULL, codes, packed, 0.0f, bits};
+    quant_task t = {.count = count, .codes = codes, .out = packed, .bits = bits};
     run(pack_worker, &t);
     return pt_team_status_result(&t.status);
+}
+
+static inline void unpack_group(const uint8_t *p, int nbytes, int n, int bits, uint8_t *c)
+{
+    uint64_t word = 0;
+    for (int b = 0; b < nbytes; b++) word |= (uint64_t)p[b] << (8 * b);
+    for (int j = 0; j < n; j++) c[j] = (uint8_t)((word >> (j * bits)) & ((1u << bits) - 1u));
+}
+
+static inline __attribute__((always_inline)) void unpack_full_groups(const uint8_t *packed, uint8_t *codes,
+                                                                    int64_t g0, int64_t g1, const int bits)
+{
+    for (int64_t g = g0; g < g1; g++) unpack_group(packed + g * bits, bits, 8, bits, codes + 8 * g);
 }
 
 static void unpack_worker(void *arg)
 {
     quant_task *t = (quant_task *)arg;
     const int bits = t->bits;
-    const uint64_t mask = (1u << bits) - 1u;
+    const uint8_t *packed = t->codes;
+    uint8_t *codes = t->out;
+    const int64_t full = t->count / 8;
     int64_t g0, g1;
     pt_chunk((t->count + 7) / 8, GROUP_GRANULE, &g0, &g1);
-    for (int64_t g = g0; g < g1; g++) {
-        const int n = t->count - 8 * g < 8 ? (int)(t->count - 8 * g) : 8;
-        const uint8_t *p = t->codes + g * bits;
-        const int nbytes = (n * bits + 7) / 8;
-        uint64_t word = 0;
-        for (int b = 0; b < nbytes; b++) word |= (uint64_t)p[b] << (8 * b);
-        uint8_t *c = t->out + 8 * g;
-        for (int j = 0; j < n; j++) c[j] = (uint8_t)((word >> (j * bits)) & mask);
+    const int64_t f1 = g1 < full ? g1 : full;
+    switch (bits) {
+    case 1: unpack_full_groups(packed, codes, g0, f1, 1); break;
+    case 2: unpack_full_groups(packed, codes, g0, f1, 2); break;
+    case 3: unpack_full_groups(packed, codes, g0, f1, 3); break;
+    case 4: unpack_full_groups(packed, codes, g0, f1, 4); break;
+    case 5: unpack_full_groups(packed, codes, g0, f1, 5); break;
+    case 6: unpack_full_groups(packed, codes, g0, f1, 6); break;
+    case 7: unpack_full_groups(packed, codes, g0, f1, 7); break;
+    default: unpack_full_groups(packed, codes, g0, f1, 8); break;
+    }
+    if (g1 > full) { /* the last, partial group */
+        const int n = (int)(t->count - 8 * full);
+        unpack_group(packed + full * bits, (n * bits + 7) / 8, n, bits, codes + 8 * full);
     }
 }
 
@@ -138,7 +197,7 @@ pt_status pt_unpack_bits(int64_t count, const uint8_t *packed, int bits, uint8_t
     if (count > 0 && (codes == NULL || packed == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits)) return PT_ERR_BAD_ARGUMENT;
-    quant_task t = {count, NULL, NULL, packed, codes, 0.0f, bits};
+    quant_task t = {.count = count, .codes = packed, .out = codes, .bits = bits};
     run(unpack_worker, &t);
     return PT_OK;
 }

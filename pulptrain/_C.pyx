@@ -19,6 +19,7 @@ from pulptrain._csrc cimport *
 cnp.import_array()
 
 _local = threading.local()
+_F32 = np.dtype(np.float32)
 
 
 # ---- validation helpers ---------------------------------------------------------------------------------
@@ -28,22 +29,56 @@ cdef inline float *_ptr(object a):
 
 
 cdef inline const float *_optr(object a):
-    return NULL if a is None else <const float *>cnp.PyArray_DATA(<cnp.ndarray>a)
+    if a is None:
+        return NULL
+    return <const float *>cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef object _input(object a, str name, int ndim, str layout):
+cdef object _typed_input(object a, str name, object dtype, int ndim, str layout):
+    """An input array of `dtype` and `ndim` dimensions (ndim < 0: any), C-contiguous (copied if not)."""
+    dtype = np.dtype(dtype)
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray of {dtype}, got {type(a).__name__}")
     arr = a
-    if cnp.PyArray_TYPE(<cnp.ndarray>arr) != cnp.NPY_FLOAT32:
-        raise TypeError(f"{name} must have dtype float32, got {arr.dtype}")
-    if arr.ndim != ndim:
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {arr.dtype}")
+    if ndim >= 0 and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
         arr = np.ascontiguousarray(arr)
     return arr
+
+
+cdef object _typed_output(object out, tuple shape, object dtype, tuple inputs, bint any_shape=False):
+    """The result array: a new one, or `out` checked (dtype, shape, C order, writeable, no overlap with an
+    input). any_shape: out may have any shape holding prod(shape) elements."""
+    dtype = np.dtype(dtype)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray of {dtype}, got {type(out).__name__}")
+    arr = out
+    if arr.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got {arr.dtype}")
+    if any_shape:
+        if arr.size != int(np.prod(shape)):
+            raise ValueError(f"out must hold {int(np.prod(shape))} elements, got shape {arr.shape}")
+    elif arr.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {arr.shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
+        raise ValueError("out must be C-contiguous")
+    if not arr.flags.writeable:
+        raise ValueError("out must be writeable")
+    for a in inputs:
+        if a is not None and np.may_share_memory(arr, a):
+            raise ValueError("out must not overlap an input array")
+    return arr
+
+
+cdef inline object _input(object a, str name, int ndim, str layout):
+    return _typed_input(a, name, _F32, ndim, layout)
 
 
 cdef object _bias(object b, str name, int64_t channels):
@@ -55,26 +90,10 @@ cdef object _bias(object b, str name, int64_t channels):
     return arr
 
 
-cdef object _output(object out, tuple shape, tuple inputs, bint required=False):
-    if out is None:
-        if required:
-            raise ValueError("accumulate=True needs out= (the array to add into)")
-        return np.empty(shape, dtype=np.float32)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray of float32, got {type(out).__name__}")
-    arr = out
-    if cnp.PyArray_TYPE(<cnp.ndarray>arr) != cnp.NPY_FLOAT32:
-        raise TypeError(f"out must have dtype float32, got {arr.dtype}")
-    if arr.shape != shape:
-        raise ValueError(f"out must have shape {shape}, got {arr.shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
-        raise ValueError("out must be C-contiguous")
-    if not arr.flags.writeable:
-        raise ValueError("out must be writeable")
-    for a in inputs:
-        if a is not None and np.may_share_memory(arr, a):
-            raise ValueError("out must not overlap an input array")
-    return arr
+cdef inline object _output(object out, tuple shape, tuple inputs, bint required=False):
+    if out is None and required:
+        raise ValueError("accumulate=True needs out= (the array to add into)")
+    return _typed_output(out, shape, _F32, inputs)
 
 
 cdef float *_workspace(int64_t floats) except? NULL:

@@ -13,52 +13,10 @@ cdef extern from "quant.h" nogil:
     pt_status pt_unpack_bits(int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
 
 
-# ---- validation helpers for non-float32 arrays -----------------------------------------------------------
+# ---- pointer helper for non-float32 arrays --------------------------------------------------------------
 
 cdef inline void *_vptr(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
-
-
-cdef object _typed_input(object a, str name, object dtype, int ndim, str layout):
-    """Like _input, for any dtype; ndim < 0 accepts every number of dimensions."""
-    dtype = np.dtype(dtype)
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of {dtype}, got {type(a).__name__}")
-    arr = a
-    if arr.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype}, got {arr.dtype}")
-    if ndim >= 0 and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
-        arr = np.ascontiguousarray(arr)
-    return arr
-
-
-cdef object _typed_output(object out, tuple shape, object dtype, tuple inputs, bint any_shape=False):
-    """Like _output, for any dtype. any_shape: out may have any shape holding prod(shape) elements."""
-    dtype = np.dtype(dtype)
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray of {dtype}, got {type(out).__name__}")
-    arr = out
-    if arr.dtype != dtype:
-        raise TypeError(f"out must have dtype {dtype}, got {arr.dtype}")
-    if any_shape:
-        if arr.size != int(np.prod(shape)):
-            raise ValueError(f"out must hold {int(np.prod(shape))} elements, got shape {arr.shape}")
-    elif arr.shape != shape:
-        raise ValueError(f"out must have shape {shape}, got {arr.shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
-        raise ValueError("out must be C-contiguous")
-    if not arr.flags.writeable:
-        raise ValueError("out must be writeable")
-    for a in inputs:
-        if a is not None and np.may_share_memory(arr, a):
-            raise ValueError("out must not overlap an input array")
-    return arr
 
 
 cdef int _int_arg(object v, str name, int64_t lo, int64_t hi) except? -1:
@@ -189,8 +147,10 @@ cdef extern from "int8.h" nogil:
     int64_t pt_int8_linear_forward_workspace_bytes(int64_t n, int64_t n_in, int64_t n_out, int num_threads)
     pt_status pt_int8_linear_forward(int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x, const int8_t *w,
                                      const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
+    int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
     pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
-                                               const pt_requant *rq, uint8_t *y)
+                                               const pt_requant *rq, uint8_t *y, void *workspace,
+                                               int64_t workspace_bytes)
     pt_status pt_int8_avg_pool2d(const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
 
 cdef extern from "int8_gemm.h" nogil:
@@ -320,12 +280,14 @@ def int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, *, stride=1, pa
     cdef pt_conv_geometry g = _geometry(X.shape[0], X.shape[1], X.shape[2], X.shape[3], X.shape[1], W.shape[2],
                                         W.shape[3], stride, padding)
     Y = _typed_output(out, (g.n, g.c_out, g.h_out, g.w_out), np.uint8, (X, W, B, M, S))
+    cdef int64_t wsb = pt_int8_depthwise_conv2d_forward_workspace_bytes(&g, pt_get_num_threads())
+    cdef void *ws = _workspace_bytes(wsb)
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef const int8_t *pW = <const int8_t *>_vptr(W)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_int8_depthwise_conv2d_forward(&g, pX, pW, &rq, pY)
+        st = pt_int8_depthwise_conv2d_forward(&g, pX, pW, &rq, pY, ws, wsb)
     _check(st, "int8_depthwise_conv2d_forward")
     return Y
 

@@ -247,9 +247,7 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
         if bn is not None:
             w, b = quant.fold_batchnorm(w, b, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
                                         bn.eps)
-        params = quant.quantize_conv_params(w, b, scale, out_scale, relu6=relu6)
-        top = (1 << bits) - 1
-        params.clip_max = min(top, params.clip_max)
+        params = quant.quantize_conv_params(w, b, scale, out_scale, relu6=relu6, out_bits=bits)
         units.append(_Int8Unit(conv, params, zero_point if i == 0 else 0))
         scales.append(out_scale)
         scale = out_scale

@@ -17,6 +17,22 @@ result is requantized to uint8 with a per-channel integer multiplier and shift (
 ``quantize_multiplier`` the pair stands for the real factor ``in_scale * w_scale[c] / out_scale``.
 ``quantize_conv_params`` turns float weights (BN already folded with ``fold_batchnorm``) and the input /
 output activation scales into everything the INT8 kernels take.
+
+API (x_u8: uint8 NCHW codes; w_i8: int8 in the PyTorch layout; bias int32 (C_out,) or None; multiplier,
+shift: int32 (C_out,) or one int; every out= is a C-contiguous array of the result's shape and dtype)::
+
+    quantize(x, scale, bits=8, *, out=None) -> uint8 codes          dequantize(codes, scale, *, out=None)
+    pack_bits(codes, bits, *, out=None) -> uint8 (packed_size,)     packed_size(count, bits)
+    unpack_bits(packed, bits, count, *, out=None) -> uint8 (count,)
+    calibrate_scale(x, bits=8, method="max" | "percentile", percentile=99.99) -> float
+    int8_conv2d_forward(x_u8, w_i8, bias, multiplier, shift, *, stride=1, padding=0, clip_min=0,
+                        clip_max=255, out=None)                    (also int8_depthwise_conv2d_forward)
+    int8_pointwise_conv2d_forward(x_u8, w_i8, bias, multiplier, shift, *, clip_min=0, clip_max=255, out=None)
+    int8_linear_forward(x_u8 (N, in), w_i8 (out, in), bias, multiplier, shift, *, clip_min, clip_max, out)
+    int8_avg_pool2d(x_u8, kernel_size, *, stride=None, out=None)   int8_global_avg_pool2d(x_u8, *, out=None)
+    fold_batchnorm(w, b, gamma, beta, mean, var, eps=1e-5) -> (w', b')
+    quantize_conv_params(w, b, in_scale, out_scale, *, relu6=False, out_bits=8) -> QuantizedParams
+    quantize_multiplier(real) -> (multiplier, shift); quantize_weights_per_channel(w) -> (w_i8, w_scale)
 """
 from dataclasses import dataclass
 
@@ -147,11 +163,15 @@ def quantize_weights_per_channel(weight):
     return w_i8, w_scale
 
 
-def relu_clip_max(out_scale, relu6=False):
-    """Upper clip code of a ReLU (255) or ReLU6 (round(6 / out_scale), at most 255) layer output."""
+def relu_clip_max(out_scale, relu6=False, out_bits=8):
+    """Upper clip code of a ReLU (2**out_bits - 1) or ReLU6 (round(6 / out_scale), at most 2**out_bits - 1)
+    layer output. out_bits < 8 makes the layer emit sub-byte codes directly (for example the LR layer)."""
+    if isinstance(out_bits, (bool, np.bool_)) or not isinstance(out_bits, (int, np.integer)) or not 1 <= out_bits <= 8:
+        raise ValueError(f"out_bits must be an int in [1, 8], got {out_bits!r}")
+    top = (1 << int(out_bits)) - 1
     if not relu6:
-        return UINT8_MAX
-    return int(min(UINT8_MAX, max(0, round(6.0 / float(out_scale)))))
+        return top
+    return int(min(top, max(0, round(6.0 / float(out_scale)))))
 
 
 @dataclass
@@ -160,8 +180,8 @@ class QuantizedParams:
 
     weight: int8, the layer's weight layout; weight_scale: float64 (C_out,); bias: int32 (C_out,) in units
     of in_scale * weight_scale[c]; multiplier / shift: int32 (C_out,); in_scale / out_scale: the activation
-    scales (float units per code); clip_max: the top output code (255 for ReLU, round(6/out_scale) for
-    ReLU6). The float layer it replaces computes y ~= out_scale * int8_layer(x_u8).
+    scales (float units per code); clip_max: the top output code (2**out_bits - 1 for ReLU, at most
+    round(6/out_scale) for ReLU6). The float layer it replaces computes y ~= out_scale * int8_layer(x_u8).
     """
     weight: np.ndarray
     weight_scale: np.ndarray
@@ -173,11 +193,12 @@ class QuantizedParams:
     clip_max: int = UINT8_MAX
 
     def kernel_args(self):
-        """(weight, bias, multiplier, shift) in the order the int8_*_forward functions take them."""
+        """(weight, bias, multiplier, shift) in the order the int8_*_forward functions take them (pass
+        clip_max=self.clip_max as well)."""
         return self.weight, self.bias, self.multiplier, self.shift
 
 
-def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False):
+def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False, out_bits=8):
     """Post-training quantization of one conv / depthwise / pointwise / linear layer.
 
     weight (C_out, ...) and bias (C_out,) or None are float, with BN already folded (fold_batchnorm);
@@ -185,7 +206,9 @@ def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False):
     quantized symmetrically per output channel; bias_i32 = round(bias / (in_scale * w_scale[c])) (int32
     saturated); (multiplier, shift) = quantize_multiplier(in_scale * w_scale[c] / out_scale). The layer's
     float output y then satisfies y ~= out_scale * clip(round(acc * in_scale * w_scale / out_scale)),
-    which is what the INT8 kernels compute in integers. Returns QuantizedParams.
+    which is what the INT8 kernels compute in integers. out_bits < 8 (with out_scale from
+    calibrate_scale(..., bits=out_bits)) makes the layer output `out_bits`-bit codes directly, e.g. the
+    latent at the LR layer, ready for pack_bits. Returns QuantizedParams.
     """
     in_scale, out_scale = float(in_scale), float(out_scale)
     if not (np.isfinite(in_scale) and in_scale > 0 and np.isfinite(out_scale) and out_scale > 0):
@@ -199,4 +222,16 @@ def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False):
     bias_i32 = np.clip(np.rint(b / (in_scale * w_scale)), int32.min, int32.max).astype(np.int32)
     multiplier, shift = quantize_multiplier(in_scale * w_scale / out_scale)
     return QuantizedParams(w_i8, w_scale, bias_i32, multiplier, shift, in_scale, out_scale,
-                           relu_clip_max(out_scale, relu6))
+                           relu_clip_max(out_scale, relu6, out_bits))
+
+
+__all__ += ["quantize_frozen", "QuantizedFrozenStage"]
+
+
+def __getattr__(name):
+    """quantize_frozen and QuantizedFrozenStage live in pulptrain.frozen_int8 (they need pulptrain.nn, which
+    needs this module): loaded on first use."""
+    if name in ("quantize_frozen", "QuantizedFrozenStage"):
+        from pulptrain import frozen_int8
+        return getattr(frozen_int8, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

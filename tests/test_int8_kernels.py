@@ -293,6 +293,28 @@ def test_relu6_clip_max():
     assert Q.relu_clip_max(6 / 255, relu6=True) == 255
     assert Q.relu_clip_max(0.05, relu6=True) == 120
     assert Q.relu_clip_max(0.05) == 255
+    assert Q.relu_clip_max(0.05, out_bits=5) == 31
+    assert Q.relu_clip_max(0.5, relu6=True, out_bits=4) == 12
+    with pytest.raises(ValueError, match="out_bits"):
+        Q.relu_clip_max(0.05, out_bits=9)
+
+
+def test_layer_can_emit_sub_byte_latent_codes():
+    """An INT8 layer whose out_scale is calibrated for 5 bits and clip_max = 31 emits the 5-bit codes that
+    quantize() would give for its float output (within one step), ready for pack_bits."""
+    rng = np.random.default_rng(11)
+    x_float = np.maximum(rng.standard_normal((1, 8, 6, 6)), 0).astype(np.float32)
+    w_float = (rng.standard_normal((16, 8, 1, 1)) * 0.3).astype(np.float32)
+    in_scale = Q.calibrate_scale(x_float, 8)
+    x_u8 = Q.quantize(x_float, in_scale, 8)
+    y_float = np.maximum(K.pointwise_conv2d_forward(Q.dequantize(x_u8, in_scale), w_float), 0)
+    out_scale = Q.calibrate_scale(y_float, 5)
+    params = Q.quantize_conv_params(w_float, None, in_scale, out_scale, out_bits=5)
+    assert params.clip_max == 31
+    codes = Q.int8_pointwise_conv2d_forward(x_u8, *params.kernel_args(), clip_max=params.clip_max)
+    assert codes.max() <= 31
+    assert np.abs(codes.astype(int) - Q.quantize(y_float, out_scale, 5)).max() <= 1
+    np.testing.assert_array_equal(Q.unpack_bits(Q.pack_bits(codes, 5), 5, codes.size), codes.ravel())
 
 
 # ---- bad inputs ---------------------------------------------------------------------------------------------
@@ -348,3 +370,81 @@ def test_microkernel_setting():
         Q.set_int8_microkernel("8x8")
     with pytest.raises(TypeError):
         Q.set_int8_microkernel(None)
+
+
+def test_quantize_conv_params_per_channel_for_every_weight_layout():
+    rng = np.random.default_rng(2)
+    for shape in [(6, 3, 3, 3), (6, 1, 3, 3), (6, 5, 1, 1), (6, 40)]:
+        w = rng.standard_normal(shape) * rng.uniform(0.01, 10, (6,) + (1,) * (len(shape) - 1))
+        params = Q.quantize_conv_params(w, rng.standard_normal(6), 0.02, 0.05)
+        assert params.weight.dtype == np.int8 and params.weight.shape == shape
+        assert params.bias.dtype == np.int32 and params.multiplier.dtype == np.int32
+        flat = params.weight.reshape(6, -1)
+        assert np.all(np.abs(flat).max(axis=1) == 127)  # every channel uses its full range
+        scale = params.weight_scale.reshape((6,) + (1,) * (len(shape) - 1))
+        assert np.all(np.abs(params.weight * scale - w) <= 0.5 * scale + 1e-12)  # half a step at most
+        np.testing.assert_allclose(params.multiplier / np.exp2(params.shift.astype(float)),
+                                   0.02 * params.weight_scale / 0.05, rtol=1e-8)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: Q.quantize_conv_params(np.ones((2, 3)), None, 0.0, 1.0), "in_scale and out_scale"),
+    (lambda: Q.quantize_conv_params(np.ones((2, 3)), np.ones(3), 1.0, 1.0), r"bias must have shape \(2,\)"),
+    (lambda: Q.quantize_conv_params(np.full((2, 3), np.nan), None, 1.0, 1.0), "finite"),
+    (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(3), np.ones(2), np.ones(2), np.ones(2)), "gamma"),
+    (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(2), np.ones(2), np.ones(2), -np.ones(2)), "running_var"),
+    (lambda: Q.calibrate_scale(np.ones(3), 9), "bits"),
+])
+def test_parameter_helpers_reject_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_small_frozen_chain_matches_float_after_ptq():
+    """The recipe a quantize_frozen follows: fold BN, calibrate each activation scale on float data (max),
+    quantize each layer, chain the INT8 kernels; the dequantized output stays close to the float chain."""
+    rng = np.random.default_rng(4)
+    # (kind, C_in, C_out, stride) of a MobileNetV1-like stem: conv, then dw/pw pairs
+    layers = [("conv", 3, 16, 2), ("dw", 16, 16, 1), ("pw", 16, 32, 1), ("dw", 32, 32, 2), ("pw", 32, 32, 1)]
+    float_layers = []
+    for kind, c_in, c_out, stride in layers:
+        shape = {"conv": (c_out, c_in, 3, 3), "dw": (c_out, 1, 3, 3), "pw": (c_out, c_in, 1, 1)}[kind]
+        fan_in = int(np.prod(shape[1:]))
+        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        bn = (rng.uniform(0.5, 1.5, c_out), rng.normal(0.1, 0.1, c_out), rng.normal(0, 0.1, c_out),
+              rng.uniform(0.5, 1.5, c_out))
+        w_folded, b_folded = Q.fold_batchnorm(w, None, *bn)
+        float_layers.append((kind, stride, w_folded.astype(np.float32), b_folded.astype(np.float32)))
+
+    def run_float(x):
+        acts = [x]
+        for kind, stride, w, b in float_layers:
+            if kind == "conv":
+                y = K.conv2d_forward(acts[-1], w, b, stride=stride, padding=1)
+            elif kind == "dw":
+                y = K.depthwise_conv2d_forward(acts[-1], w, b, stride=stride, padding=1)
+            else:
+                y = K.pointwise_conv2d_forward(acts[-1], w, b)
+            acts.append(np.maximum(y, 0))
+        return acts
+
+    calibration = rng.random((8, 3, 32, 32)).astype(np.float32)  # inputs in [0, 1): post-ReLU-like, unsigned
+    scales = [Q.calibrate_scale(a, 8) for a in run_float(calibration)]
+    quantized = [Q.quantize_conv_params(w, b, scales[i], scales[i + 1])
+                 for i, (_, _, w, b) in enumerate(float_layers)]
+
+    x = rng.random((2, 3, 32, 32)).astype(np.float32)
+    codes = Q.quantize(x, scales[0], 8)
+    for (kind, stride, _, _), params in zip(float_layers, quantized):
+        args = params.kernel_args()
+        if kind == "conv":
+            codes = Q.int8_conv2d_forward(codes, *args, stride=stride, padding=1, clip_max=params.clip_max)
+        elif kind == "dw":
+            codes = Q.int8_depthwise_conv2d_forward(codes, *args, stride=stride, padding=1, clip_max=params.clip_max)
+        else:
+            codes = Q.int8_pointwise_conv2d_forward(codes, *args, clip_max=params.clip_max)
+    reference = run_float(x)[-1].ravel().astype(np.float64)
+    approx = Q.dequantize(codes, scales[-1]).ravel().astype(np.float64)
+    cosine = reference @ approx / (np.linalg.norm(reference) * np.linalg.norm(approx))
+    assert cosine >= 0.99, cosine
+    assert np.abs(approx - reference).mean() <= 2 * scales[-1]

@@ -352,3 +352,47 @@ def test_optimizer_bad_inputs():
         K.adam_step(p, g, np.zeros(5, np.float32), np.zeros(5, np.float32), step=0)
     with pytest.raises(ValueError, match="overlap"):
         K.adam_step(p, g, p, np.zeros(5, np.float32), step=1)
+
+
+# ---- random geometries ------------------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), seed=st.integers(0, 1000))
+def test_pooling_random_geometry_matches_torch(n, c, h, w, k, s, p, seed):
+    if h + 2 * p < k or w + 2 * p < k or 2 * p > k:
+        return  # no output, or a padding torch refuses
+    x = rand(n, c, h, w, seed=seed)
+    tx = t64(x, True)
+    ty = F.avg_pool2d(tx, k, stride=s, padding=p)
+    dy = rand(*ty.shape, seed=seed + 1)
+    ty.backward(t64(dy))
+    close(K.avg_pool2d_forward(x, k, stride=s, padding=p), ty.detach().numpy(), 1e-6)
+    close(K.avg_pool2d_grad_input(dy, x.shape, k, stride=s, padding=p), tx.grad.numpy(), 1e-6)
+    tx = t64(x, True)
+    ty = F.max_pool2d(tx, k, stride=s, padding=p)
+    ty.backward(t64(dy))
+    close(K.max_pool2d_forward(x, k, stride=s, padding=p), ty.detach().numpy(), 0)
+    close(K.max_pool2d_grad_input(dy, x, k, stride=s, padding=p), tx.grad.numpy(), 1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 4), c=st.integers(1, 6), h=st.integers(1, 6), w=st.integers(1, 6),
+       seed=st.integers(0, 1000))
+def test_batchnorm_random_shapes_match_torch(n, c, h, w, seed):
+    if n * h * w < 2:
+        return  # torch refuses a batch variance of one value
+    x = rand(n, c, h, w, seed=seed) * 3
+    gamma, beta, dy = rand(c, seed=seed + 1), rand(c, seed=seed + 2), rand(n, c, h, w, seed=seed + 3)
+    rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
+    y, saved = K.batchnorm2d_forward_train(x, gamma, beta, rm, rv)
+    dx, dg, db = K.batchnorm2d_backward(dy, x, gamma, saved)
+    tx, tg, tb = t64(x, True), t64(gamma, True), t64(beta, True)
+    trm, trv = t64(np.zeros(c)), t64(np.ones(c))
+    ty = F.batch_norm(tx, trm, trv, tg, tb, training=True)
+    ty.backward(t64(dy))
+    for got, ref in ((y, ty), (dx, tx.grad), (dg, tg.grad), (db, tb.grad), (rm, trm), (rv, trv)):
+        close(got, ref.detach().numpy())

@@ -5,7 +5,7 @@ import pytest
 from pulptrain import models, nn, quant
 from pulptrain.data import fashion_mnist
 from pulptrain.examples.train_fashion_mnist import IMAGE, to_canvas
-from pulptrain.frozen_int8 import quantize_frozen
+from pulptrain.quant import quantize_frozen
 
 LR_LAYER = 13
 

@@ -170,15 +170,17 @@ int64_t rv_step_workspace_bytes(const rv_kernel_step *s, int num_threads)
 {
     pt_conv_geometry g;
     switch (s->op) {
-    case OP_INT8_CONV2D: {
+    case OP_INT8_CONV2D:
+    case OP_INT8_DEPTHWISE: {
         const rv_kernel_step t = float_twin(s);
         if (geometry(&t, &g) != PT_OK) return 0;
-        return pt_int8_conv2d_forward_workspace_bytes(&g, num_threads);
+        return s->op == OP_INT8_CONV2D ? pt_int8_conv2d_forward_workspace_bytes(&g, num_threads)
+                                       : pt_int8_depthwise_conv2d_forward_workspace_bytes(&g, num_threads);
     }
     case OP_INT8_POINTWISE:
         return pt_int8_pointwise_conv2d_forward_workspace_bytes(s->batch, s->c_in, s->c_out, s->h * s->w, num_threads);
     case OP_INT8_LINEAR: return pt_int8_linear_forward_workspace_bytes(s->batch, s->c_in, s->c_out, num_threads);
-    default: return 0; /* depthwise, pooling and the latent codes need none */
+    default: return 0; /* pooling and the latent codes need none */
     }
 }
 
@@ -193,7 +195,7 @@ pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *
     }
     switch (s->op) {
     case OP_INT8_CONV2D: return pt_int8_conv2d_forward(&g, a, b, rq, out, ws, wsb);
-    case OP_INT8_DEPTHWISE: return pt_int8_depthwise_conv2d_forward(&g, a, b, rq, out);
+    case OP_INT8_DEPTHWISE: return pt_int8_depthwise_conv2d_forward(&g, a, b, rq, out, ws, wsb);
     case OP_INT8_POINTWISE:
         return pt_int8_pointwise_conv2d_forward(s->batch, s->c_in, s->c_out, s->h * s->w, a, b, rq, out, ws, wsb);
     case OP_INT8_LINEAR: return pt_int8_linear_forward(s->batch, s->c_in, s->c_out, a, b, rq, out, ws, wsb);

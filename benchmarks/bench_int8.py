@@ -1,0 +1,162 @@
+"""INT8 vs FP32 forward time of the MobileNetV1 frozen stage (layers 0..19, LR layer l = 19), N = 1.
+
+Two ways to run it (from the repository root, after building in place):
+
+    python -m pytest benchmarks/bench_int8.py --benchmark-group-by=group    # pytest-benchmark tables
+    python benchmarks/bench_int8.py --json int8_vs_fp32.json                # side-by-side ratios (JSON + table)
+
+The second form interleaves the FP32 and INT8 calls of each layer round by round (the machine is shared
+and noisy, see PERF.md), reports medians and best rounds, the INT8/FP32 time ratio per layer and for the
+whole stage (timed as a chain, and as the sum of the layers' best rounds), and the GOP/s (2 x MACs / time). FP32 is the float kernel with its bias (BN folded); INT8 includes the
+requantization and the ReLU clip. Output and workspace buffers are reused (out=). Threads:
+PULPTRAIN_BENCH_THREADS (default 1).
+"""
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import pytest
+
+import pulptrain
+from pulptrain import kernels as K
+from pulptrain import quant as Q
+
+# (index, name, kind, C_in, C_out, stride, input H = W): PAPER.md's table, width 1.0, 128x128 input.
+FROZEN_STAGE = [
+    (0, "conv1", "conv", 3, 32, 2, 128),
+    (1, "conv2_1/dw", "dw", 32, 32, 1, 64), (2, "conv2_1/pw", "pw", 32, 64, 1, 64),
+    (3, "conv2_2/dw", "dw", 64, 64, 2, 64), (4, "conv2_2/pw", "pw", 64, 128, 1, 32),
+    (5, "conv3_1/dw", "dw", 128, 128, 1, 32), (6, "conv3_1/pw", "pw", 128, 128, 1, 32),
+    (7, "conv3_2/dw", "dw", 128, 128, 2, 32), (8, "conv3_2/pw", "pw", 128, 256, 1, 16),
+    (9, "conv4_1/dw", "dw", 256, 256, 1, 16), (10, "conv4_1/pw", "pw", 256, 256, 1, 16),
+    (11, "conv4_2/dw", "dw", 256, 256, 2, 16), (12, "conv4_2/pw", "pw", 256, 512, 1, 8),
+    (13, "conv5_1/dw", "dw", 512, 512, 1, 8), (14, "conv5_1/pw", "pw", 512, 512, 1, 8),
+    (15, "conv5_2/dw", "dw", 512, 512, 1, 8), (16, "conv5_2/pw", "pw", 512, 512, 1, 8),
+    (17, "conv5_3/dw", "dw", 512, 512, 1, 8), (18, "conv5_3/pw", "pw", 512, 512, 1, 8),
+    (19, "conv5_4/dw", "dw", 512, 512, 1, 8),
+]
+
+
+def macs(kind, c_in, c_out, stride, h):
+    ho = h // stride
+    per_pixel = {"conv": c_in * 9 * c_out, "dw": 9 * c_out, "pw": c_in * c_out}[kind]
+    return per_pixel * ho * ho
+
+
+def make_layer(kind, c_in, c_out, stride, h, seed=0):
+    """(fp32_call, int8_call) for one layer at N = 1, each writing into its own reused output."""
+    rng = np.random.default_rng(seed)
+    x_f = rng.random((1, c_in, h, h), dtype=np.float32)
+    x_q = rng.integers(0, 256, (1, c_in, h, h)).astype(np.uint8)
+    w_shape = {"conv": (c_out, c_in, 3, 3), "dw": (c_out, 1, 3, 3), "pw": (c_out, c_in, 1, 1)}[kind]
+    w_f = (rng.standard_normal(w_shape) * 0.1).astype(np.float32)
+    b_f = (rng.standard_normal(c_out) * 0.1).astype(np.float32)
+    params = Q.quantize_conv_params(w_f, b_f, 1 / 64, 1 / 16)
+    w_q, b_q, m_q, s_q = params.kernel_args()
+    if kind == "conv":
+        fp32 = lambda out: K.conv2d_forward(x_f, w_f, b_f, stride=stride, padding=1, out=out)
+        int8 = lambda out: Q.int8_conv2d_forward(x_q, w_q, b_q, m_q, s_q, stride=stride, padding=1, out=out)
+    elif kind == "dw":
+        fp32 = lambda out: K.depthwise_conv2d_forward(x_f, w_f, b_f, stride=stride, padding=1, out=out)
+        int8 = lambda out: Q.int8_depthwise_conv2d_forward(x_q, w_q, b_q, m_q, s_q, stride=stride, padding=1,
+                                                           out=out)
+    else:
+        fp32 = lambda out: K.pointwise_conv2d_forward(x_f, w_f, b_f, out=out)
+        int8 = lambda out: Q.int8_pointwise_conv2d_forward(x_q, w_q, b_q, m_q, s_q, out=out)
+    y_f, y_q = fp32(None), int8(None)  # allocate once, warm up
+    return (lambda: fp32(y_f)), (lambda: int8(y_q))
+
+
+def set_threads():
+    pulptrain.set_num_threads(int(os.environ.get("PULPTRAIN_BENCH_THREADS", "1")))
+
+
+# ---- pytest-benchmark ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("layer", FROZEN_STAGE, ids=[f"{i:02d}-{n}" for i, n, *_ in FROZEN_STAGE])
+def test_forward(benchmark, layer, precision):
+    set_threads()
+    index, name, kind, c_in, c_out, stride, h = layer
+    fp32, int8 = make_layer(kind, c_in, c_out, stride, h)
+    benchmark.group = f"{index:02d} {name} ({kind} {c_in}->{c_out} s{stride} @{h})"
+    benchmark.extra_info["macs"] = macs(kind, c_in, c_out, stride, h)
+    benchmark(fp32 if precision == "fp32" else int8)
+
+
+# ---- side-by-side ratios ------------------------------------------------------------------------------------
+
+def interleaved_times(calls, rounds, repeats):
+    """(median, min) seconds per call of each callable; every round runs each of them `repeats` times in
+    turn. The min (best round) is the steadier number when other jobs share the machine."""
+    times = [[] for _ in calls]
+    for _ in range(rounds):
+        for i, call in enumerate(calls):
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                call()
+            times[i].append((time.perf_counter() - t0) / repeats)
+    return [(float(np.median(t)), float(np.min(t))) for t in times]
+
+
+def main():
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", default="int8_vs_fp32.json", help="where to write the results")
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    set_threads()
+    rows, stage_fp32, stage_int8 = [], [], []
+    for index, name, kind, c_in, c_out, stride, h in tqdm(FROZEN_STAGE, desc="layers"):
+        fp32, int8 = make_layer(kind, c_in, c_out, stride, h)
+        (t_fp32, best_fp32), (t_int8, best_int8) = interleaved_times([fp32, int8], args.rounds, args.repeats)
+        n_macs = macs(kind, c_in, c_out, stride, h)
+        rows.append({"index": index, "name": name, "kind": kind, "c_in": c_in, "c_out": c_out, "stride": stride,
+                     "h_in": h, "macs": n_macs, "fp32_ms": t_fp32 * 1e3, "int8_ms": t_int8 * 1e3,
+                     "int8_over_fp32": t_int8 / t_fp32, "fp32_best_ms": best_fp32 * 1e3,
+                     "int8_best_ms": best_int8 * 1e3, "int8_over_fp32_best": best_int8 / best_fp32,
+                     "fp32_gops": 2 * n_macs / best_fp32 * 1e-9, "int8_gops": 2 * n_macs / best_int8 * 1e-9})
+        stage_fp32.append(fp32)
+        stage_int8.append(int8)
+    (whole_fp32, whole_best_fp32), (whole_int8, whole_best_int8) = interleaved_times(
+        [lambda: [f() for f in stage_fp32], lambda: [f() for f in stage_int8]], args.rounds, 1)
+    result = {
+        "threads": pulptrain.get_num_threads(), "int8_microkernel": Q.get_int8_microkernel(),
+        "machine": platform.processor() or platform.machine(), "rounds": args.rounds, "repeats": args.repeats,
+        "layers": rows,
+        "whole_stage": {"fp32_ms": whole_fp32 * 1e3, "int8_ms": whole_int8 * 1e3,
+                        "int8_over_fp32": whole_int8 / whole_fp32, "fp32_best_ms": whole_best_fp32 * 1e3,
+                        "int8_best_ms": whole_best_int8 * 1e3, "int8_over_fp32_best": whole_best_int8 / whole_best_fp32,
+                        "macs": sum(r["macs"] for r in rows)},
+        # On a loaded machine a 20-layer chain rarely gets the core for its whole run; the sum of each
+        # layer's best round is the steadier estimate of the uncontended stage time.
+        "sum_of_layer_best": {"fp32_ms": sum(r["fp32_best_ms"] for r in rows),
+                              "int8_ms": sum(r["int8_best_ms"] for r in rows)},
+    }
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"threads {result['threads']}, INT8 microkernel {result['int8_microkernel']}, {args.rounds} interleaved "
+          f"rounds: median ms (best ms); GOP/s and the best ratio from the best rounds")
+    print("| idx | layer | MACs | FP32 ms | INT8 ms | INT8/FP32 median | INT8/FP32 best | FP32 GOP/s | INT8 GOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['index']} | {r['name']} ({r['kind']} {r['c_in']}->{r['c_out']} s{r['stride']} @{r['h_in']}) "
+              f"| {r['macs'] / 1e6:.2f}M | {r['fp32_ms']:.3f} ({r['fp32_best_ms']:.3f}) "
+              f"| {r['int8_ms']:.3f} ({r['int8_best_ms']:.3f}) | {r['int8_over_fp32']:.2f} "
+              f"| {r['int8_over_fp32_best']:.2f} | {r['fp32_gops']:.1f} | {r['int8_gops']:.1f} |")
+    w = result["whole_stage"]
+    print(f"| 0..19 | whole frozen stage | {w['macs'] / 1e6:.1f}M | {w['fp32_ms']:.3f} ({w['fp32_best_ms']:.3f}) "
+          f"| {w['int8_ms']:.3f} ({w['int8_best_ms']:.3f}) | {w['int8_over_fp32']:.2f} "
+          f"| {w['int8_over_fp32_best']:.2f} | | |")
+    b = result["sum_of_layer_best"]
+    print(f"| 0..19 | sum of the layers' best rounds | | {b['fp32_ms']:.3f} | {b['int8_ms']:.3f} | "
+          f"| {b['int8_ms'] / b['fp32_ms']:.2f} | | |")
+
+
+if __name__ == "__main__":
+    main()

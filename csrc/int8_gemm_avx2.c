@@ -1,0 +1,121 @@
+/* The x86 AVX2 part of the INT8 engine (int8_gemm.c): weight-pair packing, the 4 x 16 vpmaddwd microkernel and
+ * the vectorised requantization. Host only: a RISC-V build leaves this file out (it compiles to nothing
+ * without __AVX2__ anyway). */
+#include "int8_gemm_avx2.h"
+
+#if PT_INT8_HAVE_AVX2
+#include <immintrin.h>
+#include <string.h>
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into dst: 16 int8 of each row become
+ * 8 int16 pairs (int32), and a 4 x 8 transpose of those words gives 4 words per k pair. */
+void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst)
+{
+    for (int64_t g = 0; g < n8; g++, dst += 32) {
+        __m256i r[4];
+        for (int i = 0; i < 4; i++)
+            r[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i * K + 16 * g)));
+        /* r[i] lane j (int32) = pair j of row i; 128-bit halves hold pairs 0-3 and 4-7 */
+        const __m256i t01lo = _mm256_unpacklo_epi32(r[0], r[1]), t01hi = _mm256_unpackhi_epi32(r[0], r[1]);
+        const __m256i t23lo = _mm256_unpacklo_epi32(r[2], r[3]), t23hi = _mm256_unpackhi_epi32(r[2], r[3]);
+        const __m256i q0 = _mm256_unpacklo_epi64(t01lo, t23lo); /* pairs 0 | 4, rows 0..3 */
+        const __m256i q1 = _mm256_unpackhi_epi64(t01lo, t23lo); /* pairs 1 | 5 */
+        const __m256i q2 = _mm256_unpacklo_epi64(t01hi, t23hi); /* pairs 2 | 6 */
+        const __m256i q3 = _mm256_unpackhi_epi64(t01hi, t23hi); /* pairs 3 | 7 */
+        _mm256_storeu_si256((__m256i *)dst, _mm256_permute2x128_si256(q0, q1, 0x20));       /* pairs 0, 1 */
+        _mm256_storeu_si256((__m256i *)(dst + 8), _mm256_permute2x128_si256(q2, q3, 0x20));  /* pairs 2, 3 */
+        _mm256_storeu_si256((__m256i *)(dst + 16), _mm256_permute2x128_si256(q0, q1, 0x31)); /* pairs 4, 5 */
+        _mm256_storeu_si256((__m256i *)(dst + 24), _mm256_permute2x128_si256(q2, q3, 0x31)); /* pairs 6, 7 */
+    }
+}
+
+/* acc[i][j] = sum_kp madd(w pair of channel i, x pair of pixel j), 4 channels x 16 pixels. */
+static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64_t ldk, int32_t acc[4][16])
+{
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int64_t kp = 0; kp < kpairs; kp++, wp += 4, x += ldk) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)x);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(x + 16));
+        __m256i a = _mm256_set1_epi32(wp[0]);
+        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
+        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
+        a = _mm256_set1_epi32(wp[1]);
+        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
+        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
+        a = _mm256_set1_epi32(wp[2]);
+        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
+        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
+        a = _mm256_set1_epi32(wp[3]);
+        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
+        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
+    }
+    _mm256_storeu_si256((__m256i *)acc[0], c00); _mm256_storeu_si256((__m256i *)(acc[0] + 8), c01);
+    _mm256_storeu_si256((__m256i *)acc[1], c10); _mm256_storeu_si256((__m256i *)(acc[1] + 8), c11);
+    _mm256_storeu_si256((__m256i *)acc[2], c20); _mm256_storeu_si256((__m256i *)(acc[2] + 8), c21);
+    _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
+}
+
+/* Requantizes 16 int32 sums of channel c (two vectors of 8 pixels) to 16 codes, exactly as
+ * pt_requantize, when every bias-added sum fits in int32 (then |p| < 2^62 and 32x32->64-bit products
+ * suffice); returns 0 without writing when one does not (the caller falls back to the scalar path). */
+static int avx2_requant16(const pt_requant *rq, int64_t c, __m256i a0, __m256i a1, uint8_t out[16])
+{
+    const __m256i bias = _mm256_set1_epi32(rq->bias ? rq->bias[c] : 0);
+    const __m256i s0 = _mm256_add_epi32(a0, bias), s1 = _mm256_add_epi32(a1, bias);
+    /* signed overflow of a + b: the sum's sign differs from both operands' signs */
+    const __m256i ov = _mm256_or_si256(_mm256_and_si256(_mm256_xor_si256(s0, a0), _mm256_xor_si256(s0, bias)),
+                                       _mm256_and_si256(_mm256_xor_si256(s1, a1), _mm256_xor_si256(s1, bias)));
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(ov))) return 0;
+    const int s = rq->shift[c];
+    const __m256i m = _mm256_set1_epi64x(rq->multiplier[c]);
+    const __m256i half = _mm256_set1_epi64x(s ? (int64_t)1 << (s - 1) : 0);
+    const __m128i count = _mm_cvtsi32_si128(s);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i lo = _mm256_set1_epi64x(rq->clip_min), hi = _mm256_set1_epi64x(rq->clip_max);
+    __m256i r[4];
+    const __m256i parts[4] = {s0, _mm256_srli_epi64(s0, 32), s1, _mm256_srli_epi64(s1, 32)};
+    for (int i = 0; i < 4; i++) {
+        const __m256i p = _mm256_mul_epi32(parts[i], m); /* lanes 0, 2, 4, 6 (even) or 1, 3, 5, 7 (odd) */
+        __m256i q = _mm256_srl_epi64(_mm256_add_epi64(p, half), count);
+        q = _mm256_and_si256(q, _mm256_cmpgt_epi64(p, zero));     /* p <= 0 -> 0 */
+        q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi)); /* min(q, hi) */
+        r[i] = _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q)); /* max(q, lo) */
+    }
+    /* interleave even and odd lanes back into pixel order, then narrow to bytes */
+    const __m256i y0 = _mm256_or_si256(r[0], _mm256_slli_epi64(r[1], 32));
+    const __m256i y1 = _mm256_or_si256(r[2], _mm256_slli_epi64(r[3], 32));
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(y0, y1), 0xD8);
+    _mm_storeu_si128((__m128i *)out, _mm_packus_epi16(_mm256_castsi256_si128(w16),
+                                                      _mm256_extracti128_si256(w16, 1)));
+    return 1;
+}
+
+void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
+                       int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
+{
+    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
+    for (int64_t c = c0; c < c1; c += 4) { /* c0 is a multiple of 4 */
+        const int64_t mc = min64(4, c1 - c);
+        for (int64_t p = 0; p < np; p += PT_INT8_AVX2_PIXELS) {
+            const int64_t mp = min64(PT_INT8_AVX2_PIXELS, np - p);
+            int32_t acc[4][16];
+            avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
+            for (int64_t i = 0; i < mc; i++) {
+                uint8_t *dst = y + (c + i) * cs + p * ps;
+                uint8_t codes[16];
+                if (!avx2_requant16(pr->rq, c + i, _mm256_loadu_si256((const __m256i *)acc[i]),
+                                    _mm256_loadu_si256((const __m256i *)(acc[i] + 8)), codes)) {
+                    pt_requantize_row(pr->rq, c + i, acc[i], mp, dst, ps);
+                } else if (ps == 1 && mp == 16) {
+                    memcpy(dst, codes, 16);
+                } else {
+                    for (int64_t j = 0; j < mp; j++) dst[j * ps] = codes[j];
+                }
+            }
+        }
+    }
+}
+#endif
