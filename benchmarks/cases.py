@@ -7,6 +7,9 @@ callable writes into a preallocated output, so no timed call allocates its resul
 Shapes are MobileNetV1 at 128x128 input (PAPER.md), NCHW float32. FLOPs are 2 x MACs, the same for the
 three steps of a layer (the grad steps are the same products, transposed).
 """
+import ctypes
+import ctypes.util
+
 import numpy as np
 
 import pulptrain
@@ -16,6 +19,24 @@ try:
     import torch
 except ImportError:  # torch is optional: its rows are skipped with a message
     torch = None
+
+
+def keep_freed_memory():
+    """glibc: serve big blocks from the heap and never trim it, so torch's per-call result allocations
+    reuse warm pages instead of paying page faults (PERF.md: the anchors are measured this way)."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return
+    try:
+        libc = ctypes.CDLL(libc_name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
+    except (OSError, AttributeError):
+        pass
+
+
+keep_freed_memory()  # before any timed allocation, in every process that imports the cases
 
 PEAK_GFLOPS_PER_CORE = 117.0  # PERF.md: measured FMA-loop peak, FP32, one Zen 4 core
 STEPS = ("forward", "grad_input", "grad_weight")

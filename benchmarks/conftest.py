@@ -5,8 +5,6 @@ Defaults keep a run short on a 2-core box: one thread, N in {1, 16}, pulptrain a
   --bench-large           also run N = 128 (slow: minutes)
   --bench-numpy           also run the plain-numpy implementations (slow: numpy convs are 2-10x slower)
 """
-import ctypes
-import ctypes.util
 import os
 
 # numpy's BLAS must not start its own thread pool behind the team size under test.
@@ -15,23 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-
-def _keep_freed_memory():
-    """glibc: serve big blocks from the heap and never trim it, so torch's per-call result allocations
-    reuse warm pages instead of paying page faults (PERF.md: the anchors are measured this way)."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return
-    try:
-        libc = ctypes.CDLL(libc_name)
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
-    except (OSError, AttributeError):
-        pass
-
-
-_keep_freed_memory()
+from benchmarks import cases  # noqa: E402,F401  (tunes malloc before any benchmark allocates)
 
 
 def pytest_addoption(parser):

@@ -319,6 +319,22 @@ static void pack_a_panel(const pt_view *A, const int64_t *rowoff, int64_t rows, 
         for (int64_t p = 0; p < kc; p++) out[p * mr + r] = 0.0f;
 }
 
+/* All panels of an A block at once when A is column-major (a transposed weight): each K step copies the
+ * block's rows as one contiguous run, instead of MR floats per panel at a stride that may alias in the cache. */
+static void pack_a_block_column_major(const float *a, int64_t lda, int64_t rows, int64_t kc, int mr,
+                                      float *restrict out)
+{
+    for (int64_t p = 0; p < kc; p++) {
+        const float *src = a + p * lda;
+        for (int64_t r0 = 0; r0 < rows; r0 += mr) {
+            float *dst = out + r0 * kc + p * mr;
+            const int64_t n = rows - r0 < mr ? rows - r0 : mr;
+            for (int64_t r = 0; r < n; r++) dst[r] = src[r0 + r];
+            for (int64_t r = n; r < mr; r++) dst[r] = 0.0f;
+        }
+    }
+}
+
 /* Writes the valid rows x cols part of an edge tile (acc, row-major with nr columns): the same
  * arithmetic as the tile kernels' modes. */
 static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, const int64_t *coloff,
@@ -364,7 +380,9 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
 {
     if (A->row_block != BIG_BLOCK || A->col_block != BIG_BLOCK) return 0;
     if (A->col_stride == 1) return 1;
-    return A->row_stride == 1 && cols <= 2 * nr;
+    /* a column-major A is read one K step (MR floats) per row of its storage: only worth it when those rows
+     * do not alias in the cache (a stride of a multiple of 4 KiB maps every step to the same L1 set) */
+    return A->row_stride == 1 && cols <= 2 * nr && A->col_stride % 1024 != 0;
 }
 
 #define WIDE_COLS 128
@@ -440,7 +458,10 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                 const int64_t ic_end = min64(ic + mc_max, i1);
                 /* A panels (row offsets of A first, then the same slots hold C's row offsets). */
                 axis_offsets(A->row_block, A->row_stride_outer, A->row_stride, ic, ic_end - ic, c_rowoff);
-                for (int64_t ir = ic; ir < ic_end; ir += mr) {
+                if (!in_place && A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK && A->row_stride == 1) {
+                    pack_a_block_column_major(A->data + ic + pc * A->col_stride, A->col_stride, ic_end - ic, kc, mr,
+                                              apack);
+                } else for (int64_t ir = ic; ir < ic_end; ir += mr) {
                     const int64_t rows = min64(mr, ic_end - ir);
                     if (!in_place || (rows < mr && short_tiles == NULL))
                         pack_a_panel(A, c_rowoff + (ir - ic), rows, k_off, kc, mr, apack + (ir - ic) * kc);
