@@ -2,6 +2,8 @@
 #include "int8.h"
 #include "parallel.h"
 
+#define PT_DW_MAX_STRIDE 64 /* column strides above this are refused (a stack array per phase) */
+
 static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 /* ceil(a / b) for b > 0 and any sign of a (C division truncates toward zero) */
 static inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
@@ -54,20 +56,27 @@ static void forward_worker(void *arg)
     int16_t *xp = (int16_t *)(t->workspace + pt_core_id() * p->per_core_bytes);
     int32_t *acc = (int32_t *)(xp + p->plane_elems);
     memset(xp, 0, (size_t)(p->plane_elems * 2)); /* the padding stays zero: only the interior is rewritten */
+    /* 32-bit copies of the sizes (checked to fit) and the valid column range of each phase, which does not
+     * depend on the row: rv32 does 64-bit multiplications and divisions in software. */
+    const int32_t H32 = (int32_t)H, W32 = (int32_t)W, sw32 = (int32_t)sw, pw32 = (int32_t)g->pad_w;
+    const int32_t pad_h32 = (int32_t)g->pad_h, wq32 = (int32_t)wq, phase_elems32 = (int32_t)phase_elems;
+    int32_t phase_first[PT_DW_MAX_STRIDE], phase_count[PT_DW_MAX_STRIDE];
+    for (int64_t q = 0; q < sw; q++) {
+        phase_first[q] = (int32_t)ceil_div(g->pad_w - q, sw);
+        phase_count[q] = (int32_t)(ceil_div(W + g->pad_w - q, sw) - phase_first[q]);
+    }
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t c = u % C;
+    int64_t c = u0 % C;
+    for (int64_t u = u0; u < u1; u++, c = c + 1 == C ? 0 : c + 1) {
         const uint8_t *x = t->x + u * H * W;
         const int8_t *w = t->w + c * kh * kw;
-        for (int64_t ih = 0; ih < H; ih++) {
-            int16_t *dst = xp + (ih + g->pad_h) * wq;
-            for (int64_t q = 0; q < sw; q++) { /* phase q: padded columns jj * sw + q, input iw = that - pad_w */
-                const int64_t first = ceil_div(g->pad_w - q, sw), last = ceil_div(W + g->pad_w - q, sw);
-                const uint8_t *src = x + ih * W + first * sw + q - g->pad_w;
-                int16_t *out = dst + q * phase_elems;
-                for (int64_t jj = first; jj < last; jj++) out[jj] = src[(jj - first) * sw];
-            }
+        for (int32_t q = 0; q < sw32; q++) { /* phase q: padded columns jj * sw + q, input iw = that - pad_w */
+            const int32_t first = phase_first[q], count = phase_count[q];
+            const uint8_t *src = x + first * sw32 + q - pw32;
+            int16_t *out = xp + pad_h32 * wq32 + q * phase_elems32 + first;
+            for (int32_t ih = 0; ih < H32; ih++, src += W32, out += wq32)
+                for (int32_t jj = 0; jj < count; jj++) out[jj] = src[jj * sw32];
         }
         const int64_t span = Ho * wq;
         for (int64_t i = 0; i < span; i++) acc[i] = 0;
@@ -99,6 +108,11 @@ pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint
     if (g == NULL || x == NULL || w == NULL || y == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in) return PT_ERR_BAD_SHAPE;
     if (g->kh * g->kw > PT_INT8_MAX_K) return PT_ERR_BAD_SHAPE;
+    if (g->stride_w > PT_DW_MAX_STRIDE) return PT_ERR_BAD_SHAPE;
+    {
+        const dw_plan p = make_plan(g); /* the worker's in-plane indices are 32-bit */
+        if (p.plane_elems > INT32_MAX || g->h_in * g->w_in > INT32_MAX) return PT_ERR_BAD_SHAPE;
+    }
     pt_status st = pt_requant_check(rq, g->c_out);
     if (st != PT_OK) return st;
     dw_task t = {g, make_plan(g), x, w, rq, y, (uint8_t *)workspace};
