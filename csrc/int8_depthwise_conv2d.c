@@ -46,6 +46,56 @@ typedef struct {
  * the shifted plane into acc[oh * wq + ow]. Tap (ky, kx) reads phase kx % sw from column kx / sw on, so
  * every inner loop is contiguous. With stride 1 the shift is one offset over the flattened plane, a single
  * long loop (the columns ow >= W_out computed on the way are ignored); otherwise it runs row by row. */
+/* acc[oh * wq + ow] = sum over the taps of w * (padded input), any kernel: tap by tap over the plane. Tap
+ * (ky, kx) reads phase kx % sw from column kx / sw on, so every inner loop is contiguous. With stride 1 the
+ * shift is one offset over the flattened plane, a single long loop (the columns ow >= W_out computed on
+ * the way are ignored); otherwise it runs row by row. */
+static void taps_generic(const int16_t *xp, const int8_t *w, const pt_conv_geometry *g, int32_t phase_elems,
+                         int32_t wq, int32_t *acc)
+{
+    const int32_t Ho = (int32_t)g->h_out, Wo = (int32_t)g->w_out, kh = (int32_t)g->kh, kw = (int32_t)g->kw;
+    const int32_t sh = (int32_t)g->stride_h, sw = (int32_t)g->stride_w, span = Ho * wq;
+    for (int32_t i = 0; i < span; i++) acc[i] = 0;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        for (int32_t kx = 0; kx < kw; kx++) {
+            const int32_t wv = w[ky * kw + kx];
+            const int16_t *phase = xp + (kx % sw) * phase_elems + kx / sw;
+            if (sh == 1 && sw == 1) {
+                const int16_t *src = phase + ky * wq;
+                for (int32_t i = 0; i < span; i++) acc[i] += wv * src[i];
+            } else {
+                for (int32_t oh = 0; oh < Ho; oh++) {
+                    const int16_t *src = phase + (oh * sh + ky) * wq;
+                    int32_t *row = acc + oh * wq;
+                    for (int32_t ow = 0; ow < Wo; ow++) row[ow] += wv * src[ow];
+                }
+            }
+        }
+    }
+}
+
+/* The same for a 3x3 kernel in one pass: nine weights in registers, each sum written once (tap_offset[t]:
+ * where tap t = 3 ky + kx reads for output (0, 0)). Stride 1 runs over the flattened plane as above. */
+static void taps_3x3(const int16_t *xp, const int8_t *w, const int32_t *tap_offset, int32_t Ho, int32_t Wo,
+                     int32_t wq, int32_t sh, int32_t sw, int32_t *restrict acc)
+{
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8];
+    const int flat = sh == 1 && sw == 1;
+    const int32_t rows = flat ? 1 : Ho, n = flat ? Ho * wq : Wo;
+    for (int32_t oh = 0; oh < rows; oh++) {
+        const int16_t *restrict base = xp + oh * sh * wq;
+        const int16_t *restrict s0 = base + tap_offset[0], *restrict s1 = base + tap_offset[1];
+        const int16_t *restrict s2 = base + tap_offset[2], *restrict s3 = base + tap_offset[3];
+        const int16_t *restrict s4 = base + tap_offset[4], *restrict s5 = base + tap_offset[5];
+        const int16_t *restrict s6 = base + tap_offset[6], *restrict s7 = base + tap_offset[7];
+        const int16_t *restrict s8 = base + tap_offset[8];
+        int32_t *restrict row = acc + oh * wq;
+        for (int32_t i = 0; i < n; i++)
+            row[i] = w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i] + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] +
+                     w7 * s7[i] + w8 * s8[i];
+    }
+}
+
 static void forward_worker(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
@@ -65,6 +115,13 @@ static void forward_worker(void *arg)
         phase_first[q] = (int32_t)ceil_div(g->pad_w - q, sw);
         phase_count[q] = (int32_t)(ceil_div(W + g->pad_w - q, sw) - phase_first[q]);
     }
+    const int unrolled_3x3 = kh == 3 && kw == 3;
+    int32_t tap_offset[9];
+    for (int32_t tap = 0; tap < 9; tap++) {
+        const int32_t ky = tap / 3, kx = tap % 3;
+        tap_offset[tap] = (kx % sw32) * phase_elems32 + kx / sw32 + ky * wq32;
+    }
+    const int64_t out_plane = Ho * Wo;
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
     int64_t c = u0 % C;
@@ -78,26 +135,20 @@ static void forward_worker(void *arg)
             for (int32_t ih = 0; ih < H32; ih++, src += W32, out += wq32)
                 for (int32_t jj = 0; jj < count; jj++) out[jj] = src[jj * sw32];
         }
-        const int64_t span = Ho * wq;
-        for (int64_t i = 0; i < span; i++) acc[i] = 0;
-        for (int64_t ky = 0; ky < kh; ky++) {
-            for (int64_t kx = 0; kx < kw; kx++) {
-                const int32_t wv = w[ky * kw + kx];
-                const int16_t *phase = xp + (kx % sw) * phase_elems + kx / sw;
-                if (sh == 1 && sw == 1) {
-                    const int16_t *src = phase + ky * wq;
-                    for (int64_t i = 0; i < span; i++) acc[i] += wv * src[i];
-                } else {
-                    for (int64_t oh = 0; oh < Ho; oh++) {
-                        const int16_t *src = phase + (oh * sh + ky) * wq;
-                        int32_t *row = acc + oh * wq;
-                        for (int64_t ow = 0; ow < Wo; ow++) row[ow] += wv * src[ow];
-                    }
-                }
-            }
-        }
-        uint8_t *y = t->y + u * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; oh++) pt_requantize_row(t->rq, c, acc + oh * wq, Wo, y + oh * Wo, 1);
+        if (unrolled_3x3)
+            taps_3x3(xp, w, tap_offset, Ho, Wo, wq32, (int32_t)sh, (int32_t)sw, acc);
+        else
+            taps_generic(xp, w, g, phase_elems32, wq32, acc);
+        /* requantization of channel c, its parameters hoisted (y, a uint8 pointer, may alias them) */
+        const int64_t bias = t->rq->bias ? t->rq->bias[c] : 0, m = t->rq->multiplier[c];
+        const int s = t->rq->shift[c];
+        const uint64_t half = s ? (uint64_t)1 << (s - 1) : 0;
+        const int32_t lo = t->rq->clip_min, hi = t->rq->clip_max;
+        uint8_t *y = t->y + u * out_plane;
+        const int32_t *row = acc;
+        for (int32_t oh = 0; oh < Ho; oh++, row += wq32, y += Wo)
+            for (int32_t ow = 0; ow < Wo; ow++)
+                y[ow] = pt_requant_one(((int64_t)row[ow] + bias) * m, half, s, lo, hi);
     }
 }
 
