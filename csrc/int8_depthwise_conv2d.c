@@ -2,6 +2,8 @@
 #include "int8.h"
 #include "parallel.h"
 
+#define PT_DW_MAX_STRIDE 64 /* column strides above this are refused (a stack array per phase) */
+
 static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 /* ceil(a / b) for b > 0 and any sign of a (C division truncates toward zero) */
 static inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
@@ -44,6 +46,56 @@ typedef struct {
  * the shifted plane into acc[oh * wq + ow]. Tap (ky, kx) reads phase kx % sw from column kx / sw on, so
  * every inner loop is contiguous. With stride 1 the shift is one offset over the flattened plane, a single
  * long loop (the columns ow >= W_out computed on the way are ignored); otherwise it runs row by row. */
+/* acc[oh * wq + ow] = sum over the taps of w * (padded input), any kernel: tap by tap over the plane. Tap
+ * (ky, kx) reads phase kx % sw from column kx / sw on, so every inner loop is contiguous. With stride 1 the
+ * shift is one offset over the flattened plane, a single long loop (the columns ow >= W_out computed on
+ * the way are ignored); otherwise it runs row by row. */
+static void taps_generic(const int16_t *xp, const int8_t *w, const pt_conv_geometry *g, int32_t phase_elems,
+                         int32_t wq, int32_t *acc)
+{
+    const int32_t Ho = (int32_t)g->h_out, Wo = (int32_t)g->w_out, kh = (int32_t)g->kh, kw = (int32_t)g->kw;
+    const int32_t sh = (int32_t)g->stride_h, sw = (int32_t)g->stride_w, span = Ho * wq;
+    for (int32_t i = 0; i < span; i++) acc[i] = 0;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        for (int32_t kx = 0; kx < kw; kx++) {
+            const int32_t wv = w[ky * kw + kx];
+            const int16_t *phase = xp + (kx % sw) * phase_elems + kx / sw;
+            if (sh == 1 && sw == 1) {
+                const int16_t *src = phase + ky * wq;
+                for (int32_t i = 0; i < span; i++) acc[i] += wv * src[i];
+            } else {
+                for (int32_t oh = 0; oh < Ho; oh++) {
+                    const int16_t *src = phase + (oh * sh + ky) * wq;
+                    int32_t *row = acc + oh * wq;
+                    for (int32_t ow = 0; ow < Wo; ow++) row[ow] += wv * src[ow];
+                }
+            }
+        }
+    }
+}
+
+/* The same for a 3x3 kernel in one pass: nine weights in registers, each sum written once (tap_offset[t]:
+ * where tap t = 3 ky + kx reads for output (0, 0)). Stride 1 runs over the flattened plane as above. */
+static void taps_3x3(const int16_t *xp, const int8_t *w, const int32_t *tap_offset, int32_t Ho, int32_t Wo,
+                     int32_t wq, int32_t sh, int32_t sw, int32_t *restrict acc)
+{
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8];
+    const int flat = sh == 1 && sw == 1;
+    const int32_t rows = flat ? 1 : Ho, n = flat ? Ho * wq : Wo;
+    for (int32_t oh = 0; oh < rows; oh++) {
+        const int16_t *restrict base = xp + oh * sh * wq;
+        const int16_t *restrict s0 = base + tap_offset[0], *restrict s1 = base + tap_offset[1];
+        const int16_t *restrict s2 = base + tap_offset[2], *restrict s3 = base + tap_offset[3];
+        const int16_t *restrict s4 = base + tap_offset[4], *restrict s5 = base + tap_offset[5];
+        const int16_t *restrict s6 = base + tap_offset[6], *restrict s7 = base + tap_offset[7];
+        const int16_t *restrict s8 = base + tap_offset[8];
+        int32_t *restrict row = acc + oh * wq;
+        for (int32_t i = 0; i < n; i++)
+            row[i] = w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i] + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] +
+                     w7 * s7[i] + w8 * s8[i];
+    }
+}
+
 static void forward_worker(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
@@ -54,41 +106,49 @@ static void forward_worker(void *arg)
     int16_t *xp = (int16_t *)(t->workspace + pt_core_id() * p->per_core_bytes);
     int32_t *acc = (int32_t *)(xp + p->plane_elems);
     memset(xp, 0, (size_t)(p->plane_elems * 2)); /* the padding stays zero: only the interior is rewritten */
+    /* 32-bit copies of the sizes (checked to fit) and the valid column range of each phase, which does not
+     * depend on the row: rv32 does 64-bit multiplications and divisions in software. */
+    const int32_t H32 = (int32_t)H, W32 = (int32_t)W, sw32 = (int32_t)sw, pw32 = (int32_t)g->pad_w;
+    const int32_t pad_h32 = (int32_t)g->pad_h, wq32 = (int32_t)wq, phase_elems32 = (int32_t)phase_elems;
+    int32_t phase_first[PT_DW_MAX_STRIDE], phase_count[PT_DW_MAX_STRIDE];
+    for (int64_t q = 0; q < sw; q++) {
+        phase_first[q] = (int32_t)ceil_div(g->pad_w - q, sw);
+        phase_count[q] = (int32_t)(ceil_div(W + g->pad_w - q, sw) - phase_first[q]);
+    }
+    const int unrolled_3x3 = kh == 3 && kw == 3;
+    int32_t tap_offset[9];
+    for (int32_t tap = 0; tap < 9; tap++) {
+        const int32_t ky = tap / 3, kx = tap % 3;
+        tap_offset[tap] = (kx % sw32) * phase_elems32 + kx / sw32 + ky * wq32;
+    }
+    const int64_t out_plane = Ho * Wo;
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t c = u % C;
+    int64_t c = u0 % C;
+    for (int64_t u = u0; u < u1; u++, c = c + 1 == C ? 0 : c + 1) {
         const uint8_t *x = t->x + u * H * W;
         const int8_t *w = t->w + c * kh * kw;
-        for (int64_t ih = 0; ih < H; ih++) {
-            int16_t *dst = xp + (ih + g->pad_h) * wq;
-            for (int64_t q = 0; q < sw; q++) { /* phase q: padded columns jj * sw + q, input iw = that - pad_w */
-                const int64_t first = ceil_div(g->pad_w - q, sw), last = ceil_div(W + g->pad_w - q, sw);
-                const uint8_t *src = x + ih * W + first * sw + q - g->pad_w;
-                int16_t *out = dst + q * phase_elems;
-                for (int64_t jj = first; jj < last; jj++) out[jj] = src[(jj - first) * sw];
-            }
+        for (int32_t q = 0; q < sw32; q++) { /* phase q: padded columns jj * sw + q, input iw = that - pad_w */
+            const int32_t first = phase_first[q], count = phase_count[q];
+            const uint8_t *src = x + first * sw32 + q - pw32;
+            int16_t *out = xp + pad_h32 * wq32 + q * phase_elems32 + first;
+            for (int32_t ih = 0; ih < H32; ih++, src += W32, out += wq32)
+                for (int32_t jj = 0; jj < count; jj++) out[jj] = src[jj * sw32];
         }
-        const int64_t span = Ho * wq;
-        for (int64_t i = 0; i < span; i++) acc[i] = 0;
-        for (int64_t ky = 0; ky < kh; ky++) {
-            for (int64_t kx = 0; kx < kw; kx++) {
-                const int32_t wv = w[ky * kw + kx];
-                const int16_t *phase = xp + (kx % sw) * phase_elems + kx / sw;
-                if (sh == 1 && sw == 1) {
-                    const int16_t *src = phase + ky * wq;
-                    for (int64_t i = 0; i < span; i++) acc[i] += wv * src[i];
-                } else {
-                    for (int64_t oh = 0; oh < Ho; oh++) {
-                        const int16_t *src = phase + (oh * sh + ky) * wq;
-                        int32_t *row = acc + oh * wq;
-                        for (int64_t ow = 0; ow < Wo; ow++) row[ow] += wv * src[ow];
-                    }
-                }
-            }
-        }
-        uint8_t *y = t->y + u * Ho * Wo;
-        for (int64_t oh = 0; oh < Ho; oh++) pt_requantize_row(t->rq, c, acc + oh * wq, Wo, y + oh * Wo, 1);
+        if (unrolled_3x3)
+            taps_3x3(xp, w, tap_offset, Ho, Wo, wq32, (int32_t)sh, (int32_t)sw, acc);
+        else
+            taps_generic(xp, w, g, phase_elems32, wq32, acc);
+        /* requantization of channel c, its parameters hoisted (y, a uint8 pointer, may alias them) */
+        const int64_t bias = t->rq->bias ? t->rq->bias[c] : 0, m = t->rq->multiplier[c];
+        const int s = t->rq->shift[c];
+        const uint64_t half = s ? (uint64_t)1 << (s - 1) : 0;
+        const int32_t lo = t->rq->clip_min, hi = t->rq->clip_max;
+        uint8_t *y = t->y + u * out_plane;
+        const int32_t *row = acc;
+        for (int32_t oh = 0; oh < Ho; oh++, row += wq32, y += Wo)
+            for (int32_t ow = 0; ow < Wo; ow++)
+                y[ow] = pt_requant_one(((int64_t)row[ow] + bias) * m, half, s, lo, hi);
     }
 }
 
@@ -99,6 +159,11 @@ pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint
     if (g == NULL || x == NULL || w == NULL || y == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in) return PT_ERR_BAD_SHAPE;
     if (g->kh * g->kw > PT_INT8_MAX_K) return PT_ERR_BAD_SHAPE;
+    if (g->stride_w > PT_DW_MAX_STRIDE) return PT_ERR_BAD_SHAPE;
+    {
+        const dw_plan p = make_plan(g); /* the worker's in-plane indices are 32-bit */
+        if (p.plane_elems > INT32_MAX || g->h_in * g->w_in > INT32_MAX) return PT_ERR_BAD_SHAPE;
+    }
     pt_status st = pt_requant_check(rq, g->c_out);
     if (st != PT_OK) return st;
     dw_task t = {g, make_plan(g), x, w, rq, y, (uint8_t *)workspace};

@@ -1,5 +1,7 @@
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 #include "parallel.h"
 #include "quant.h"
 
@@ -35,6 +37,29 @@ static void run(pt_task_fn fn, quant_task *t)
         pt_parallel(fn, t);
 }
 
+/* round_half_even(q) clipped to [0, maxcode] for maxcode <= 255, as the float -> code step of quantize.
+ * Clipping first gives the same code as rounding first (the ends are integers) and maps NaN to 0 (a NaN
+ * fails both comparisons; the caller reports it). For 0 <= q <= 255, q + 1.5 * 2^23 lies in [2^23, 2^24),
+ * where the float spacing is exactly 1, so the addition itself rounds q half to even (the default rounding
+ * mode) and the integer is the low mantissa bits of the sum. One addition, no libm call: picolibc's
+ * nearbyintf saves and restores the FP environment per element. There is no multiplication to contract
+ * with -ffp-contract, and float arithmetic is IEEE single on the targets (FLT_EVAL_METHOD 0, checked
+ * below), so the sum is rounded to float as written. */
+#define ROUND_MAGIC 0x1.8p23f
+#define ROUND_MAGIC_BITS 0x4B400000u /* the bit pattern of ROUND_MAGIC */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0 && FLT_EVAL_METHOD != -1
+#error "quantize needs float arithmetic evaluated in float (FLT_EVAL_METHOD 0)"
+#endif
+static inline uint8_t round_clip_code(float q, float maxcode)
+{
+    q = q > 0.0f ? q : 0.0f;
+    q = q < maxcode ? q : maxcode;
+    const float sum = q + ROUND_MAGIC;
+    uint32_t bits;
+    memcpy(&bits, &sum, sizeof bits);
+    return (uint8_t)(bits - ROUND_MAGIC_BITS);
+}
+
 /* The workers copy their range and pointers into locals first: stores through a uint8_t pointer may alias
  * anything, and the loops only vectorize when the compiler knows the bounds and pointers stay put. */
 static void quantize_worker(void *arg)
@@ -49,12 +74,8 @@ static void quantize_worker(void *arg)
     int nan_seen = 0;
     for (int64_t i = 0; i < n; i++) {
         const float v = x[i];
-        nan_seen |= v != v;
-        /* nearbyintf rounds half to even in the default rounding mode, like numpy's rint. */
-        float r = nearbyintf(v / scale);
-        r = r < 0.0f ? 0.0f : r;
-        r = r > maxcode ? maxcode : r;
-        out[i] = (uint8_t)(int32_t)(v != v ? 0.0f : r); /* a NaN is reported, never cast */
+        nan_seen |= v != v; /* a NaN gives code 0 and is reported */
+        out[i] = round_clip_code(v / scale, maxcode);
     }
     if (nan_seen) pt_team_status_report(&t->status, PT_ERR_VALUE_OUT_OF_RANGE);
 }

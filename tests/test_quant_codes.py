@@ -58,6 +58,29 @@ def test_quantize_rounds_half_to_even_and_clips():
     np.testing.assert_array_equal(Q.quantize(x, 1.0, 3), [0, 2, 2, 0, 0, 6, 7, 7, 7, 0])
 
 
+def tie_and_edge_values():
+    """Every exact half k + 0.5 up to past the top code, its float neighbours, and the edge floats."""
+    halves = np.arange(-3, 300, dtype=np.float32) + np.float32(0.5)
+    ints = np.arange(-3, 300, dtype=np.float32)
+    near = np.concatenate([np.nextafter(halves, np.float32(np.inf)), np.nextafter(halves, np.float32(-np.inf))])
+    edges = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 0.49999997, 254.99998, 255.5, 256.0, 2.0 ** 22 + 0.5,
+                      2.0 ** 23, 2.0 ** 24 + 2, 3e38, -3e38, np.inf, -np.inf], dtype=np.float32)
+    return np.concatenate([halves, ints, near, edges]).astype(np.float32)
+
+
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.1, 3.0])
+def test_quantize_ties_and_edges_match_rint(bits, scale, threads):
+    with np.errstate(over="ignore"):
+        x = tie_and_edge_values() * np.float32(scale)
+    np.testing.assert_array_equal(Q.quantize(x, scale, bits), quantize_reference(x, scale, bits))
+    # the same values in a job large enough to be split across cores
+    big = np.tile(x, 40000 // x.size + 1)
+    for threads in (1, 3):
+        pulptrain.set_num_threads(threads)
+        np.testing.assert_array_equal(Q.quantize(big, scale, bits), quantize_reference(big, scale, bits))
+
+
 @pytest.mark.parametrize("bits", BITS)
 def test_packed_size_is_exact(bits):
     for count in range(1, 40):
