@@ -23,14 +23,13 @@ with exactly the result of an uninterrupted one; a checkpoint of another experim
 """
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
 import numpy as np
 
-from pulptrain.cl.learner import CheckpointError
+from pulptrain.cl.learner import CheckpointError, atomic_savez
 
 __all__ = ["ExperimentConfig", "Pretrained", "pretrain", "build_frozen", "run_stream", "run_experiment",
            "write_results", "plot_accuracy", "load_stream"]
@@ -239,27 +238,11 @@ def _frozen_latent_shape(frozen, x):
     return tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
 
 
-def _atomic_savez(path, arrays):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_progress(path, learner, cfg, history):
     state = learner.state_dict()
     state["experiment"] = np.array(json.dumps({"format": EXPERIMENT_FORMAT, "settings": cfg.settings(),
                                                "history": history}))
-    _atomic_savez(path, state)
+    atomic_savez(path, state)
 
 
 def _load_progress(path, learner, cfg):
@@ -368,7 +351,7 @@ def run_experiment(cfg, resume=False):
                               f"it, or remove it to start afresh")
     pretrained = pretrain(cfg, stream, progress, saved=saved if resume else None)
     if saved and not resume:
-        _atomic_savez(saved, pretrained.state)
+        atomic_savez(saved, pretrained.state)
     result = run_stream(cfg, stream, pretrained, resume=resume, progress=progress)
     result["wall_seconds"] = time.perf_counter() - start
     result["threads"] = cfg.threads

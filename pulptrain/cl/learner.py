@@ -49,6 +49,24 @@ __all__ = ["LatentReplayLearner", "CheckpointError"]
 CHECKPOINT_FORMAT = "pulptrain.cl.LatentReplayLearner/1"
 
 
+def atomic_savez(path, arrays):
+    """np.savez(path, **arrays) atomically: a temporary file in the same directory, flushed to disk, then
+    os.replace, so a crash never leaves a half-written file under ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or that belongs to another experiment."""
 
@@ -360,19 +378,7 @@ class LatentReplayLearner:
     def save_checkpoint(self, path):
         """Write :meth:`state_dict` to ``path`` (.npz) atomically: a temporary file in the same directory,
         then ``os.replace``, so a crash never leaves a half-written checkpoint under ``path``."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_savez(path, self.state_dict())
 
     def load_checkpoint(self, path):
         """Resume from a checkpoint written by :meth:`save_checkpoint`. A missing file raises
