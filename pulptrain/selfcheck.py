@@ -30,15 +30,22 @@ LAYERS = [
 ]
 
 
-def _ours(kind, x, w, b, dy, stride, padding):
+def _forward(kind, x, w, b, stride, padding):
     if kind == "linear":
-        return (K.linear_forward(x, w, b), K.linear_grad_input(dy, w), K.linear_grad_weight(dy, x))
+        return K.linear_forward(x, w, b)
     if kind == "pointwise_conv2d":
-        return (K.pointwise_conv2d_forward(x, w, b), K.pointwise_conv2d_grad_input(dy, w),
-                K.pointwise_conv2d_grad_weight(dy, x))
-    f = getattr(K, f"{kind}_forward")
+        return K.pointwise_conv2d_forward(x, w, b)
+    return getattr(K, f"{kind}_forward")(x, w, b, stride=stride, padding=padding)
+
+
+def _grads(kind, x, w, dy, stride, padding):
+    """(grad_input, grad_weight) of pulptrain's kernels."""
+    if kind == "linear":
+        return K.linear_grad_input(dy, w), K.linear_grad_weight(dy, x)
+    if kind == "pointwise_conv2d":
+        return K.pointwise_conv2d_grad_input(dy, w), K.pointwise_conv2d_grad_weight(dy, x)
     gi, gw = getattr(K, f"{kind}_grad_input"), getattr(K, f"{kind}_grad_weight")
-    return (f(x, w, b, stride=stride, padding=padding), gi(dy, w, x.shape, stride=stride, padding=padding),
+    return (gi(dy, w, x.shape, stride=stride, padding=padding),
             gw(dy, x, w.shape, stride=stride, padding=padding))
 
 
@@ -83,11 +90,9 @@ def run(batch=2, threads=1, seed=0):
             w = rng.standard_normal((co, 1 if kind == "depthwise_conv2d" else ci, k, k))
         x, w = x.astype(np.float32), w.astype(np.float32)
         b = rng.standard_normal(co).astype(np.float32)
-        y = (K.linear_forward(x, w, b) if kind == "linear" else
-             K.pointwise_conv2d_forward(x, w, b) if kind == "pointwise_conv2d" else
-             getattr(K, f"{kind}_forward")(x, w, b, stride=s, padding=p))
+        y = _forward(kind, x, w, b, s, p)
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        ours = list(_ours(kind, x, w, b, dy, s, p)) + [K.bias_grad(dy)]
+        ours = [y, *_grads(kind, x, w, dy, s, p), K.bias_grad(dy)]
         refs = {"numpy float64": list(_numpy_reference(kind, x, w, b, dy, s, p)) + [ref.bias_grad(dy)]}
         if torch is not None:
             refs["torch float64"] = list(_torch_reference(torch, kind, x, w, b, dy, s, p))
