@@ -380,9 +380,10 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
 {
     if (A->row_block != BIG_BLOCK || A->col_block != BIG_BLOCK) return 0;
     if (A->col_stride == 1) return 1;
-    /* a column-major A is read one K step (MR floats) per row of its storage: only worth it when those rows
-     * do not alias in the cache (a stride of a multiple of 4 KiB maps every step to the same L1 set) */
-    return A->row_stride == 1 && cols <= 2 * nr && A->col_stride % 1024 != 0;
+    /* A column-major A is read one K step (MR floats) per row of its storage. Even at a stride of 4 KiB,
+     * where every step falls in the same L1 set, that costs about half of packing the block (pw 1024->1024
+     * at 4x4, batch 1, grad_input: 0.55 ms in place against 1.07 ms packed). */
+    return A->row_stride == 1 && cols <= 2 * nr;
 }
 
 #define WIDE_COLS 128

@@ -36,15 +36,14 @@ cdef inline const float *_optr(object a):
 
 cdef object _typed_input(object a, str name, object dtype, int ndim, str layout):
     """An input array of `dtype` and `ndim` dimensions (ndim < 0: any), C-contiguous (copied if not)."""
-    dtype = np.dtype(dtype)
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of {dtype}, got {type(a).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray of {np.dtype(dtype)}, got {type(a).__name__}")
     arr = a
-    if arr.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype}, got {arr.dtype}")
-    if ndim >= 0 and arr.ndim != ndim:
+    if arr.dtype is not dtype and arr.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    if ndim >= 0 and cnp.PyArray_NDIM(<cnp.ndarray>arr) != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {arr.shape}")
-    if arr.size == 0:
+    if cnp.PyArray_SIZE(<cnp.ndarray>arr) == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
         arr = np.ascontiguousarray(arr)
@@ -54,14 +53,13 @@ cdef object _typed_input(object a, str name, object dtype, int ndim, str layout)
 cdef object _typed_output(object out, tuple shape, object dtype, tuple inputs, bint any_shape=False):
     """The result array: a new one, or `out` checked (dtype, shape, C order, writeable, no overlap with an
     input). any_shape: out may have any shape holding prod(shape) elements."""
-    dtype = np.dtype(dtype)
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray of {dtype}, got {type(out).__name__}")
+        raise TypeError(f"out must be a numpy.ndarray of {np.dtype(dtype)}, got {type(out).__name__}")
     arr = out
-    if arr.dtype != dtype:
-        raise TypeError(f"out must have dtype {dtype}, got {arr.dtype}")
+    if arr.dtype is not dtype and arr.dtype != dtype:
+        raise TypeError(f"out must have dtype {np.dtype(dtype)}, got {arr.dtype}")
     if any_shape:
         if arr.size != int(np.prod(shape)):
             raise ValueError(f"out must hold {int(np.prod(shape))} elements, got shape {arr.shape}")
@@ -69,12 +67,42 @@ cdef object _typed_output(object out, tuple shape, object dtype, tuple inputs, b
         raise ValueError(f"out must have shape {shape}, got {arr.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
         raise ValueError("out must be C-contiguous")
-    if not arr.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>arr):
         raise ValueError("out must be writeable")
     for a in inputs:
-        if a is not None and np.may_share_memory(arr, a):
+        if a is not None and _may_overlap(arr, a):
             raise ValueError("out must not overlap an input array")
     return arr
+
+
+cdef bint _may_overlap(object a, object b):
+    """Whether the byte ranges spanned by two arrays intersect (the bounds test of np.may_share_memory,
+    without its per-call overhead of about a microsecond)."""
+    cdef char *a_lo
+    cdef char *a_hi
+    cdef char *b_lo
+    cdef char *b_hi
+    _byte_extent(<cnp.ndarray>a, &a_lo, &a_hi)
+    _byte_extent(<cnp.ndarray>b, &b_lo, &b_hi)
+    return a_lo < b_hi and b_lo < a_hi
+
+
+cdef void _byte_extent(cnp.ndarray a, char **lo, char **hi):
+    """[lo, hi): the bytes an array's elements can touch, for any strides (negative ones included)."""
+    cdef char *start = <char *>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t low = 0, high = cnp.PyArray_ITEMSIZE(a), step
+    cdef int d
+    if cnp.PyArray_SIZE(a) == 0:
+        lo[0] = hi[0] = start
+        return
+    for d in range(cnp.PyArray_NDIM(a)):
+        step = cnp.PyArray_STRIDE(a, d) * (cnp.PyArray_DIM(a, d) - 1)
+        if step < 0:
+            low += step
+        else:
+            high += step
+    lo[0] = start + low
+    hi[0] = start + high
 
 
 cdef inline object _input(object a, str name, int ndim, str layout):

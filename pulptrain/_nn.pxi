@@ -57,7 +57,7 @@ cdef object _state(object a, str name, tuple shape):
         raise TypeError(f"{name} must have dtype float32, got {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) or not a.flags.writeable:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a):
         raise ValueError(f"{name} must be C-contiguous and writeable (it is updated in place)")
     return a
 
@@ -66,7 +66,7 @@ cdef int _no_overlap(tuple arrays, tuple names) except -1:
     cdef int i, j
     for i in range(len(arrays)):
         for j in range(i + 1, len(arrays)):
-            if arrays[i] is not None and arrays[j] is not None and np.may_share_memory(arrays[i], arrays[j]):
+            if arrays[i] is not None and arrays[j] is not None and _may_overlap(arrays[i], arrays[j]):
                 raise ValueError(f"{names[i]} and {names[j]} must not overlap")
     return 0
 

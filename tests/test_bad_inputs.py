@@ -125,3 +125,13 @@ def test_out_overlapping_an_input_is_rejected():
     with pytest.raises(ValueError, match="out must not overlap an input"):
         K.pointwise_conv2d_forward(x, w, out=x)
     assert np.all(x == 1)
+
+
+def test_out_overlap_is_judged_by_byte_ranges():
+    """Slices of one buffer: a partial overlap is rejected, touching-but-disjoint neighbours are accepted."""
+    buf = np.zeros(12, f32)
+    x = buf[0:6]
+    K.relu_forward(x, out=buf[6:12])  # adjacent, disjoint: fine
+    for start in (1, 5):
+        with pytest.raises(ValueError, match="out must not overlap an input"):
+            K.relu_forward(x, out=buf[start:start + 6])
