@@ -387,7 +387,59 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
 }
 
 #define WIDE_COLS 128
+#define SHORT_K 32
 static const float zero_bias[WIDE_COLS];
+
+/* What the tiles of one (A block, B block) pair share: see pt_gemm_serial. */
+typedef struct {
+    const pt_view *A, *B, *C;
+    tile_fn tile;              /* the variant's full tile kernel */
+    const tile_fn *short_tiles; /* its kernels for fewer rows, or NULL */
+    int mr, nr;
+    int64_t pc, kc, ic, jc, jc_end;
+    const float *apack, *bpack;
+    const int64_t *c_rowoff, *c_coloff; /* C's row offsets from row ic, column offsets from column jc */
+    int a_in_place, b_in_place, mode;
+    const float *rbias, *cbias; /* NULL after the first K block */
+    float *acc;                 /* the MR x NR edge tile buffer */
+    float *const *acc_rows;
+} block_tiles;
+
+/* The tile of rows [ir, ir + rows) and columns [jr, jr + NR) of a block. */
+static inline void block_tile(const block_tiles *x, int64_t ir, int64_t rows, int64_t jr)
+{
+    const int mr = x->mr, nr = x->nr;
+    const int64_t cols = min64(nr, x->jc_end - jr);
+    const float *bp = x->bpack + (jr - x->jc) * x->kc;
+    int64_t ldb = nr;
+    if (x->b_in_place && cols == nr) {
+        bp = x->B->data + x->pc * x->B->row_stride + col_offset(x->B, jr);
+        ldb = x->B->row_stride;
+    }
+    const int64_t *coloff = x->c_coloff + (jr - x->jc);
+    const int64_t *rowoff = x->c_rowoff + (ir - x->ic);
+    const int contiguous = cols == nr && x->C->col_stride == 1 && coloff[nr - 1] - coloff[0] == nr - 1;
+    const float *cb = x->cbias ? x->cbias + jr : zero_bias;
+    const float *rb = x->rbias ? x->rbias + ir : zero_bias;
+    /* Short row tiles run their own kernel when the variant has one, else the full kernel on a zero-padded
+     * panel into the edge buffer. */
+    const tile_fn kernel = rows == mr ? x->tile : x->short_tiles ? x->short_tiles[rows] : NULL;
+    const float *ap = x->apack + (ir - x->ic) * x->kc;
+    int64_t rs_a = 1, cs_a = mr;
+    if (x->a_in_place && kernel != NULL) {
+        ap = x->A->data + ir * x->A->row_stride + x->pc * x->A->col_stride;
+        rs_a = x->A->row_stride;
+        cs_a = x->A->col_stride;
+    }
+    if (contiguous && kernel != NULL) {
+        float *crow[64];
+        for (int r = 0; r < rows; r++) crow[r] = x->C->data + rowoff[r] + coloff[0];
+        kernel(x->kc, ap, rs_a, cs_a, bp, ldb, crow, rb, cb, x->mode);
+    } else {
+        (kernel ? kernel : x->tile)(x->kc, ap, rs_a, cs_a, bp, ldb, x->acc_rows, NULL, NULL, TILE_STORE);
+        store_edge_tile(x->C->data, rowoff, rows, coloff, cols, nr, x->acc, rb, cb, x->mode);
+    }
+}
 
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
@@ -435,6 +487,9 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
      * runs instead of one 64-byte piece per row and tile (same per-element arithmetic as the 1-row tile). */
     const int wide_row = b_in_place && B->col_block == BIG_BLOCK && i1 - i0 == 1 && short_tiles == rows_6x16 &&
                          A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
+    /* A product with a short K (a batch-1 weight gradient) is bound by writing C: its tiles then sweep C
+     * row by row, so each C row is written as one run instead of NR floats per visit. */
+    const int rows_outer = K <= SHORT_K && !wide_row;
     float *acc_rows[64];
     for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
 
@@ -468,49 +523,28 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                         pack_a_panel(A, c_rowoff + (ir - ic), rows, k_off, kc, mr, apack + (ir - ic) * kc);
                 }
                 axis_offsets(C->row_block, C->row_stride_outer, C->row_stride, ic, ic_end - ic, c_rowoff);
+                block_tiles x = {A, B, C, tile, short_tiles, mr, nr, pc, kc, ic, jc, jc_end, apack, bpack,
+                                 c_rowoff, c_coloff, in_place, b_in_place, mode,
+                                 (first && rbias) ? rbias : NULL, (first && cbias) ? cbias : NULL, acc, acc_rows};
+                if (rows_outer) {
+                    for (int64_t ir = ic; ir < ic_end; ir += mr)
+                        for (int64_t jr = jc; jr < jc_end; jr += nr) block_tile(&x, ir, min64(mr, ic_end - ir), jr);
+                    continue;
+                }
                 for (int64_t jr = jc; jr < jc_end; jr += nr) {
-                    const int64_t cols = min64(nr, jc_end - jr);
-                    const float *bp = bpack + (jr - jc) * kc;
-                    int64_t ldb = nr;
-                    if (b_in_place && cols == nr) {
-                        bp = B->data + pc * B->row_stride + col_offset(B, jr);
-                        ldb = B->row_stride;
-                    }
                     const int64_t *coloff = c_coloff + (jr - jc);
-                    const int contiguous = cols == nr && C->col_stride == 1 && coloff[nr - 1] - coloff[0] == nr - 1;
-                    const float *cb = (first && cbias) ? cbias + jr : zero_bias;
                     if (wide_row && jc_end - jr >= WIDE_COLS && C->col_stride == 1 &&
                         coloff[WIDE_COLS - 1] - coloff[0] == WIDE_COLS - 1) {
                         float *crow = C->data + c_rowoff[0] + coloff[0];
                         const float *ap = A->data + i0 * A->row_stride + pc * A->col_stride;
+                        const float *bp = B->data + pc * B->row_stride + col_offset(B, jr);
                         const float *rb = (first && rbias) ? rbias + i0 : zero_bias;
-                        tile_vec_1x16(kc, ap, A->row_stride, A->col_stride, bp, ldb, &crow, rb, cb, mode);
+                        const float *cb = (first && cbias) ? cbias + jr : zero_bias;
+                        tile_vec_1x16(kc, ap, A->row_stride, A->col_stride, bp, B->row_stride, &crow, rb, cb, mode);
                         jr += WIDE_COLS - nr;
                         continue;
                     }
-                    for (int64_t ir = ic; ir < ic_end; ir += mr) {
-                        const int64_t rows = min64(mr, ic_end - ir);
-                        const int64_t *rowoff = c_rowoff + (ir - ic);
-                        const float *rb = (first && rbias) ? rbias + ir : zero_bias;
-                        /* Short row tiles run their own kernel when the variant has one, else the full
-                         * kernel on a zero-padded panel into the edge buffer. */
-                        const tile_fn kernel = rows == mr ? tile : short_tiles ? short_tiles[rows] : NULL;
-                        const float *ap = apack + (ir - ic) * kc;
-                        int64_t rs_a = 1, cs_a = mr;
-                        if (in_place && kernel != NULL) {
-                            ap = A->data + ir * A->row_stride + pc * A->col_stride;
-                            rs_a = A->row_stride;
-                            cs_a = A->col_stride;
-                        }
-                        if (contiguous && kernel != NULL) {
-                            float *crow[64];
-                            for (int r = 0; r < rows; r++) crow[r] = C->data + rowoff[r] + coloff[0];
-                            kernel(kc, ap, rs_a, cs_a, bp, ldb, crow, rb, cb, mode);
-                        } else {
-                            (kernel ? kernel : tile)(kc, ap, rs_a, cs_a, bp, ldb, acc_rows, NULL, NULL, TILE_STORE);
-                            store_edge_tile(C->data, rowoff, rows, coloff, cols, nr, acc, rb, cb, mode);
-                        }
-                    }
+                    for (int64_t ir = ic; ir < ic_end; ir += mr) block_tile(&x, ir, min64(mr, ic_end - ir), jr);
                 }
             }
         }
