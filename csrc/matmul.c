@@ -156,7 +156,7 @@ DEFINE_VEC_TILE(6, 2)
 DEFINE_VEC_TILE(1, 1) DEFINE_VEC_TILE(2, 1) DEFINE_VEC_TILE(3, 1) DEFINE_VEC_TILE(4, 1) DEFINE_VEC_TILE(5, 1)
 DEFINE_VEC_TILE(6, 1) DEFINE_VEC_TILE(7, 1)
 DEFINE_VEC_TILE(8, 1)
-DEFINE_VEC_TILE(1, 16) /* one row x 128 columns: see wide_row in pt_gemm_serial */
+DEFINE_VEC_TILE(1, 16) /* one row x 128 columns: see wide_rows in pt_gemm_serial */
 DEFINE_VEC_UKERNEL(6, 2)
 DEFINE_VEC_UKERNEL(8, 1)
 
@@ -388,6 +388,7 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
 
 #define WIDE_COLS 128
 #define SHORT_K 32
+#define OUTER_K 4
 static const float zero_bias[WIDE_COLS];
 
 /* What the tiles of one (A block, B block) pair share: see pt_gemm_serial. */
@@ -441,6 +442,27 @@ static inline void block_tile(const block_tiles *x, int64_t ir, int64_t rows, in
     }
 }
 
+/* Row ir of a block, from A and B in place: 128 columns at a time through the 1 x 128 kernel where C's
+ * columns are contiguous, single-row tiles elsewhere. */
+static void wide_row_sweep(const block_tiles *x, int64_t ir)
+{
+    const pt_view *A = x->A, *B = x->B;
+    const float *ap = A->data + ir * A->row_stride + x->pc * A->col_stride;
+    const float *rb = x->rbias ? x->rbias + ir : zero_bias;
+    for (int64_t jr = x->jc; jr < x->jc_end; jr += x->nr) {
+        const int64_t *coloff = x->c_coloff + (jr - x->jc);
+        if (x->jc_end - jr >= WIDE_COLS && x->C->col_stride == 1 && coloff[WIDE_COLS - 1] - coloff[0] == WIDE_COLS - 1) {
+            float *crow = x->C->data + x->c_rowoff[ir - x->ic] + coloff[0];
+            const float *bp = B->data + x->pc * B->row_stride + col_offset(B, jr);
+            const float *cb = x->cbias ? x->cbias + jr : zero_bias;
+            tile_vec_1x16(x->kc, ap, A->row_stride, A->col_stride, bp, B->row_stride, &crow, rb, cb, x->mode);
+            jr += WIDE_COLS - x->nr;
+            continue;
+        }
+        block_tile(x, ir, 1, jr);
+    }
+}
+
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          float *workspace, int64_t workspace_floats)
@@ -474,22 +496,24 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const float *rbias = (bias && bias->row) ? bias->row : NULL;
     const float *cbias = (bias && bias->col) ? bias->col : NULL;
     const int has_bias = rbias != NULL || cbias != NULL;
-    const int in_place = read_a_in_place(A, j1 - j0, nr);
+    const tile_fn *short_tiles = row_tiles[variant];
+    const int a_plain = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
+    const int b_row_major = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
+    /* An outer product (K <= OUTER_K: a batch-1 linear weight gradient) is all per-tile overhead: A and B
+     * are read in place and each row of C goes through the 1 x 128 kernel. */
+    const int outer = K <= OUTER_K && a_plain && b_row_major && short_tiles == rows_6x16;
+    const int in_place = outer || read_a_in_place(A, j1 - j0, nr);
     /* B is read in place when its panels already have the packed layout (row stride NR, columns contiguous
      * in blocks of NR, as the conv forward's im2col writes them), or, for a plain row-major B, when a single
      * row tile would use a packed panel only once. */
     const int b_packed_layout = B->row_block == BIG_BLOCK && B->row_stride == nr && B->col_stride == 1 &&
                                 (B->col_block == BIG_BLOCK || B->col_block % nr == 0);
-    const int b_in_place = b_packed_layout || (i1 - i0 <= mr && B->row_block == BIG_BLOCK &&
-                                               B->col_block == BIG_BLOCK && B->col_stride == 1);
-    const tile_fn *short_tiles = row_tiles[variant];
-    /* One output row read from an in-place B (a batch-1 layer): a 1 x 128 kernel streams B's rows in long
-     * runs instead of one 64-byte piece per row and tile (same per-element arithmetic as the 1-row tile). */
-    const int wide_row = b_in_place && B->col_block == BIG_BLOCK && i1 - i0 == 1 && short_tiles == rows_6x16 &&
-                         A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
-    /* A product with a short K (a batch-1 weight gradient) is bound by writing C: its tiles then sweep C
-     * row by row, so each C row is written as one run instead of NR floats per visit. */
-    const int rows_outer = K <= SHORT_K && !wide_row;
+    const int b_in_place = b_packed_layout || (b_row_major && (i1 - i0 <= mr || outer));
+    /* One output row read from an in-place B (a batch-1 layer), or an outer product: a 1 x 128 kernel
+     * streams B's rows in long runs instead of one 64-byte piece per row and tile (same per-element
+     * arithmetic as the 1-row tile). */
+    const int wide_rows = b_in_place && b_row_major && (i1 - i0 == 1 || outer) && short_tiles == rows_6x16 && a_plain;
+    const int rows_outer = K <= SHORT_K && !wide_rows;
     float *acc_rows[64];
     for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
 
@@ -531,21 +555,12 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                         for (int64_t jr = jc; jr < jc_end; jr += nr) block_tile(&x, ir, min64(mr, ic_end - ir), jr);
                     continue;
                 }
-                for (int64_t jr = jc; jr < jc_end; jr += nr) {
-                    const int64_t *coloff = c_coloff + (jr - jc);
-                    if (wide_row && jc_end - jr >= WIDE_COLS && C->col_stride == 1 &&
-                        coloff[WIDE_COLS - 1] - coloff[0] == WIDE_COLS - 1) {
-                        float *crow = C->data + c_rowoff[0] + coloff[0];
-                        const float *ap = A->data + i0 * A->row_stride + pc * A->col_stride;
-                        const float *bp = B->data + pc * B->row_stride + col_offset(B, jr);
-                        const float *rb = (first && rbias) ? rbias + i0 : zero_bias;
-                        const float *cb = (first && cbias) ? cbias + jr : zero_bias;
-                        tile_vec_1x16(kc, ap, A->row_stride, A->col_stride, bp, B->row_stride, &crow, rb, cb, mode);
-                        jr += WIDE_COLS - nr;
-                        continue;
-                    }
-                    for (int64_t ir = ic; ir < ic_end; ir += mr) block_tile(&x, ir, min64(mr, ic_end - ir), jr);
+                if (wide_rows) {
+                    for (int64_t ir = ic; ir < ic_end; ir++) wide_row_sweep(&x, ir);
+                    continue;
                 }
+                for (int64_t jr = jc; jr < jc_end; jr += nr)
+                    for (int64_t ir = ic; ir < ic_end; ir += mr) block_tile(&x, ir, min64(mr, ic_end - ir), jr);
             }
         }
     }

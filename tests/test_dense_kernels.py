@@ -21,6 +21,24 @@ def test_every_matmul_variant_on_odd_sizes(variant, m, n, k):
     ref.assert_close(K.matmul(a, b, variant=variant), a.astype(np.float64) @ b, 1e-5)
 
 
+@pytest.mark.parametrize("variant", ["6x16", "4x4"])
+@pytest.mark.parametrize("m", [1, 7, 50])
+@pytest.mark.parametrize("n", [129, 300])
+@pytest.mark.parametrize("k", [1, 4, 5, 32, 33])
+def test_short_k_products_match_reference(variant, m, n, k):
+    """K <= 4 runs the outer-product path (A and B in place, 1 x 128 row kernel plus single-row tiles for
+    the last columns), K <= 32 the row-by-row tile sweep; both overwrite and accumulate."""
+    rng = np.random.default_rng(m * 7919 + n * 31 + k)
+    a, b = randn(rng, m, k), randn(rng, k, n)
+    expected = a.astype(np.float64) @ b
+    ref.assert_close(K.matmul(a, b, variant=variant), expected, 1e-5)
+    # a batch-1 linear weight gradient is the same product with a transposed (column-major) A
+    dy, x = randn(rng, 1 if k == 1 else k, m), randn(rng, 1 if k == 1 else k, n)
+    start = randn(rng, m, n)
+    dw = start.copy()
+    K.linear_grad_weight(dy, x, out=dw, accumulate=True)
+    ref.assert_close(dw, start + dy.astype(np.float64).T @ x, 1e-5)
+
 def test_matmul_variant_registry():
     names = K.matmul_variants()
     for required in ["naive", "2x2", "4x2", "6x16"]:

@@ -40,6 +40,7 @@ def _all_kernel_outputs(rng):
         out[f"lin_fw{n}"] = K.linear_forward(xl, wl, bl)
         out[f"lin_ig{n}"] = K.linear_grad_input(dyl, wl)
         out[f"lin_wg{n}"] = K.linear_grad_weight(dyl, xl)
+        out[f"lin_wg_batch1_{n}"] = K.linear_grad_weight(dyl[:1], randn(rng, 1, 1000))  # outer-product path
         out[f"bias{n}"] = K.bias_grad(dy)
     a, bm = randn(rng, 70, 300), randn(rng, 300, 90)
     for v in K.matmul_variants():
