@@ -15,7 +15,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import cases  # noqa: E402
-from benchmarks.report import table  # noqa: E402
+from benchmarks.report import add_peak_option, table  # noqa: E402
 
 
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -66,6 +66,7 @@ def main(argv=None):
     p.add_argument("--target-ms", type=float, default=30.0)
     p.add_argument("--stage", action="store_true", help="also time the whole adaptive stage")
     p.add_argument("--markdown", action="store_true")
+    add_peak_option(p)
     p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
                    help="cpu: process CPU time, robust to other jobs on a busy box (one thread only)")
     a = p.parse_args(argv)
@@ -87,7 +88,7 @@ def main(argv=None):
                     rows.append(dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs,
                                      median=median))
                 print(f"  done: {name} {step} N={n} T={threads}", file=sys.stderr)
-    print(table(rows, markdown=a.markdown))
+    print(table(rows, markdown=a.markdown, peak_per_core=a.peak))
 
 
 if __name__ == "__main__":

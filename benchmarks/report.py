@@ -4,7 +4,8 @@
 
 For every (layer, step, N, threads) group: pulptrain and torch median ms, their ratio (pulptrain / torch,
 below 1 means pulptrain is faster), pulptrain GFLOP/s and % of the FP32 peak (117 GFLOP/s per core times
-the thread count), and numpy's median ms when that row was run. Medians, because these machines are shared.
+the thread count; `--peak G` takes a measured per-core peak instead, e.g. the output of
+benchmarks/fma_peak.c), and numpy's median ms when that row was run. Medians, because these machines are shared.
 """
 import argparse
 import json
@@ -34,8 +35,9 @@ def _ms(seconds):
     return f"{ms:.4f}" if ms < 0.1 else f"{ms:.3f}" if ms < 10 else f"{ms:.1f}"
 
 
-def table(rows, markdown=False):
-    """The table as text: rows grouped by (threads, layer, step, n) in first-seen layer order."""
+def table(rows, markdown=False, peak_per_core=PEAK_GFLOPS_PER_CORE):
+    """The table as text: rows grouped by (threads, layer, step, n) in first-seen layer order; % peak is
+    against peak_per_core GFLOP/s times the thread count."""
     groups, layer_order = {}, []
     for r in rows:
         if r["layer"] not in layer_order:
@@ -51,7 +53,7 @@ def table(rows, markdown=False):
         pt, th, npy = g.get("pulptrain"), g.get("torch"), g.get("numpy")
         ratio = f"{pt / th:.2f}" if pt and th else "-"
         gflops = g["flops"] / pt / 1e9 if pt else None
-        peak = f"{100 * gflops / (PEAK_GFLOPS_PER_CORE * threads):.0f}" if gflops else "-"
+        peak = f"{100 * gflops / (peak_per_core * threads):.0f}" if gflops else "-"
         lines.append([str(threads), layer, step, str(n), _ms(pt), _ms(th), ratio,
                       f"{gflops:.1f}" if gflops else "-", peak, _ms(npy)])
     if markdown:
@@ -63,16 +65,23 @@ def table(rows, markdown=False):
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines])
 
 
+def add_peak_option(parser):
+    parser.add_argument("--peak", type=float, default=PEAK_GFLOPS_PER_CORE, metavar="GFLOPS",
+                        help="FP32 peak of one core in GFLOP/s for the %% peak column (default: PERF.md's "
+                             f"{PEAK_GFLOPS_PER_CORE:g}; benchmarks/fma_peak.c measures this machine's)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="file written by pytest --benchmark-json=FILE")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    add_peak_option(parser)
     args = parser.parse_args(argv)
     rows = rows_from_json(args.json)
     if not rows:
         print(f"no pulptrain benchmarks in {args.json}", file=sys.stderr)
         return 1
-    print(table(rows, markdown=args.markdown))
+    print(table(rows, markdown=args.markdown, peak_per_core=args.peak))
     return 0
 
 
