@@ -1,0 +1,34 @@
+"""benchmarks/report.py: the table it prints from a pytest-benchmark JSON (no timing here, only the arithmetic
+of ratio, GFLOP/s and % peak on hand-made medians)."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import report  # noqa: E402
+
+
+def _bench(impl, median, threads=1):
+    return {"extra_info": {"layer": "pw 8->8", "step": "forward", "n": 16, "threads": threads, "impl": impl,
+                           "flops": 2e9}, "stats": {"median": median}}
+
+
+def test_report_ratio_gflops_and_peak(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"benchmarks": [_bench("pulptrain", 0.04), _bench("torch", 0.05),
+                                               _bench("pulptrain", 0.025, threads=2), {"name": "no extra"}]}))
+    assert report.main([str(path), "--markdown", "--peak", "100"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "pw 8->8" in line]
+    one, two = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    # threads, layer, step, N, pulptrain ms, torch ms, ratio, GFLOP/s, % peak, numpy ms
+    assert one == ["1", "pw 8->8", "forward", "16", "40.0", "50.0", "0.80", "50.0", "50", "-"]
+    assert two[:4] == ["2", "pw 8->8", "forward", "16"] and two[6] == "-"
+    assert two[7:9] == ["80.0", "40"]  # 80 GFLOP/s against 2 cores x 100
+
+
+def test_report_without_pulptrain_rows_fails(tmp_path, capsys):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"benchmarks": []}))
+    assert report.main([str(path)]) == 1
+    assert "no pulptrain benchmarks" in capsys.readouterr().err
