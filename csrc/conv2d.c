@@ -4,6 +4,7 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 #include <stddef.h>
+#include <string.h>
 #include "conv2d.h"
 #include "matmul.h"
 #include "parallel.h"
@@ -61,38 +62,49 @@ typedef struct {
 /* im2col of pixels [p0, p1) in panel-major order: column c of the K x (p1 - p0) matrix lives in panel
  * c / PANEL, which holds K rows of PANEL floats (the packed-B layout of the 6x16 tile, so the matmul reads
  * it without packing). A last, narrower panel is written with its own width, then spread to PANEL. */
-/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows, with
- * the row's valid column range worked out once per kx (no division or bounds check per element). */
+/* PANEL floats of one panel row: out[c] = src[c * sw]. Fixed trip counts (and the common strides as
+ * constants) so the compiler turns the copy into a few vector moves. */
+static inline void panel_row(float *restrict out, const float *restrict src, int64_t sw)
+{
+    if (sw == 1)
+        memcpy(out, src, PANEL * sizeof(float)); /* a fixed size: inlined as vector moves */
+    else if (sw == 2)
+        for (int c = 0; c < PANEL; c++) out[c] = src[2 * c];
+    else
+        for (int c = 0; c < PANEL; c++) out[c] = src[c * sw];
+}
+
+#define MAX_WINDOW 64 /* input columns one panel row reads: (PANEL - 1) * stride + kw */
+
+static int64_t panel_window(const pt_conv_geometry *g) { return (PANEL - 1) * g->stride_w + g->kw; }
+
+/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows. For one
+ * (channel, ky) the kw panel rows read one window of input columns; a window that crosses the padding is
+ * first copied with its zeros into a small buffer, so every panel row is a plain PANEL-float copy. */
 static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, float *out)
 {
-    const int64_t sw = g->stride_w, W = g->w_in;
-    int64_t lo[16], hi[16]; /* per kx: pixels c in [lo, hi) read inside the image row */
-    for (int64_t kx = 0; kx < g->kw && kx < 16; kx++) {
-        const int64_t shift = ow0 * sw - g->pad_w + kx; /* pixel c reads column shift + c*sw */
-        int64_t l = 0, h = PANEL;
-        while (l < PANEL && shift + l * sw < 0) l++;
-        while (h > l && shift + (h - 1) * sw >= W) h--;
-        lo[kx] = l;
-        hi[kx] = h;
-    }
+    const int64_t sw = g->stride_w, W = g->w_in, span = panel_window(g);
+    const int64_t start = ow0 * sw - g->pad_w; /* input column of window[0] */
+    const int64_t lo = max64(0, -start), hi = min64(span, W - start); /* window columns inside the image */
+    const int inside = lo == 0 && hi == span;
+    float window[MAX_WINDOW];
     for (int64_t ci = 0; ci < g->c_in; ci++) {
         const float *xc = xn + ci * g->h_in * W;
         for (int64_t ky = 0; ky < g->kh; ky++) {
             const int64_t ih = oh * g->stride_h - g->pad_h + ky;
-            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) {
-                if (ih < 0 || ih >= g->h_in) {
+            if (ih < 0 || ih >= g->h_in) {
+                for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL)
                     for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
-                    continue;
-                }
-                const float *src = xc + ih * W;
-                const int64_t shift = ow0 * sw - g->pad_w + kx, l = lo[kx], h = hi[kx];
-                for (int64_t c = 0; c < l; c++) out[c] = 0.0f;
-                if (sw == 1)
-                    for (int64_t c = l; c < h; c++) out[c] = src[shift + c];
-                else
-                    for (int64_t c = l; c < h; c++) out[c] = src[shift + c * sw];
-                for (int64_t c = h; c < PANEL; c++) out[c] = 0.0f;
+                continue;
             }
+            const float *src = xc + ih * W + start;
+            if (!inside) {
+                for (int64_t j = 0; j < lo; j++) window[j] = 0.0f;
+                for (int64_t j = lo; j < hi; j++) window[j] = src[j];
+                for (int64_t j = hi; j < span; j++) window[j] = 0.0f;
+                src = window;
+            }
+            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) panel_row(out, src + kx, sw);
         }
     }
 }
@@ -103,7 +115,7 @@ static pt_view im2col_panels(const pt_conv_geometry *g, const float *xn, int64_t
     for (int64_t q = p0; q < p1; q += PANEL) {
         const int64_t width = min64(PANEL, p1 - q);
         float *panel = col + (q - p0) * K;
-        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && g->kw <= 16) {
+        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && panel_window(g) <= MAX_WINDOW) {
             im2col_row_panel(g, xn, q / g->w_out, q % g->w_out, panel);
             continue;
         }
