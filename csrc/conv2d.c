@@ -12,8 +12,8 @@
 #define TARGET_UNITS 16       /* enough independent units to keep an 8-core team busy at N = 1 */
 #define MAX_UNIT_PIXELS 1024  /* bounds the im2col block of one forward unit */
 #define FW_COL_FLOATS 65536   /* ... and keeps it in L2 (K x cols floats) */
-#define PANEL 16              /* im2col panel width: the 6x16 tile's NR, so its panels are read in place */
-#define WG_PIXEL_CHUNK 1024   /* a multiple of the matmul K block, so chunking never changes a sum */
+#define PANEL PT_IM2COL_PANEL /* im2col panel width: the 6x16 tile's NR, so its panels are read in place */
+#define WG_PIXEL_CHUNK 256    /* a multiple of the matmul K block, so chunking never changes a sum */
 #define WG_K_BLOCK 256
 #define IG_DCOL_FLOATS 262144 /* bounds the dcol block of one grad_input unit */
 
@@ -56,6 +56,7 @@ typedef struct {
     fw_plan plan;
     const float *x, *w, *bias;
     float *y, *workspace;
+    int accumulate;
     pt_team_status status;
 } fw_task;
 
@@ -149,24 +150,31 @@ static void forward_worker(void *arg)
         const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
         const pt_view B = p->direct ? pt_view_2d(xn + p0, p->P, 1) : im2col_panels(g, xn, p->K, p0, p1, col);
         const pt_view C = pt_view_2d(t->y + n * g->c_out * p->P + p0, p->P, 1);
-        pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, 0, 0, g->c_out,
-                                                          0, p1 - p0, gemm_ws, gemm_floats));
+        pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, t->accumulate, 0,
+                                                          g->c_out, 0, p1 - p0, gemm_ws, gemm_floats));
     }
+}
+
+/* y (+)= conv(x, w) + bias: the forward, also run by grad_input (as a convolution of dY). */
+static pt_status forward_run(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
+                             float *y, int accumulate, float *workspace, int64_t workspace_floats)
+{
+    fw_task t;
+    t.g = g;
+    t.plan = forward_plan(g);
+    if (t.plan.per_core > 0 && workspace == NULL) return PT_ERR_NULL_POINTER;
+    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.x = x; t.w = w; t.bias = bias; t.y = y; t.workspace = workspace; t.accumulate = accumulate;
+    pt_team_status_clear(&t.status);
+    pt_parallel(forward_worker, &t);
+    return pt_team_status_result(&t.status);
 }
 
 pt_status pt_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
                             float *y, float *workspace, int64_t workspace_floats)
 {
     if (g == NULL || x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
-    fw_task t;
-    t.g = g;
-    t.plan = forward_plan(g);
-    if (t.plan.per_core > 0 && workspace == NULL) return PT_ERR_NULL_POINTER;
-    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
-    t.x = x; t.w = w; t.bias = bias; t.y = y; t.workspace = workspace;
-    pt_team_status_clear(&t.status);
-    pt_parallel(forward_worker, &t);
-    return pt_team_status_result(&t.status);
+    return forward_run(g, x, w, bias, y, 0, workspace, workspace_floats);
 }
 
 /* ---- grad_input -------------------------------------------------------------------------------------- */
@@ -194,9 +202,29 @@ static ig_plan grad_input_plan(const pt_conv_geometry *g, int num_threads)
     return p;
 }
 
+/* With stride 1 and padding below the kernel size, dx is the forward convolution of dY (C_out channels)
+ * with the flipped, transposed weight w'[ci, co, ky, kx] = w[co, ci, kh-1-ky, kw-1-kx] and padding k-1-p:
+ * the im2col + product of the forward (patch panels read in place, a long reduction over C_out*kh*kw)
+ * instead of a product with a short reduction over C_out and a col2im pass. *fg gets that geometry. */
+static int grad_input_as_forward(const pt_conv_geometry *g, pt_conv_geometry *fg)
+{
+    if (g->stride_h != 1 || g->stride_w != 1 || g->pad_h > g->kh - 1 || g->pad_w > g->kw - 1) return 0;
+    return pt_conv_geometry_init(fg, g->n, g->c_out, g->h_out, g->w_out, g->c_in, g->kh, g->kw, 1, 1,
+                                 g->kh - 1 - g->pad_h, g->kw - 1 - g->pad_w) == PT_OK &&
+           fg->h_out == g->h_in && fg->w_out == g->w_in;
+}
+
+/* Floats of the flipped weight at the head of the workspace (a whole number of 64-byte lines). */
+static int64_t flipped_weight_floats(const pt_conv_geometry *g)
+{
+    return cdiv(g->c_out * g->c_in * g->kh * g->kw, 16) * 16;
+}
+
 int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads)
 {
     if (g == NULL || num_threads < 1) return 0;
+    pt_conv_geometry fg;
+    if (grad_input_as_forward(g, &fg)) return flipped_weight_floats(g) + forward_plan(&fg).per_core * num_threads;
     return grad_input_plan(g, num_threads).per_core * num_threads;
 }
 
@@ -237,6 +265,18 @@ pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const
                                int accumulate, float *workspace, int64_t workspace_floats)
 {
     if (g == NULL || dy == NULL || w == NULL || dx == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
+    pt_conv_geometry fg;
+    if (grad_input_as_forward(g, &fg)) {
+        const int64_t wf = flipped_weight_floats(g), khw = g->kh * g->kw;
+        if (workspace_floats < wf) return PT_ERR_WORKSPACE_TOO_SMALL;
+        for (int64_t co = 0; co < g->c_out; co++)
+            for (int64_t ci = 0; ci < g->c_in; ci++) {
+                const float *src = w + (co * g->c_in + ci) * khw;
+                float *dst = workspace + (ci * g->c_out + co) * khw;
+                for (int64_t k = 0; k < khw; k++) dst[k] = src[khw - 1 - k]; /* (ky, kx) -> (kh-1-ky, kw-1-kx) */
+            }
+        return forward_run(&fg, dy, workspace, NULL, dx, accumulate, workspace + wf, workspace_floats - wf);
+    }
     ig_task t;
     t.g = g;
     t.plan = grad_input_plan(g, pt_get_num_threads());
@@ -254,6 +294,9 @@ typedef struct {
     int variant;
 } wg_plan;
 
+/* Patch-row panels of one pixel chunk: cdiv(kb, PANEL) panels of pchunk x PANEL floats. */
+static int64_t wg_col_floats(const wg_plan *p) { return cdiv(p->kb, PANEL) * PANEL * p->pchunk; }
+
 /* dW columns are cut in blocks of patch rows; when there are fewer blocks than cores, rows of dW are
  * cut too (each row block then repeats the im2col of its columns: cheap next to the products). */
 static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
@@ -269,7 +312,7 @@ static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
     const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(num_threads, p.k_blocks)));
     p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
     p.row_blocks = cdiv(g->c_out, p.rb);
-    p.per_core = p.kb * p.pchunk + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk);
+    p.per_core = wg_col_floats(&p) + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk);
     return p;
 }
 
@@ -294,8 +337,8 @@ static void grad_weight_worker(void *arg)
     const pt_conv_geometry *g = t->g;
     const wg_plan *p = &t->plan;
     float *col = t->workspace + pt_core_id() * p->per_core;
-    float *gemm_ws = col + p->kb * p->pchunk;
-    const int64_t gemm_floats = p->per_core - p->kb * p->pchunk;
+    float *gemm_ws = col + wg_col_floats(p);
+    const int64_t gemm_floats = p->per_core - wg_col_floats(p);
     int64_t u0, u1;
     pt_chunk(p->k_blocks * p->row_blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
@@ -307,10 +350,12 @@ static void grad_weight_worker(void *arg)
             const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
             for (int64_t p0 = 0; p0 < p->P; p0 += p->pchunk) {
                 const int64_t p1 = min64(p->P, p0 + p->pchunk);
-                pt_im2col(g, xn, k0, k1, p0, p1, col);
-                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col read with swapped strides) */
+                pt_im2col_transposed_panels(g, xn, k0, k1, p0, p1, col);
+                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col^T in PANEL-column panels, read in place) */
                 const pt_view A = pt_view_2d(t->dy + n * g->c_out * p->P + p0, p->P, 1);
-                const pt_view B = pt_view_2d(col, 1, p1 - p0);
+                pt_view B = pt_view_2d(col, PANEL, 1);
+                B.col_block = PANEL;
+                B.col_stride_outer = (p1 - p0) * PANEL;
                 pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p1 - p0, &A, &B, &C, NULL, accumulate,
                                                                   r0, r1, 0, k1 - k0, gemm_ws, gemm_floats));
                 accumulate = 1;
