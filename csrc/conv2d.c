@@ -4,6 +4,7 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include "conv2d.h"
 #include "matmul.h"
@@ -20,6 +21,15 @@
 static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* A core's share of the workspace starts its panels on a 64-byte line (a caller's buffer need not be
+ * aligned): a 16-float panel row is then one cache line, not two. ALIGN_SLACK floats per core pay for it. */
+#define ALIGN_SLACK 16
+static float *core_slice(float *workspace, int64_t per_core)
+{
+    const uintptr_t start = (uintptr_t)(workspace + pt_core_id() * per_core);
+    return (float *)((start + 63) & ~(uintptr_t)63);
+}
 
 /* ---- forward ----------------------------------------------------------------------------------------- */
 
@@ -41,7 +51,7 @@ static fw_plan forward_plan(const pt_conv_geometry *g)
     p.direct = g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 && g->pad_w == 0;
     p.variant = pt_matmul_pick(g->c_out, p.cols, p.K);
     p.per_core = (p.direct ? 0 : p.K * cdiv(p.cols, PANEL) * PANEL) +
-                 pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K);
+                 pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K) + ALIGN_SLACK;
     return p;
 }
 
@@ -75,20 +85,23 @@ static inline void panel_row(float *restrict out, const float *restrict src, int
         for (int c = 0; c < PANEL; c++) out[c] = src[c * sw];
 }
 
-#define MAX_WINDOW 64 /* input columns one panel row reads: (PANEL - 1) * stride + kw */
+#define MAX_PANEL_KW 16 /* kernel widths up to this take the panel-row path */
 
-static int64_t panel_window(const pt_conv_geometry *g) { return (PANEL - 1) * g->stride_w + g->kw; }
-
-/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows. For one
- * (channel, ky) the kw panel rows read one window of input columns; a window that crosses the padding is
- * first copied with its zeros into a small buffer, so every panel row is a plain PANEL-float copy. */
+/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows. The
+ * pixels of a kx whose input columns all lie inside the image (most of them) are one plain PANEL-float
+ * copy; the others zero the row, then copy the range [lo, hi) that lies inside (worked out once per kx). */
 static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, float *out)
 {
-    const int64_t sw = g->stride_w, W = g->w_in, span = panel_window(g);
-    const int64_t start = ow0 * sw - g->pad_w; /* input column of window[0] */
-    const int64_t lo = max64(0, -start), hi = min64(span, W - start); /* window columns inside the image */
-    const int inside = lo == 0 && hi == span;
-    float window[MAX_WINDOW];
+    const int64_t sw = g->stride_w, W = g->w_in;
+    int64_t lo[MAX_PANEL_KW], hi[MAX_PANEL_KW]; /* per kx: pixels c in [lo, hi) read inside the image row */
+    for (int64_t kx = 0; kx < g->kw; kx++) {
+        const int64_t shift = ow0 * sw - g->pad_w + kx; /* pixel c reads column shift + c*sw */
+        int64_t l = 0, h = PANEL;
+        while (l < PANEL && shift + l * sw < 0) l++;
+        while (h > l && shift + (h - 1) * sw >= W) h--;
+        lo[kx] = l;
+        hi[kx] = h;
+    }
     for (int64_t ci = 0; ci < g->c_in; ci++) {
         const float *xc = xn + ci * g->h_in * W;
         for (int64_t ky = 0; ky < g->kh; ky++) {
@@ -98,14 +111,18 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
                     for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
                 continue;
             }
-            const float *src = xc + ih * W + start;
-            if (!inside) {
-                for (int64_t j = 0; j < lo; j++) window[j] = 0.0f;
-                for (int64_t j = lo; j < hi; j++) window[j] = src[j];
-                for (int64_t j = hi; j < span; j++) window[j] = 0.0f;
-                src = window;
+            const float *src = xc + ih * W + ow0 * sw - g->pad_w;
+            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) {
+                if (lo[kx] == 0 && hi[kx] == PANEL) {
+                    panel_row(out, src + kx, sw);
+                    continue;
+                }
+                for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
+                if (sw == 1)
+                    for (int64_t c = lo[kx]; c < hi[kx]; c++) out[c] = src[kx + c];
+                else
+                    for (int64_t c = lo[kx]; c < hi[kx]; c++) out[c] = src[kx + c * sw];
             }
-            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) panel_row(out, src + kx, sw);
         }
     }
 }
@@ -116,7 +133,7 @@ static pt_view im2col_panels(const pt_conv_geometry *g, const float *xn, int64_t
     for (int64_t q = p0; q < p1; q += PANEL) {
         const int64_t width = min64(PANEL, p1 - q);
         float *panel = col + (q - p0) * K;
-        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && panel_window(g) <= MAX_WINDOW) {
+        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && g->kw <= MAX_PANEL_KW) {
             im2col_row_panel(g, xn, q / g->w_out, q % g->w_out, panel);
             continue;
         }
@@ -137,9 +154,9 @@ static void forward_worker(void *arg)
     const pt_conv_geometry *g = t->g;
     const fw_plan *p = &t->plan;
     const int64_t col_floats = p->direct ? 0 : p->K * cdiv(p->cols, PANEL) * PANEL;
-    float *col = t->workspace + pt_core_id() * p->per_core;
+    float *col = core_slice(t->workspace, p->per_core);
     float *gemm_ws = col + col_floats;
-    const int64_t gemm_floats = p->per_core - col_floats;
+    const int64_t gemm_floats = p->per_core - ALIGN_SLACK - col_floats;
     const pt_view A = pt_view_2d(t->w, p->K, 1);
     const pt_bias bias = {t->bias, NULL};
     int64_t u0, u1;
@@ -312,7 +329,7 @@ static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
     const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(num_threads, p.k_blocks)));
     p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
     p.row_blocks = cdiv(g->c_out, p.rb);
-    p.per_core = wg_col_floats(&p) + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk);
+    p.per_core = wg_col_floats(&p) + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk) + ALIGN_SLACK;
     return p;
 }
 
@@ -336,9 +353,9 @@ static void grad_weight_worker(void *arg)
     wg_task *t = (wg_task *)arg;
     const pt_conv_geometry *g = t->g;
     const wg_plan *p = &t->plan;
-    float *col = t->workspace + pt_core_id() * p->per_core;
+    float *col = core_slice(t->workspace, p->per_core);
     float *gemm_ws = col + wg_col_floats(p);
-    const int64_t gemm_floats = p->per_core - wg_col_floats(p);
+    const int64_t gemm_floats = p->per_core - ALIGN_SLACK - wg_col_floats(p);
     int64_t u0, u1;
     pt_chunk(p->k_blocks * p->row_blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
