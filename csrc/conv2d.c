@@ -4,6 +4,8 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include "conv2d.h"
 #include "matmul.h"
 #include "parallel.h"
@@ -11,14 +13,23 @@
 #define TARGET_UNITS 16       /* enough independent units to keep an 8-core team busy at N = 1 */
 #define MAX_UNIT_PIXELS 1024  /* bounds the im2col block of one forward unit */
 #define FW_COL_FLOATS 65536   /* ... and keeps it in L2 (K x cols floats) */
-#define PANEL 16              /* im2col panel width: the 6x16 tile's NR, so its panels are read in place */
-#define WG_PIXEL_CHUNK 1024   /* a multiple of the matmul K block, so chunking never changes a sum */
+#define PANEL PT_IM2COL_PANEL /* im2col panel width: the 6x16 tile's NR, so its panels are read in place */
+#define WG_PIXEL_CHUNK 256    /* a multiple of the matmul K block, so chunking never changes a sum */
 #define WG_K_BLOCK 256
 #define IG_DCOL_FLOATS 262144 /* bounds the dcol block of one grad_input unit */
 
 static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* A core's share of the workspace starts its panels on a 64-byte line (a caller's buffer need not be
+ * aligned): a 16-float panel row is then one cache line, not two. ALIGN_SLACK floats per core pay for it. */
+#define ALIGN_SLACK 16
+static float *core_slice(float *workspace, int64_t per_core)
+{
+    const uintptr_t start = (uintptr_t)(workspace + pt_core_id() * per_core);
+    return (float *)((start + 63) & ~(uintptr_t)63);
+}
 
 /* ---- forward ----------------------------------------------------------------------------------------- */
 
@@ -40,7 +51,7 @@ static fw_plan forward_plan(const pt_conv_geometry *g)
     p.direct = g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 && g->pad_w == 0;
     p.variant = pt_matmul_pick(g->c_out, p.cols, p.K);
     p.per_core = (p.direct ? 0 : p.K * cdiv(p.cols, PANEL) * PANEL) +
-                 pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K);
+                 pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K) + ALIGN_SLACK;
     return p;
 }
 
@@ -55,19 +66,35 @@ typedef struct {
     fw_plan plan;
     const float *x, *w, *bias;
     float *y, *workspace;
+    int accumulate;
     pt_team_status status;
 } fw_task;
 
 /* im2col of pixels [p0, p1) in panel-major order: column c of the K x (p1 - p0) matrix lives in panel
  * c / PANEL, which holds K rows of PANEL floats (the packed-B layout of the 6x16 tile, so the matmul reads
  * it without packing). A last, narrower panel is written with its own width, then spread to PANEL. */
-/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows, with
- * the row's valid column range worked out once per kx (no division or bounds check per element). */
+/* PANEL floats of one panel row: out[c] = src[c * sw]. Fixed trip counts (and the common strides as
+ * constants) so the compiler turns the copy into a few vector moves. */
+static inline void panel_row(float *restrict out, const float *restrict src, int64_t sw)
+{
+    if (sw == 1)
+        memcpy(out, src, PANEL * sizeof(float)); /* a fixed size: inlined as vector moves */
+    else if (sw == 2)
+        for (int c = 0; c < PANEL; c++) out[c] = src[2 * c];
+    else
+        for (int c = 0; c < PANEL; c++) out[c] = src[c * sw];
+}
+
+#define MAX_PANEL_KW 16 /* kernel widths up to this take the panel-row path */
+
+/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows. The
+ * pixels of a kx whose input columns all lie inside the image (most of them) are one plain PANEL-float
+ * copy; the others zero the row, then copy the range [lo, hi) that lies inside (worked out once per kx). */
 static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, float *out)
 {
     const int64_t sw = g->stride_w, W = g->w_in;
-    int64_t lo[16], hi[16]; /* per kx: pixels c in [lo, hi) read inside the image row */
-    for (int64_t kx = 0; kx < g->kw && kx < 16; kx++) {
+    int64_t lo[MAX_PANEL_KW], hi[MAX_PANEL_KW]; /* per kx: pixels c in [lo, hi) read inside the image row */
+    for (int64_t kx = 0; kx < g->kw; kx++) {
         const int64_t shift = ow0 * sw - g->pad_w + kx; /* pixel c reads column shift + c*sw */
         int64_t l = 0, h = PANEL;
         while (l < PANEL && shift + l * sw < 0) l++;
@@ -79,19 +106,22 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
         const float *xc = xn + ci * g->h_in * W;
         for (int64_t ky = 0; ky < g->kh; ky++) {
             const int64_t ih = oh * g->stride_h - g->pad_h + ky;
-            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) {
-                if (ih < 0 || ih >= g->h_in) {
+            if (ih < 0 || ih >= g->h_in) {
+                for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL)
                     for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
+                continue;
+            }
+            const float *src = xc + ih * W + ow0 * sw - g->pad_w;
+            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) {
+                if (lo[kx] == 0 && hi[kx] == PANEL) {
+                    panel_row(out, src + kx, sw);
                     continue;
                 }
-                const float *src = xc + ih * W;
-                const int64_t shift = ow0 * sw - g->pad_w + kx, l = lo[kx], h = hi[kx];
-                for (int64_t c = 0; c < l; c++) out[c] = 0.0f;
+                for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
                 if (sw == 1)
-                    for (int64_t c = l; c < h; c++) out[c] = src[shift + c];
+                    for (int64_t c = lo[kx]; c < hi[kx]; c++) out[c] = src[kx + c];
                 else
-                    for (int64_t c = l; c < h; c++) out[c] = src[shift + c * sw];
-                for (int64_t c = h; c < PANEL; c++) out[c] = 0.0f;
+                    for (int64_t c = lo[kx]; c < hi[kx]; c++) out[c] = src[kx + c * sw];
             }
         }
     }
@@ -103,7 +133,7 @@ static pt_view im2col_panels(const pt_conv_geometry *g, const float *xn, int64_t
     for (int64_t q = p0; q < p1; q += PANEL) {
         const int64_t width = min64(PANEL, p1 - q);
         float *panel = col + (q - p0) * K;
-        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && g->kw <= 16) {
+        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && g->kw <= MAX_PANEL_KW) {
             im2col_row_panel(g, xn, q / g->w_out, q % g->w_out, panel);
             continue;
         }
@@ -124,9 +154,9 @@ static void forward_worker(void *arg)
     const pt_conv_geometry *g = t->g;
     const fw_plan *p = &t->plan;
     const int64_t col_floats = p->direct ? 0 : p->K * cdiv(p->cols, PANEL) * PANEL;
-    float *col = t->workspace + pt_core_id() * p->per_core;
+    float *col = core_slice(t->workspace, p->per_core);
     float *gemm_ws = col + col_floats;
-    const int64_t gemm_floats = p->per_core - col_floats;
+    const int64_t gemm_floats = p->per_core - ALIGN_SLACK - col_floats;
     const pt_view A = pt_view_2d(t->w, p->K, 1);
     const pt_bias bias = {t->bias, NULL};
     int64_t u0, u1;
@@ -137,24 +167,31 @@ static void forward_worker(void *arg)
         const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
         const pt_view B = p->direct ? pt_view_2d(xn + p0, p->P, 1) : im2col_panels(g, xn, p->K, p0, p1, col);
         const pt_view C = pt_view_2d(t->y + n * g->c_out * p->P + p0, p->P, 1);
-        pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, 0, 0, g->c_out,
-                                                          0, p1 - p0, gemm_ws, gemm_floats));
+        pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, t->accumulate, 0,
+                                                          g->c_out, 0, p1 - p0, gemm_ws, gemm_floats));
     }
+}
+
+/* y (+)= conv(x, w) + bias: the forward, also run by grad_input (as a convolution of dY). */
+static pt_status forward_run(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
+                             float *y, int accumulate, float *workspace, int64_t workspace_floats)
+{
+    fw_task t;
+    t.g = g;
+    t.plan = forward_plan(g);
+    if (t.plan.per_core > 0 && workspace == NULL) return PT_ERR_NULL_POINTER;
+    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.x = x; t.w = w; t.bias = bias; t.y = y; t.workspace = workspace; t.accumulate = accumulate;
+    pt_team_status_clear(&t.status);
+    pt_parallel(forward_worker, &t);
+    return pt_team_status_result(&t.status);
 }
 
 pt_status pt_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
                             float *y, float *workspace, int64_t workspace_floats)
 {
     if (g == NULL || x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
-    fw_task t;
-    t.g = g;
-    t.plan = forward_plan(g);
-    if (t.plan.per_core > 0 && workspace == NULL) return PT_ERR_NULL_POINTER;
-    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
-    t.x = x; t.w = w; t.bias = bias; t.y = y; t.workspace = workspace;
-    pt_team_status_clear(&t.status);
-    pt_parallel(forward_worker, &t);
-    return pt_team_status_result(&t.status);
+    return forward_run(g, x, w, bias, y, 0, workspace, workspace_floats);
 }
 
 /* ---- grad_input -------------------------------------------------------------------------------------- */
@@ -182,9 +219,29 @@ static ig_plan grad_input_plan(const pt_conv_geometry *g, int num_threads)
     return p;
 }
 
+/* With stride 1 and padding below the kernel size, dx is the forward convolution of dY (C_out channels)
+ * with the flipped, transposed weight w'[ci, co, ky, kx] = w[co, ci, kh-1-ky, kw-1-kx] and padding k-1-p:
+ * the im2col + product of the forward (patch panels read in place, a long reduction over C_out*kh*kw)
+ * instead of a product with a short reduction over C_out and a col2im pass. *fg gets that geometry. */
+static int grad_input_as_forward(const pt_conv_geometry *g, pt_conv_geometry *fg)
+{
+    if (g->stride_h != 1 || g->stride_w != 1 || g->pad_h > g->kh - 1 || g->pad_w > g->kw - 1) return 0;
+    return pt_conv_geometry_init(fg, g->n, g->c_out, g->h_out, g->w_out, g->c_in, g->kh, g->kw, 1, 1,
+                                 g->kh - 1 - g->pad_h, g->kw - 1 - g->pad_w) == PT_OK &&
+           fg->h_out == g->h_in && fg->w_out == g->w_in;
+}
+
+/* Floats of the flipped weight at the head of the workspace (a whole number of 64-byte lines). */
+static int64_t flipped_weight_floats(const pt_conv_geometry *g)
+{
+    return cdiv(g->c_out * g->c_in * g->kh * g->kw, 16) * 16;
+}
+
 int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads)
 {
     if (g == NULL || num_threads < 1) return 0;
+    pt_conv_geometry fg;
+    if (grad_input_as_forward(g, &fg)) return flipped_weight_floats(g) + forward_plan(&fg).per_core * num_threads;
     return grad_input_plan(g, num_threads).per_core * num_threads;
 }
 
@@ -225,6 +282,18 @@ pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const
                                int accumulate, float *workspace, int64_t workspace_floats)
 {
     if (g == NULL || dy == NULL || w == NULL || dx == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
+    pt_conv_geometry fg;
+    if (grad_input_as_forward(g, &fg)) {
+        const int64_t wf = flipped_weight_floats(g), khw = g->kh * g->kw;
+        if (workspace_floats < wf) return PT_ERR_WORKSPACE_TOO_SMALL;
+        for (int64_t co = 0; co < g->c_out; co++)
+            for (int64_t ci = 0; ci < g->c_in; ci++) {
+                const float *src = w + (co * g->c_in + ci) * khw;
+                float *dst = workspace + (ci * g->c_out + co) * khw;
+                for (int64_t k = 0; k < khw; k++) dst[k] = src[khw - 1 - k]; /* (ky, kx) -> (kh-1-ky, kw-1-kx) */
+            }
+        return forward_run(&fg, dy, workspace, NULL, dx, accumulate, workspace + wf, workspace_floats - wf);
+    }
     ig_task t;
     t.g = g;
     t.plan = grad_input_plan(g, pt_get_num_threads());
@@ -242,6 +311,9 @@ typedef struct {
     int variant;
 } wg_plan;
 
+/* Patch-row panels of one pixel chunk: cdiv(kb, PANEL) panels of pchunk x PANEL floats. */
+static int64_t wg_col_floats(const wg_plan *p) { return cdiv(p->kb, PANEL) * PANEL * p->pchunk; }
+
 /* dW columns are cut in blocks of patch rows; when there are fewer blocks than cores, rows of dW are
  * cut too (each row block then repeats the im2col of its columns: cheap next to the products). */
 static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
@@ -257,7 +329,7 @@ static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
     const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(num_threads, p.k_blocks)));
     p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
     p.row_blocks = cdiv(g->c_out, p.rb);
-    p.per_core = p.kb * p.pchunk + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk);
+    p.per_core = wg_col_floats(&p) + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk) + ALIGN_SLACK;
     return p;
 }
 
@@ -281,9 +353,9 @@ static void grad_weight_worker(void *arg)
     wg_task *t = (wg_task *)arg;
     const pt_conv_geometry *g = t->g;
     const wg_plan *p = &t->plan;
-    float *col = t->workspace + pt_core_id() * p->per_core;
-    float *gemm_ws = col + p->kb * p->pchunk;
-    const int64_t gemm_floats = p->per_core - p->kb * p->pchunk;
+    float *col = core_slice(t->workspace, p->per_core);
+    float *gemm_ws = col + wg_col_floats(p);
+    const int64_t gemm_floats = p->per_core - ALIGN_SLACK - wg_col_floats(p);
     int64_t u0, u1;
     pt_chunk(p->k_blocks * p->row_blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
@@ -295,10 +367,12 @@ static void grad_weight_worker(void *arg)
             const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
             for (int64_t p0 = 0; p0 < p->P; p0 += p->pchunk) {
                 const int64_t p1 = min64(p->P, p0 + p->pchunk);
-                pt_im2col(g, xn, k0, k1, p0, p1, col);
-                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col read with swapped strides) */
+                pt_im2col_transposed_panels(g, xn, k0, k1, p0, p1, col);
+                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col^T in PANEL-column panels, read in place) */
                 const pt_view A = pt_view_2d(t->dy + n * g->c_out * p->P + p0, p->P, 1);
-                const pt_view B = pt_view_2d(col, 1, p1 - p0);
+                pt_view B = pt_view_2d(col, PANEL, 1);
+                B.col_block = PANEL;
+                B.col_stride_outer = (p1 - p0) * PANEL;
                 pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p1 - p0, &A, &B, &C, NULL, accumulate,
                                                                   r0, r1, 0, k1 - k0, gemm_ws, gemm_floats));
                 accumulate = 1;

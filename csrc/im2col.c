@@ -36,37 +36,54 @@ static void valid_range(int64_t count, int64_t stride, int64_t pad, int64_t k, i
     *hi = h;
 }
 
-void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0, int64_t p1,
-               float *out)
+/* out[(k - k0) * k_stride + (p - p0) * p_stride] for patch rows [k0, k1) and pixels [p0, p1); inlined
+ * with constant strides so each layout gets its own tight loops. */
+static inline void im2col_strided(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0,
+                                  int64_t p1, float *out, int64_t k_stride, int64_t p_stride)
 {
-    const int64_t cols = p1 - p0, khw = g->kh * g->kw, Wo = g->w_out, sw = g->stride_w;
+    const int64_t khw = g->kh * g->kw, Wo = g->w_out, sw = g->stride_w;
     for (int64_t k = k0; k < k1; k++) {
         const int64_t c = k / khw, ky = (k % khw) / g->kw, kx = k % g->kw;
         const float *xc = x + c * g->h_in * g->w_in;
-        float *dst = out + (k - k0) * cols;
+        float *dst = out + (k - k0) * k_stride;
         int64_t lo, hi;
         valid_range(Wo, sw, g->pad_w, kx, g->w_in, &lo, &hi);
         /* walk the output pixels [p0, p1) one output row (or part of one) at a time */
         for (int64_t p = p0; p < p1;) {
             const int64_t oh = p / Wo, ow0 = p % Wo, ow1 = (p1 - p < Wo - ow0) ? ow0 + (p1 - p) : Wo;
-            float *d = dst + (p - p0); /* d[ow - ow0] is pixel (oh, ow) */
+            float *d = dst + (p - p0) * p_stride - ow0 * p_stride; /* d[ow * p_stride] is pixel (oh, ow) */
             const int64_t ih = oh * g->stride_h - g->pad_h + ky;
             if (ih < 0 || ih >= g->h_in) {
-                for (int64_t ow = ow0; ow < ow1; ow++) d[ow - ow0] = 0.0f;
+                for (int64_t ow = ow0; ow < ow1; ow++) d[ow * p_stride] = 0.0f;
             } else {
                 const int64_t l = lo > ow0 ? lo : ow0, h = hi < ow1 ? hi : ow1;
                 const float *src = xc + ih * g->w_in; /* pixel (oh, ow) reads src[ow*sw - pw + kx] */
                 const int64_t shift = kx - g->pad_w;
-                for (int64_t ow = ow0; ow < l && ow < ow1; ow++) d[ow - ow0] = 0.0f;
+                for (int64_t ow = ow0; ow < l && ow < ow1; ow++) d[ow * p_stride] = 0.0f;
                 if (sw == 1)
-                    for (int64_t ow = l; ow < h; ow++) d[ow - ow0] = src[ow + shift];
+                    for (int64_t ow = l; ow < h; ow++) d[ow * p_stride] = src[ow + shift];
                 else
-                    for (int64_t ow = l; ow < h; ow++) d[ow - ow0] = src[ow * sw + shift];
-                for (int64_t ow = (h > ow0 ? h : ow0); ow < ow1; ow++) d[ow - ow0] = 0.0f;
+                    for (int64_t ow = l; ow < h; ow++) d[ow * p_stride] = src[ow * sw + shift];
+                for (int64_t ow = (h > ow0 ? h : ow0); ow < ow1; ow++) d[ow * p_stride] = 0.0f;
             }
             p += ow1 - ow0;
         }
     }
+}
+
+void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0, int64_t p1,
+               float *out)
+{
+    im2col_strided(g, x, k0, k1, p0, p1, out, p1 - p0, 1);
+}
+
+void pt_im2col_transposed_panels(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0,
+                                 int64_t p1, float *out)
+{
+    /* one panel (p1 - p0 pixels x PT_IM2COL_PANEL floats) stays in L1 while its columns are written */
+    for (int64_t k = k0; k < k1; k += PT_IM2COL_PANEL, out += (p1 - p0) * PT_IM2COL_PANEL)
+        im2col_strided(g, x, k, k + PT_IM2COL_PANEL < k1 ? k + PT_IM2COL_PANEL : k1, p0, p1, out, 1,
+                       PT_IM2COL_PANEL);
 }
 
 void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate)

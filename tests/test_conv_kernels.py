@@ -95,6 +95,33 @@ def test_accumulate_adds_into_out(rng):
     ref.assert_close(dx, dbase + ref.conv2d_grad_input(dy[:, :3], w[:3, :1], x.shape, depthwise=True))
 
 
+def test_conv2d_grad_input_accumulates_on_both_paths(rng):
+    """Stride 1 (a forward conv of dY with the flipped weight) and stride 2 (product + col2im)."""
+    x, w = randn(rng, 2, 3, 9, 8), randn(rng, 5, 3, 3, 3)
+    for stride in (1, 2):
+        dy = randn(rng, *ref.conv2d(x, w, None, stride, 1).shape)
+        base = randn(rng, *x.shape)
+        dx = base.copy()
+        K.conv2d_grad_input(dy, w, x.shape, stride=stride, padding=1, out=dx, accumulate=True)
+        ref.assert_close(dx, base + ref.conv2d_grad_input(dy, w, x.shape, stride, 1))
+
+
+def test_conv2d_stride_one_odd_shapes_and_chunk_boundaries(rng):
+    """Stride 1 with padding below, at and above kernel size - 1 (the last falls back from the flipped-weight
+    forward), patch rows not a multiple of the 16-wide panel (K = 7*3*5 = 105), several images with more
+    pixels than one grad_weight chunk (256) and output rows that do not fill whole panels."""
+    x = randn(rng, 3, 7, 19, 23)
+    for kh, kw, pad in ((3, 5, (1, 2)), (3, 5, (2, 4)), (3, 5, (3, 1)), (1, 1, 1), (2, 3, 0)):
+        w, b = randn(rng, 9, 7, kh, kw), randn(rng, 9)
+        y = K.conv2d_forward(x, w, b, padding=pad)
+        ref.assert_close(y, ref.conv2d(x, w, b, 1, pad))
+        dy = randn(rng, *y.shape)
+        ref.assert_close(K.conv2d_grad_input(dy, w, x.shape, padding=pad),
+                         ref.conv2d_grad_input(dy, w, x.shape, 1, pad))
+        ref.assert_close(K.conv2d_grad_weight(dy, x, w.shape, padding=pad),
+                         ref.conv2d_grad_weight(dy, x, w.shape, 1, pad))
+
+
 def test_out_is_filled_and_returned(rng):
     x, w = randn(rng, 1, 2, 5, 5), randn(rng, 3, 2, 3, 3)
     out = np.full((1, 3, 3, 3), np.nan, np.float32)

@@ -23,6 +23,13 @@ def _all_kernel_outputs(rng):
         out[f"conv_fw{n}"] = y
         out[f"conv_ig{n}"] = K.conv2d_grad_input(dy, w, x.shape, stride=(2, 1), padding=1)
         out[f"conv_wg{n}"] = K.conv2d_grad_weight(dy, x, w.shape, stride=(2, 1), padding=1)
+        # stride 1: grad_input runs as a forward conv of dY; 380 pixels span two grad_weight chunks
+        w1 = randn(rng, 11, 20, 3, 2)
+        y1 = K.conv2d_forward(x, w1, None, stride=1, padding=(1, 0))
+        dy1 = randn(rng, *y1.shape)
+        out[f"conv_s1_fw{n}"] = y1
+        out[f"conv_s1_ig{n}"] = K.conv2d_grad_input(dy1, w1, x.shape, stride=1, padding=(1, 0))
+        out[f"conv_s1_wg{n}"] = K.conv2d_grad_weight(dy1, x, w1.shape, stride=1, padding=(1, 0))
         wd = randn(rng, 20, 1, 3, 3)
         yd = K.depthwise_conv2d_forward(x, wd, b[:1].repeat(20), stride=2, padding=1)
         dyd = randn(rng, *yd.shape)
