@@ -494,34 +494,21 @@ CB_INLINE void gather_block(const float *restrict src, int lanes, int64_t hw, co
     }
 }
 
-/* dst[l * hw + q] = src[q][l] (or += when accumulating) for the `lanes` planes of dst. */
-CB_INLINE void scatter_block(const dw_vec8 *restrict src, int lanes, int64_t hw, int accumulate,
-                             float *restrict dst)
-{
-    int64_t q = 0;
-    for (; q + 8 <= hw; q += 8) {
-        dw_vec8 r[8];
-        for (int j = 0; j < 8; j++) r[j] = src[q + j];
-        transpose8(r);
-        if (lanes == CB_LANES && !accumulate) {
-            for (int l = 0; l < 8; l++) *(dw_vec8 *)(dst + l * hw + q) = r[l];
-        } else {
-            for (int l = 0; l < lanes; l++) {
-                dw_vec8 *d = (dw_vec8 *)(dst + l * hw + q);
-                if (accumulate)
-                    *d += r[l];
-                else
-                    *d = r[l];
-            }
-        }
-    }
-    for (; q < hw; q++)
-        for (int l = 0; l < lanes; l++) dst[l * hw + q] = accumulate ? dst[l * hw + q] + src[q][l] : src[q][l];
-}
-
 /* Per-lane taps of channels c0 .. c0+lanes-1 (flipped: the kernel rotated by 180 degrees); spare lanes 0. */
 static void block_weights(const float *w, int64_t c0, int lanes, int flip, dw_vec8 taps[9])
 {
+    if (lanes == CB_LANES) { /* taps 0..7 and 1..8 of the 8 channels, each an 8x8 transpose */
+        dw_vec8 first[8], last[8];
+        for (int l = 0; l < 8; l++) {
+            first[l] = *(const dw_vec8 *)(w + (c0 + l) * 9);
+            last[l] = *(const dw_vec8 *)(w + (c0 + l) * 9 + 1);
+        }
+        transpose8(first);
+        transpose8(last);
+        for (int t = 0; t < 8; t++) taps[flip ? 8 - t : t] = first[t];
+        taps[flip ? 0 : 8] = last[7];
+        return;
+    }
     for (int t = 0; t < 9; t++) {
         taps[t] = (dw_vec8){0};
         for (int l = 0; l < lanes; l++) taps[t][l] = w[(c0 + l) * 9 + (flip ? 8 - t : t)];
@@ -543,36 +530,43 @@ CB_INLINE dw_vec8 taps9(const dw_vec8 *p, int64_t pitch, const dw_vec8 w[9])
     return acc;
 }
 
-/* out[oh * wo + ow] = taps9 at scratch (oh*sh, ow*sw) + bias; 4 outputs at a time for independent chains. */
-CB_INLINE void correlate_block(const dw_vec8 *restrict s, int64_t pitch, int64_t sh, int64_t sw, int64_t ho,
-                               int64_t wo, const dw_vec8 w[9], dw_vec8 bias, dw_vec8 *restrict out)
+/* dst[l * hw + q] = taps9 at scratch position at[q], + bias (or dst += the sum when accumulating), for the
+ * `lanes` planes of dst: 8 output pixels at a time, transposed in registers on the way out. */
+static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_t pitch, int64_t hw,
+                            const dw_vec8 w[9], dw_vec8 bias, int lanes, int accumulate, float *restrict dst)
 {
-    for (int64_t oh = 0; oh < ho; oh++) {
-        const dw_vec8 *row = s + oh * sh * pitch;
-        dw_vec8 *o = out + oh * wo;
-        int64_t ow = 0;
-        for (; ow + 4 <= wo; ow += 4) {
-            const dw_vec8 a0 = taps9(row + ow * sw, pitch, w), a1 = taps9(row + (ow + 1) * sw, pitch, w);
-            const dw_vec8 a2 = taps9(row + (ow + 2) * sw, pitch, w), a3 = taps9(row + (ow + 3) * sw, pitch, w);
-            o[ow] = a0 + bias;
-            o[ow + 1] = a1 + bias;
-            o[ow + 2] = a2 + bias;
-            o[ow + 3] = a3 + bias;
+    int64_t q = 0;
+    for (; q + 8 <= hw; q += 8) {
+        dw_vec8 r[8];
+        for (int j = 0; j < 8; j++) r[j] = taps9(s + at[q + j], pitch, w) + bias;
+        transpose8(r);
+        if (lanes == CB_LANES && !accumulate) {
+            for (int l = 0; l < 8; l++) *(dw_vec8 *)(dst + l * hw + q) = r[l];
+        } else {
+            for (int l = 0; l < lanes; l++) {
+                dw_vec8 *d = (dw_vec8 *)(dst + l * hw + q);
+                if (accumulate)
+                    *d += r[l];
+                else
+                    *d = r[l];
+            }
         }
-        for (; ow < wo; ow++) o[ow] = taps9(row + ow * sw, pitch, w) + bias;
+    }
+    for (; q < hw; q++) {
+        const dw_vec8 v = taps9(s + at[q], pitch, w) + bias;
+        for (int l = 0; l < lanes; l++) dst[l * hw + q] = accumulate ? dst[l * hw + q] + v[l] : v[l];
     }
 }
 
-/* The strides as compile-time constants, so the tap addresses fold. */
-static void correlate_any(const dw_vec8 *s, int64_t pitch, int64_t sh, int64_t sw, int64_t ho, int64_t wo,
-                          const dw_vec8 w[9], dw_vec8 bias, dw_vec8 *out)
+/* The input of the next block (read 8 planes abreast, which the hardware prefetchers follow poorly). */
+CB_INLINE void prefetch_block(const float *next, int64_t floats)
 {
-    if (sh == 1 && sw == 1)
-        correlate_block(s, pitch, 1, 1, ho, wo, w, bias, out);
-    else if (sh == 2 && sw == 2)
-        correlate_block(s, pitch, 2, 2, ho, wo, w, bias, out);
-    else
-        correlate_block(s, pitch, sh, sw, ho, wo, w, bias, out);
+    for (int64_t i = 0; i < floats; i += 16) __builtin_prefetch(next + i);
+}
+
+static int block_lanes(int64_t C, int64_t c0)
+{
+    return (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
 }
 
 static void forward_blocks(void *arg)
@@ -581,22 +575,26 @@ static void forward_blocks(void *arg)
     const pt_conv_geometry *g = t->g;
     const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t pitch = W + 2 * g->pad_w, blocks = (C + CB_LANES - 1) / CB_LANES;
-    _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS], ys[CB_MAX_PIXELS];
-    int32_t map[CB_MAX_PLANE];
+    _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS];
+    int32_t map[CB_MAX_PLANE], at[CB_MAX_PIXELS];
     block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
+    block_map(Ho, Wo, 0, 0, g->stride_h, g->stride_w, pitch, at);
     for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
     int64_t u0, u1;
     pt_chunk(g->n * blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
         const int64_t n = u / blocks, c0 = (u % blocks) * CB_LANES;
-        const int lanes = (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
+        const int lanes = block_lanes(C, c0);
+        const float *x = t->a + (n * C + c0) * H * W;
         dw_vec8 w[9], bias = {0};
         block_weights(t->b, c0, lanes, 0, w);
-        if (t->bias)
+        if (t->bias && lanes == CB_LANES)
+            bias = *(const dw_vec8 *)(t->bias + c0);
+        else if (t->bias)
             for (int l = 0; l < lanes; l++) bias[l] = t->bias[c0 + l];
-        gather_block(t->a + (n * C + c0) * H * W, lanes, H * W, map, xs);
-        correlate_any(xs, pitch, g->stride_h, g->stride_w, Ho, Wo, w, bias, ys);
-        scatter_block(ys, lanes, Ho * Wo, 0, t->out + (n * C + c0) * Ho * Wo);
+        if (u + 4 < u1) prefetch_block(x + lanes * H * W + 3 * CB_LANES * H * W, CB_LANES * H * W);
+        gather_block(x, lanes, H * W, map, xs);
+        correlate_block(xs, at, pitch, Ho * Wo, w, bias, lanes, 0, t->out + (n * C + c0) * Ho * Wo);
     }
 }
 
@@ -606,22 +604,24 @@ static void grad_input_blocks(void *arg)
     const pt_conv_geometry *g = t->g;
     const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t pitch = W + 2, blocks = (C + CB_LANES - 1) / CB_LANES;
-    _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS], dxs[CB_MAX_PLANE];
-    int32_t map[CB_MAX_PIXELS];
+    _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS];
+    int32_t map[CB_MAX_PIXELS], at[CB_MAX_PLANE];
     /* dy (oh, ow) lands at (2 - pad + oh*stride): dx (ih, iw) = sum_t wflip[t] * dys[ih + ky][iw + kx] */
     block_map(Ho, Wo, 2 - g->pad_h, 2 - g->pad_w, g->stride_h, g->stride_w, pitch, map);
+    block_map(H, W, 0, 0, 1, 1, pitch, at);
     for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (dw_vec8){0};
     const dw_vec8 no_bias = {0};
     int64_t u0, u1;
     pt_chunk(g->n * blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
         const int64_t n = u / blocks, c0 = (u % blocks) * CB_LANES;
-        const int lanes = (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
+        const int lanes = block_lanes(C, c0);
+        const float *dy = t->a + (n * C + c0) * Ho * Wo;
         dw_vec8 w[9];
         block_weights(t->b, c0, lanes, 1, w);
-        gather_block(t->a + (n * C + c0) * Ho * Wo, lanes, Ho * Wo, map, dys);
-        correlate_block(dys, pitch, 1, 1, H, W, w, no_bias, dxs);
-        scatter_block(dxs, lanes, H * W, t->accumulate, t->out + (n * C + c0) * H * W);
+        if (u + 1 < u1) prefetch_block(dy + lanes * Ho * Wo, CB_LANES * Ho * Wo);
+        gather_block(dy, lanes, Ho * Wo, map, dys);
+        correlate_block(dys, at, pitch, H * W, w, no_bias, lanes, t->accumulate, t->out + (n * C + c0) * H * W);
     }
 }
 
@@ -665,9 +665,12 @@ static void grad_weight_blocks(void *arg)
         for (int64_t n = 0; n < g->n; n++)
             for (int64_t b = bg; b < bend; b++) {
                 const int64_t c0 = b * CB_LANES;
-                const int lanes = (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
-                gather_block(t->b + (n * C + c0) * H * W, lanes, H * W, map, xs);
-                gather_block(t->a + (n * C + c0) * Ho * Wo, lanes, Ho * Wo, NULL, dys);
+                const int lanes = block_lanes(C, c0);
+                const float *x = t->b + (n * C + c0) * H * W, *dy = t->a + (n * C + c0) * Ho * Wo;
+                prefetch_block(x + lanes * H * W, CB_LANES * H * W);
+                prefetch_block(dy + lanes * Ho * Wo, CB_LANES * Ho * Wo);
+                gather_block(x, lanes, H * W, map, xs);
+                gather_block(dy, lanes, Ho * Wo, NULL, dys);
                 if (sh == 1 && sw == 1)
                     weight_taps_block(xs, dys, pitch, 1, 1, Ho, Wo, acc[b - bg]);
                 else if (sh == 2 && sw == 2)
@@ -677,7 +680,7 @@ static void grad_weight_blocks(void *arg)
             }
         for (int64_t b = bg; b < bend; b++) {
             const int64_t c0 = b * CB_LANES;
-            const int lanes = (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
+            const int lanes = block_lanes(C, c0);
             for (int l = 0; l < lanes; l++) {
                 float *dw = t->out + (c0 + l) * 9;
                 for (int i = 0; i < 9; i++) dw[i] = t->accumulate ? dw[i] + acc[b - bg][i][l] : acc[b - bg][i][l];
