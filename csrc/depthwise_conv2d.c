@@ -558,10 +558,14 @@ static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_
     }
 }
 
-/* The input of the next block (read 8 planes abreast, which the hardware prefetchers follow poorly). */
-CB_INLINE void prefetch_block(const float *next, int64_t floats)
+/* Blocks are read 8 planes abreast, which the hardware prefetchers follow poorly on planes this small:
+ * the input of the block CB_PREFETCH_AHEAD places on (a block is contiguous, so is the next one) is
+ * requested while this one computes. `block` starts the current block of `lanes` planes of `plane` floats. */
+#define CB_PREFETCH_AHEAD 2
+CB_INLINE void prefetch_ahead(const float *block, int lanes, int64_t plane)
 {
-    for (int64_t i = 0; i < floats; i += 16) __builtin_prefetch(next + i);
+    const float *ahead = block + (lanes + (CB_PREFETCH_AHEAD - 1) * CB_LANES) * plane;
+    for (int64_t i = 0; i < CB_LANES * plane; i += 16) __builtin_prefetch(ahead + i);
 }
 
 static int block_lanes(int64_t C, int64_t c0)
@@ -592,7 +596,7 @@ static void forward_blocks(void *arg)
             bias = *(const dw_vec8 *)(t->bias + c0);
         else if (t->bias)
             for (int l = 0; l < lanes; l++) bias[l] = t->bias[c0 + l];
-        if (u + 4 < u1) prefetch_block(x + lanes * H * W + 3 * CB_LANES * H * W, CB_LANES * H * W);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_ahead(x, lanes, H * W);
         gather_block(x, lanes, H * W, map, xs);
         correlate_block(xs, at, pitch, Ho * Wo, w, bias, lanes, 0, t->out + (n * C + c0) * Ho * Wo);
     }
@@ -619,7 +623,7 @@ static void grad_input_blocks(void *arg)
         const float *dy = t->a + (n * C + c0) * Ho * Wo;
         dw_vec8 w[9];
         block_weights(t->b, c0, lanes, 1, w);
-        if (u + 1 < u1) prefetch_block(dy + lanes * Ho * Wo, CB_LANES * Ho * Wo);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_ahead(dy, lanes, Ho * Wo);
         gather_block(dy, lanes, Ho * Wo, map, dys);
         correlate_block(dys, at, pitch, H * W, w, no_bias, lanes, t->accumulate, t->out + (n * C + c0) * H * W);
     }
@@ -667,8 +671,10 @@ static void grad_weight_blocks(void *arg)
                 const int64_t c0 = b * CB_LANES;
                 const int lanes = block_lanes(C, c0);
                 const float *x = t->b + (n * C + c0) * H * W, *dy = t->a + (n * C + c0) * Ho * Wo;
-                prefetch_block(x + lanes * H * W, CB_LANES * H * W);
-                prefetch_block(dy + lanes * Ho * Wo, CB_LANES * Ho * Wo);
+                if (b + CB_PREFETCH_AHEAD < bend) {
+                    prefetch_ahead(x, lanes, H * W);
+                    prefetch_ahead(dy, lanes, Ho * Wo);
+                }
                 gather_block(x, lanes, H * W, map, xs);
                 gather_block(dy, lanes, Ho * Wo, NULL, dys);
                 if (sh == 1 && sw == 1)
@@ -704,39 +710,47 @@ static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, c
     return PT_OK;
 }
 
-/* The kernel for a shape: channel blocks for small 3x3 planes (where available), the buffered plane kernels
- * for other small kernels and strides, the generic loops for the rest. Never depends on the thread count. */
-static pt_task_fn pick(const pt_conv_geometry *g, pt_task_fn blocks, pt_task_fn direct, pt_task_fn generic)
-{
-    (void)blocks;
-    if (g == NULL) return generic;
+/* The kernel for a shape: channel blocks for small 3x3 planes (on SIMD hosts), the buffered plane kernels for
+ * other small kernels and strides, the generic loops for the rest. Never depends on the thread count. */
 #if DW_CHANNEL_BLOCKS
-    if (channel_blocks_supported(g)) return blocks;
+#define CHANNEL_BLOCKS_IF_SUPPORTED(g, blocks) \
+    if ((g) != NULL && channel_blocks_supported(g)) return blocks
+#else
+#define CHANNEL_BLOCKS_IF_SUPPORTED(g, blocks) (void)0
 #endif
-    return direct_supported(g) ? direct : generic;
+
+static pt_task_fn forward_kernel(const pt_conv_geometry *g)
+{
+    CHANNEL_BLOCKS_IF_SUPPORTED(g, forward_blocks);
+    return g && direct_supported(g) ? forward_direct : forward_worker;
 }
 
-#if !DW_CHANNEL_BLOCKS
-#define forward_blocks NULL
-#define grad_input_blocks NULL
-#define grad_weight_blocks NULL
-#endif
+static pt_task_fn grad_input_kernel(const pt_conv_geometry *g)
+{
+    CHANNEL_BLOCKS_IF_SUPPORTED(g, grad_input_blocks);
+    return g && direct_supported(g) ? grad_input_direct : grad_input_worker;
+}
+
+static pt_task_fn grad_weight_kernel(const pt_conv_geometry *g)
+{
+    CHANNEL_BLOCKS_IF_SUPPORTED(g, grad_weight_blocks);
+    return g && direct_supported(g) ? grad_weight_direct : grad_weight_worker;
+}
 
 pt_status pt_depthwise_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y)
 {
-    return run(pick(g, forward_blocks, forward_direct, forward_worker), g, x, w, bias, y, 0);
+    return run(forward_kernel(g), g, x, w, bias, y, 0);
 }
 
 pt_status pt_depthwise_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
                                          int accumulate)
 {
-    return run(pick(g, grad_input_blocks, grad_input_direct, grad_input_worker), g, dy, w, NULL, dx, accumulate);
+    return run(grad_input_kernel(g), g, dy, w, NULL, dx, accumulate);
 }
 
 pt_status pt_depthwise_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
                                           int accumulate)
 {
-    return run(pick(g, grad_weight_blocks, grad_weight_direct, grad_weight_worker), g, dy, x, NULL, dw,
-               accumulate);
+    return run(grad_weight_kernel(g), g, dy, x, NULL, dw, accumulate);
 }
