@@ -537,8 +537,16 @@ static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_
 {
     int64_t q = 0;
     for (; q + 8 <= hw; q += 8) {
+        /* taps9 for 8 pixels, tap by tap, so the 8 sums are 8 independent chains in flight */
+        const dw_vec8 *p[8];
         dw_vec8 r[8];
-        for (int j = 0; j < 8; j++) r[j] = taps9(s + at[q + j], pitch, w) + bias;
+        for (int j = 0; j < 8; j++) p[j] = s + at[q + j];
+        for (int j = 0; j < 8; j++) r[j] = w[0] * p[j][0];
+        for (int t = 1; t < 9; t++) {
+            const int64_t off = (t / 3) * pitch + t % 3;
+            for (int j = 0; j < 8; j++) r[j] += w[t] * p[j][off];
+        }
+        for (int j = 0; j < 8; j++) r[j] += bias;
         transpose8(r);
         if (lanes == CB_LANES && !accumulate) {
             for (int l = 0; l < 8; l++) *(dw_vec8 *)(dst + l * hw + q) = r[l];
@@ -558,47 +566,62 @@ static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_
     }
 }
 
-/* Blocks are read 8 planes abreast, which the hardware prefetchers follow poorly on planes this small:
- * the input of the block CB_PREFETCH_AHEAD places on (a block is contiguous, so is the next one) is
- * requested while this one computes. `block` starts the current block of `lanes` planes of `plane` floats. */
-#define CB_PREFETCH_AHEAD 2
-CB_INLINE void prefetch_ahead(const float *block, int lanes, int64_t plane)
-{
-    const float *ahead = block + (lanes + (CB_PREFETCH_AHEAD - 1) * CB_LANES) * plane;
-    for (int64_t i = 0; i < CB_LANES * plane; i += 16) __builtin_prefetch(ahead + i);
-}
-
 static int block_lanes(int64_t C, int64_t c0)
 {
     return (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
+}
+
+/* Blocks are read 8 planes abreast, which the hardware prefetchers follow poorly on planes this small:
+ * the input of the block CB_PREFETCH_AHEAD places on is requested while this one computes. */
+#define CB_PREFETCH_AHEAD 2
+CB_INLINE void prefetch_block(const float *block, int lanes, int64_t plane)
+{
+    for (int64_t i = 0; i < lanes * plane; i += 16) __builtin_prefetch(block + i);
+}
+
+/* Forward and grad_input split units u = (channel block b, image n), block-major (u = b * N + n), so a core
+ * builds the tap vectors of a block once for all of its images. */
+typedef struct {
+    int64_t n, c0;
+    int lanes;
+} dw_unit;
+
+static dw_unit unit_at(int64_t u, int64_t N, int64_t C)
+{
+    dw_unit v = {u % N, (u / N) * CB_LANES, 0};
+    v.lanes = block_lanes(C, v.c0);
+    return v;
 }
 
 static void forward_blocks(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t N = g->n, C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t pitch = W + 2 * g->pad_w, blocks = (C + CB_LANES - 1) / CB_LANES;
     _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PLANE], at[CB_MAX_PIXELS];
     block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
     block_map(Ho, Wo, 0, 0, g->stride_h, g->stride_w, pitch, at);
     for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
+    dw_vec8 w[9], bias = {0};
     int64_t u0, u1;
-    pt_chunk(g->n * blocks, 1, &u0, &u1);
+    pt_chunk(N * blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t n = u / blocks, c0 = (u % blocks) * CB_LANES;
-        const int lanes = block_lanes(C, c0);
-        const float *x = t->a + (n * C + c0) * H * W;
-        dw_vec8 w[9], bias = {0};
-        block_weights(t->b, c0, lanes, 0, w);
-        if (t->bias && lanes == CB_LANES)
-            bias = *(const dw_vec8 *)(t->bias + c0);
-        else if (t->bias)
-            for (int l = 0; l < lanes; l++) bias[l] = t->bias[c0 + l];
-        if (u + CB_PREFETCH_AHEAD < u1) prefetch_ahead(x, lanes, H * W);
-        gather_block(x, lanes, H * W, map, xs);
-        correlate_block(xs, at, pitch, Ho * Wo, w, bias, lanes, 0, t->out + (n * C + c0) * Ho * Wo);
+        const dw_unit v = unit_at(u, N, C);
+        if (u == u0 || v.n == 0) {
+            block_weights(t->b, v.c0, v.lanes, 0, w);
+            if (t->bias && v.lanes == CB_LANES)
+                bias = *(const dw_vec8 *)(t->bias + v.c0);
+            else if (t->bias)
+                for (int l = 0; l < v.lanes; l++) bias[l] = t->bias[v.c0 + l];
+        }
+        if (u + CB_PREFETCH_AHEAD < u1) {
+            const dw_unit next = unit_at(u + CB_PREFETCH_AHEAD, N, C);
+            prefetch_block(t->a + (next.n * C + next.c0) * H * W, next.lanes, H * W);
+        }
+        gather_block(t->a + (v.n * C + v.c0) * H * W, v.lanes, H * W, map, xs);
+        correlate_block(xs, at, pitch, Ho * Wo, w, bias, v.lanes, 0, t->out + (v.n * C + v.c0) * Ho * Wo);
     }
 }
 
@@ -606,7 +629,7 @@ static void grad_input_blocks(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t N = g->n, C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t pitch = W + 2, blocks = (C + CB_LANES - 1) / CB_LANES;
     _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PIXELS], at[CB_MAX_PLANE];
@@ -615,17 +638,19 @@ static void grad_input_blocks(void *arg)
     block_map(H, W, 0, 0, 1, 1, pitch, at);
     for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (dw_vec8){0};
     const dw_vec8 no_bias = {0};
+    dw_vec8 w[9];
     int64_t u0, u1;
-    pt_chunk(g->n * blocks, 1, &u0, &u1);
+    pt_chunk(N * blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t n = u / blocks, c0 = (u % blocks) * CB_LANES;
-        const int lanes = block_lanes(C, c0);
-        const float *dy = t->a + (n * C + c0) * Ho * Wo;
-        dw_vec8 w[9];
-        block_weights(t->b, c0, lanes, 1, w);
-        if (u + CB_PREFETCH_AHEAD < u1) prefetch_ahead(dy, lanes, Ho * Wo);
-        gather_block(dy, lanes, Ho * Wo, map, dys);
-        correlate_block(dys, at, pitch, H * W, w, no_bias, lanes, t->accumulate, t->out + (n * C + c0) * H * W);
+        const dw_unit v = unit_at(u, N, C);
+        if (u == u0 || v.n == 0) block_weights(t->b, v.c0, v.lanes, 1, w);
+        if (u + CB_PREFETCH_AHEAD < u1) {
+            const dw_unit next = unit_at(u + CB_PREFETCH_AHEAD, N, C);
+            prefetch_block(t->a + (next.n * C + next.c0) * Ho * Wo, next.lanes, Ho * Wo);
+        }
+        gather_block(t->a + (v.n * C + v.c0) * Ho * Wo, v.lanes, Ho * Wo, map, dys);
+        correlate_block(dys, at, pitch, H * W, w, no_bias, v.lanes, t->accumulate,
+                        t->out + (v.n * C + v.c0) * H * W);
     }
 }
 
@@ -671,9 +696,9 @@ static void grad_weight_blocks(void *arg)
                 const int64_t c0 = b * CB_LANES;
                 const int lanes = block_lanes(C, c0);
                 const float *x = t->b + (n * C + c0) * H * W, *dy = t->a + (n * C + c0) * Ho * Wo;
-                if (b + CB_PREFETCH_AHEAD < bend) {
-                    prefetch_ahead(x, lanes, H * W);
-                    prefetch_ahead(dy, lanes, Ho * Wo);
+                if (b + 1 < bend) { /* the next block of this image */
+                    prefetch_block(x + lanes * H * W, block_lanes(C, c0 + CB_LANES), H * W);
+                    prefetch_block(dy + lanes * Ho * Wo, block_lanes(C, c0 + CB_LANES), Ho * Wo);
                 }
                 gather_block(x, lanes, H * W, map, xs);
                 gather_block(dy, lanes, Ho * Wo, NULL, dys);
