@@ -571,8 +571,9 @@ static int block_lanes(int64_t C, int64_t c0)
     return (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
 }
 
-/* Blocks are read 8 planes abreast, which the hardware prefetchers follow poorly on planes this small:
- * the input of the block CB_PREFETCH_AHEAD places on is requested while this one computes. */
+/* Forward and grad_input visit their blocks image by image (see dw_unit), a jump in memory at every block
+ * that the hardware prefetchers cannot follow: the input of the block CB_PREFETCH_AHEAD places on is
+ * requested while this one computes. (grad_weight reads each image's blocks in memory order.) */
 #define CB_PREFETCH_AHEAD 2
 CB_INLINE void prefetch_block(const float *block, int lanes, int64_t plane)
 {
@@ -696,10 +697,6 @@ static void grad_weight_blocks(void *arg)
                 const int64_t c0 = b * CB_LANES;
                 const int lanes = block_lanes(C, c0);
                 const float *x = t->b + (n * C + c0) * H * W, *dy = t->a + (n * C + c0) * Ho * Wo;
-                if (b + 1 < bend) { /* the next block of this image */
-                    prefetch_block(x + lanes * H * W, block_lanes(C, c0 + CB_LANES), H * W);
-                    prefetch_block(dy + lanes * Ho * Wo, block_lanes(C, c0 + CB_LANES), Ho * Wo);
-                }
                 gather_block(x, lanes, H * W, map, xs);
                 gather_block(dy, lanes, Ho * Wo, NULL, dys);
                 if (sh == 1 && sw == 1)
