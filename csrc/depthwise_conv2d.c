@@ -571,57 +571,84 @@ static int block_lanes(int64_t C, int64_t c0)
     return (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
 }
 
-/* Forward and grad_input visit their blocks image by image (see dw_unit), a jump in memory at every block
- * that the hardware prefetchers cannot follow: the input of the block CB_PREFETCH_AHEAD places on is
- * requested while this one computes. (grad_weight reads each image's blocks in memory order.) */
+/* A block is read 8 planes abreast, which the hardware prefetchers follow poorly on planes this small: the
+ * input of a block ahead is requested while this one computes. */
 #define CB_PREFETCH_AHEAD 2
 CB_INLINE void prefetch_block(const float *block, int lanes, int64_t plane)
 {
     for (int64_t i = 0; i < lanes * plane; i += 16) __builtin_prefetch(block + i);
 }
 
-/* Forward and grad_input split units u = (channel block b, image n), block-major (u = b * N + n), so a core
- * builds the tap vectors of a block once for all of its images. */
+/* Forward and grad_input split units u = (image n, channel block b), u = n * blocks + b, which is memory
+ * order. The tap vectors (and bias) of a block are built once per task while the layer has at most
+ * CB_CACHED_BLOCKS blocks, else once per unit; the values are the same either way. */
+#define CB_CACHED_BLOCKS 128 /* 1024 channels: 40 KB of stack */
 typedef struct {
-    int64_t n, c0;
+    int64_t n, b, c0;
     int lanes;
 } dw_unit;
 
-static dw_unit unit_at(int64_t u, int64_t N, int64_t C)
+static dw_unit unit_at(int64_t u, int64_t blocks, int64_t C)
 {
-    dw_unit v = {u % N, (u / N) * CB_LANES, 0};
+    dw_unit v = {u / blocks, u % blocks, (u % blocks) * CB_LANES, 0};
     v.lanes = block_lanes(C, v.c0);
     return v;
+}
+
+typedef struct {
+    dw_vec8 taps[CB_CACHED_BLOCKS][9], bias[CB_CACHED_BLOCKS];
+    unsigned char built[CB_CACHED_BLOCKS];
+    int64_t blocks;
+    dw_vec8 scratch_taps[9], scratch_bias; /* when there are more blocks than the cache holds */
+} dw_tap_cache;
+
+static void tap_cache_init(dw_tap_cache *tc, int64_t blocks)
+{
+    tc->blocks = blocks;
+    for (int64_t b = 0; b < CB_CACHED_BLOCKS && b < blocks; b++) tc->built[b] = 0;
+}
+
+/* The tap vectors of unit v's block (flipped for grad_input), and its bias vector in *bias (0 without one). */
+static const dw_vec8 *block_taps(dw_tap_cache *tc, const dw_unit *v, const float *w, const float *bias_in,
+                                 int flip, dw_vec8 *bias)
+{
+    const int cached = tc->blocks <= CB_CACHED_BLOCKS;
+    dw_vec8 *taps = cached ? tc->taps[v->b] : tc->scratch_taps, *b = cached ? &tc->bias[v->b] : &tc->scratch_bias;
+    if (!cached || !tc->built[v->b]) {
+        block_weights(w, v->c0, v->lanes, flip, taps);
+        *b = (dw_vec8){0};
+        if (bias_in && v->lanes == CB_LANES)
+            *b = *(const dw_vec8 *)(bias_in + v->c0);
+        else if (bias_in)
+            for (int l = 0; l < v->lanes; l++) (*b)[l] = bias_in[v->c0 + l];
+        if (cached) tc->built[v->b] = 1;
+    }
+    *bias = *b;
+    return taps;
 }
 
 static void forward_blocks(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t N = g->n, C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t pitch = W + 2 * g->pad_w, blocks = (C + CB_LANES - 1) / CB_LANES;
     _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PLANE], at[CB_MAX_PIXELS];
+    dw_tap_cache tc;
+    tap_cache_init(&tc, blocks);
     block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
     block_map(Ho, Wo, 0, 0, g->stride_h, g->stride_w, pitch, at);
     for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
-    dw_vec8 w[9], bias = {0};
     int64_t u0, u1;
-    pt_chunk(N * blocks, 1, &u0, &u1);
+    pt_chunk(g->n * blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        const dw_unit v = unit_at(u, N, C);
-        if (u == u0 || v.n == 0) {
-            block_weights(t->b, v.c0, v.lanes, 0, w);
-            if (t->bias && v.lanes == CB_LANES)
-                bias = *(const dw_vec8 *)(t->bias + v.c0);
-            else if (t->bias)
-                for (int l = 0; l < v.lanes; l++) bias[l] = t->bias[v.c0 + l];
-        }
-        if (u + CB_PREFETCH_AHEAD < u1) {
-            const dw_unit next = unit_at(u + CB_PREFETCH_AHEAD, N, C);
-            prefetch_block(t->a + (next.n * C + next.c0) * H * W, next.lanes, H * W);
-        }
-        gather_block(t->a + (v.n * C + v.c0) * H * W, v.lanes, H * W, map, xs);
+        const dw_unit v = unit_at(u, blocks, C);
+        const float *x = t->a + (v.n * C + v.c0) * H * W;
+        dw_vec8 bias;
+        const dw_vec8 *w = block_taps(&tc, &v, t->b, t->bias, 0, &bias);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(x + (v.lanes + CB_LANES) * H * W, CB_LANES, H * W);
+        gather_block(x, v.lanes, H * W, map, xs);
         correlate_block(xs, at, pitch, Ho * Wo, w, bias, v.lanes, 0, t->out + (v.n * C + v.c0) * Ho * Wo);
     }
 }
@@ -630,26 +657,25 @@ static void grad_input_blocks(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t N = g->n, C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t pitch = W + 2, blocks = (C + CB_LANES - 1) / CB_LANES;
     _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PIXELS], at[CB_MAX_PLANE];
+    dw_tap_cache tc;
+    tap_cache_init(&tc, blocks);
     /* dy (oh, ow) lands at (2 - pad + oh*stride): dx (ih, iw) = sum_t wflip[t] * dys[ih + ky][iw + kx] */
     block_map(Ho, Wo, 2 - g->pad_h, 2 - g->pad_w, g->stride_h, g->stride_w, pitch, map);
     block_map(H, W, 0, 0, 1, 1, pitch, at);
     for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (dw_vec8){0};
-    const dw_vec8 no_bias = {0};
-    dw_vec8 w[9];
     int64_t u0, u1;
-    pt_chunk(N * blocks, 1, &u0, &u1);
+    pt_chunk(g->n * blocks, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        const dw_unit v = unit_at(u, N, C);
-        if (u == u0 || v.n == 0) block_weights(t->b, v.c0, v.lanes, 1, w);
-        if (u + CB_PREFETCH_AHEAD < u1) {
-            const dw_unit next = unit_at(u + CB_PREFETCH_AHEAD, N, C);
-            prefetch_block(t->a + (next.n * C + next.c0) * Ho * Wo, next.lanes, Ho * Wo);
-        }
-        gather_block(t->a + (v.n * C + v.c0) * Ho * Wo, v.lanes, Ho * Wo, map, dys);
+        const dw_unit v = unit_at(u, blocks, C);
+        const float *dy = t->a + (v.n * C + v.c0) * Ho * Wo;
+        dw_vec8 no_bias;
+        const dw_vec8 *w = block_taps(&tc, &v, t->b, NULL, 1, &no_bias);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(dy + (v.lanes + CB_LANES) * Ho * Wo, CB_LANES, Ho * Wo);
+        gather_block(dy, v.lanes, Ho * Wo, map, dys);
         correlate_block(dys, at, pitch, H * W, w, no_bias, v.lanes, t->accumulate,
                         t->out + (v.n * C + v.c0) * H * W);
     }
@@ -697,6 +723,10 @@ static void grad_weight_blocks(void *arg)
                 const int64_t c0 = b * CB_LANES;
                 const int lanes = block_lanes(C, c0);
                 const float *x = t->b + (n * C + c0) * H * W, *dy = t->a + (n * C + c0) * Ho * Wo;
+                if (b + 1 < bend) { /* the next block of this image */
+                    prefetch_block(x + lanes * H * W, block_lanes(C, c0 + CB_LANES), H * W);
+                    prefetch_block(dy + lanes * Ho * Wo, block_lanes(C, c0 + CB_LANES), Ho * Wo);
+                }
                 gather_block(x, lanes, H * W, map, xs);
                 gather_block(dy, lanes, Ho * Wo, NULL, dys);
                 if (sh == 1 && sw == 1)

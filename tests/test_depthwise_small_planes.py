@@ -25,6 +25,7 @@ SHAPES = [
     (2, 12, 3, 4, (2, 1), 2),
     (2, 1, 1, 1, 1, 1),
     (1, 24, 9, 9, 2, 0),
+    (2, 1030, 4, 4, 1, 1),  # more channel blocks than the kernels keep tap vectors for at once
 ]
 
 
