@@ -404,6 +404,350 @@ static void grad_weight_direct(void *arg)
     }
 }
 
+/* ---- channel blocks: small planes, 3x3, strides 1 and 2 (hosts with SIMD only) ------------------------
+ * The planes of a small layer (8x8, 4x4) are too short to fill vectors along a row, so here a vector holds
+ * the same pixel of 8 channels of one image instead. A block of 8 channel planes is transposed (8x8 register
+ * transposes) into a zero-bordered scratch of [row][column][8 channels], every tap is one 8-wide FMA with a
+ * per-lane weight vector, and the result is transposed back:
+ *   forward:     y = sum_t w[t] * xpad[oh*sh + ky][ow*sw + kx], then + bias
+ *   grad_input:  dy spread to stride s inside a border of k-1-p; dx = the stride-1 sum with the flipped kernel
+ *   grad_weight: dw[t] += dy[oh][ow] * xpad[oh*sh + ky][ow*sw + kx] over images, then pixels, row-major
+ * Each lane is one channel and never mixes with the others, so a channel gets the same bits in any block
+ * position, and the last block of a channel count that is not a multiple of 8 just leaves its spare lanes at
+ * zero. Forward and grad_input split (image, channel block) units across cores, grad_weight splits channel
+ * blocks (each core runs the image loop of its own channels). On targets without SIMD the 8 lanes would be
+ * 8 scalar copies of the same work plus the transposes, so there the plane kernels above are used instead. */
+#if defined(__GNUC__) && (defined(__AVX2__) || defined(__ARM_NEON))
+#define DW_CHANNEL_BLOCKS 1
+#else
+#define DW_CHANNEL_BLOCKS 0
+#endif
+
+#if DW_CHANNEL_BLOCKS
+#define CB_LANES 8
+#define CB_MAX_PLANE 256   /* input planes up to 16x16 pixels */
+#define CB_MAX_PIXELS 400  /* pixels of one bordered scratch plane (16x16 with a border of 2) */
+
+typedef int32_t cb_index8 __attribute__((vector_size(32)));
+#if defined(__clang__)
+#define CB_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define CB_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (cb_index8){__VA_ARGS__})
+#endif
+#define CB_INLINE static inline __attribute__((always_inline))
+
+static int channel_blocks_supported(const pt_conv_geometry *g)
+{
+    const int64_t H = g->h_in, W = g->w_in;
+    return g->kh == 3 && g->kw == 3 && g->stride_h <= 2 && g->stride_w <= 2 && g->pad_h <= 2 && g->pad_w <= 2 &&
+           H * W <= CB_MAX_PLANE && (H + 2 * g->pad_h) * (W + 2 * g->pad_w) <= CB_MAX_PIXELS &&
+           (H + 2) * (W + 2) <= CB_MAX_PIXELS;
+}
+
+/* r[i][j] -> r[j][i] (unpack, 64-bit shuffle, 128-bit swap: the classic AVX sequence). */
+CB_INLINE void transpose8(dw_vec8 r[8])
+{
+    dw_vec8 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = CB_SHUFFLE(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = CB_SHUFFLE(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int j = 0; j < 2; j++) {
+            s[i + 2 * j] = CB_SHUFFLE(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            s[i + 2 * j + 1] = CB_SHUFFLE(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int j = 0; j < 4; j++) {
+        r[j] = CB_SHUFFLE(s[j], s[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[j + 4] = CB_SHUFFLE(s[j], s[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+/* Scratch position of each pixel (r, c) of an h x w plane: (top + r*sr) * pitch + left + c*sc. */
+static void block_map(int64_t h, int64_t w, int64_t top, int64_t left, int64_t sr, int64_t sc, int64_t pitch,
+                      int32_t *map)
+{
+    for (int64_t r = 0; r < h; r++)
+        for (int64_t c = 0; c < w; c++) map[r * w + c] = (int32_t)((top + r * sr) * pitch + left + c * sc);
+}
+
+/* dst[map[q]][l] = src[l * hw + q] for the `lanes` planes of src (spare lanes 0); map NULL: dst[q]. */
+CB_INLINE void gather_block(const float *restrict src, int lanes, int64_t hw, const int32_t *map,
+                            dw_vec8 *restrict dst)
+{
+    int64_t q = 0;
+    for (; q + 8 <= hw; q += 8) {
+        dw_vec8 r[8];
+        if (lanes == CB_LANES) { /* the common case: the rows stay in registers */
+            for (int l = 0; l < 8; l++) r[l] = *(const dw_vec8 *)(src + l * hw + q);
+        } else {
+            for (int l = 0; l < 8; l++) r[l] = (dw_vec8){0};
+            for (int l = 0; l < lanes; l++) r[l] = *(const dw_vec8 *)(src + l * hw + q);
+        }
+        transpose8(r);
+        for (int j = 0; j < 8; j++) dst[map ? map[q + j] : q + j] = r[j];
+    }
+    for (; q < hw; q++) {
+        dw_vec8 v = {0};
+        for (int l = 0; l < lanes; l++) v[l] = src[l * hw + q];
+        dst[map ? map[q] : q] = v;
+    }
+}
+
+/* Per-lane taps of channels c0 .. c0+lanes-1 (flipped: the kernel rotated by 180 degrees); spare lanes 0. */
+static void block_weights(const float *w, int64_t c0, int lanes, int flip, dw_vec8 taps[9])
+{
+    if (lanes == CB_LANES) { /* taps 0..7 and 1..8 of the 8 channels, each an 8x8 transpose */
+        dw_vec8 first[8], last[8];
+        for (int l = 0; l < 8; l++) {
+            first[l] = *(const dw_vec8 *)(w + (c0 + l) * 9);
+            last[l] = *(const dw_vec8 *)(w + (c0 + l) * 9 + 1);
+        }
+        transpose8(first);
+        transpose8(last);
+        for (int t = 0; t < 8; t++) taps[flip ? 8 - t : t] = first[t];
+        taps[flip ? 0 : 8] = last[7];
+        return;
+    }
+    for (int t = 0; t < 9; t++) {
+        taps[t] = (dw_vec8){0};
+        for (int l = 0; l < lanes; l++) taps[t][l] = w[(c0 + l) * 9 + (flip ? 8 - t : t)];
+    }
+}
+
+/* Sum over the 9 taps around p (p = the top-left tap), taps in ascending order. */
+CB_INLINE dw_vec8 taps9(const dw_vec8 *p, int64_t pitch, const dw_vec8 w[9])
+{
+    dw_vec8 acc = w[0] * p[0];
+    acc += w[1] * p[1];
+    acc += w[2] * p[2];
+    acc += w[3] * p[pitch];
+    acc += w[4] * p[pitch + 1];
+    acc += w[5] * p[pitch + 2];
+    acc += w[6] * p[2 * pitch];
+    acc += w[7] * p[2 * pitch + 1];
+    acc += w[8] * p[2 * pitch + 2];
+    return acc;
+}
+
+/* dst[l * hw + q] = taps9 at scratch position at[q], + bias (or dst += the sum when accumulating), for the
+ * `lanes` planes of dst: 8 output pixels at a time, transposed in registers on the way out. */
+static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_t pitch, int64_t hw,
+                            const dw_vec8 w[9], dw_vec8 bias, int lanes, int accumulate, float *restrict dst)
+{
+    int64_t q = 0;
+    for (; q + 8 <= hw; q += 8) {
+        /* taps9 for 8 pixels, tap by tap, so the 8 sums are 8 independent chains in flight */
+        const dw_vec8 *p[8];
+        dw_vec8 r[8];
+        for (int j = 0; j < 8; j++) p[j] = s + at[q + j];
+        for (int j = 0; j < 8; j++) r[j] = w[0] * p[j][0];
+        for (int t = 1; t < 9; t++) {
+            const int64_t off = (t / 3) * pitch + t % 3;
+            for (int j = 0; j < 8; j++) r[j] += w[t] * p[j][off];
+        }
+        for (int j = 0; j < 8; j++) r[j] += bias;
+        transpose8(r);
+        if (lanes == CB_LANES && !accumulate) {
+            for (int l = 0; l < 8; l++) *(dw_vec8 *)(dst + l * hw + q) = r[l];
+        } else {
+            for (int l = 0; l < lanes; l++) {
+                dw_vec8 *d = (dw_vec8 *)(dst + l * hw + q);
+                if (accumulate)
+                    *d += r[l];
+                else
+                    *d = r[l];
+            }
+        }
+    }
+    for (; q < hw; q++) {
+        const dw_vec8 v = taps9(s + at[q], pitch, w) + bias;
+        for (int l = 0; l < lanes; l++) dst[l * hw + q] = accumulate ? dst[l * hw + q] + v[l] : v[l];
+    }
+}
+
+static int block_lanes(int64_t C, int64_t c0)
+{
+    return (int)(C - c0 < CB_LANES ? C - c0 : CB_LANES);
+}
+
+/* A block is read 8 planes abreast, which the hardware prefetchers follow poorly on planes this small: the
+ * input of a block ahead is requested while this one computes. */
+#define CB_PREFETCH_AHEAD 2
+CB_INLINE void prefetch_block(const float *block, int lanes, int64_t plane)
+{
+    for (int64_t i = 0; i < lanes * plane; i += 16) __builtin_prefetch(block + i);
+}
+
+/* Forward and grad_input split units u = (image n, channel block b), u = n * blocks + b, which is memory
+ * order. The tap vectors (and bias) of a block are built once per task while the layer has at most
+ * CB_CACHED_BLOCKS blocks, else once per unit; the values are the same either way. */
+#define CB_CACHED_BLOCKS 128 /* 1024 channels: 40 KB of stack */
+typedef struct {
+    int64_t n, b, c0;
+    int lanes;
+} dw_unit;
+
+static dw_unit unit_at(int64_t u, int64_t blocks, int64_t C)
+{
+    dw_unit v = {u / blocks, u % blocks, (u % blocks) * CB_LANES, 0};
+    v.lanes = block_lanes(C, v.c0);
+    return v;
+}
+
+typedef struct {
+    dw_vec8 taps[CB_CACHED_BLOCKS][9], bias[CB_CACHED_BLOCKS];
+    unsigned char built[CB_CACHED_BLOCKS];
+    int64_t blocks;
+    dw_vec8 scratch_taps[9], scratch_bias; /* when there are more blocks than the cache holds */
+} dw_tap_cache;
+
+static void tap_cache_init(dw_tap_cache *tc, int64_t blocks)
+{
+    tc->blocks = blocks;
+    for (int64_t b = 0; b < CB_CACHED_BLOCKS && b < blocks; b++) tc->built[b] = 0;
+}
+
+/* The tap vectors of unit v's block (flipped for grad_input), and its bias vector in *bias (0 without one). */
+static const dw_vec8 *block_taps(dw_tap_cache *tc, const dw_unit *v, const float *w, const float *bias_in,
+                                 int flip, dw_vec8 *bias)
+{
+    const int cached = tc->blocks <= CB_CACHED_BLOCKS;
+    dw_vec8 *taps = cached ? tc->taps[v->b] : tc->scratch_taps, *b = cached ? &tc->bias[v->b] : &tc->scratch_bias;
+    if (!cached || !tc->built[v->b]) {
+        block_weights(w, v->c0, v->lanes, flip, taps);
+        *b = (dw_vec8){0};
+        if (bias_in && v->lanes == CB_LANES)
+            *b = *(const dw_vec8 *)(bias_in + v->c0);
+        else if (bias_in)
+            for (int l = 0; l < v->lanes; l++) (*b)[l] = bias_in[v->c0 + l];
+        if (cached) tc->built[v->b] = 1;
+    }
+    *bias = *b;
+    return taps;
+}
+
+static void forward_blocks(void *arg)
+{
+    const dw_task *t = (const dw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t pitch = W + 2 * g->pad_w, blocks = (C + CB_LANES - 1) / CB_LANES;
+    _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS];
+    int32_t map[CB_MAX_PLANE], at[CB_MAX_PIXELS];
+    dw_tap_cache tc;
+    tap_cache_init(&tc, blocks);
+    block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
+    block_map(Ho, Wo, 0, 0, g->stride_h, g->stride_w, pitch, at);
+    for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
+    int64_t u0, u1;
+    pt_chunk(g->n * blocks, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const dw_unit v = unit_at(u, blocks, C);
+        const float *x = t->a + (v.n * C + v.c0) * H * W;
+        dw_vec8 bias;
+        const dw_vec8 *w = block_taps(&tc, &v, t->b, t->bias, 0, &bias);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(x + (v.lanes + CB_LANES) * H * W, CB_LANES, H * W);
+        gather_block(x, v.lanes, H * W, map, xs);
+        correlate_block(xs, at, pitch, Ho * Wo, w, bias, v.lanes, 0, t->out + (v.n * C + v.c0) * Ho * Wo);
+    }
+}
+
+static void grad_input_blocks(void *arg)
+{
+    const dw_task *t = (const dw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t pitch = W + 2, blocks = (C + CB_LANES - 1) / CB_LANES;
+    _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS];
+    int32_t map[CB_MAX_PIXELS], at[CB_MAX_PLANE];
+    dw_tap_cache tc;
+    tap_cache_init(&tc, blocks);
+    /* dy (oh, ow) lands at (2 - pad + oh*stride): dx (ih, iw) = sum_t wflip[t] * dys[ih + ky][iw + kx] */
+    block_map(Ho, Wo, 2 - g->pad_h, 2 - g->pad_w, g->stride_h, g->stride_w, pitch, map);
+    block_map(H, W, 0, 0, 1, 1, pitch, at);
+    for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (dw_vec8){0};
+    int64_t u0, u1;
+    pt_chunk(g->n * blocks, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const dw_unit v = unit_at(u, blocks, C);
+        const float *dy = t->a + (v.n * C + v.c0) * Ho * Wo;
+        dw_vec8 no_bias;
+        const dw_vec8 *w = block_taps(&tc, &v, t->b, NULL, 1, &no_bias);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(dy + (v.lanes + CB_LANES) * Ho * Wo, CB_LANES, Ho * Wo);
+        gather_block(dy, v.lanes, Ho * Wo, map, dys);
+        correlate_block(dys, at, pitch, H * W, w, no_bias, v.lanes, t->accumulate,
+                        t->out + (v.n * C + v.c0) * H * W);
+    }
+}
+
+/* acc[t] += dy[oh][ow] * xs[oh*sh + ky][ow*sw + kx] over the output pixels, row-major. */
+CB_INLINE void weight_taps_block(const dw_vec8 *restrict xs, const dw_vec8 *restrict dys, int64_t pitch, int64_t sh,
+                                 int64_t sw, int64_t ho, int64_t wo, dw_vec8 *restrict acc)
+{
+    dw_vec8 a[9];
+    for (int i = 0; i < 9; i++) a[i] = acc[i];
+    for (int64_t oh = 0; oh < ho; oh++)
+        for (int64_t ow = 0; ow < wo; ow++) {
+            const dw_vec8 d = dys[oh * wo + ow], *p = xs + oh * sh * pitch + ow * sw;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) a[ky * 3 + kx] += d * p[ky * pitch + kx];
+        }
+    for (int i = 0; i < 9; i++) acc[i] = a[i];
+}
+
+#define CB_WEIGHT_BLOCKS 16 /* channel blocks whose sums stay on the stack while the images go by */
+
+static void grad_weight_blocks(void *arg)
+{
+    const dw_task *t = (const dw_task *)arg;
+    const pt_conv_geometry *g = t->g;
+    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const int64_t sh = g->stride_h, sw = g->stride_w, pitch = W + 2 * g->pad_w;
+    const int64_t blocks = (C + CB_LANES - 1) / CB_LANES;
+    _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS], dys[CB_MAX_PIXELS];
+    int32_t map[CB_MAX_PLANE];
+    block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
+    for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
+    int64_t b0, b1;
+    pt_chunk(blocks, 1, &b0, &b1);
+    /* Images outside the blocks of one group, so memory is read in its own order; each lane still sums
+     * images, then pixels, in order. */
+    for (int64_t bg = b0; bg < b1; bg += CB_WEIGHT_BLOCKS) {
+        const int64_t bend = bg + CB_WEIGHT_BLOCKS < b1 ? bg + CB_WEIGHT_BLOCKS : b1;
+        dw_vec8 acc[CB_WEIGHT_BLOCKS][9];
+        for (int64_t b = bg; b < bend; b++)
+            for (int i = 0; i < 9; i++) acc[b - bg][i] = (dw_vec8){0};
+        for (int64_t n = 0; n < g->n; n++)
+            for (int64_t b = bg; b < bend; b++) {
+                const int64_t c0 = b * CB_LANES;
+                const int lanes = block_lanes(C, c0);
+                const float *x = t->b + (n * C + c0) * H * W, *dy = t->a + (n * C + c0) * Ho * Wo;
+                if (b + 1 < bend) { /* the next block of this image */
+                    prefetch_block(x + lanes * H * W, block_lanes(C, c0 + CB_LANES), H * W);
+                    prefetch_block(dy + lanes * Ho * Wo, block_lanes(C, c0 + CB_LANES), Ho * Wo);
+                }
+                gather_block(x, lanes, H * W, map, xs);
+                gather_block(dy, lanes, Ho * Wo, NULL, dys);
+                if (sh == 1 && sw == 1)
+                    weight_taps_block(xs, dys, pitch, 1, 1, Ho, Wo, acc[b - bg]);
+                else if (sh == 2 && sw == 2)
+                    weight_taps_block(xs, dys, pitch, 2, 2, Ho, Wo, acc[b - bg]);
+                else
+                    weight_taps_block(xs, dys, pitch, sh, sw, Ho, Wo, acc[b - bg]);
+            }
+        for (int64_t b = bg; b < bend; b++) {
+            const int64_t c0 = b * CB_LANES;
+            const int lanes = block_lanes(C, c0);
+            for (int l = 0; l < lanes; l++) {
+                float *dw = t->out + (c0 + l) * 9;
+                for (int i = 0; i < 9; i++) dw[i] = t->accumulate ? dw[i] + acc[b - bg][i][l] : acc[b - bg][i][l];
+            }
+        }
+    }
+}
+#endif /* DW_CHANNEL_BLOCKS */
+
 static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, const float *b,
                      const float *bias, float *out, int accumulate)
 {
@@ -418,20 +762,47 @@ static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, c
     return PT_OK;
 }
 
+/* The kernel for a shape: channel blocks for small 3x3 planes (on SIMD hosts), the buffered plane kernels for
+ * other small kernels and strides, the generic loops for the rest. Never depends on the thread count. */
+#if DW_CHANNEL_BLOCKS
+#define CHANNEL_BLOCKS_IF_SUPPORTED(g, blocks) \
+    if ((g) != NULL && channel_blocks_supported(g)) return blocks
+#else
+#define CHANNEL_BLOCKS_IF_SUPPORTED(g, blocks) (void)0
+#endif
+
+static pt_task_fn forward_kernel(const pt_conv_geometry *g)
+{
+    CHANNEL_BLOCKS_IF_SUPPORTED(g, forward_blocks);
+    return g && direct_supported(g) ? forward_direct : forward_worker;
+}
+
+static pt_task_fn grad_input_kernel(const pt_conv_geometry *g)
+{
+    CHANNEL_BLOCKS_IF_SUPPORTED(g, grad_input_blocks);
+    return g && direct_supported(g) ? grad_input_direct : grad_input_worker;
+}
+
+static pt_task_fn grad_weight_kernel(const pt_conv_geometry *g)
+{
+    CHANNEL_BLOCKS_IF_SUPPORTED(g, grad_weight_blocks);
+    return g && direct_supported(g) ? grad_weight_direct : grad_weight_worker;
+}
+
 pt_status pt_depthwise_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y)
 {
-    return run(g && direct_supported(g) ? forward_direct : forward_worker, g, x, w, bias, y, 0);
+    return run(forward_kernel(g), g, x, w, bias, y, 0);
 }
 
 pt_status pt_depthwise_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
                                          int accumulate)
 {
-    return run(g && direct_supported(g) ? grad_input_direct : grad_input_worker, g, dy, w, NULL, dx, accumulate);
+    return run(grad_input_kernel(g), g, dy, w, NULL, dx, accumulate);
 }
 
 pt_status pt_depthwise_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
                                           int accumulate)
 {
-    return run(g && direct_supported(g) ? grad_weight_direct : grad_weight_worker, g, dy, x, NULL, dw, accumulate);
+    return run(grad_weight_kernel(g), g, dy, x, NULL, dw, accumulate);
 }

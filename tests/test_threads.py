@@ -36,6 +36,13 @@ def _all_kernel_outputs(rng):
         out[f"dw_fw{n}"] = yd
         out[f"dw_ig{n}"] = K.depthwise_conv2d_grad_input(dyd, wd, x.shape, stride=2, padding=1)
         out[f"dw_wg{n}"] = K.depthwise_conv2d_grad_weight(dyd, x, wd.shape, stride=2, padding=1)
+        for c, hw, s in ((45, 8, 1), (100, 16, 2), (300, 4, 1)):  # small planes: channel blocks of 8 + a rest
+            xs, ws = randn(rng, n, c, hw, hw), randn(rng, c, 1, 3, 3)
+            ys = K.depthwise_conv2d_forward(xs, ws, randn(rng, c), stride=s, padding=1)
+            dys = randn(rng, *ys.shape)
+            out[f"dw{c}_fw{n}"] = ys
+            out[f"dw{c}_ig{n}"] = K.depthwise_conv2d_grad_input(dys, ws, xs.shape, stride=s, padding=1)
+            out[f"dw{c}_wg{n}"] = K.depthwise_conv2d_grad_weight(dys, xs, ws.shape, stride=s, padding=1)
         wp = randn(rng, 37, 20, 1, 1)
         yp = K.pointwise_conv2d_forward(x, wp, None)
         dyp = randn(rng, *yp.shape)
