@@ -246,7 +246,9 @@ static void axis_offsets(int64_t block, int64_t stride_outer, int64_t stride, in
     }
 }
 
-/* Workspace layout of one core: B block (kc x nc), A block (kc x mc), one MR x NR edge tile, then the
+#define ALIGN_SLACK 16 /* floats: room to start the packed panels on a 64-byte line */
+
+/* Workspace layout of one core (from the first 64-byte line): B block (kc x nc), A block (kc x mc), one MR x NR edge tile, then the
  * row and column offsets of the C block and the K offsets of the K block (int64, aligned up inside the
  * two spare floats). */
 int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
@@ -256,7 +258,7 @@ int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
     int64_t kc = min64(KC, K);
     int64_t mc = min64(mc_block(v->mr), round_up(M, v->mr));
     int64_t nc = min64(nc_block(v->nr), round_up(N, v->nr));
-    return kc * (mc + nc) + (int64_t)v->mr * v->nr + 2 * (mc + nc + kc) + 2;
+    return ALIGN_SLACK + kc * (mc + nc) + (int64_t)v->mr * v->nr + 2 * (mc + nc + kc) + 2;
 }
 
 /* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel (row offsets rowoff[0..kc), column offsets
@@ -489,7 +491,9 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const int64_t kc_max = min64(KC, K);
     const int64_t mc_max = min64(mc_block(mr), round_up(i1 - i0, mr));
     const int64_t nc_max = min64(nc_block(nr), round_up(j1 - j0, nr));
-    float *bpack = workspace;
+    /* packed panels start on a 64-byte line (a caller's buffer need not be aligned): a 16-float panel row
+     * is then one cache line, not two */
+    float *bpack = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
     float *apack = bpack + kc_max * nc_max;
     float *acc = apack + kc_max * mc_max;
     float *offsets = acc + mr * nr;
