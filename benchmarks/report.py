@@ -1,6 +1,6 @@
 """Print the layer x step x N table from a pytest-benchmark JSON file.
 
-    python benchmarks/report.py results.json [--markdown]
+    python benchmarks/report.py results.json [--markdown | --by-n] [--peak GFLOPS]
 
 For every (layer, step, N, threads) group: pulptrain and torch median ms, their ratio (pulptrain / torch,
 below 1 means pulptrain is faster), pulptrain GFLOP/s and % of the FP32 peak (117 GFLOP/s per core times
@@ -65,6 +65,33 @@ def table(rows, markdown=False, peak_per_core=PEAK_GFLOPS_PER_CORE):
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines])
 
 
+def table_by_n(rows):
+    """Markdown, one row per (threads, layer, step) and one column per N: 'pulptrain ms / torch ms (ratio)'."""
+    cells, layer_order, ns = {}, [], set()
+    for r in rows:
+        if r["layer"] not in layer_order:
+            layer_order.append(r["layer"])
+        ns.add(r["n"])
+        cells.setdefault((r["threads"], r["layer"], r["step"]), {}).setdefault(r["n"], {})[r["impl"]] = r["median"]
+    ns = sorted(ns)
+    step_order = {"forward": 0, "grad_input": 1, "grad_weight": 2, "train step": 3}
+    keys = sorted(cells, key=lambda k: (k[0], layer_order.index(k[1]), step_order.get(k[2], 9)))
+    out = ["| threads | layer | step | " + " | ".join(f"N={n}" for n in ns) + " |", "|" + "---|" * (3 + len(ns))]
+    for key in keys:
+        row = []
+        for n in ns:
+            g = cells[key].get(n, {})
+            pt, th = g.get("pulptrain"), g.get("torch")
+            if pt is None:
+                row.append("-")
+            elif th is None:
+                row.append(_ms(pt))
+            else:
+                row.append(f"{_ms(pt)} / {_ms(th)} ({pt / th:.2f})")
+        out.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
 def add_peak_option(parser):
     parser.add_argument("--peak", type=float, default=PEAK_GFLOPS_PER_CORE, metavar="GFLOPS",
                         help="FP32 peak of one core in GFLOP/s for the %% peak column (default: PERF.md's "
@@ -75,13 +102,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="file written by pytest --benchmark-json=FILE")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--by-n", action="store_true",
+                        help="compact markdown: one column per N, cells 'pulptrain ms / torch ms (ratio)'")
     add_peak_option(parser)
     args = parser.parse_args(argv)
     rows = rows_from_json(args.json)
     if not rows:
         print(f"no pulptrain benchmarks in {args.json}", file=sys.stderr)
         return 1
-    print(table(rows, markdown=args.markdown, peak_per_core=args.peak))
+    print(table_by_n(rows) if args.by_n else table(rows, markdown=args.markdown, peak_per_core=args.peak))
     return 0
 
 

@@ -32,3 +32,14 @@ def test_report_without_pulptrain_rows_fails(tmp_path, capsys):
     path.write_text(json.dumps({"benchmarks": []}))
     assert report.main([str(path)]) == 1
     assert "no pulptrain benchmarks" in capsys.readouterr().err
+
+
+def test_report_by_n_puts_each_batch_in_a_column(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    big = _bench("pulptrain", 0.3)
+    big["extra_info"]["n"] = 128
+    path.write_text(json.dumps({"benchmarks": [_bench("pulptrain", 0.04), _bench("torch", 0.05), big]}))
+    assert report.main([str(path), "--by-n"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| threads | layer | step | N=16 | N=128 |"
+    assert out[2] == "| 1 | pw 8->8 | forward | 40.0 / 50.0 (0.80) | 300.0 |"
