@@ -1,12 +1,17 @@
 """Quick side-by-side run without pytest (for kernel work): interleaved rounds, medians, the report table.
 
     python benchmarks/quick.py [-k SUBSTRING] [--n 1,16] [--threads 1] [--impls pulptrain,torch] [--stage]
+                               [--json FILE]
 
 Each round times every implementation of a case back to back (so machine noise hits them alike); the
-median over rounds of the per-call time is reported. For tracked results use the pytest-benchmark suite.
+median over rounds of the per-call time is reported. `--json FILE` also writes the rows (seconds per call),
+which benchmarks/report.py reads like a pytest-benchmark file; given several runs, report.py takes the
+median of each row over them. For tracked results use the pytest-benchmark suite.
 """
 import argparse
+import json
 import os
+import platform
 import statistics
 import sys
 import time
@@ -66,6 +71,7 @@ def main(argv=None):
     p.add_argument("--target-ms", type=float, default=30.0)
     p.add_argument("--stage", action="store_true", help="also time the whole adaptive stage")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--json", metavar="FILE", help="also write the rows here (machine-readable)")
     add_peak_option(p)
     p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
                    help="cpu: process CPU time, robust to other jobs on a busy box (one thread only)")
@@ -88,6 +94,12 @@ def main(argv=None):
                     rows.append(dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs,
                                      median=median))
                 print(f"  done: {name} {step} N={n} T={threads}", file=sys.stderr)
+    if a.json:
+        meta = dict(argv=sys.argv[1:], timer=a.timer, rounds=a.rounds, machine=platform.machine(),
+                    processor=platform.processor(), cpus=os.cpu_count(),
+                    torch=getattr(cases.torch, "__version__", None), date=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        with open(a.json, "w") as f:
+            json.dump({"quick": meta, "rows": rows}, f, indent=1)
     print(table(rows, markdown=a.markdown, peak_per_core=a.peak))
 
 

@@ -1,6 +1,6 @@
 """Print the layer x step x N table from a pytest-benchmark JSON file.
 
-    python benchmarks/report.py results.json [--markdown | --by-n] [--peak GFLOPS]
+    python benchmarks/report.py results.json [more.json ...] [--markdown | --by-n] [--peak GFLOPS]
 
 For every (layer, step, N, threads) group: pulptrain and torch median ms, their ratio (pulptrain / torch,
 below 1 means pulptrain is faster), pulptrain GFLOP/s and % of the FP32 peak (117 GFLOP/s per core times
@@ -9,15 +9,19 @@ benchmarks/fma_peak.c), and numpy's median ms when that row was run. Medians, be
 """
 import argparse
 import json
+import statistics
 import sys
 
 PEAK_GFLOPS_PER_CORE = 117.0
 
 
 def rows_from_json(path):
-    """One dict per benchmark: layer, step, n, threads, impl, flops, median (seconds)."""
+    """One dict per benchmark: layer, step, n, threads, impl, flops, median (seconds). Reads a pytest-benchmark
+    JSON file or one written by benchmarks/quick.py --json."""
     with open(path) as f:
         data = json.load(f)
+    if "rows" in data:
+        return [dict(r) for r in data["rows"]]
     rows = []
     for bench in data["benchmarks"]:
         info = bench.get("extra_info", {})
@@ -26,6 +30,19 @@ def rows_from_json(path):
         rows.append(dict(layer=info["layer"], step=info["step"], n=info["n"], threads=info["threads"],
                          impl=info["impl"], flops=info["flops"], median=bench["stats"]["median"]))
     return rows
+
+
+def median_over_runs(runs):
+    """Rows of several runs merged: each (threads, layer, step, n, impl) gets the median of its medians."""
+    merged, order = {}, []
+    for rows in runs:
+        for r in rows:
+            key = (r["threads"], r["layer"], r["step"], r["n"], r["impl"])
+            if key not in merged:
+                order.append(key)
+                merged[key] = dict(r, median=[])
+            merged[key]["median"].append(r["median"])
+    return [dict(merged[k], median=statistics.median(merged[k]["median"])) for k in order]
 
 
 def _ms(seconds):
@@ -100,15 +117,17 @@ def add_peak_option(parser):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", help="file written by pytest --benchmark-json=FILE")
+    parser.add_argument("json", nargs="+",
+                        help="file written by pytest --benchmark-json=FILE or benchmarks/quick.py --json FILE; "
+                             "with several, each row is the median over the files")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--by-n", action="store_true",
                         help="compact markdown: one column per N, cells 'pulptrain ms / torch ms (ratio)'")
     add_peak_option(parser)
     args = parser.parse_args(argv)
-    rows = rows_from_json(args.json)
+    rows = median_over_runs([rows_from_json(path) for path in args.json])
     if not rows:
-        print(f"no pulptrain benchmarks in {args.json}", file=sys.stderr)
+        print(f"no pulptrain benchmarks in {', '.join(args.json)}", file=sys.stderr)
         return 1
     print(table_by_n(rows) if args.by_n else table(rows, markdown=args.markdown, peak_per_core=args.peak))
     return 0

@@ -43,3 +43,14 @@ def test_report_by_n_puts_each_batch_in_a_column(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "| threads | layer | step | N=16 | N=128 |"
     assert out[2] == "| 1 | pw 8->8 | forward | 40.0 / 50.0 (0.80) | 300.0 |"
+
+
+def test_report_takes_the_median_of_several_quick_runs(tmp_path, capsys):
+    paths = []
+    for i, (pt, th) in enumerate([(0.04, 0.05), (0.10, 0.05), (0.03, 0.06)]):
+        rows = [dict(layer="pw 8->8", step="forward", n=16, threads=1, impl=impl, flops=2e9, median=m)
+                for impl, m in (("pulptrain", pt), ("torch", th))]
+        paths.append(tmp_path / f"quick{i}.json")
+        paths[-1].write_text(json.dumps({"quick": {}, "rows": rows}))
+    assert report.main([str(p) for p in paths] + ["--by-n"]) == 0
+    assert capsys.readouterr().out.splitlines()[2] == "| 1 | pw 8->8 | forward | 40.0 / 50.0 (0.80) |"
