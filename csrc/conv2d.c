@@ -314,14 +314,19 @@ typedef struct {
 /* Patch-row panels of one pixel chunk: cdiv(kb, PANEL) panels of pchunk x PANEL floats. */
 static int64_t wg_col_floats(const wg_plan *p) { return cdiv(p->kb, PANEL) * PANEL * p->pchunk; }
 
-/* dW columns are cut in blocks of patch rows; when there are fewer blocks than cores, rows of dW are
- * cut too (each row block then repeats the im2col of its columns: cheap next to the products). */
+/* dW columns are cut in equal blocks of patch rows (whole panels, at most WG_K_BLOCK), as many as a multiple
+ * of the team size where there are enough panels, so every core gets the same work (3 blocks of 576 columns
+ * on 2 cores left one core idle a third of the time); when there are still fewer blocks than cores, rows of
+ * dW are cut too (each row block then repeats the im2col of its columns). The blocking never changes a value:
+ * each dW element is the same sum over images and pixel chunks in every block. */
 static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
 {
     wg_plan p;
     p.P = g->h_out * g->w_out;
     p.K = g->c_in * g->kh * g->kw;
-    p.kb = min64(p.K, WG_K_BLOCK);
+    const int64_t panels = cdiv(p.K, PANEL);
+    const int64_t blocks = cdiv(max64(cdiv(p.K, WG_K_BLOCK), min64(num_threads, panels)), num_threads) * num_threads;
+    p.kb = min64(p.K, cdiv(panels, min64(blocks, panels)) * PANEL);
     p.k_blocks = cdiv(p.K, p.kb);
     p.pchunk = min64(p.P, WG_PIXEL_CHUNK);
     p.variant = pt_matmul_pick(g->c_out, p.kb, p.pchunk);
