@@ -391,9 +391,42 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
     return A->row_stride == 1 && cols <= 4 * nr;
 }
 
+#define OUTER_K 4 /* products with K up to this are outer products (see plan_operands) */
+
+/* Which operands a product of `rows` x `cols` (one core's share, or the whole product) reads in place. */
+typedef struct {
+    int a_in_place, b_in_place;
+    int wide_rows; /* rows of C go through the 1 x 128 kernel */
+} operand_plan;
+
+static operand_plan plan_operands(int variant, const pt_view *A, const pt_view *B, int64_t K, int64_t rows,
+                                  int64_t cols)
+{
+    const pt_matmul_variant *v = pt_matmul_variant_info(variant);
+    const int mr = v->mr, nr = v->nr, vector_rows = row_tiles[variant] == rows_6x16;
+    const int a_plain = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
+    const int b_row_major = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
+    operand_plan op;
+    /* An outer product (K <= OUTER_K: a batch-1 linear weight gradient) is all per-tile overhead: A and B
+     * are read in place and each row of C goes through the 1 x 128 kernel. */
+    const int outer = K <= OUTER_K && a_plain && b_row_major && vector_rows;
+    op.a_in_place = outer || read_a_in_place(A, cols, nr);
+    /* B is read in place when its panels already have the packed layout (row stride NR, columns contiguous
+     * in blocks of NR, as the conv forward's im2col writes them), or, for a plain row-major B, when at most
+     * three row tiles would use a packed panel (packing costs more than their re-reads: linear 1024->50
+     * batch-16 grad_input 33.5 -> 27.5 us). */
+    const int b_packed_layout = B->row_block == BIG_BLOCK && B->row_stride == nr && B->col_stride == 1 &&
+                                (B->col_block == BIG_BLOCK || B->col_block % nr == 0);
+    op.b_in_place = b_packed_layout || (b_row_major && (rows <= 3 * mr || outer));
+    /* One output row read from an in-place B (a batch-1 layer), or an outer product: a 1 x 128 kernel
+     * streams B's rows in long runs instead of one 64-byte piece per row and tile (same per-element
+     * arithmetic as the 1-row tile). */
+    op.wide_rows = op.b_in_place && b_row_major && (rows == 1 || outer) && vector_rows && a_plain;
+    return op;
+}
+
 #define WIDE_COLS 128
 #define SHORT_K 32
-#define OUTER_K 4
 static const float zero_bias[WIDE_COLS];
 
 /* What the tiles of one (A block, B block) pair share: see pt_gemm_serial. */
@@ -504,23 +537,8 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const float *cbias = (bias && bias->col) ? bias->col : NULL;
     const int has_bias = rbias != NULL || cbias != NULL;
     const tile_fn *short_tiles = row_tiles[variant];
-    const int a_plain = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
-    const int b_row_major = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
-    /* An outer product (K <= OUTER_K: a batch-1 linear weight gradient) is all per-tile overhead: A and B
-     * are read in place and each row of C goes through the 1 x 128 kernel. */
-    const int outer = K <= OUTER_K && a_plain && b_row_major && short_tiles == rows_6x16;
-    const int in_place = outer || read_a_in_place(A, j1 - j0, nr);
-    /* B is read in place when its panels already have the packed layout (row stride NR, columns contiguous
-     * in blocks of NR, as the conv forward's im2col writes them), or, for a plain row-major B, when at most
-     * three row tiles would use a packed panel (packing costs more than their re-reads: linear 1024->50
-     * batch-16 grad_input 33.5 -> 27.5 us). */
-    const int b_packed_layout = B->row_block == BIG_BLOCK && B->row_stride == nr && B->col_stride == 1 &&
-                                (B->col_block == BIG_BLOCK || B->col_block % nr == 0);
-    const int b_in_place = b_packed_layout || (b_row_major && (i1 - i0 <= 3 * mr || outer));
-    /* One output row read from an in-place B (a batch-1 layer), or an outer product: a 1 x 128 kernel
-     * streams B's rows in long runs instead of one 64-byte piece per row and tile (same per-element
-     * arithmetic as the 1-row tile). */
-    const int wide_rows = b_in_place && b_row_major && (i1 - i0 == 1 || outer) && short_tiles == rows_6x16 && a_plain;
+    const operand_plan op = plan_operands(variant, A, B, K, i1 - i0, j1 - j0);
+    const int in_place = op.a_in_place, b_in_place = op.b_in_place, wide_rows = op.wide_rows;
     const int rows_outer = K <= SHORT_K && !wide_rows;
     float *acc_rows[64];
     for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
@@ -667,9 +685,18 @@ static void matmul_worker(void *p)
 }
 
 /* Split along the axis with more register tiles; a core always gets whole tiles. */
-static int split_rows_for(const pt_matmul_variant *v, int64_t M, int64_t N)
+static int split_rows_for(int variant, int64_t M, int64_t N, int64_t K, const pt_view *A, const pt_view *B,
+                          int threads)
 {
-    return (M + v->mr - 1) / v->mr > (N + v->nr - 1) / v->nr;
+    const pt_matmul_variant *v = pt_matmul_variant_info(variant);
+    const int64_t row_tiles = (M + v->mr - 1) / v->mr, col_tiles = (N + v->nr - 1) / v->nr;
+    /* Every core packs the operands of its own share: cut along the packed operand's axis, so its packing is
+     * shared out instead of repeated on every core (pw 512->512 at 8x8, batch 16, forward: each of 2 cores
+     * packed all of B), where that axis has tiles enough for the team. */
+    const operand_plan op = plan_operands(variant, A, B, K, M, N);
+    if (!op.b_in_place && op.a_in_place && col_tiles >= 2 * threads) return 0;
+    if (!op.a_in_place && op.b_in_place && row_tiles >= 2 * threads) return 1;
+    return row_tiles > col_tiles;
 }
 
 int64_t pt_matmul_view_workspace_floats(int variant, int64_t M, int64_t N, int64_t K, int num_threads)
@@ -702,7 +729,7 @@ pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_
     t.accumulate = accumulate;
     t.workspace = workspace;
     t.per_core = per_core;
-    t.split_rows = split_rows_for(v, M, N);
+    t.split_rows = split_rows_for(variant, M, N, K, A, B, threads);
     t.row_dot = v->ukernel != NULL && is_row_dot(M, A, B);
     pt_team_status_clear(&t.status);
     /* A product this small costs less than forking the team (and far less than waiting for a descheduled
