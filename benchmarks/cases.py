@@ -310,3 +310,23 @@ def make_stage_call(impl, n):
     fn = (_pulptrain_stage if impl == "pulptrain" else _torch_stage)(_StageBuffers(n))
     fn()
     return fn
+
+
+MATMUL_SIZE = 512
+
+
+def make_matmul_call(impl, size=MATMUL_SIZE):
+    """A square size^3 float32 matmul into a preallocated C (the matmul-efficiency row)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    c = np.zeros((size, size), np.float32)
+    if impl == "pulptrain":
+        fn = lambda: K.matmul(a, b, out=c)
+    elif impl == "torch":
+        ta, tb, tc = (torch.from_numpy(v) for v in (a, b, c))
+        fn = lambda: torch.mm(ta, tb, out=tc)
+    else:
+        fn = lambda: np.matmul(a, b, out=c)
+    fn()
+    return fn
+

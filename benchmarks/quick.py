@@ -70,6 +70,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--target-ms", type=float, default=30.0)
     p.add_argument("--stage", action="store_true", help="also time the whole adaptive stage")
+    p.add_argument("--matmul", action="store_true", help="also time the 512^3 matmul (at the first N only)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the rows here (machine-readable)")
     add_peak_option(p)
@@ -89,6 +90,9 @@ def main(argv=None):
             if a.stage:
                 jobs.append(("adaptive stage conv5_1..fc", "train step", cases.stage_macs(n),
                              {i: _Timed(cases.make_stage_call(i, n)) for i in impls if i != "numpy"}))
+            if a.matmul and n == int(a.n.split(",")[0]):
+                jobs.append(("matmul 512x512x512", "forward", cases.MATMUL_SIZE ** 3,
+                             {i: _Timed(cases.make_matmul_call(i)) for i in impls}))
             for name, step, macs, calls in jobs:
                 for impl, median in measure(calls, a.rounds, a.target_ms / 1e3).items():
                     rows.append(dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs,

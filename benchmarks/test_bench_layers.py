@@ -47,22 +47,10 @@ def test_adaptive_stage(benchmark, n, impl, threads):
 @pytest.mark.parametrize("impl", ["pulptrain", "torch", _impl_param("numpy")])
 def test_matmul_512(benchmark, impl, threads):
     """Square 512^3 matmul (goal: pulptrain >= 90 % of one core's peak)."""
-    import numpy as np
-    from pulptrain import kernels as K
     if impl == "torch" and cases.torch is None:
         pytest.skip("torch is not installed: no torch baseline for this row")
     cases.set_threads(threads)
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((512, 512), dtype=np.float32) for _ in range(2))
-    c = np.zeros((512, 512), np.float32)
-    if impl == "pulptrain":
-        fn = lambda: K.matmul(a, b, out=c)
-    elif impl == "torch":
-        ta, tb, tc = (cases.torch.from_numpy(v) for v in (a, b, c))
-        fn = lambda: cases.torch.mm(ta, tb, out=tc)
-    else:
-        fn = lambda: np.matmul(a, b, out=c)
-    fn()
+    fn = cases.make_matmul_call(impl)
     benchmark.group = f"matmul 512^3 | forward | N=1 | threads={threads}"
     benchmark.extra_info.update(layer="matmul 512x512x512", step="forward", n=1, threads=threads, impl=impl,
                                 flops=2 * 512 ** 3)
