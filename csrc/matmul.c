@@ -684,7 +684,7 @@ static void matmul_worker(void *p)
     pt_team_status_report(&t->status, st);
 }
 
-/* Split along the axis with more register tiles; a core always gets whole tiles. */
+/* Which axis a team splits (a core always gets whole tiles): see below. The split never changes a value. */
 static int split_rows_for(int variant, int64_t M, int64_t N, int64_t K, const pt_view *A, const pt_view *B,
                           int threads)
 {
@@ -696,7 +696,7 @@ static int split_rows_for(int variant, int64_t M, int64_t N, int64_t K, const pt
     const operand_plan op = plan_operands(variant, A, B, K, M, N);
     if (!op.b_in_place && op.a_in_place && col_tiles >= 2 * threads) return 0;
     if (!op.a_in_place && op.b_in_place && row_tiles >= 2 * threads) return 1;
-    return row_tiles > col_tiles;
+    return row_tiles > col_tiles; /* otherwise the axis with more register tiles */
 }
 
 int64_t pt_matmul_view_workspace_floats(int variant, int64_t M, int64_t N, int64_t K, int num_threads)
