@@ -627,58 +627,55 @@ static const dw_vec8 *block_taps(dw_tap_cache *tc, const dw_unit *v, const float
     return taps;
 }
 
+/* This core's (image, channel block) units of a stencil step: gather each block of `src` (planes of
+ * src_plane pixels) into the bordered scratch at `map`, run the taps at `at` and write the out_pixels result
+ * planes (flip: the transposed stencil of grad_input; bias: per channel or NULL). */
+static void stencil_units(const dw_task *t, int64_t src_plane, int64_t out_pixels, const int32_t *map,
+                          const int32_t *at, int64_t pitch, dw_vec8 *scratch, int flip, const float *bias,
+                          int accumulate)
+{
+    const int64_t C = t->g->c_in, blocks = (C + CB_LANES - 1) / CB_LANES;
+    dw_tap_cache tc;
+    tap_cache_init(&tc, blocks);
+    int64_t u0, u1;
+    pt_chunk(t->g->n * blocks, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const dw_unit v = unit_at(u, blocks, C);
+        const float *src = t->a + (v.n * C + v.c0) * src_plane;
+        dw_vec8 block_bias;
+        const dw_vec8 *w = block_taps(&tc, &v, t->b, bias, flip, &block_bias);
+        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(src + (v.lanes + CB_LANES) * src_plane, CB_LANES, src_plane);
+        gather_block(src, v.lanes, src_plane, map, scratch);
+        correlate_block(scratch, at, pitch, out_pixels, w, block_bias, v.lanes, accumulate,
+                        t->out + (v.n * C + v.c0) * out_pixels);
+    }
+}
+
 static void forward_blocks(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
-    const int64_t pitch = W + 2 * g->pad_w, blocks = (C + CB_LANES - 1) / CB_LANES;
+    const int64_t H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, pitch = W + 2 * g->pad_w;
     _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PLANE], at[CB_MAX_PIXELS];
-    dw_tap_cache tc;
-    tap_cache_init(&tc, blocks);
     block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
     block_map(Ho, Wo, 0, 0, g->stride_h, g->stride_w, pitch, at);
     for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
-    int64_t u0, u1;
-    pt_chunk(g->n * blocks, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const dw_unit v = unit_at(u, blocks, C);
-        const float *x = t->a + (v.n * C + v.c0) * H * W;
-        dw_vec8 bias;
-        const dw_vec8 *w = block_taps(&tc, &v, t->b, t->bias, 0, &bias);
-        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(x + (v.lanes + CB_LANES) * H * W, CB_LANES, H * W);
-        gather_block(x, v.lanes, H * W, map, xs);
-        correlate_block(xs, at, pitch, Ho * Wo, w, bias, v.lanes, 0, t->out + (v.n * C + v.c0) * Ho * Wo);
-    }
+    stencil_units(t, H * W, Ho * Wo, map, at, pitch, xs, 0, t->bias, 0);
 }
 
 static void grad_input_blocks(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
-    const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
-    const int64_t pitch = W + 2, blocks = (C + CB_LANES - 1) / CB_LANES;
+    const int64_t H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, pitch = W + 2;
     _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PIXELS], at[CB_MAX_PLANE];
-    dw_tap_cache tc;
-    tap_cache_init(&tc, blocks);
     /* dy (oh, ow) lands at (2 - pad + oh*stride): dx (ih, iw) = sum_t wflip[t] * dys[ih + ky][iw + kx] */
     block_map(Ho, Wo, 2 - g->pad_h, 2 - g->pad_w, g->stride_h, g->stride_w, pitch, map);
     block_map(H, W, 0, 0, 1, 1, pitch, at);
     for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (dw_vec8){0};
-    int64_t u0, u1;
-    pt_chunk(g->n * blocks, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const dw_unit v = unit_at(u, blocks, C);
-        const float *dy = t->a + (v.n * C + v.c0) * Ho * Wo;
-        dw_vec8 no_bias;
-        const dw_vec8 *w = block_taps(&tc, &v, t->b, NULL, 1, &no_bias);
-        if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(dy + (v.lanes + CB_LANES) * Ho * Wo, CB_LANES, Ho * Wo);
-        gather_block(dy, v.lanes, Ho * Wo, map, dys);
-        correlate_block(dys, at, pitch, H * W, w, no_bias, v.lanes, t->accumulate,
-                        t->out + (v.n * C + v.c0) * H * W);
-    }
+    stencil_units(t, Ho * Wo, H * W, map, at, pitch, dys, 1, NULL, t->accumulate);
 }
 
 /* acc[t] += dy[oh][ow] * xs[oh*sh + ky][ow*sw + kx] over the output pixels, row-major. */
