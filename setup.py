@@ -1,4 +1,4 @@
-"""Build: csrc/*.c and the Cython binding compiled into one extension, pulptrain._C.
+"""Build: every C file under csrc/ and the Cython binding compiled into one extension, pulptrain._C.
 
 -O3 and -march=native by default; set PULPTRAIN_PORTABLE=1 for a binary that runs on any CPU of the
 architecture. OpenMP is used when the compiler accepts -fopenmp; otherwise the serial team backend is
@@ -45,11 +45,14 @@ else:
     warnings.warn("pulptrain: the C compiler does not support OpenMP; building the serial backend "
                   "(set_num_threads will run the team one core after another)")
 
-sources = ["pulptrain/_C.pyx"] + sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "csrc", "*.c")))
+# csrc/ is laid out by family (core/, gemm/, fp32/, int8/, quant/, arch/<isa>/); every folder is on the include
+# path, so a file includes its neighbours by name alone. The host build takes every C file, arch/ included.
+c_sources = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "csrc", "**", "*.c"), recursive=True))
+c_include_dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True)})
 extension = Extension(
     "pulptrain._C",
-    sources=sources,
-    include_dirs=["csrc", numpy.get_include()],
+    sources=["pulptrain/_C.pyx"] + c_sources,
+    include_dirs=c_include_dirs + [numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
