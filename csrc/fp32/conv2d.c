@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "conv2d.h"
+#include "int_math.h"
 #include "matmul.h"
 #include "parallel.h"
 
@@ -18,9 +19,6 @@
 #define WG_K_BLOCK 256
 #define IG_DCOL_FLOATS 262144 /* bounds the dcol block of one grad_input unit */
 
-static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* A core's share of the workspace starts its panels on a 64-byte line (a caller's buffer need not be
  * aligned): a 16-float panel row is then one cache line, not two. ALIGN_SLACK floats per core pay for it. */

@@ -5,6 +5,7 @@
 #endif
 #include <stddef.h>
 #include <stdint.h>
+#include "arch.h"
 #include "depthwise_conv2d.h"
 #include "parallel.h"
 
@@ -127,8 +128,6 @@ static void grad_weight_worker(void *arg)
  * Each output element is summed by one core in a fixed order (taps ascending; for grad_weight, lane-wise
  * partial sums over images and pixels, then the 8 lanes in a fixed tree). */
 
-typedef float dw_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
-
 /* Floats of one stack buffer (a padded plane); larger planes use the generic loops above. */
 #ifndef PT_DW_PLANE_FLOATS
 #define PT_DW_PLANE_FLOATS 4608
@@ -200,9 +199,9 @@ static void stencil(const float *restrict buf, const int64_t *off, const float *
                     int64_t q1, float *restrict out)
 {
     for (int64_t q = q0; q < q1; q += 8) {
-        dw_vec8 acc = {0};
-        for (int t = 0; t < taps; t++) acc += w[t] * *(const dw_vec8 *)(buf + q + off[t]);
-        *(dw_vec8 *)(out + q - q0) = acc;
+        pt_vec8 acc = {0};
+        for (int t = 0; t < taps; t++) acc += w[t] * *(const pt_vec8 *)(buf + q + off[t]);
+        *(pt_vec8 *)(out + q - q0) = acc;
     }
 }
 
@@ -217,7 +216,6 @@ static void tap_offsets(int64_t kh, int64_t kw, int64_t pitch, int64_t *off)
  * plane's border (into the neighbouring row or plane) is masked to +0 by an AND with a precomputed lane mask,
  * which gives the same value as the zero border of the buffered path. Only the first and last plane of the
  * tensor, whose masked reads would leave the array, take the buffered path. */
-typedef int32_t dw_mask8 __attribute__((vector_size(32), aligned(4), may_alias));
 #define MASKED_MAX_VECTORS 64 /* planes up to 512 floats */
 
 static int masked_supported(const pt_conv_geometry *g)
@@ -229,7 +227,7 @@ static int masked_supported(const pt_conv_geometry *g)
 
 typedef struct {
     int64_t off[9];                       /* flat offset of tap t from the output position */
-    dw_mask8 mask[9][MASKED_MAX_VECTORS]; /* all ones where tap t reads inside the plane */
+    pt_ivec8 mask[9][MASKED_MAX_VECTORS]; /* all ones where tap t reads inside the plane */
 } dw_masks;
 
 static void masks_init(int64_t H, int64_t W, dw_masks *m)
@@ -244,9 +242,9 @@ static void masks_init(int64_t H, int64_t W, dw_masks *m)
     }
 }
 
-static inline dw_vec8 masked_load(const float *p, dw_mask8 mask)
+static inline pt_vec8 masked_load(const float *p, pt_ivec8 mask)
 {
-    return (dw_vec8)(*(const dw_mask8 *)p & mask);
+    return (pt_vec8)(*(const pt_ivec8 *)p & mask);
 }
 
 /* s[q] = sum_t w[t] * plane[q + off[t]] (taps outside the plane count 0) over the whole plane, then
@@ -256,9 +254,9 @@ static void masked_stencil(const float *restrict plane, const dw_masks *m, const
 {
     for (int64_t v = 0; v < vectors; v++) {
         const float *p = plane + v * 8;
-        dw_vec8 acc = {0};
+        pt_vec8 acc = {0};
         for (int t = 0; t < 9; t++) acc += w[t] * masked_load(p + m->off[t], m->mask[t][v]);
-        dw_vec8 *o = (dw_vec8 *)(out + v * 8);
+        pt_vec8 *o = (pt_vec8 *)(out + v * 8);
         if (accumulate)
             *o += acc;
         else
@@ -370,17 +368,17 @@ static void grad_weight_direct(void *arg)
      * images would jump a whole image per plane). Each channel still sums images, then pixels, in order. */
     for (int64_t cb = c0; cb < c1; cb += DW_GW_CHANNELS) {
         const int64_t cend = cb + DW_GW_CHANNELS < c1 ? cb + DW_GW_CHANNELS : c1;
-        dw_vec8 acc[DW_GW_CHANNELS][DW_MAX_TAPS];
+        pt_vec8 acc[DW_GW_CHANNELS][DW_MAX_TAPS];
         for (int64_t c = cb; c < cend; c++)
-            for (int64_t i = 0; i < taps; i++) acc[c - cb][i] = (dw_vec8){0};
+            for (int64_t i = 0; i < taps; i++) acc[c - cb][i] = (pt_vec8){0};
         for (int64_t n = 0; n < g->n; n++) {
             for (int64_t c = cb; c < cend; c++) {
-                dw_vec8 *a = acc[c - cb];
+                pt_vec8 *a = acc[c - cb];
                 const int64_t u = n * C + c;
                 if (masked && u > 0 && u < g->n * C - 1) {
                     const float *x = t->b + u * H * W, *dy = t->a + u * Ho * Wo;
                     for (int64_t v = 0; v < H * W / 8; v++) {
-                        const dw_vec8 d = *(const dw_vec8 *)(dy + v * 8);
+                        const pt_vec8 d = *(const pt_vec8 *)(dy + v * 8);
                         for (int i = 0; i < 9; i++) a[i] += d * masked_load(x + v * 8 + m.off[i], m.mask[i][v]);
                     }
                     continue;
@@ -388,15 +386,15 @@ static void grad_weight_direct(void *arg)
                 copy_plane(t->b + u * H * W, H, W, xp, xb.pitch, g->pad_h, g->pad_w);
                 spread_plane(t->a + u * Ho * Wo, Ho, Wo, sh, sw, dyp, xb.pitch, 0, 0);
                 for (int64_t q = 0; q < span; q += 8) {
-                    const dw_vec8 d = *(const dw_vec8 *)(dyp + q);
-                    for (int64_t i = 0; i < taps; i++) a[i] += d * *(const dw_vec8 *)(xp + q + off[i]);
+                    const pt_vec8 d = *(const pt_vec8 *)(dyp + q);
+                    for (int64_t i = 0; i < taps; i++) a[i] += d * *(const pt_vec8 *)(xp + q + off[i]);
                 }
             }
         }
         for (int64_t c = cb; c < cend; c++) {
             float *dw = t->out + c * taps;
             for (int64_t i = 0; i < taps; i++) {
-                const dw_vec8 v = acc[c - cb][i];
+                const pt_vec8 v = acc[c - cb][i];
                 const float s = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
                 dw[i] = t->accumulate ? dw[i] + s : s;
             }
@@ -417,11 +415,7 @@ static void grad_weight_direct(void *arg)
  * zero. Forward and grad_input split (image, channel block) units across cores, grad_weight splits channel
  * blocks (each core runs the image loop of its own channels). On targets without SIMD the 8 lanes would be
  * 8 scalar copies of the same work plus the transposes, so there the plane kernels above are used instead. */
-#if defined(__GNUC__) && (defined(__AVX2__) || defined(__ARM_NEON))
-#define DW_CHANNEL_BLOCKS 1
-#else
-#define DW_CHANNEL_BLOCKS 0
-#endif
+#define DW_CHANNEL_BLOCKS PT_ARCH_SIMD8
 
 #if DW_CHANNEL_BLOCKS
 #define CB_LANES 8
@@ -445,9 +439,9 @@ static int channel_blocks_supported(const pt_conv_geometry *g)
 }
 
 /* r[i][j] -> r[j][i] (unpack, 64-bit shuffle, 128-bit swap: the classic AVX sequence). */
-CB_INLINE void transpose8(dw_vec8 r[8])
+CB_INLINE void transpose8(pt_vec8 r[8])
 {
-    dw_vec8 t[8], s[8];
+    pt_vec8 t[8], s[8];
     for (int i = 0; i < 8; i += 2) {
         t[i] = CB_SHUFFLE(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
         t[i + 1] = CB_SHUFFLE(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -473,35 +467,35 @@ static void block_map(int64_t h, int64_t w, int64_t top, int64_t left, int64_t s
 
 /* dst[map[q]][l] = src[l * hw + q] for the `lanes` planes of src (spare lanes 0); map NULL: dst[q]. */
 CB_INLINE void gather_block(const float *restrict src, int lanes, int64_t hw, const int32_t *map,
-                            dw_vec8 *restrict dst)
+                            pt_vec8 *restrict dst)
 {
     int64_t q = 0;
     for (; q + 8 <= hw; q += 8) {
-        dw_vec8 r[8];
+        pt_vec8 r[8];
         if (lanes == CB_LANES) { /* the common case: the rows stay in registers */
-            for (int l = 0; l < 8; l++) r[l] = *(const dw_vec8 *)(src + l * hw + q);
+            for (int l = 0; l < 8; l++) r[l] = *(const pt_vec8 *)(src + l * hw + q);
         } else {
-            for (int l = 0; l < 8; l++) r[l] = (dw_vec8){0};
-            for (int l = 0; l < lanes; l++) r[l] = *(const dw_vec8 *)(src + l * hw + q);
+            for (int l = 0; l < 8; l++) r[l] = (pt_vec8){0};
+            for (int l = 0; l < lanes; l++) r[l] = *(const pt_vec8 *)(src + l * hw + q);
         }
         transpose8(r);
         for (int j = 0; j < 8; j++) dst[map ? map[q + j] : q + j] = r[j];
     }
     for (; q < hw; q++) {
-        dw_vec8 v = {0};
+        pt_vec8 v = {0};
         for (int l = 0; l < lanes; l++) v[l] = src[l * hw + q];
         dst[map ? map[q] : q] = v;
     }
 }
 
 /* Per-lane taps of channels c0 .. c0+lanes-1 (flipped: the kernel rotated by 180 degrees); spare lanes 0. */
-static void block_weights(const float *w, int64_t c0, int lanes, int flip, dw_vec8 taps[9])
+static void block_weights(const float *w, int64_t c0, int lanes, int flip, pt_vec8 taps[9])
 {
     if (lanes == CB_LANES) { /* taps 0..7 and 1..8 of the 8 channels, each an 8x8 transpose */
-        dw_vec8 first[8], last[8];
+        pt_vec8 first[8], last[8];
         for (int l = 0; l < 8; l++) {
-            first[l] = *(const dw_vec8 *)(w + (c0 + l) * 9);
-            last[l] = *(const dw_vec8 *)(w + (c0 + l) * 9 + 1);
+            first[l] = *(const pt_vec8 *)(w + (c0 + l) * 9);
+            last[l] = *(const pt_vec8 *)(w + (c0 + l) * 9 + 1);
         }
         transpose8(first);
         transpose8(last);
@@ -510,15 +504,15 @@ static void block_weights(const float *w, int64_t c0, int lanes, int flip, dw_ve
         return;
     }
     for (int t = 0; t < 9; t++) {
-        taps[t] = (dw_vec8){0};
+        taps[t] = (pt_vec8){0};
         for (int l = 0; l < lanes; l++) taps[t][l] = w[(c0 + l) * 9 + (flip ? 8 - t : t)];
     }
 }
 
 /* Sum over the 9 taps around p (p = the top-left tap), taps in ascending order. */
-CB_INLINE dw_vec8 taps9(const dw_vec8 *p, int64_t pitch, const dw_vec8 w[9])
+CB_INLINE pt_vec8 taps9(const pt_vec8 *p, int64_t pitch, const pt_vec8 w[9])
 {
-    dw_vec8 acc = w[0] * p[0];
+    pt_vec8 acc = w[0] * p[0];
     acc += w[1] * p[1];
     acc += w[2] * p[2];
     acc += w[3] * p[pitch];
@@ -532,14 +526,14 @@ CB_INLINE dw_vec8 taps9(const dw_vec8 *p, int64_t pitch, const dw_vec8 w[9])
 
 /* dst[l * hw + q] = taps9 at scratch position at[q], + bias (or dst += the sum when accumulating), for the
  * `lanes` planes of dst: 8 output pixels at a time, transposed in registers on the way out. */
-static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_t pitch, int64_t hw,
-                            const dw_vec8 w[9], dw_vec8 bias, int lanes, int accumulate, float *restrict dst)
+static void correlate_block(const pt_vec8 *restrict s, const int32_t *at, int64_t pitch, int64_t hw,
+                            const pt_vec8 w[9], pt_vec8 bias, int lanes, int accumulate, float *restrict dst)
 {
     int64_t q = 0;
     for (; q + 8 <= hw; q += 8) {
         /* taps9 for 8 pixels, tap by tap, so the 8 sums are 8 independent chains in flight */
-        const dw_vec8 *p[8];
-        dw_vec8 r[8];
+        const pt_vec8 *p[8];
+        pt_vec8 r[8];
         for (int j = 0; j < 8; j++) p[j] = s + at[q + j];
         for (int j = 0; j < 8; j++) r[j] = w[0] * p[j][0];
         for (int t = 1; t < 9; t++) {
@@ -549,10 +543,10 @@ static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_
         for (int j = 0; j < 8; j++) r[j] += bias;
         transpose8(r);
         if (lanes == CB_LANES && !accumulate) {
-            for (int l = 0; l < 8; l++) *(dw_vec8 *)(dst + l * hw + q) = r[l];
+            for (int l = 0; l < 8; l++) *(pt_vec8 *)(dst + l * hw + q) = r[l];
         } else {
             for (int l = 0; l < lanes; l++) {
-                dw_vec8 *d = (dw_vec8 *)(dst + l * hw + q);
+                pt_vec8 *d = (pt_vec8 *)(dst + l * hw + q);
                 if (accumulate)
                     *d += r[l];
                 else
@@ -561,7 +555,7 @@ static void correlate_block(const dw_vec8 *restrict s, const int32_t *at, int64_
         }
     }
     for (; q < hw; q++) {
-        const dw_vec8 v = taps9(s + at[q], pitch, w) + bias;
+        const pt_vec8 v = taps9(s + at[q], pitch, w) + bias;
         for (int l = 0; l < lanes; l++) dst[l * hw + q] = accumulate ? dst[l * hw + q] + v[l] : v[l];
     }
 }
@@ -596,10 +590,10 @@ static dw_unit unit_at(int64_t u, int64_t blocks, int64_t C)
 }
 
 typedef struct {
-    dw_vec8 taps[CB_CACHED_BLOCKS][9], bias[CB_CACHED_BLOCKS];
+    pt_vec8 taps[CB_CACHED_BLOCKS][9], bias[CB_CACHED_BLOCKS];
     unsigned char built[CB_CACHED_BLOCKS];
     int64_t blocks;
-    dw_vec8 scratch_taps[9], scratch_bias; /* when there are more blocks than the cache holds */
+    pt_vec8 scratch_taps[9], scratch_bias; /* when there are more blocks than the cache holds */
 } dw_tap_cache;
 
 static void tap_cache_init(dw_tap_cache *tc, int64_t blocks)
@@ -609,16 +603,16 @@ static void tap_cache_init(dw_tap_cache *tc, int64_t blocks)
 }
 
 /* The tap vectors of unit v's block (flipped for grad_input), and its bias vector in *bias (0 without one). */
-static const dw_vec8 *block_taps(dw_tap_cache *tc, const dw_unit *v, const float *w, const float *bias_in,
-                                 int flip, dw_vec8 *bias)
+static const pt_vec8 *block_taps(dw_tap_cache *tc, const dw_unit *v, const float *w, const float *bias_in,
+                                 int flip, pt_vec8 *bias)
 {
     const int cached = tc->blocks <= CB_CACHED_BLOCKS;
-    dw_vec8 *taps = cached ? tc->taps[v->b] : tc->scratch_taps, *b = cached ? &tc->bias[v->b] : &tc->scratch_bias;
+    pt_vec8 *taps = cached ? tc->taps[v->b] : tc->scratch_taps, *b = cached ? &tc->bias[v->b] : &tc->scratch_bias;
     if (!cached || !tc->built[v->b]) {
         block_weights(w, v->c0, v->lanes, flip, taps);
-        *b = (dw_vec8){0};
+        *b = (pt_vec8){0};
         if (bias_in && v->lanes == CB_LANES)
-            *b = *(const dw_vec8 *)(bias_in + v->c0);
+            *b = *(const pt_vec8 *)(bias_in + v->c0);
         else if (bias_in)
             for (int l = 0; l < v->lanes; l++) (*b)[l] = bias_in[v->c0 + l];
         if (cached) tc->built[v->b] = 1;
@@ -631,7 +625,7 @@ static const dw_vec8 *block_taps(dw_tap_cache *tc, const dw_unit *v, const float
  * src_plane pixels) into the bordered scratch at `map`, run the taps at `at` and write the out_pixels result
  * planes (flip: the transposed stencil of grad_input; bias: per channel or NULL). */
 static void stencil_units(const dw_task *t, int64_t src_plane, int64_t out_pixels, const int32_t *map,
-                          const int32_t *at, int64_t pitch, dw_vec8 *scratch, int flip, const float *bias,
+                          const int32_t *at, int64_t pitch, pt_vec8 *scratch, int flip, const float *bias,
                           int accumulate)
 {
     const int64_t C = t->g->c_in, blocks = (C + CB_LANES - 1) / CB_LANES;
@@ -642,8 +636,8 @@ static void stencil_units(const dw_task *t, int64_t src_plane, int64_t out_pixel
     for (int64_t u = u0; u < u1; u++) {
         const dw_unit v = unit_at(u, blocks, C);
         const float *src = t->a + (v.n * C + v.c0) * src_plane;
-        dw_vec8 block_bias;
-        const dw_vec8 *w = block_taps(&tc, &v, t->b, bias, flip, &block_bias);
+        pt_vec8 block_bias;
+        const pt_vec8 *w = block_taps(&tc, &v, t->b, bias, flip, &block_bias);
         if (u + CB_PREFETCH_AHEAD < u1) prefetch_block(src + (v.lanes + CB_LANES) * src_plane, CB_LANES, src_plane);
         gather_block(src, v.lanes, src_plane, map, scratch);
         correlate_block(scratch, at, pitch, out_pixels, w, block_bias, v.lanes, accumulate,
@@ -656,11 +650,11 @@ static void forward_blocks(void *arg)
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
     const int64_t H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, pitch = W + 2 * g->pad_w;
-    _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS];
+    _Alignas(32) pt_vec8 xs[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PLANE], at[CB_MAX_PIXELS];
     block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
     block_map(Ho, Wo, 0, 0, g->stride_h, g->stride_w, pitch, at);
-    for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
+    for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (pt_vec8){0};
     stencil_units(t, H * W, Ho * Wo, map, at, pitch, xs, 0, t->bias, 0);
 }
 
@@ -669,24 +663,24 @@ static void grad_input_blocks(void *arg)
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
     const int64_t H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out, pitch = W + 2;
-    _Alignas(32) dw_vec8 dys[CB_MAX_PIXELS];
+    _Alignas(32) pt_vec8 dys[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PIXELS], at[CB_MAX_PLANE];
     /* dy (oh, ow) lands at (2 - pad + oh*stride): dx (ih, iw) = sum_t wflip[t] * dys[ih + ky][iw + kx] */
     block_map(Ho, Wo, 2 - g->pad_h, 2 - g->pad_w, g->stride_h, g->stride_w, pitch, map);
     block_map(H, W, 0, 0, 1, 1, pitch, at);
-    for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (dw_vec8){0};
+    for (int64_t i = 0; i < (H + 2) * pitch; i++) dys[i] = (pt_vec8){0};
     stencil_units(t, Ho * Wo, H * W, map, at, pitch, dys, 1, NULL, t->accumulate);
 }
 
 /* acc[t] += dy[oh][ow] * xs[oh*sh + ky][ow*sw + kx] over the output pixels, row-major. */
-CB_INLINE void weight_taps_block(const dw_vec8 *restrict xs, const dw_vec8 *restrict dys, int64_t pitch, int64_t sh,
-                                 int64_t sw, int64_t ho, int64_t wo, dw_vec8 *restrict acc)
+CB_INLINE void weight_taps_block(const pt_vec8 *restrict xs, const pt_vec8 *restrict dys, int64_t pitch, int64_t sh,
+                                 int64_t sw, int64_t ho, int64_t wo, pt_vec8 *restrict acc)
 {
-    dw_vec8 a[9];
+    pt_vec8 a[9];
     for (int i = 0; i < 9; i++) a[i] = acc[i];
     for (int64_t oh = 0; oh < ho; oh++)
         for (int64_t ow = 0; ow < wo; ow++) {
-            const dw_vec8 d = dys[oh * wo + ow], *p = xs + oh * sh * pitch + ow * sw;
+            const pt_vec8 d = dys[oh * wo + ow], *p = xs + oh * sh * pitch + ow * sw;
             for (int ky = 0; ky < 3; ky++)
                 for (int kx = 0; kx < 3; kx++) a[ky * 3 + kx] += d * p[ky * pitch + kx];
         }
@@ -702,19 +696,19 @@ static void grad_weight_blocks(void *arg)
     const int64_t C = g->c_in, H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
     const int64_t sh = g->stride_h, sw = g->stride_w, pitch = W + 2 * g->pad_w;
     const int64_t blocks = (C + CB_LANES - 1) / CB_LANES;
-    _Alignas(32) dw_vec8 xs[CB_MAX_PIXELS], dys[CB_MAX_PIXELS];
+    _Alignas(32) pt_vec8 xs[CB_MAX_PIXELS], dys[CB_MAX_PIXELS];
     int32_t map[CB_MAX_PLANE];
     block_map(H, W, g->pad_h, g->pad_w, 1, 1, pitch, map);
-    for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (dw_vec8){0};
+    for (int64_t i = 0; i < (H + 2 * g->pad_h) * pitch; i++) xs[i] = (pt_vec8){0};
     int64_t b0, b1;
     pt_chunk(blocks, 1, &b0, &b1);
     /* Images outside the blocks of one group, so memory is read in its own order; each lane still sums
      * images, then pixels, in order. */
     for (int64_t bg = b0; bg < b1; bg += CB_WEIGHT_BLOCKS) {
         const int64_t bend = bg + CB_WEIGHT_BLOCKS < b1 ? bg + CB_WEIGHT_BLOCKS : b1;
-        dw_vec8 acc[CB_WEIGHT_BLOCKS][9];
+        pt_vec8 acc[CB_WEIGHT_BLOCKS][9];
         for (int64_t b = bg; b < bend; b++)
-            for (int i = 0; i < 9; i++) acc[b - bg][i] = (dw_vec8){0};
+            for (int i = 0; i < 9; i++) acc[b - bg][i] = (pt_vec8){0};
         for (int64_t n = 0; n < g->n; n++)
             for (int64_t b = bg; b < bend; b++) {
                 const int64_t c0 = b * CB_LANES;

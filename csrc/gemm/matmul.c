@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <stdint.h>
+#include "arch.h"
+#include "int_math.h"
 #include "matmul.h"
 #include "parallel.h"
 
@@ -109,8 +111,6 @@ DEFINE_TILE(8, 1)
 /* Host-vector-width family: GCC vector extensions (8 floats = one AVX2 register; on targets without
  * SIMD GCC lowers them to scalar code, so they stay portable). The NR columns of a row are NV vectors;
  * the A value is broadcast by the scalar-times-vector product. */
-typedef float pt_vec8 __attribute__((vector_size(32), aligned(4), may_alias));
-
 #define DEFINE_VEC_TILE(MR, NV)                                                                         \
     static void tile_vec_##MR##x##NV(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,    \
                                      const float *restrict b, int64_t ldb, float *const *crow,           \
@@ -180,7 +180,7 @@ static const tile_fn tiles[] = {NULL, tile_2x2, tile_4x2, tile_4x4, tile_8x1, ti
 static const tile_fn *const row_tiles[] = {NULL, NULL, NULL, NULL, NULL, rows_6x16, rows_8x8};
 #define NUM_VARIANTS ((int)(sizeof(variants) / sizeof(variants[0])))
 
-#if defined(__AVX2__) || defined(__AVX512F__) || defined(__ARM_NEON)
+#if PT_ARCH_SIMD8
 #define HOST_DEFAULT_VARIANT 5 /* 6x16 */
 #else
 #define HOST_DEFAULT_VARIANT 3 /* 4x4: 16 accumulators fit a scalar FP register file */
@@ -223,7 +223,6 @@ int pt_matmul_get_preferred(void) { return preferred_variant; }
 /* ---- packed GEMM ----------------------------------------------------------------------------------- */
 
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static int64_t mc_block(int mr) { return round_up(MC_TARGET, mr); }
 static int64_t nc_block(int nr) { return round_up(NC_TARGET, nr); }

@@ -1,5 +1,6 @@
 #include <string.h>
 #include "int8_gemm.h"
+#include "int_math.h"
 #include "parallel.h"
 
 #include "int8_gemm_avx2.h"
@@ -11,9 +12,6 @@
 #define MAX_PANEL_PIXELS 256
 #define SIMD_PIXELS PT_INT8_AVX2_PIXELS
 
-static inline int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 enum { MK_PORTABLE = 0, MK_AVX2 = 1 };
 static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16"};

@@ -6,8 +6,7 @@
 #if PT_INT8_HAVE_AVX2
 #include <immintrin.h>
 #include <string.h>
-
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+#include "int_math.h"
 
 /* Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into dst: 16 int8 of each row become
  * 8 int16 pairs (int32), and a 4 x 8 transpose of those words gives 4 words per k pair. */

@@ -2,9 +2,10 @@
 #ifndef PT_INT8_GEMM_AVX2_H
 #define PT_INT8_GEMM_AVX2_H
 
+#include "arch.h"
 #include "int8_gemm.h"
 
-#if defined(__AVX2__)
+#if PT_ARCH_X86_AVX2
 #define PT_INT8_HAVE_AVX2 1
 #define PT_INT8_AVX2_PIXELS 16 /* pixel tile of the avx2 microkernel */
 
