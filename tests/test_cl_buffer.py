@@ -16,11 +16,18 @@ from pulptrain.cl.memory import memory_breakdown
 
 def numpy_quant():
     """The documented pulptrain.quant interface in plain numpy (LSB-first little-endian bit stream)."""
+    def written(result, out):
+        if out is None:
+            return result
+        out[...] = result.reshape(out.shape)
+        return out
+
     def quantize(x, scale, bits=8, *, out=None):
-        return np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)), 0, 2 ** bits - 1).astype(np.uint8)
+        codes = np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)), 0, 2 ** bits - 1).astype(np.uint8)
+        return written(codes, out)
 
     def dequantize(codes, scale, *, out=None):
-        return (np.float32(scale) * codes.astype(np.float32)).astype(np.float32)
+        return written((np.float32(scale) * codes.astype(np.float32)).astype(np.float32), out)
 
     def pack_bits(codes, bits, *, out=None):
         stream = np.unpackbits(codes.reshape(-1, 1), axis=1, bitorder="little")[:, :bits].reshape(-1)

@@ -329,7 +329,7 @@ def test_int8_frozen_stage_codes_are_stored_exactly(lr_bits):
     learner = make_learner(frozen=frozen, capacity=100, bits=lr_bits, first_epochs=1)
     assert learner.buffer.scale == frozen.scale
     learner.fit_batch(x0, y0)
-    codes, _ = frozen.forward(x0)
+    codes = frozen.forward(x0).codes
     stored = learner.buffer.codes(np.arange(80)).reshape(80, -1)
     assert sorted(map(bytes, stored)) == sorted(map(bytes, codes.reshape(80, -1)))
     path_state = learner.state_dict()
