@@ -101,7 +101,8 @@ def main():
         (t_fp32, best_fp32), (t_int8, best_int8) = interleaved_times([fp32, int8], args.rounds, args.repeats)
         n_macs = layer.macs
         rows.append({"index": layer.index, "name": layer.name, "kind": layer.kind, "c_in": layer.in_channels,
-                     "c_out": layer.out_channels, "stride": layer.stride, "h_in": layer.in_size, "macs": n_macs, "fp32_ms": t_fp32 * 1e3, "int8_ms": t_int8 * 1e3,
+                     "c_out": layer.out_channels, "stride": layer.stride, "h_in": layer.in_size, "macs": n_macs,
+                     "fp32_ms": t_fp32 * 1e3, "int8_ms": t_int8 * 1e3,
                      "int8_over_fp32": t_int8 / t_fp32, "fp32_best_ms": best_fp32 * 1e3,
                      "int8_best_ms": best_int8 * 1e3, "int8_over_fp32_best": best_int8 / best_fp32,
                      "fp32_gops": 2 * n_macs / best_fp32 * 1e-9, "int8_gops": 2 * n_macs / best_int8 * 1e-9})

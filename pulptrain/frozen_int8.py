@@ -126,9 +126,9 @@ class QuantizedFrozenStage:
 
     forward(x) takes float32 images (N, C, H, W) and returns the latent at the LR layer as
     :class:`pulptrain.quant.LatentCodes`: uint8 codes of lr_bits bits (shape of the float stage's output),
-    the scale and lr_bits, so that the latent is ~= scale * codes. Attributes: lr_bits, scale, input_scale, input_zero_point, units (one callable per
-    frozen block), unit_scales (output scale of each block), weight_nbytes (INT8 weights + int32 bias and
-    requantization parameters, in bytes).
+    the scale and lr_bits, so that the latent is ~= scale * codes. Attributes: lr_bits, scale, input_scale,
+    input_zero_point, units (one callable per frozen block), unit_scales (output scale of each block),
+    weight_nbytes (INT8 weights + int32 bias and requantization parameters, in bytes).
     """
 
     def __init__(self, float_stage, units, unit_scales, input_scale, input_zero_point, lr_bits, lr_requant):
