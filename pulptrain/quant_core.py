@@ -67,9 +67,10 @@ class LatentCodes:
     bits: int
 
     def __post_init__(self):
-        codes = np.ascontiguousarray(self.codes)
+        codes = np.asarray(self.codes)
         if codes.dtype != np.uint8 or codes.ndim < 1:
             raise TypeError(f"codes must be a uint8 array (N, ...), got {codes.dtype} {codes.shape}")
+        codes = np.ascontiguousarray(codes)
         scale = float(self.scale)
         if not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be finite and > 0, got {self.scale!r}")
@@ -111,16 +112,15 @@ class LatentCodes:
 @dataclass(frozen=True)
 class FloatLatents:
     """A batch of float32 latents (N,) + latent shape: the output of a float frozen stage. Same interface
-    as :class:`LatentCodes` (bits is 32, FP32_BITS)."""
+    as :class:`LatentCodes` (bits is 32, FP32_BITS). :func:`as_latents` checks that the values are finite."""
     data: np.ndarray
     bits = FP32_BITS
 
     def __post_init__(self):
-        data = np.ascontiguousarray(self.data, dtype=np.float32)
+        data = np.asarray(self.data, dtype=np.float32)
         if data.ndim < 1:
             raise ValueError(f"latents must be an array (N, ...), got shape {data.shape}")
-        if not np.all(np.isfinite(data)):
-            raise ValueError("latents must be finite")
+        data = np.ascontiguousarray(data)
         object.__setattr__(self, "data", data)
 
     @property
@@ -152,10 +152,13 @@ class FloatLatents:
 def as_latents(latents, copy=False):
     """LatentCodes and FloatLatents as they are; anything else (an array of float latents) as FloatLatents,
     a float32 copy when ``copy`` (for an array that its owner overwrites, such as an nn layer's output) or
-    when it is not already a C-contiguous float32 array."""
+    when it is not already a C-contiguous float32 array; ValueError when they are not finite."""
     if isinstance(latents, (LatentCodes, FloatLatents)):
         return latents
-    return FloatLatents(np.array(latents, np.float32) if copy else np.asarray(latents))
+    batch = FloatLatents(np.array(latents, np.float32) if copy else np.asarray(latents))
+    if not np.all(np.isfinite(batch.data)):
+        raise ValueError("latents must be finite")
+    return batch
 
 
 def calibrate_scale(x, bits=8, method="max", percentile=99.99):

@@ -235,9 +235,11 @@ def test_float_latents_and_as_latents():
 @pytest.mark.parametrize("make, error, match", [
     (lambda: Q.LatentCodes(np.zeros(3, np.int8), 1.0, 8), TypeError, "codes must be a uint8 array"),
     (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 0.0, 8), ValueError, "scale must be finite and > 0"),
+    (lambda: Q.LatentCodes(np.uint8(3), 1.0, 8), TypeError, r"codes must be a uint8 array \(N, ...\)"),
     (lambda: Q.LatentCodes(np.zeros(3, np.uint8), float("nan"), 8), ValueError, "scale"),
     (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 1.0, 9), ValueError, "bits must be an int in 1..8"),
-    (lambda: Q.FloatLatents(np.array([1.0, np.inf], np.float32)), ValueError, "latents must be finite"),
+    (lambda: Q.as_latents(np.array([1.0, np.inf], np.float32)), ValueError, "latents must be finite"),
+    (lambda: Q.as_latents(np.float32(1.0)), ValueError, r"latents must be an array \(N, ...\)"),
 ])
 def test_latent_batches_reject_bad_values(make, error, match):
     with pytest.raises(error, match=match):

@@ -32,11 +32,10 @@ The frozen stage is anything with ``forward(x) -> float32 latents`` (a :mod:`pul
 ``forward(x) -> LatentCodes`` (the INT8 stage of :func:`pulptrain.frozen_int8.quantize_frozen`, whose
 latents are ``scale * codes``); it is never trained. A buffer with the INT8 stage's ``lr_bits`` and no scale
 of its own takes the stage's scale, so the buffer stores the stage's codes as they are (no dequantize /
-quantize round trip). The adaptive stage is a
-:mod:`pulptrain.nn` module ending in the classifier. Checkpoints (:meth:`save_checkpoint`,
-:meth:`load_checkpoint`) hold everything that changes (adaptive weights and statistics, optimizer state,
-buffer, CWR* state, batch counter, random generators), so a resumed run ends exactly where an
-uninterrupted one does.
+quantize round trip). The adaptive stage is a :mod:`pulptrain.nn` module ending in the classifier.
+Checkpoints (:meth:`save_checkpoint`, :meth:`load_checkpoint`) hold everything that changes (adaptive
+weights and statistics, optimizer state, buffer, CWR* state, batch counter, random generators), so a
+resumed run ends exactly where an uninterrupted one does.
 """
 import hashlib
 import json
