@@ -36,7 +36,7 @@ shift: int32 (C_out,) or one int; every out= is a C-contiguous array of the resu
 
 Latent batches: a frozen stage emits :class:`LatentCodes` (uint8 codes, scale, bits; the INT8 stage) or
 float32 latents (:class:`FloatLatents`, bits 32); both have ``values(out=None)`` (float32 latents),
-``take(rows)`` and ``codes_at(bits, scale)``. ``check_bits(bits, name, allow_fp32=False)`` is the one check
+``take(rows)`` and ``at_precision(bits, scale)``. ``check_bits(bits, name, allow_fp32=False)`` is the one check
 of a bits argument. ``quantize_frozen`` / ``QuantizedFrozenStage`` (post-training quantization of a frozen
 stage) live in :mod:`pulptrain.frozen_int8` and are published here too.
 """

@@ -93,12 +93,12 @@ class LatentCodes:
         """The latents at the given rows (a copy), as LatentCodes."""
         return LatentCodes(self.codes[rows], self.scale, self.bits)
 
-    def codes_at(self, bits, scale):
-        """uint8 codes of these latents at ``bits`` / ``scale``: the codes themselves when both match (no
+    def at_precision(self, bits, scale):
+        """These latents as LatentCodes of ``bits`` / ``scale``: this object itself when both match (no
         dequantize / quantize round trip), else quantize(values(), scale, bits)."""
         if bits == self.bits and float(scale) == self.scale:
-            return self.codes
-        return quantize(self.values(), scale, bits)
+            return self
+        return LatentCodes(quantize(self.values(), scale, bits), scale, bits)
 
     @staticmethod
     def concatenate(parts):
@@ -140,9 +140,9 @@ class FloatLatents:
     def take(self, rows):
         return FloatLatents(self.data[rows])
 
-    def codes_at(self, bits, scale):
-        """uint8 codes quantize(latents, scale, bits)."""
-        return quantize(self.data, scale, bits)
+    def at_precision(self, bits, scale):
+        """These latents as LatentCodes of ``bits`` / ``scale``: quantize(latents, scale, bits)."""
+        return LatentCodes(quantize(self.data, scale, bits), scale, bits)
 
     @staticmethod
     def concatenate(parts):

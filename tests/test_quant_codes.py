@@ -205,7 +205,7 @@ def test_check_bits_accepts():
     assert Q.check_bits(32, allow_fp32=True) == 32 and type(Q.check_bits(np.uint8(3))) is int
 
 
-def test_latent_codes_values_take_and_codes_at():
+def test_latent_codes_values_take_and_at_precision():
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 32, (6, 2, 3)).astype(np.uint8)
     lat = Q.LatentCodes(codes, 0.25, 5)
@@ -213,8 +213,10 @@ def test_latent_codes_values_take_and_codes_at():
     np.testing.assert_array_equal(lat.values(), np.float32(0.25) * codes.astype(np.float32))
     out = np.empty((6, 2, 3), np.float32)
     assert lat.values(out=out) is out
-    assert lat.codes_at(5, 0.25) is lat.codes  # same precision: the codes themselves
-    np.testing.assert_array_equal(lat.codes_at(3, 0.5), quantize_reference(lat.values(), 0.5, 3))
+    assert lat.at_precision(5, 0.25) is lat  # same precision: the codes themselves
+    coarser = lat.at_precision(3, 0.5)
+    assert (coarser.bits, coarser.scale) == (3, 0.5)
+    np.testing.assert_array_equal(coarser.codes, quantize_reference(lat.values(), 0.5, 3))
     np.testing.assert_array_equal(lat.take([4, 1]).codes, codes[[4, 1]])
     both = Q.LatentCodes.concatenate([lat.take([0]), lat.take([1, 2])])
     np.testing.assert_array_equal(both.codes, codes[:3])
@@ -228,7 +230,7 @@ def test_float_latents_and_as_latents():
     assert isinstance(lat, Q.FloatLatents) and lat.bits == 32 and lat.values() is x  # no copy ...
     assert Q.as_latents(x, copy=True).values() is not x  # ... unless asked
     assert Q.as_latents(lat) is lat
-    np.testing.assert_array_equal(lat.codes_at(8, 0.1), quantize_reference(x, 0.1, 8))
+    np.testing.assert_array_equal(lat.at_precision(8, 0.1).codes, quantize_reference(x, 0.1, 8))
     np.testing.assert_array_equal(Q.FloatLatents.concatenate([lat.take([3]), lat.take([0])]).values(), x[[3, 0]])
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from pulptrain.cl._validate import check_int
 from pulptrain.cl.memory import LABEL_DTYPE, packed_row_bytes
-from pulptrain.quant_core import FP32_BITS, LatentCodes, as_latents, check_bits
+from pulptrain.quant_core import FP32_BITS, as_latents, check_bits
 
 __all__ = ["LatentReplayBuffer", "POLICIES"]
 
@@ -135,7 +135,7 @@ class LatentReplayBuffer:
         if self.bits == FP32_BITS:
             self._storage[slots] = latents.values().reshape(len(slots), self.elements)
         else:
-            codes = latents.codes_at(self.bits, self.scale).reshape(len(slots), self.elements)
+            codes = latents.at_precision(self.bits, self.scale).codes.reshape(len(slots), self.elements)
             rows = np.empty((len(slots), self.row_bytes), np.uint8)
             self._pack_rows(codes, rows)
             self._storage[slots] = rows
@@ -232,8 +232,7 @@ class LatentReplayBuffer:
             return latents
         if self.scale is None:
             raise ValueError("the buffer has no quantization scale yet: call calibrate() or update() first")
-        codes = latents.codes_at(self.bits, self.scale)
-        return latents if codes is getattr(latents, "codes", None) else LatentCodes(codes, self.scale, self.bits)
+        return latents.at_precision(self.bits, self.scale)
 
     def fake_quantize(self, latents):
         """What the buffer would give back for these latents: ``scale * quantize(latents)`` as float32
