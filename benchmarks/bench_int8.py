@@ -6,7 +6,7 @@ Two ways to run it (from the repository root, after building in place):
     python benchmarks/bench_int8.py --json int8_vs_fp32.json                # side-by-side ratios (JSON + table)
 
 The second form interleaves the FP32 and INT8 calls of each layer round by round (the machine is shared
-and noisy, see PERF.md), reports medians and best rounds, the INT8/FP32 time ratio per layer and for the
+and noisy), reports medians and best rounds, the INT8/FP32 time ratio per layer and for the
 whole stage (timed as a chain, and as the sum of the layers' best rounds), and the GOP/s (2 x MACs / time). FP32 is the float kernel with its bias (BN folded); INT8 includes the
 requantization and the ReLU clip. Output and workspace buffers are reused (out=). Threads:
 PULPTRAIN_BENCH_THREADS (default 1).
@@ -23,37 +23,21 @@ import pytest
 import pulptrain
 from pulptrain import kernels as K
 from pulptrain import quant as Q
+from pulptrain.models import mobilenet_v1_layers
 
-# (index, name, kind, C_in, C_out, stride, input H = W): PAPER.md's table, width 1.0, 128x128 input.
-FROZEN_STAGE = [
-    (0, "conv1", "conv", 3, 32, 2, 128),
-    (1, "conv2_1/dw", "dw", 32, 32, 1, 64), (2, "conv2_1/pw", "pw", 32, 64, 1, 64),
-    (3, "conv2_2/dw", "dw", 64, 64, 2, 64), (4, "conv2_2/pw", "pw", 64, 128, 1, 32),
-    (5, "conv3_1/dw", "dw", 128, 128, 1, 32), (6, "conv3_1/pw", "pw", 128, 128, 1, 32),
-    (7, "conv3_2/dw", "dw", 128, 128, 2, 32), (8, "conv3_2/pw", "pw", 128, 256, 1, 16),
-    (9, "conv4_1/dw", "dw", 256, 256, 1, 16), (10, "conv4_1/pw", "pw", 256, 256, 1, 16),
-    (11, "conv4_2/dw", "dw", 256, 256, 2, 16), (12, "conv4_2/pw", "pw", 256, 512, 1, 8),
-    (13, "conv5_1/dw", "dw", 512, 512, 1, 8), (14, "conv5_1/pw", "pw", 512, 512, 1, 8),
-    (15, "conv5_2/dw", "dw", 512, 512, 1, 8), (16, "conv5_2/pw", "pw", 512, 512, 1, 8),
-    (17, "conv5_3/dw", "dw", 512, 512, 1, 8), (18, "conv5_3/pw", "pw", 512, 512, 1, 8),
-    (19, "conv5_4/dw", "dw", 512, 512, 1, 8),
-]
+LR_LAYER = 19
+# layers 0..19 of the model table (LayerShape rows), width 1.0, 128x128x3 input
+FROZEN_STAGE = mobilenet_v1_layers()[:LR_LAYER + 1]
 
 
-def macs(kind, c_in, c_out, stride, h):
-    ho = h // stride
-    per_pixel = {"conv": c_in * 9 * c_out, "dw": 9 * c_out, "pw": c_in * c_out}[kind]
-    return per_pixel * ho * ho
-
-
-def make_layer(kind, c_in, c_out, stride, h, seed=0):
-    """(fp32_call, int8_call) for one layer at N = 1, each writing into its own reused output."""
+def make_layer(layer, seed=0):
+    """(fp32_call, int8_call) for one layer (a LayerShape) at N = 1, each writing into its own reused output."""
+    kind, stride, h = layer.kind, layer.stride, layer.in_size
     rng = np.random.default_rng(seed)
-    x_f = rng.random((1, c_in, h, h), dtype=np.float32)
-    x_q = rng.integers(0, 256, (1, c_in, h, h)).astype(np.uint8)
-    w_shape = {"conv": (c_out, c_in, 3, 3), "dw": (c_out, 1, 3, 3), "pw": (c_out, c_in, 1, 1)}[kind]
-    w_f = (rng.standard_normal(w_shape) * 0.1).astype(np.float32)
-    b_f = (rng.standard_normal(c_out) * 0.1).astype(np.float32)
+    x_f = rng.random((1, layer.in_channels, h, h), dtype=np.float32)
+    x_q = rng.integers(0, 256, (1, layer.in_channels, h, h)).astype(np.uint8)
+    w_f = (rng.standard_normal(layer.weight_shape) * 0.1).astype(np.float32)
+    b_f = (rng.standard_normal(layer.out_channels) * 0.1).astype(np.float32)
     params = Q.quantize_conv_params(w_f, b_f, 1 / 64, 1 / 16)
     w_q, b_q, m_q, s_q = params.kernel_args()
     if kind == "conv":
@@ -77,13 +61,13 @@ def set_threads():
 # ---- pytest-benchmark ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-@pytest.mark.parametrize("layer", FROZEN_STAGE, ids=[f"{i:02d}-{n}" for i, n, *_ in FROZEN_STAGE])
+@pytest.mark.parametrize("layer", FROZEN_STAGE, ids=[f"{layer.index:02d}-{layer.name}" for layer in FROZEN_STAGE])
 def test_forward(benchmark, layer, precision):
     set_threads()
-    index, name, kind, c_in, c_out, stride, h = layer
-    fp32, int8 = make_layer(kind, c_in, c_out, stride, h)
-    benchmark.group = f"{index:02d} {name} ({kind} {c_in}->{c_out} s{stride} @{h})"
-    benchmark.extra_info["macs"] = macs(kind, c_in, c_out, stride, h)
+    fp32, int8 = make_layer(layer)
+    benchmark.group = (f"{layer.index:02d} {layer.name} ({layer.kind} {layer.in_channels}->{layer.out_channels} "
+                       f"s{layer.stride} @{layer.in_size})")
+    benchmark.extra_info["macs"] = layer.macs
     benchmark(fp32 if precision == "fp32" else int8)
 
 
@@ -112,12 +96,13 @@ def main():
     args = parser.parse_args()
     set_threads()
     rows, stage_fp32, stage_int8 = [], [], []
-    for index, name, kind, c_in, c_out, stride, h in tqdm(FROZEN_STAGE, desc="layers"):
-        fp32, int8 = make_layer(kind, c_in, c_out, stride, h)
+    for layer in tqdm(FROZEN_STAGE, desc="layers"):
+        fp32, int8 = make_layer(layer)
         (t_fp32, best_fp32), (t_int8, best_int8) = interleaved_times([fp32, int8], args.rounds, args.repeats)
-        n_macs = macs(kind, c_in, c_out, stride, h)
-        rows.append({"index": index, "name": name, "kind": kind, "c_in": c_in, "c_out": c_out, "stride": stride,
-                     "h_in": h, "macs": n_macs, "fp32_ms": t_fp32 * 1e3, "int8_ms": t_int8 * 1e3,
+        n_macs = layer.macs
+        rows.append({"index": layer.index, "name": layer.name, "kind": layer.kind, "c_in": layer.in_channels,
+                     "c_out": layer.out_channels, "stride": layer.stride, "h_in": layer.in_size, "macs": n_macs,
+                     "fp32_ms": t_fp32 * 1e3, "int8_ms": t_int8 * 1e3,
                      "int8_over_fp32": t_int8 / t_fp32, "fp32_best_ms": best_fp32 * 1e3,
                      "int8_best_ms": best_int8 * 1e3, "int8_over_fp32_best": best_int8 / best_fp32,
                      "fp32_gops": 2 * n_macs / best_fp32 * 1e-9, "int8_gops": 2 * n_macs / best_int8 * 1e-9})

@@ -14,6 +14,7 @@ import numpy as np
 
 import pulptrain
 from pulptrain import kernels as K
+from pulptrain.models import mobilenet_v1_layers
 
 try:
     import torch
@@ -69,16 +70,28 @@ class Layer:
         return (self.c_out, 1 if self.kind == "dw" else self.c_in, self.k, self.k)
 
 
+MOBILENET_V1_128 = mobilenet_v1_layers()  # the model table at width 1.0, 128x128x3 input, 50 classes
+
+
+def mobilenet_layer(index, name=None):
+    """Layer `index` of MobileNetV1 (MOBILENET_V1_128) as a benchmark Layer, named `name` (default: the
+    table's name)."""
+    shape = MOBILENET_V1_128[index]
+    kind = "linear" if shape.kind == "fc" else shape.kind
+    return Layer(name or shape.name, kind, shape.in_channels, shape.out_channels, hw=shape.in_size,
+                 k=shape.kernel_size, stride=shape.stride, pad=shape.padding)
+
+
 LAYERS = [
-    Layer("conv1 3x3 s2 3->32 128->64", "conv", 3, 32, hw=128, k=3, stride=2, pad=1),
+    mobilenet_layer(0, "conv1 3x3 s2 3->32 128->64"),
     Layer("conv 3x3 64->64 @32x32", "conv", 64, 64, hw=32, k=3, stride=1, pad=1),
-    Layer("dw 3x3 512 @8x8", "dw", 512, 512, hw=8, k=3, stride=1, pad=1),
-    Layer("pw 512->512 @8x8", "pw", 512, 512, hw=8),
-    Layer("dw 3x3 s2 512 8->4", "dw", 512, 512, hw=8, k=3, stride=2, pad=1),
-    Layer("pw 512->1024 @4x4", "pw", 512, 1024, hw=4),
-    Layer("dw 3x3 1024 @4x4", "dw", 1024, 1024, hw=4, k=3, stride=1, pad=1),
-    Layer("pw 1024->1024 @4x4", "pw", 1024, 1024, hw=4),
-    Layer("linear 1024->50", "linear", 1024, 50),
+    mobilenet_layer(13, "dw 3x3 512 @8x8"),
+    mobilenet_layer(14, "pw 512->512 @8x8"),
+    mobilenet_layer(23, "dw 3x3 s2 512 8->4"),
+    mobilenet_layer(24, "pw 512->1024 @4x4"),
+    mobilenet_layer(25, "dw 3x3 1024 @4x4"),
+    mobilenet_layer(26, "pw 1024->1024 @4x4"),
+    mobilenet_layer(28, "linear 1024->50"),
 ]
 LAYER_BY_NAME = {layer.name: layer for layer in LAYERS}
 
@@ -224,12 +237,10 @@ def make_call(impl, layer, step, n):
 
 # ---- whole adaptive stage -------------------------------------------------------------------------------
 
-# conv5_1..conv6 dw+pw pairs (layers 13..26 of PAPER.md), then the 4x4 average pool and the classifier:
-# the stage that PERF.md's whole-stage anchor times (665 MFLOP per image for fwd + both grads).
-STAGE_LAYERS = ([LAYER_BY_NAME["dw 3x3 512 @8x8"], LAYER_BY_NAME["pw 512->512 @8x8"]] * 5
-                + [LAYER_BY_NAME["dw 3x3 s2 512 8->4"], LAYER_BY_NAME["pw 512->1024 @4x4"],
-                   LAYER_BY_NAME["dw 3x3 1024 @4x4"], LAYER_BY_NAME["pw 1024->1024 @4x4"]])
-STAGE_CLASSIFIER = LAYER_BY_NAME["linear 1024->50"]
+# conv5_1..conv6 dw+pw pairs (layers 13..26 of the model table), then the 4x4 average pool and the
+# classifier: the whole-stage anchor (665 MFLOP per image for fwd + both grads).
+STAGE_LAYERS = [mobilenet_layer(index) for index in range(13, 27)]
+STAGE_CLASSIFIER = mobilenet_layer(28)
 
 
 def stage_macs(n):

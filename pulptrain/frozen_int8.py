@@ -1,7 +1,7 @@
 """Post-training quantization of a frozen stage: the float blocks below the latent-replay layer become
 INT8 kernels (PULP-NN scheme) whose output is the latent, already quantized to ``lr_bits``.
 
-Scheme (see pulptrain.quant for the integer arithmetic):
+Scheme (see pulptrain.quant for the integer arithmetic; this module builds on pulptrain.quant_core):
 - the image input is quantized asymmetrically to uint8 (``q = clip(round(x / s_in) + z, 0, 255)``; z = 0 when
   the calibration images are non-negative). A non-zero z is handled exactly: the first layer's input is padded
   with code z and ``z * sum(w)`` is folded into its int32 bias;
@@ -17,7 +17,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from pulptrain import nn, quant
+from pulptrain import nn
+from pulptrain import quant_core
+from pulptrain.quant_core import LatentCodes, check_bits
 
 __all__ = ["quantize_frozen", "QuantizedFrozenStage"]
 
@@ -74,7 +76,7 @@ class _Calibration:
 
     def scale(self, bits, method, percentile):
         values = np.concatenate(self.samples) if method == "percentile" else np.array([self.max], np.float32)
-        return quant.calibrate_scale(values, bits=bits, method=method, percentile=percentile)
+        return quant_core.calibrate_scale(values, bits=bits, method=method, percentile=percentile)
 
 
 class _Int8Unit:
@@ -97,13 +99,13 @@ class _Int8Unit:
         p = self.params
         args = p.kernel_args()
         if self.kind is nn.PointwiseConv2d:
-            return quant.int8_pointwise_conv2d_forward(codes, *args, clip_max=p.clip_max)
+            return quant_core.int8_pointwise_conv2d_forward(codes, *args, clip_max=p.clip_max)
         padding = self.padding
         if self.zero_point and any(padding):
             ph, pw = padding
             codes = np.pad(codes, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=self.zero_point)
             padding = 0
-        fn = quant.int8_conv2d_forward if self.kind is nn.Conv2d else quant.int8_depthwise_conv2d_forward
+        fn = quant_core.int8_conv2d_forward if self.kind is nn.Conv2d else quant_core.int8_depthwise_conv2d_forward
         return fn(codes, *args, stride=self.stride, padding=padding, clip_max=p.clip_max)
 
 
@@ -113,20 +115,20 @@ class _Int8Pool:
 
     def __call__(self, codes):
         if isinstance(self.pool, nn.GlobalAvgPool2d):
-            return quant.int8_global_avg_pool2d(codes)
+            return quant_core.int8_global_avg_pool2d(codes)
         if any(self.pool.padding):
             raise ValueError("INT8 average pooling supports padding 0 only")
-        return quant.int8_avg_pool2d(codes, self.pool.kernel_size, stride=self.pool.stride)
+        return quant_core.int8_avg_pool2d(codes, self.pool.kernel_size, stride=self.pool.stride)
 
 
 class QuantizedFrozenStage:
     """The INT8 frozen stage made by quantize_frozen.
 
-    forward(x) takes float32 images (N, C, H, W) and returns (codes, scale): the latent at the LR layer as
-    uint8 codes of lr_bits bits (shape of the float stage's output) and its scale, so that the latent is
-    ~= scale * codes. Attributes: lr_bits, scale, input_scale, input_zero_point, units (one callable per
-    frozen block), unit_scales (output scale of each block), weight_nbytes (INT8 weights + int32 bias and
-    requantization parameters, in bytes).
+    forward(x) takes float32 images (N, C, H, W) and returns the latent at the LR layer as
+    :class:`pulptrain.quant.LatentCodes`: uint8 codes of lr_bits bits (shape of the float stage's output),
+    the scale and lr_bits, so that the latent is ~= scale * codes. Attributes: lr_bits, scale, input_scale,
+    input_zero_point, units (one callable per frozen block), unit_scales (output scale of each block),
+    weight_nbytes (INT8 weights + int32 bias and requantization parameters, in bytes).
     """
 
     def __init__(self, float_stage, units, unit_scales, input_scale, input_zero_point, lr_bits, lr_requant):
@@ -141,7 +143,7 @@ class QuantizedFrozenStage:
         x = np.asarray(x, dtype=np.float32)
         if self.input_zero_point:
             x = x + np.float32(self.input_zero_point * self.input_scale)
-        return quant.quantize(x, self.input_scale, 8)
+        return quant_core.quantize(x, self.input_scale, 8)
 
     def _run(self, x, keep_all):
         codes = self.quantize_input(x)
@@ -149,20 +151,20 @@ class QuantizedFrozenStage:
         for i, unit in enumerate(self.units):
             codes = unit(codes)
             if i == len(self.units) - 1 and self._lr_requant is not None:
-                codes = quant.quantize(quant.dequantize(codes, self._lr_requant), self.scale, self.lr_bits)
+                codes = quant_core.quantize(quant_core.dequantize(codes, self._lr_requant), self.scale, self.lr_bits)
             if keep_all:
                 outputs.append(codes)
         return outputs if keep_all else codes
 
     def forward(self, x):
-        """(codes uint8, scale float) of the latent for float32 images x (N, C, H, W)."""
-        return self._run(x, keep_all=False), self.scale
+        """LatentCodes (uint8 codes, scale, lr_bits) of the latent for float32 images x (N, C, H, W)."""
+        return LatentCodes(self._run(x, keep_all=False), self.scale, self.lr_bits)
 
     __call__ = forward
 
     def dequantize(self, codes):
         """float32 latent = scale * codes."""
-        return quant.dequantize(codes, self.scale)
+        return quant_core.dequantize(codes, self.scale)
 
     def layer_errors(self, x):
         """Per-block error of the INT8 stage against the float one on images x, errors accumulating through
@@ -174,7 +176,7 @@ class QuantizedFrozenStage:
             rows = []
             for i, block in enumerate(self.float_stage):
                 h = block.forward(h).copy()
-                deq = quant.dequantize(int8_outputs[i], self.unit_scales[i]).astype(np.float64)
+                deq = quant_core.dequantize(int8_outputs[i], self.unit_scales[i]).astype(np.float64)
                 ref = h.astype(np.float64).reshape(-1)
                 diff = deq.reshape(-1) - ref
                 norm = np.linalg.norm(ref) * np.linalg.norm(deq)
@@ -198,8 +200,7 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
     """
     if not isinstance(frozen, nn.Sequential) or len(frozen) == 0:
         raise TypeError("frozen must be a non-empty pulptrain.nn.Sequential of blocks")
-    if isinstance(lr_bits, bool) or not isinstance(lr_bits, (int, np.integer)) or not 1 <= lr_bits <= 8:
-        raise ValueError(f"lr_bits must be an int in 1..8, got {lr_bits!r}")
+    lr_bits = check_bits(lr_bits, "lr_bits")
     if calibration not in ("max", "percentile"):
         raise ValueError(f"calibration must be 'max' or 'percentile', got {calibration!r}")
     x = np.asarray(calibration_x)
@@ -220,7 +221,7 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
                 st.update(h, keep)
 
     if stats_in.min >= 0:
-        in_scale, zero_point = quant.calibrate_scale(np.array([stats_in.max], np.float32), 8), 0
+        in_scale, zero_point = quant_core.calibrate_scale(np.array([stats_in.max], np.float32), 8), 0
     else:
         in_scale = (stats_in.max - stats_in.min) / 255.0 if stats_in.max > stats_in.min else 1.0
         zero_point = int(np.clip(round(-stats_in.min / in_scale), 0, 255))
@@ -245,9 +246,9 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
         bias = None if conv.bias is None else conv.bias.data
         w, b = conv.weight.data.astype(np.float64), bias
         if bn is not None:
-            w, b = quant.fold_batchnorm(w, b, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
+            w, b = quant_core.fold_batchnorm(w, b, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
                                         bn.eps)
-        params = quant.quantize_conv_params(w, b, scale, out_scale, relu6=relu6, out_bits=bits)
+        params = quant_core.quantize_conv_params(w, b, scale, out_scale, relu6=relu6, out_bits=bits)
         units.append(_Int8Unit(conv, params, zero_point if i == 0 else 0))
         scales.append(out_scale)
         scale = out_scale

@@ -1,6 +1,6 @@
 """Quantization: latent-replay codes (sub-byte, bit-packed) and the INT8 frozen-stage arithmetic.
 
-Latent codes (PAPER.md, "Quantization"): an LR is a non-negative post-ReLU tensor, stored unsigned with
+Latent codes: a latent replay (LR) is a non-negative post-ReLU tensor, stored unsigned with
 zero point 0 as ``q = clip(round_half_even(x / scale), 0, 2**bits - 1)`` and read back as ``scale * q``;
 ``pack_bits`` stores codes of 1..8 bits densely (exactly ceil(count * bits / 8) bytes), so a 7-bit
 memory really is 7/8 of an 8-bit one. ``calibrate_scale`` picks ``scale`` from calibration activations.
@@ -33,205 +33,15 @@ shift: int32 (C_out,) or one int; every out= is a C-contiguous array of the resu
     fold_batchnorm(w, b, gamma, beta, mean, var, eps=1e-5) -> (w', b')
     quantize_conv_params(w, b, in_scale, out_scale, *, relu6=False, out_bits=8) -> QuantizedParams
     quantize_multiplier(real) -> (multiplier, shift); quantize_weights_per_channel(w) -> (w_i8, w_scale)
+
+Latent batches: a frozen stage emits :class:`LatentCodes` (uint8 codes, scale, bits; the INT8 stage) or
+float32 latents (:class:`FloatLatents`, bits 32); both have ``values(out=None)`` (float32 latents),
+``take(rows)`` and ``at_precision(bits, scale)``. ``check_bits(bits, name, allow_fp32=False)`` is the one check
+of a bits argument. ``quantize_frozen`` / ``QuantizedFrozenStage`` (post-training quantization of a frozen
+stage) live in :mod:`pulptrain.frozen_int8` and are published here too.
 """
-from dataclasses import dataclass
+from pulptrain import quant_core
+from pulptrain.frozen_int8 import QuantizedFrozenStage, quantize_frozen
+from pulptrain.quant_core import *  # noqa: F401,F403 (the arithmetic, published here)
 
-import numpy as np
-
-from pulptrain._C import (
-    dequantize,
-    get_int8_microkernel,
-    int8_avg_pool2d,
-    int8_conv2d_forward,
-    int8_depthwise_conv2d_forward,
-    int8_global_avg_pool2d,
-    int8_linear_forward,
-    int8_microkernels,
-    int8_pointwise_conv2d_forward,
-    pack_bits,
-    packed_size,
-    quantize,
-    set_int8_microkernel,
-    unpack_bits,
-)
-
-__all__ = [
-    "quantize", "dequantize", "pack_bits", "unpack_bits", "packed_size", "calibrate_scale",
-    "quantize_multiplier", "fold_batchnorm", "quantize_weights_per_channel", "relu_clip_max",
-    "QuantizedParams", "quantize_conv_params",
-    "int8_conv2d_forward", "int8_depthwise_conv2d_forward", "int8_pointwise_conv2d_forward",
-    "int8_linear_forward", "int8_avg_pool2d", "int8_global_avg_pool2d",
-    "int8_microkernels", "set_int8_microkernel", "get_int8_microkernel",
-]
-
-UINT8_MAX = 255
-INT8_WEIGHT_MAX = 127  # symmetric weights: -127..127 (-128 unused, so negating a channel is exact)
-MAX_SHIFT = 62
-MULTIPLIER_BITS = 31   # multipliers are normalised into [2**30, 2**31) when the shift allows
-
-
-def calibrate_scale(x, bits=8, method="max", percentile=99.99):
-    """Activation scale (units of x per code step) for unsigned codes of `bits` bits, zero point 0.
-
-    The clipping value is max(x) (method="max") or the `percentile`-th percentile of x
-    (method="percentile", linear interpolation as numpy.percentile; it clips the rare largest values to
-    keep resolution for the rest). scale = clip_value / (2**bits - 1), so clip_value maps to the top code.
-    x: array of calibration activations (any shape, typically post-ReLU). When the clipping value is not
-    > 0 (an all-zero or all-negative tensor, which quantizes to zeros at any scale) the scale is 1.0.
-    Returns a Python float.
-    """
-    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
-        raise TypeError(f"bits must be an int, got {bits!r}")
-    if not 1 <= bits <= 8:
-        raise ValueError(f"bits must be in [1, 8], got {bits}")
-    values = np.asarray(x, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("x must not be empty")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("x must be finite")
-    if method == "max":
-        clip_value = float(values.max())
-    elif method == "percentile":
-        if not 0.0 < float(percentile) <= 100.0:
-            raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-        clip_value = float(np.percentile(values, float(percentile)))
-    else:
-        raise ValueError(f"method must be 'max' or 'percentile', got {method!r}")
-    if not clip_value > 0.0:
-        return 1.0
-    return clip_value / float((1 << bits) - 1)
-
-
-def quantize_multiplier(real_multiplier):
-    """Integer (multiplier, shift) with multiplier / 2**shift ~= real_multiplier, per element.
-
-    real_multiplier: array-like of reals >= 0 and < 2**31. Returns two int32 arrays of the same shape:
-    multiplier in [2**30, 2**31) (or smaller when the shift would exceed 62, for tiny factors; 0 for 0) and
-    shift in [0, 62]. The relative error is at most 2**-31 for factors >= 2**-31.
-    """
-    real = np.asarray(real_multiplier, dtype=np.float64)
-    if not np.all(np.isfinite(real)) or np.any(real < 0):
-        raise ValueError("real_multiplier must be finite and >= 0")
-    if np.any(real >= 2.0 ** 31):
-        raise ValueError("real_multiplier must be < 2**31")
-    fraction, exponent = np.frexp(real)  # real = fraction * 2**exponent, fraction in [0.5, 1)
-    shift = MULTIPLIER_BITS - exponent.astype(np.int64)
-    shift = np.clip(shift, 0, MAX_SHIFT)
-    multiplier = np.rint(real * np.exp2(shift.astype(np.float64))).astype(np.int64)
-    # rounding can reach 2**31: halve it with one less shift (exact: the value is even)
-    top = multiplier >= 2 ** 31
-    multiplier = np.where(top, multiplier // 2, multiplier)
-    shift = np.where(top, shift - 1, shift)
-    shift = np.where(real == 0, 0, shift)
-    return multiplier.astype(np.int32), shift.astype(np.int32)
-
-
-def fold_batchnorm(weight, bias, gamma, beta, running_mean, running_var, eps=1e-5):
-    """Fold an inference BatchNorm that follows a conv / linear into its weight and bias.
-
-    BN(y) = gamma * (y - mean) / sqrt(var + eps) + beta with y = W x + b, so W' = W * a[c],
-    b' = (b - mean) * a + beta with a = gamma / sqrt(var + eps). weight (C_out, ...), bias (C_out,) or
-    None, the BN vectors (C_out,). Returns float64 (weight', bias').
-    """
-    w = np.asarray(weight, dtype=np.float64)
-    c = w.shape[0]
-    vectors = [np.asarray(v, dtype=np.float64) for v in (gamma, beta, running_mean, running_var)]
-    for name, v in zip(("gamma", "beta", "running_mean", "running_var"), vectors):
-        if v.shape != (c,):
-            raise ValueError(f"{name} must have shape ({c},), got {v.shape}")
-    gamma, beta, mean, var = vectors
-    if np.any(var + eps <= 0):
-        raise ValueError("running_var + eps must be > 0")
-    a = gamma / np.sqrt(var + eps)
-    b = np.zeros(c) if bias is None else np.asarray(bias, dtype=np.float64)
-    if b.shape != (c,):
-        raise ValueError(f"bias must have shape ({c},), got {b.shape}")
-    return w * a.reshape((c,) + (1,) * (w.ndim - 1)), (b - mean) * a + beta
-
-
-def quantize_weights_per_channel(weight):
-    """Symmetric per-output-channel int8 weights: w_scale[c] = max|w[c]| / 127,
-    w_i8 = clip(round_half_even(w / w_scale[c]), -127, 127). An all-zero channel gets w_scale 1.0.
-    weight (C_out, ...) float. Returns (w_i8 of weight's shape, w_scale float64 (C_out,))."""
-    w = np.asarray(weight, dtype=np.float64)
-    if w.ndim < 1 or w.size == 0 or not np.all(np.isfinite(w)):
-        raise ValueError("weight must be a non-empty finite array (C_out, ...)")
-    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-    w_scale = np.where(amax > 0, amax / INT8_WEIGHT_MAX, 1.0)
-    shaped = w_scale.reshape((-1,) + (1,) * (w.ndim - 1))
-    w_i8 = np.clip(np.rint(w / shaped), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
-    return w_i8, w_scale
-
-
-def relu_clip_max(out_scale, relu6=False, out_bits=8):
-    """Upper clip code of a ReLU (2**out_bits - 1) or ReLU6 (round(6 / out_scale), at most 2**out_bits - 1)
-    layer output. out_bits < 8 makes the layer emit sub-byte codes directly (for example the LR layer)."""
-    if isinstance(out_bits, (bool, np.bool_)) or not isinstance(out_bits, (int, np.integer)) or not 1 <= out_bits <= 8:
-        raise ValueError(f"out_bits must be an int in [1, 8], got {out_bits!r}")
-    top = (1 << int(out_bits)) - 1
-    if not relu6:
-        return top
-    return int(min(top, max(0, round(6.0 / float(out_scale)))))
-
-
-@dataclass
-class QuantizedParams:
-    """Everything an INT8 kernel takes for one layer, plus the scales it stands for.
-
-    weight: int8, the layer's weight layout; weight_scale: float64 (C_out,); bias: int32 (C_out,) in units
-    of in_scale * weight_scale[c]; multiplier / shift: int32 (C_out,); in_scale / out_scale: the activation
-    scales (float units per code); clip_max: the top output code (2**out_bits - 1 for ReLU, at most
-    round(6/out_scale) for ReLU6). The float layer it replaces computes y ~= out_scale * int8_layer(x_u8).
-    """
-    weight: np.ndarray
-    weight_scale: np.ndarray
-    bias: np.ndarray
-    multiplier: np.ndarray
-    shift: np.ndarray
-    in_scale: float
-    out_scale: float
-    clip_max: int = UINT8_MAX
-
-    def kernel_args(self):
-        """(weight, bias, multiplier, shift) in the order the int8_*_forward functions take them (pass
-        clip_max=self.clip_max as well)."""
-        return self.weight, self.bias, self.multiplier, self.shift
-
-
-def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False, out_bits=8):
-    """Post-training quantization of one conv / depthwise / pointwise / linear layer.
-
-    weight (C_out, ...) and bias (C_out,) or None are float, with BN already folded (fold_batchnorm);
-    in_scale / out_scale are the input and output activation scales (calibrate_scale). Weights are
-    quantized symmetrically per output channel; bias_i32 = round(bias / (in_scale * w_scale[c])) (int32
-    saturated); (multiplier, shift) = quantize_multiplier(in_scale * w_scale[c] / out_scale). The layer's
-    float output y then satisfies y ~= out_scale * clip(round(acc * in_scale * w_scale / out_scale)),
-    which is what the INT8 kernels compute in integers. out_bits < 8 (with out_scale from
-    calibrate_scale(..., bits=out_bits)) makes the layer output `out_bits`-bit codes directly, e.g. the
-    latent at the LR layer, ready for pack_bits. Returns QuantizedParams.
-    """
-    in_scale, out_scale = float(in_scale), float(out_scale)
-    if not (np.isfinite(in_scale) and in_scale > 0 and np.isfinite(out_scale) and out_scale > 0):
-        raise ValueError(f"in_scale and out_scale must be finite and > 0, got {in_scale}, {out_scale}")
-    w_i8, w_scale = quantize_weights_per_channel(weight)
-    c = w_i8.shape[0]
-    b = np.zeros(c) if bias is None else np.asarray(bias, dtype=np.float64)
-    if b.shape != (c,):
-        raise ValueError(f"bias must have shape ({c},), got {b.shape}")
-    int32 = np.iinfo(np.int32)
-    bias_i32 = np.clip(np.rint(b / (in_scale * w_scale)), int32.min, int32.max).astype(np.int32)
-    multiplier, shift = quantize_multiplier(in_scale * w_scale / out_scale)
-    return QuantizedParams(w_i8, w_scale, bias_i32, multiplier, shift, in_scale, out_scale,
-                           relu_clip_max(out_scale, relu6, out_bits))
-
-
-__all__ += ["quantize_frozen", "QuantizedFrozenStage"]
-
-
-def __getattr__(name):
-    """quantize_frozen and QuantizedFrozenStage live in pulptrain.frozen_int8 (they need pulptrain.nn, which
-    needs this module): loaded on first use."""
-    if name in ("quantize_frozen", "QuantizedFrozenStage"):
-        from pulptrain import frozen_int8
-        return getattr(frozen_int8, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = quant_core.__all__ + ["quantize_frozen", "QuantizedFrozenStage"]

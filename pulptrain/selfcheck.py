@@ -16,18 +16,25 @@ import numpy as np
 import pulptrain
 from pulptrain import kernels as K
 from pulptrain import reference as ref
+from pulptrain.models import mobilenet_v1_layers
 
 TOLERANCE = 1e-4
 
-# (layer, kind, C_in, C_out, H, W, k, stride, padding): MobileNetV1 128x128 rows from PAPER.md
-LAYERS = [
-    ("conv1 3x3 s2 3->32", "conv2d", 3, 32, 128, 128, 3, 2, 1),
-    ("dw 3x3 512 @8x8", "depthwise_conv2d", 512, 512, 8, 8, 3, 1, 1),
-    ("dw 3x3 s2 512 8->4", "depthwise_conv2d", 512, 512, 8, 8, 3, 2, 1),
-    ("pw 512->512 @8x8", "pointwise_conv2d", 512, 512, 8, 8, 1, 1, 0),
-    ("pw 512->1024 @4x4", "pointwise_conv2d", 512, 1024, 4, 4, 1, 1, 0),
-    ("linear 1024->50", "linear", 1024, 50, 1, 1, 1, 1, 0),
-]
+_KERNEL_OF_KIND = {"conv": "conv2d", "dw": "depthwise_conv2d", "pw": "pointwise_conv2d", "fc": "linear"}
+
+
+def _mobilenet_row(label, index):
+    """(layer, kind, C_in, C_out, H, W, k, stride, padding) of MobileNetV1's layer `index` (width 1.0,
+    128x128x3 input, 50 classes) from the model table."""
+    layer = mobilenet_v1_layers()[index]
+    size = layer.in_size
+    return (label, _KERNEL_OF_KIND[layer.kind], layer.in_channels, layer.out_channels, size, size,
+            layer.kernel_size, layer.stride, layer.padding)
+
+
+LAYERS = [_mobilenet_row(label, index) for label, index in (
+    ("conv1 3x3 s2 3->32", 0), ("dw 3x3 512 @8x8", 13), ("dw 3x3 s2 512 8->4", 23), ("pw 512->512 @8x8", 14),
+    ("pw 512->1024 @4x4", 24), ("linear 1024->50", 28))]
 
 
 def _forward(kind, x, w, b, stride, padding):

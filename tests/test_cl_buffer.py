@@ -16,11 +16,18 @@ from pulptrain.cl.memory import memory_breakdown
 
 def numpy_quant():
     """The documented pulptrain.quant interface in plain numpy (LSB-first little-endian bit stream)."""
+    def written(result, out):
+        if out is None:
+            return result
+        out[...] = result.reshape(out.shape)
+        return out
+
     def quantize(x, scale, bits=8, *, out=None):
-        return np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)), 0, 2 ** bits - 1).astype(np.uint8)
+        codes = np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)), 0, 2 ** bits - 1).astype(np.uint8)
+        return written(codes, out)
 
     def dequantize(codes, scale, *, out=None):
-        return (np.float32(scale) * codes.astype(np.float32)).astype(np.float32)
+        return written((np.float32(scale) * codes.astype(np.float32)).astype(np.float32), out)
 
     def pack_bits(codes, bits, *, out=None):
         stream = np.unpackbits(codes.reshape(-1, 1), axis=1, bitorder="little")[:, :bits].reshape(-1)
@@ -267,3 +274,82 @@ def test_fake_quantize_matches_storage(quant):
     fp32 = LatentReplayBuffer(4, (3,), bits=32)
     assert fp32.calibrate(x) is None and fp32.fake_quantize(x) is not None
     np.testing.assert_array_equal(fp32.fake_quantize(x), x)
+
+
+# ------------------------------------------------------------------------------ latent codes as they come
+
+def codes_by_row(buf, n):
+    return {bytes(row) for row in buf.codes(np.arange(n)).reshape(n, -1)}
+
+
+@pytest.mark.parametrize("bits, shape", [(8, (4, 3)), (7, (4, 2)), (5, (3, 3))])  # 5 x 9 bits: not byte aligned
+def test_latent_codes_are_stored_without_a_round_trip(monkeypatch, bits, shape):
+    from pulptrain import quant_core
+
+    rng = np.random.default_rng(bits)
+    codes = rng.integers(0, 1 << bits, (6,) + shape).astype(np.uint8)
+    buf = LatentReplayBuffer(10, shape, bits=bits, scale=0.3)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("codes of the buffer's precision must not be re-quantized")
+
+    monkeypatch.setattr(quant_core, "quantize", forbidden)
+    monkeypatch.setattr(quant_core, "dequantize", forbidden)
+    slots = buf.update(quant_core.LatentCodes(codes, 0.3, bits), np.arange(6))
+    assert sorted(slots) == list(range(6))
+    assert codes_by_row(buf, 6) == {bytes(row) for row in codes.reshape(6, -1)}
+    labels = buf.labels  # each stored row is the code row of its label
+    np.testing.assert_array_equal(buf.codes(np.arange(6)), codes[labels])
+
+
+def test_latent_codes_of_an_overflowing_scale_are_stored_exactly():
+    """scale * 255 overflows float32: a dequantize / quantize round trip would clip codes to 255."""
+    from pulptrain.quant import LatentCodes
+
+    codes = np.arange(256, dtype=np.uint8).reshape(4, 64)
+    buf = LatentReplayBuffer(4, (64,), bits=8, scale=1e37)
+    buf.update(LatentCodes(codes, 1e37, 8), np.arange(4))
+    np.testing.assert_array_equal(buf.codes(np.arange(4)), codes[buf.labels])
+
+
+def test_latent_codes_of_another_precision_are_requantized():
+    from pulptrain import quant as real_quant
+
+    codes = np.random.default_rng(0).integers(0, 256, (5, 6)).astype(np.uint8)
+    latents = real_quant.LatentCodes(codes, 0.02, 8)
+    buf = LatentReplayBuffer(5, (6,), bits=4)
+    assert buf.calibrate(latents) == pytest.approx(float(latents.values().max()) / 15)
+    buf.update(latents, np.arange(5))
+    expected = real_quant.quantize(latents.values(), buf.scale, 4)
+    np.testing.assert_array_equal(buf.codes(np.arange(5)), expected[buf.labels])
+    np.testing.assert_array_equal(buf.encode(latents).codes, expected)
+    encoded = buf.encode(latents)
+    assert buf.encode(encoded) is encoded  # already at the buffer's precision
+
+
+@pytest.mark.parametrize("bits", [32, 8, 6, 3])
+def test_replay_batches_into_preallocated_arrays(quant, bits):
+    rng = np.random.default_rng(4)
+    shape = (3, 5) if bits != 3 else (7,)  # 7 x 3 bits: rows not byte aligned
+    a, b = (LatentReplayBuffer(20, shape, bits=bits, seed=5) for _ in range(2))
+    x, y = np.abs(rng.standard_normal((20,) + shape)).astype(np.float32), rng.integers(0, 9, 20)
+    a.update(x, y)
+    b.update(x, y)
+    out = (np.full((9,) + shape, np.nan, np.float32), np.full(9, -1, np.int64))
+    for (xa, ya), (xb, yb) in zip(a.replay_batches(6, 5), b.replay_batches(6, 5, out=out)):
+        assert np.shares_memory(xb, out[0]) and np.shares_memory(yb, out[1]) and len(yb) == 6
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert np.all(out[1][6:] == -1)  # rows past the mini-batch untouched
+
+
+@pytest.mark.parametrize("out, match", [
+    ((np.zeros((2, 3), np.float32), np.zeros(4, np.int64)), "at least 4 rows"),
+    ((np.zeros((4, 2), np.float64), np.zeros(4, np.int64)), "float32"),
+    ((np.zeros((4, 3), np.float32), np.zeros(4, np.int32)), "int64"),
+])
+def test_replay_batches_rejects_bad_out(out, match):
+    buf = LatentReplayBuffer(8, (3,), bits=32)
+    buf.update(np.ones((8, 3), np.float32), np.zeros(8, int))
+    with pytest.raises(ValueError, match=match):
+        next(buf.replay_batches(4, 1, out=out))

@@ -183,3 +183,81 @@ def test_calibrate_scale():
     assert Q.calibrate_scale(np.zeros(5), 8) == 1.0
     codes = Q.quantize(x.astype(np.float32), Q.calibrate_scale(x, 8), 8)
     assert codes.max() == 255
+
+
+# ---- the bits check and the latent batch types --------------------------------------------------------
+
+@pytest.mark.parametrize("bits, kwargs, error, match", [
+    (9, {}, ValueError, "bits must be an int in 1..8, got 9"),
+    (0, {"name": "lr_bits"}, ValueError, "lr_bits must be an int in 1..8, got 0"),
+    (32, {}, ValueError, "1..8"),
+    (16, {"allow_fp32": True}, ValueError, r"bits must be 1..8 \(quantized\) or 32 \(FP32\), got 16"),
+    (8.0, {}, TypeError, "bits must be an int"),
+    (True, {"name": "out_bits"}, TypeError, "out_bits must be an int"),
+])
+def test_check_bits_rejects(bits, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Q.check_bits(bits, **kwargs)
+
+
+def test_check_bits_accepts():
+    assert [Q.check_bits(np.int64(b)) for b in BITS] == BITS
+    assert Q.check_bits(32, allow_fp32=True) == 32 and type(Q.check_bits(np.uint8(3))) is int
+
+
+def test_latent_codes_values_take_and_at_precision():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 32, (6, 2, 3)).astype(np.uint8)
+    lat = Q.LatentCodes(codes, 0.25, 5)
+    assert lat.shape == (6, 2, 3) and len(lat) == 6 and lat.bits == 5
+    np.testing.assert_array_equal(lat.values(), np.float32(0.25) * codes.astype(np.float32))
+    out = np.empty((6, 2, 3), np.float32)
+    assert lat.values(out=out) is out
+    assert lat.at_precision(5, 0.25) is lat  # same precision: the codes themselves
+    coarser = lat.at_precision(3, 0.5)
+    assert (coarser.bits, coarser.scale) == (3, 0.5)
+    np.testing.assert_array_equal(coarser.codes, quantize_reference(lat.values(), 0.5, 3))
+    np.testing.assert_array_equal(lat.take([4, 1]).codes, codes[[4, 1]])
+    both = Q.LatentCodes.concatenate([lat.take([0]), lat.take([1, 2])])
+    np.testing.assert_array_equal(both.codes, codes[:3])
+    with pytest.raises(ValueError, match="different scales"):
+        Q.LatentCodes.concatenate([lat, Q.LatentCodes(codes, 0.5, 5)])
+
+
+def test_float_latents_and_as_latents():
+    x = np.abs(np.random.default_rng(1).standard_normal((4, 3))).astype(np.float32)
+    lat = Q.as_latents(x)
+    assert isinstance(lat, Q.FloatLatents) and lat.bits == 32 and lat.values() is x  # no copy ...
+    assert Q.as_latents(x, copy=True).values() is not x  # ... unless asked
+    assert Q.as_latents(lat) is lat
+    np.testing.assert_array_equal(lat.at_precision(8, 0.1).codes, quantize_reference(x, 0.1, 8))
+    np.testing.assert_array_equal(Q.FloatLatents.concatenate([lat.take([3]), lat.take([0])]).values(), x[[3, 0]])
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: Q.LatentCodes(np.zeros(3, np.int8), 1.0, 8), TypeError, "codes must be a uint8 array"),
+    (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 0.0, 8), ValueError, "scale must be finite and > 0"),
+    (lambda: Q.LatentCodes(np.uint8(3), 1.0, 8), TypeError, r"codes must be a uint8 array \(N, ...\)"),
+    (lambda: Q.LatentCodes(np.zeros(3, np.uint8), float("nan"), 8), ValueError, "scale"),
+    (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 1.0, 9), ValueError, "bits must be an int in 1..8"),
+    (lambda: Q.as_latents(np.array([1.0, np.inf], np.float32)), ValueError, "latents must be finite"),
+    (lambda: Q.as_latents(np.float32(1.0)), ValueError, r"latents must be an array \(N, ...\)"),
+])
+def test_latent_batches_reject_bad_values(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_dequantize_quantize_round_trip_is_the_identity_for_finite_values(bits):
+    """Why storing an INT8 stage's codes directly equals the old dequantize + quantize path: the round trip
+    gives every code back while (2**bits - 1) * scale is finite in float32; beyond that (scales > 1e36) the
+    products overflow to inf and the round trip would change codes, the direct path does not."""
+    codes = np.arange(1 << bits, dtype=np.uint8)
+    for scale in np.float32(2.0) ** np.arange(-149.0, 127.0, 0.37) * np.float32(1.37):
+        if codes[-1] * float(scale) > np.finfo(np.float32).max:
+            continue
+        np.testing.assert_array_equal(Q.quantize(Q.dequantize(codes, scale), scale, bits), codes)
+    huge = 1e37
+    if codes[-1] * huge > np.finfo(np.float32).max:
+        assert not np.array_equal(Q.quantize(Q.dequantize(codes, huge), huge, bits), codes)

@@ -37,8 +37,10 @@ def test_int8_frozen_stage_keeps_latents_and_accuracy(trained, calibration):
     qf = quantize_frozen(frozen, x_cal, lr_bits=8, calibration=calibration)
 
     float_latent = frozen.forward(x_test).copy()
-    codes, scale = qf.forward(x_test)
+    latent_codes = qf.forward(x_test)
+    codes, scale = latent_codes.codes, latent_codes.scale
     assert codes.dtype == np.uint8 and codes.shape == float_latent.shape and scale == qf.scale
+    assert latent_codes.bits == 8 and np.array_equal(latent_codes.values(), quant.dequantize(codes, scale))
     latent = quant.dequantize(codes, scale)
     a, b = float_latent.reshape(-1).astype(np.float64), latent.reshape(-1).astype(np.float64)
     cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
@@ -60,10 +62,11 @@ def test_lower_lr_bits_give_codes_in_range_and_coarser_latents(trained, bits):
     frozen, _ = models.split(model, LR_LAYER)
     q8 = quantize_frozen(frozen, x_cal, lr_bits=8)
     qb = quantize_frozen(frozen, x_cal, lr_bits=bits)
-    codes, scale = qb.forward(x_test[:200])
-    assert codes.max() <= (1 << bits) - 1
+    latent_codes = qb.forward(x_test[:200])
+    codes, scale = latent_codes.codes, latent_codes.scale
+    assert latent_codes.bits == bits and codes.max() <= (1 << bits) - 1
     ref = frozen.forward(x_test[:200]).astype(np.float64)
-    err8 = np.linalg.norm(q8.dequantize(q8.forward(x_test[:200])[0]) - ref)
+    err8 = np.linalg.norm(q8.dequantize(q8.forward(x_test[:200]).codes) - ref)
     errb = np.linalg.norm(quant.dequantize(codes, scale) - ref)
     assert errb > err8
 
@@ -73,7 +76,8 @@ def test_pool_as_last_block_and_float_stage_left_unchanged(trained):
     frozen, _ = models.split(model, models.POOL_INDEX)
     state = {k: v.copy() for k, v in model.state_dict().items()}
     qf = quantize_frozen(frozen, x_cal[:128], lr_bits=6)
-    codes, scale = qf.forward(x_test[:100])
+    latent_codes = qf.forward(x_test[:100])
+    codes, scale = latent_codes.codes, latent_codes.scale
     ref = frozen.forward(x_test[:100])
     assert codes.shape == ref.shape and codes.max() <= 63
     a, b = ref.reshape(-1).astype(np.float64), quant.dequantize(codes, scale).reshape(-1).astype(np.float64)
@@ -91,7 +95,8 @@ def test_negative_inputs_use_an_exact_zero_point():
     x = rng.standard_normal((8, 2, 6, 6)).astype(np.float32)
     qf = quantize_frozen(frozen, x)
     assert qf.input_zero_point > 0
-    codes, scale = qf.forward(x)
+    latent_codes = qf.forward(x)
+    codes, scale = latent_codes.codes, latent_codes.scale
     ref = frozen.forward(x)
     assert np.max(np.abs(quant.dequantize(codes, scale) - ref)) <= 3 * (scale + qf.input_scale * np.abs(
         conv.weight.data).sum(axis=(1, 2, 3)).max())

@@ -53,7 +53,7 @@ def main(argv=None):
         frozen, adaptive = models.split(model, l)
         qf = quantize_frozen(frozen, x_cal, lr_bits=a.bits)
         float_lat = np.concatenate([frozen.forward(xt[s:s + 500]).copy() for s in range(0, len(xt), 500)])
-        int8_lat = np.concatenate([qf.dequantize(qf.forward(xt[s:s + 500])[0]) for s in range(0, len(xt), 500)])
+        int8_lat = np.concatenate([qf.forward(xt[s:s + 500]).values() for s in range(0, len(xt), 500)])
         f, q = float_lat.reshape(-1).astype(np.float64), int8_lat.reshape(-1).astype(np.float64)
         cosine = float(f @ q / (np.linalg.norm(f) * np.linalg.norm(q)))
 

@@ -2,8 +2,8 @@
 learner, and the memory model of the paper; :mod:`pulptrain.cl.experiment` (one whole experiment, as
 ``pulptrain cl`` runs it) and :mod:`pulptrain.cl.sweep` (a grid of them, ``pulptrain sweep``).
 
-Nothing here imports the training stack at import time, so ``pulptrain.cl.scenarios`` and
-``pulptrain.cl.memory`` work on their own.
+``pulptrain.cl.memory`` computes from the MobileNetV1 layer table of :mod:`pulptrain.models`;
+``pulptrain.cl.scenarios`` works on its own.
 """
 from pulptrain.cl import memory, scenarios
 from pulptrain.cl.buffer import LatentReplayBuffer

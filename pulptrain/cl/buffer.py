@@ -1,10 +1,13 @@
 """The latent-replay memory: latents of past samples, bit-packed at ``bits`` per value, with their labels.
 
-Latents are post-ReLU (non-negative) activations of the LR layer. With ``bits`` in 1..8 each one is
-quantized unsigned with zero point 0, ``q = clip(round(x / scale), 0, 2**bits - 1)``
-(:func:`pulptrain.quant.quantize`), and its codes are bit-packed into its own row of
-``ceil(elements * bits / 8)`` bytes (:func:`pulptrain.quant.pack_bits`), so a 7-bit buffer really takes 7/8
-of an 8-bit one. Reading dequantizes (``x = scale * q``). ``bits=32`` stores FP32 latents unchanged.
+Latents are post-ReLU (non-negative) activations of the LR layer, given as float32 arrays or as the
+latent batches of :mod:`pulptrain.quant` (:class:`~pulptrain.quant.LatentCodes` from the INT8 frozen stage,
+:class:`~pulptrain.quant.FloatLatents`). With ``bits`` in 1..8 each one is stored as unsigned codes with
+zero point 0, ``q = clip(round(x / scale), 0, 2**bits - 1)`` (:func:`pulptrain.quant.quantize`; codes of
+the buffer's own bits and scale are stored as they come, without a dequantize / quantize round trip), and
+its codes are bit-packed into its own row of ``ceil(elements * bits / 8)`` bytes
+(:func:`pulptrain.quant.pack_bits`), so a 7-bit buffer really takes 7/8 of an 8-bit one. Reading
+dequantizes (``x = scale * q``). ``bits=32`` stores FP32 latents unchanged.
 ``nbytes`` is the storage actually allocated (codes + int16 labels) and equals the ``replay_buffer`` entry of
 :func:`pulptrain.cl.memory.memory_breakdown` for the same shape.
 
@@ -26,8 +29,10 @@ maximum, ``scale = max / (2**bits - 1)``, and then fixed (later, larger values c
 
 Sampling (:meth:`replay_batches`) is without replacement within an epoch: an epoch walks one random
 permutation of the occupied slots, and only starts a fresh permutation when it runs out.
-All randomness comes from the buffer's own ``numpy.random.Generator`` (``seed``), which is part of the state
-saved by :meth:`state_dict`.
+With ``out=`` the mini-batches are written into arrays
+the caller preallocated (the learner's mini-batch), through scratch rows the buffer keeps, so a replay step
+allocates no new arrays. All randomness comes from the buffer's own ``numpy.random.Generator`` (``seed``),
+which is part of the state saved by :meth:`state_dict`.
 """
 import json
 
@@ -35,18 +40,19 @@ import numpy as np
 
 from pulptrain.cl._validate import check_int
 from pulptrain.cl.memory import LABEL_DTYPE, packed_row_bytes
+from pulptrain.quant_core import FP32_BITS, as_latents, check_bits
 
 __all__ = ["LatentReplayBuffer", "POLICIES"]
 
 POLICIES = ("reference", "reservoir", "class_balanced")
-FP32_BITS = 32
 _MAX_LABEL = np.iinfo(LABEL_DTYPE).max
 
 
 def _quant():
+    """pulptrain.quant, looked up when a quantized buffer needs it (so FP32 buffers work without it)."""
     try:
         from pulptrain import quant
-    except ImportError as e:  # the INT8 / quantization branch is not built in
+    except ImportError as e:
         raise ImportError("quantized latent replays (bits < 32) need pulptrain.quant") from e
     return quant
 
@@ -69,14 +75,13 @@ class LatentReplayBuffer:
         latent_shape = tuple(int(d) for d in np.atleast_1d(latent_shape))
         if not latent_shape or min(latent_shape) < 1:
             raise ValueError(f"latent_shape must be a non-empty shape of positive sizes, got {latent_shape}")
-        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not (1 <= bits <= 8 or bits == 32):
-            raise ValueError(f"bits must be 1..8 (quantized) or 32 (FP32), got {bits!r}")
+        bits = check_bits(bits, allow_fp32=True)
+        if bits != FP32_BITS:
+            _quant()  # fail now, not at the first update
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if scale is not None and not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a finite real > 0 or None, got {scale!r}")
-        if bits != FP32_BITS:
-            _quant()  # fail now, not at the first update
         self.capacity, self.latent_shape, self.bits, self.policy = int(capacity), latent_shape, int(bits), policy
         self.scale = None if bits == FP32_BITS or scale is None else float(scale)
         self.elements = int(np.prod(latent_shape))
@@ -91,6 +96,8 @@ class LatentReplayBuffer:
         self.samples_seen = 0
         self._class_seen = {}
         self.rng = np.random.default_rng(seed)
+        self._scratch_rows = 0   # rows of the read scratch arrays (grown on demand, see _read_into)
+        self._packed_scratch = self._codes_scratch = None
 
     # ------------------------------------------------------------------------------------------ storage
 
@@ -108,57 +115,95 @@ class LatentReplayBuffer:
         """Number of stored latents per class (length ``num_classes``, or max label + 1)."""
         return np.bincount(self._labels[:self.size], minlength=num_classes or 0)
 
-    def _encode(self, latents):
-        if self.bits == FP32_BITS:
-            return latents.reshape(len(latents), self.elements)
+    def _pack_rows(self, codes, rows):
+        """Bit-pack codes (n, elements) into rows (n, row_bytes)."""
         quant = _quant()
-        codes = quant.quantize(latents, self.scale, self.bits).reshape(len(latents), self.elements)
-        rows = np.empty((len(latents), self.row_bytes), np.uint8)
-        if self._rows_are_byte_aligned() and len(latents):  # all rows form one bit stream
+        if self._rows_are_byte_aligned():  # all rows form one bit stream
             quant.pack_bits(codes, self.bits, out=rows.reshape(-1))
         else:
-            for k in range(len(latents)):
+            for k in range(len(codes)):
                 quant.pack_bits(codes[k], self.bits, out=rows[k])
-        return rows
 
     def _rows_are_byte_aligned(self):
         return (self.elements * self.bits) % 8 == 0
 
     def _write(self, slots, latents, labels):
+        """Store latents (a latent batch, already the rows to keep) and labels in the given slots."""
         slots = np.asarray(slots, np.int64)
-        if slots.size:
-            self._storage[slots] = self._encode(latents)
-            self._labels[slots] = labels
+        if not slots.size:
+            return
+        if self.bits == FP32_BITS:
+            self._storage[slots] = latents.values().reshape(len(slots), self.elements)
+        else:
+            codes = latents.at_precision(self.bits, self.scale).codes.reshape(len(slots), self.elements)
+            rows = np.empty((len(slots), self.row_bytes), np.uint8)
+            self._pack_rows(codes, rows)
+            self._storage[slots] = rows
+        self._labels[slots] = labels
 
-    def get(self, slots):
-        """Latents (float32, shape (n,) + latent_shape, dequantized) and int64 labels of the given slots."""
+    def _check_slots(self, slots):
         slots = np.asarray(slots, np.int64).reshape(-1)
         if slots.size and (slots.min() < 0 or slots.max() >= self.size):
             raise IndexError(f"slots must be in [0, {self.size}), got min {slots.min()} max {slots.max()}")
-        labels = self._labels[slots].astype(np.int64)
+        return slots
+
+    def get(self, slots):
+        """Latents (float32, shape (n,) + latent_shape, dequantized) and int64 labels of the given slots."""
+        slots = self._check_slots(slots)
+        latents = np.empty((len(slots),) + self.latent_shape, np.float32)
+        labels = np.empty(len(slots), np.int64)
+        return self._read_into(slots, latents, labels)
+
+    def _scratch(self, rows):
+        """(packed rows, codes) scratch arrays of at least ``rows`` rows, reused across reads."""
+        if rows > self._scratch_rows:
+            self._packed_scratch = np.empty((rows, self.row_bytes), np.uint8)
+            self._codes_scratch = np.empty((rows, self.elements), np.uint8)
+            self._scratch_rows = rows
+        return self._packed_scratch[:rows], self._codes_scratch[:rows]
+
+    def _read_into(self, slots, latents, labels):
+        """Dequantized latents and labels of valid slots written into ``latents`` ((n,) + latent_shape
+        float32, C-contiguous) and ``labels`` ((n,) int64); returns both."""
+        n = len(slots)
+        labels[...] = self._labels[slots]
+        if n == 0:
+            return latents, labels
+        flat = latents.reshape(n, self.elements)
         if self.bits == FP32_BITS:
-            return self._storage[slots].reshape((len(slots),) + self.latent_shape), labels
-        return _quant().dequantize(self.codes(slots), self.scale), labels
+            np.take(self._storage, slots, axis=0, out=flat, mode="clip")  # "clip": no buffered copy of out
+            return latents, labels
+        codes = self._gather_codes(slots)
+        _quant().dequantize(codes, self.scale, out=flat)
+        return latents, labels
+
+    def _gather_codes(self, slots):
+        """The codes of valid slots, (n, elements) uint8, in the reused scratch rows."""
+        packed, codes = self._scratch(len(slots))
+        if self.bits == 8:  # rows are the codes themselves
+            np.take(self._storage, slots, axis=0, out=packed, mode="clip")
+            return packed
+        if self._rows_are_byte_aligned():
+            np.take(self._storage, slots, axis=0, out=packed, mode="clip")
+            _quant().unpack_bits(packed.reshape(-1), self.bits, len(slots) * self.elements, out=codes)
+        else:
+            for k, slot in enumerate(slots):
+                _quant().unpack_bits(self._storage[slot], self.bits, self.elements, out=codes[k])
+        return codes
 
     def codes(self, slots):
         """The stored uint8 codes of the given slots, shape (n,) + latent_shape (quantized buffers only)."""
         if self.bits == FP32_BITS:
             raise ValueError("an FP32 buffer (bits=32) stores no codes")
-        quant = _quant()
-        slots = np.asarray(slots, np.int64).reshape(-1)
-        codes = np.empty((len(slots), self.elements), np.uint8)
-        if self._rows_are_byte_aligned() and len(slots):
-            quant.unpack_bits(np.ascontiguousarray(self._storage[slots]).reshape(-1), self.bits,
-                              len(slots) * self.elements, out=codes)
-        else:
-            for k, slot in enumerate(slots):
-                quant.unpack_bits(self._storage[slot], self.bits, self.elements, out=codes[k])
-        return codes.reshape((len(slots),) + self.latent_shape)
+        slots = self._check_slots(slots)
+        if not slots.size:
+            return np.empty((0,) + self.latent_shape, np.uint8)
+        return self._gather_codes(slots).copy().reshape((len(slots),) + self.latent_shape)
 
     # ------------------------------------------------------------------------------------------- update
 
     def _check_batch(self, latents, labels):
-        latents = np.ascontiguousarray(latents, dtype=np.float32)
+        latents = as_latents(latents)
         labels = np.asarray(labels)
         if latents.shape[1:] != self.latent_shape:
             raise ValueError(f"latents must have shape (n,) + {self.latent_shape}, got {latents.shape}")
@@ -167,32 +212,37 @@ class LatentReplayBuffer:
         if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
                             or labels.max() > _MAX_LABEL):
             raise ValueError(f"labels must be integers in [0, {_MAX_LABEL}]")
-        if not np.all(np.isfinite(latents)):
-            raise ValueError("latents must be finite")
         return latents, labels.astype(np.int64)
 
     def calibrate(self, latents):
-        """Set the quantization scale from these latents, ``max / (2**bits - 1)``, unless it is already
-        set (or the buffer is FP32). Returns the scale."""
-        if self.bits != FP32_BITS and self.scale is None and np.size(latents):
-            peak = float(np.max(latents))
+        """Set the quantization scale from these latents (an array or a latent batch),
+        ``max / (2**bits - 1)``, unless it is already set (or the buffer is FP32). Returns the scale."""
+        latents = as_latents(latents)
+        if self.bits != FP32_BITS and self.scale is None and len(latents) and latents.values().size:
+            peak = float(np.max(latents.values()))
             self.scale = peak / ((1 << self.bits) - 1) if peak > 0 else 1.0
         return self.scale
 
-    def fake_quantize(self, latents):
-        """What the buffer would give back for these latents: ``scale * quantize(latents)`` as float32
-        (the latents unchanged for an FP32 buffer). Needs the scale (see :meth:`calibrate`)."""
-        latents = np.ascontiguousarray(latents, dtype=np.float32)
+    def encode(self, latents):
+        """These latents (an array or a latent batch) at the buffer's precision: LatentCodes of the buffer's
+        bits and scale (the same object when they already are), or the latents unchanged for an FP32
+        buffer. Needs the scale (see :meth:`calibrate`)."""
+        latents = as_latents(latents)
         if self.bits == FP32_BITS:
             return latents
         if self.scale is None:
             raise ValueError("the buffer has no quantization scale yet: call calibrate() or update() first")
-        quant = _quant()
-        return quant.dequantize(quant.quantize(latents, self.scale, self.bits), self.scale)
+        return latents.at_precision(self.bits, self.scale)
+
+    def fake_quantize(self, latents):
+        """What the buffer would give back for these latents: ``scale * quantize(latents)`` as float32
+        (the latents unchanged for an FP32 buffer). Needs the scale (see :meth:`calibrate`)."""
+        return self.encode(latents).values()
 
     def update(self, latents, labels):
-        """Offer the latents (float32, (n,) + latent_shape) and labels of one training batch to the buffer
-        according to the policy; counts the batch. Returns the slots written."""
+        """Offer the latents ((n,) + latent_shape: a float32 array or a latent batch of
+        :mod:`pulptrain.quant`) and labels of one training batch to the buffer according to the policy;
+        counts the batch. Returns the slots written."""
         latents, labels = self._check_batch(latents, labels)
         self.calibrate(latents)
         if self.policy == "reference":
@@ -201,7 +251,7 @@ class LatentReplayBuffer:
             slots, picked = self._reservoir_slots(len(latents))
         else:
             slots, picked = self._class_balanced_slots(labels)
-        self._write(slots, latents[picked], labels[picked])
+        self._write(slots, latents.take(picked), labels[picked])
         self.batches_seen += 1
         self.samples_seen += len(latents)
         for c, n in zip(*np.unique(labels, return_counts=True)):
@@ -260,18 +310,38 @@ class LatentReplayBuffer:
 
     # ----------------------------------------------------------------------------------------- sampling
 
-    def replay_batches(self, per_step, steps):
+    def replay_batches(self, per_step, steps, *, out=None):
         """Yield ``steps`` replay mini-batches ``(latents, labels)`` of ``min(per_step, size)`` samples each,
-        without replacement within the epoch (a fresh random permutation only when one runs out)."""
+        without replacement within the epoch (a fresh random permutation only when one runs out).
+
+        out: ``(latents_out, labels_out)``, C-contiguous float32 ((m,) + latent_shape) and int64 (m,) arrays
+        with m >= min(per_step, size): every mini-batch is written into their first rows (and the views
+        yielded), so no step allocates; each mini-batch overwrites the previous one. Default: fresh arrays."""
         per_step = min(int(per_step), self.size)
+        if out is not None:
+            latents_out, labels_out = out
+            if (not isinstance(latents_out, np.ndarray) or latents_out.dtype != np.float32
+                    or not latents_out.flags.c_contiguous or latents_out.shape[1:] != self.latent_shape
+                    or len(latents_out) < per_step):
+                raise ValueError(f"out latents must be a C-contiguous float32 array of at least {per_step} rows "
+                                 f"of shape {self.latent_shape}")
+            if (not isinstance(labels_out, np.ndarray) or labels_out.dtype != np.int64 or labels_out.ndim != 1
+                    or len(labels_out) < per_step):
+                raise ValueError(f"out labels must be an int64 array of at least {per_step} entries")
+
+        def read(slots):
+            if out is None:
+                return self.get(slots)
+            return self._read_into(slots, latents_out[:len(slots)], labels_out[:len(slots)])
+
         order, pos = self.rng.permutation(self.size), 0
         for _ in range(int(steps)):
             if per_step == 0:
-                yield self.get(np.empty(0, np.int64))
+                yield read(np.empty(0, np.int64))
                 continue
             if pos + per_step > len(order):
                 order, pos = self.rng.permutation(self.size), 0
-            yield self.get(order[pos:pos + per_step])
+            yield read(order[pos:pos + per_step])
             pos += per_step
 
     # ------------------------------------------------------------------------------------- checkpoints

@@ -30,11 +30,11 @@ from typing import Optional
 import numpy as np
 
 from pulptrain.cl.learner import CheckpointError, atomic_savez
+from pulptrain.quant_core import FP32_BITS, check_bits
 
 __all__ = ["ExperimentConfig", "Pretrained", "pretrain", "build_frozen", "run_stream", "run_experiment",
            "write_results", "plot_accuracy", "load_stream"]
 
-FP32_BITS = 32
 PRETRAINED_FILE = "pretrained.npz"
 LEARNER_FILE = "learner.npz"
 EXPERIMENT_FORMAT = "pulptrain.cl.experiment/1"
@@ -98,8 +98,7 @@ class ExperimentConfig:
                              "LUP.pkl, labels.pkl)")
         if cfg.dataset == "fashion-mnist" and cfg.input_size != 28:
             raise ValueError(f"Fashion-MNIST images are 28x28: input-size must be 28, got {cfg.input_size}")
-        if not (1 <= cfg.bits <= 8 or cfg.bits == FP32_BITS):
-            raise ValueError(f"bits must be 1..8 (INT8 frozen stage, quantized latents) or 32 (FP32), got {cfg.bits}")
+        check_bits(cfg.bits, "bits", allow_fp32=True)
         if not 0 <= cfg.lr_layer <= 26:
             raise ValueError(f"lr-layer must be in 0..26 (a convolution of MobileNetV1), got {cfg.lr_layer}")
         for name in ("replays", "epochs", "first_epochs", "minibatch", "pretrain_batch", "threads", "test_every",
@@ -234,8 +233,7 @@ def _learner(cfg, frozen, adaptive, num_classes, latent_shape):
 
 
 def _frozen_latent_shape(frozen, x):
-    out = frozen.forward(np.ascontiguousarray(x[:1]))
-    return tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
+    return tuple(frozen.forward(np.ascontiguousarray(x[:1])).shape[1:])  # float latents or LatentCodes
 
 
 def _save_progress(path, learner, cfg, history):

@@ -1,11 +1,12 @@
 """Latent-replay continual learning: a frozen stage, an adaptive stage trained in FP32, a replay buffer.
 
-:class:`LatentReplayLearner` follows the latent-replay reference code (PAPER.md, "Continual-learning
-algorithm"). For training batch i with N new samples (images x, labels y):
+:class:`LatentReplayLearner` follows the latent-replay reference code (the paper's continual-learning
+algorithm). For training batch i with N new samples (images x, labels y):
 
 1. The new samples go through the frozen stage once, in eval mode, giving their latents (captured once and
-   reused by every epoch and by the buffer update). With ``quantize_new`` they are also passed through the
-   buffer's quantizer, so new and replayed latents have the same precision.
+   reused by every epoch and by the buffer update). With ``quantize_new`` they are also brought to the
+   buffer's precision (:meth:`LatentReplayBuffer.encode`), so new and replayed latents have the same
+   precision.
 2. Batch 0 (the initial batch) trains the adaptive stage on its own latents only, ``first_epochs`` epochs
    of mini-batches of ``minibatch`` (the last one may be smaller), SGD with ``first_lr``.
 3. Batch i >= 1 uses mini-batches of ``cur_sz`` new latents + ``minibatch - cur_sz`` replays, with
@@ -13,9 +14,10 @@ algorithm"). For training batch i with N new samples (images x, labels y):
    R = 1500), ``N // cur_sz`` mini-batches per epoch (the remainder of the shuffled new samples waits for
    the next epoch), ``epochs`` epochs, SGD with ``lr``; a fresh optimizer is made at batch 1, as in the
    reference. New samples are reshuffled every epoch; replays are drawn without replacement within an
-   epoch (:meth:`LatentReplayBuffer.replay_batches`). Replays are concatenated after the new latents along
-   the batch axis, all go through the adaptive stage, and the backward pass stops at the LR layer (the
-   adaptive stage's ``needs_input_grad`` is False, so not even its first input gradient is computed).
+   epoch (:meth:`LatentReplayBuffer.replay_batches`). Replays follow the new latents along the batch axis,
+   both written into one mini-batch array that the learner allocates once and reuses for every step; all
+   go through the adaptive stage, and the backward pass stops at the LR layer (the adaptive stage's
+   ``needs_input_grad`` is False, so not even its first input gradient is computed).
 4. After the batch: optional CWR* consolidation of the classifier, then ``buffer.update(latents, y)``.
 
 CWR* (``cwr=True``), as in the reference code: the classes "present" in batch i are those of y (batch 0)
@@ -27,13 +29,13 @@ then ``past[c] += cur[c]`` and every consolidated row is loaded for evaluation. 
 there is one, is consolidated the same way as a one-column weight.
 
 The frozen stage is anything with ``forward(x) -> float32 latents`` (a :mod:`pulptrain.nn` module) or
-``forward(x) -> (uint8 codes, scale)`` (the INT8 stage of :func:`pulptrain.frozen_int8.quantize_frozen`,
-whose latents are then ``scale * codes``); it is never trained. A buffer with the INT8 stage's ``lr_bits``
-and no scale of its own takes the stage's scale, so the latent codes are stored exactly. The adaptive stage is a
-:mod:`pulptrain.nn` module ending in the classifier. Checkpoints (:meth:`save_checkpoint`,
-:meth:`load_checkpoint`) hold everything that changes (adaptive weights and statistics, optimizer state,
-buffer, CWR* state, batch counter, random generators), so a resumed run ends exactly where an
-uninterrupted one does.
+``forward(x) -> LatentCodes`` (the INT8 stage of :func:`pulptrain.frozen_int8.quantize_frozen`, whose
+latents are ``scale * codes``); it is never trained. A buffer with the INT8 stage's ``lr_bits`` and no scale
+of its own takes the stage's scale, so the buffer stores the stage's codes as they are (no dequantize /
+quantize round trip). The adaptive stage is a :mod:`pulptrain.nn` module ending in the classifier.
+Checkpoints (:meth:`save_checkpoint`, :meth:`load_checkpoint`) hold everything that changes (adaptive
+weights and statistics, optimizer state, buffer, CWR* state, batch counter, random generators), so a
+resumed run ends exactly where an uninterrupted one does.
 """
 import hashlib
 import json
@@ -43,6 +45,7 @@ import tempfile
 import numpy as np
 
 from pulptrain.cl._validate import check_int
+from pulptrain.quant_core import as_latents
 
 __all__ = ["LatentReplayLearner", "CheckpointError"]
 
@@ -160,27 +163,36 @@ class LatentReplayLearner:
         self.cb = np.zeros(self.num_classes, np.float32)               # consolidated biases
         self.cw_set = np.zeros(self.num_classes, bool)
         self.past = np.zeros(self.num_classes, np.int64)
+        self._batch_latents = self._batch_labels = None  # see _minibatch_arrays
 
     # ------------------------------------------------------------------------------------------ helpers
 
-    def _frozen_forward(self, x):
-        out = self.frozen.forward(np.ascontiguousarray(x))
-        if isinstance(out, tuple):  # an INT8 stage: (uint8 codes, scale)
-            codes, scale = out
-            from pulptrain import quant
-
-            return quant.dequantize(np.ascontiguousarray(codes), scale)
-        return np.array(out, np.float32)  # a copy: nn layers reuse their output arrays
-
-    def latents(self, x):
-        """The frozen stage's float32 output for images x, computed ``frozen_batch`` images at a time
-        (an INT8 stage's ``(codes, scale)`` output is dequantized: ``scale * codes``)."""
-        chunks = [self._frozen_forward(x[s:s + self.frozen_batch]) for s in range(0, len(x), self.frozen_batch)]
-        out = np.concatenate(chunks) if chunks else np.empty((0,) + self.buffer.latent_shape, np.float32)
+    def latent_batch(self, x):
+        """The frozen stage's output for images x (N >= 1), computed ``frozen_batch`` images at a time, as
+        one latent batch: LatentCodes from an INT8 stage, FloatLatents (a copy: nn layers reuse their output
+        arrays) from a float one."""
+        chunks = [as_latents(self.frozen.forward(np.ascontiguousarray(x[s:s + self.frozen_batch])), copy=True)
+                  for s in range(0, len(x), self.frozen_batch)]
+        out = chunks[0] if len(chunks) == 1 else chunks[0].concatenate(chunks)
         if out.shape[1:] != self.buffer.latent_shape:
             raise ValueError(f"the frozen stage gives latents of shape {out.shape[1:]}, the buffer holds "
                              f"{self.buffer.latent_shape}")
         return out
+
+    def latents(self, x):
+        """The frozen stage's float32 output for images x, computed ``frozen_batch`` images at a time
+        (an INT8 stage's codes dequantized: ``scale * codes``)."""
+        if len(x) == 0:
+            return np.empty((0,) + self.buffer.latent_shape, np.float32)
+        return self.latent_batch(x).values()
+
+    def _minibatch_arrays(self, rows):
+        """(latents, labels) arrays of at least ``rows`` rows for the mini-batch (new latents, then
+        replays): allocated once, grown only when a plan needs more rows, reused by every step."""
+        if self._batch_labels is None or len(self._batch_labels) < rows:
+            self._batch_latents = np.empty((rows,) + self.buffer.latent_shape, np.float32)
+            self._batch_labels = np.empty(rows, np.int64)
+        return self._batch_latents, self._batch_labels
 
     def _use_optimizer(self, phase):
         if self._optimizer_phase != phase:
@@ -228,10 +240,11 @@ class LatentReplayLearner:
         training loss and accuracy of the last epoch, and the mini-batch plan."""
         x, y = self._check_batch(x, y)
         i = self.batches_seen
-        latents = self.latents(x)
+        batch = self.latent_batch(x)
         if self.settings["quantize_new"]:
-            self.buffer.calibrate(latents)
-            latents = self.buffer.fake_quantize(latents)
+            self.buffer.calibrate(batch)
+            batch = self.buffer.encode(batch)
+        latents = batch.values()  # float32 (N,) + latent shape, the adaptive stage's input
         new, replays, steps = self.minibatch_plan(len(latents), i)
         epochs = self.settings["first_epochs"] if i == 0 else self.settings["epochs"]
         optimizer = self._use_optimizer(0 if i == 0 else 1)
@@ -240,18 +253,24 @@ class LatentReplayLearner:
         if self.settings["cwr"]:
             self._cwr_reset(present)
         self.adaptive.train(not self.settings["freeze_bn"])
+        batch_latents, batch_labels = self._minibatch_arrays(max(self.minibatch, new + min(replays, self.buffer.size)))
         for _ in range(epochs):
             order = self.rng.permutation(len(latents))
-            replay_iter = self.buffer.replay_batches(replays, steps) if replays else None
+            # replays go straight into the mini-batch rows after the new samples
+            replay_iter = (self.buffer.replay_batches(replays, steps, out=(batch_latents[new:], batch_labels[new:]))
+                           if replays else None)
             losses, correct, seen = [], 0, 0
             for step in range(steps):
                 picked = order[step * new:(step + 1) * new]
-                xb, yb = latents[picked], y[picked]
+                rows = len(picked)  # == new whenever there are replays (steps = N // new)
+                # mode="clip": picked is valid, and "raise" would copy the output first
+                np.take(latents, picked, axis=0, out=batch_latents[:rows], mode="clip")
+                np.take(y, picked, out=batch_labels[:rows], mode="clip")
                 if replay_iter is not None:
-                    rx, ry = next(replay_iter)
-                    xb, yb = np.concatenate([xb, rx]), np.concatenate([yb, ry])
+                    rows += len(next(replay_iter)[1])
+                xb, yb = batch_latents[:rows], batch_labels[:rows]
                 optimizer.zero_grad()
-                logits = self.adaptive.forward(np.ascontiguousarray(xb, np.float32))
+                logits = self.adaptive.forward(xb)
                 losses.append(float(self.loss.forward(logits, yb)))
                 correct += int(np.sum(np.argmax(logits, axis=1) == yb))
                 seen += len(yb)
@@ -262,7 +281,7 @@ class LatentReplayLearner:
         self.adaptive.eval()
         if self.settings["cwr"]:
             self._cwr_consolidate(present, counts)
-        self.buffer.update(latents, y)
+        self.buffer.update(batch, y)
         if self.settings["cwr"]:
             self._cwr_load_all()
         self.batches_seen += 1

@@ -1,8 +1,9 @@
 """The memory model of latent-replay training on MobileNetV1, computed analytically from the architecture.
 
-Layer shapes come from the MobileNetV1 table (PAPER.md), indexed as in the literature: 0 = conv1,
-1..26 = the 13 depthwise/pointwise pairs, 27 = the global average pool, 28 = the classifier (fc). Splitting
-at the latent-replay (LR) layer ``l`` gives a frozen stage 0..l and an adaptive stage l+1..28.
+Layer shapes come from the MobileNetV1 table of :mod:`pulptrain.models` (:func:`mobilenet_v1_layers`),
+indexed as in the literature: 0 = conv1, 1..26 = the 13 depthwise/pointwise pairs, 27 = the global average
+pool, 28 = the classifier (fc). Splitting at the latent-replay (LR) layer ``l`` gives a frozen stage 0..l
+and an adaptive stage l+1..28.
 
 What each entry of :func:`memory_breakdown` counts (bytes):
 
@@ -22,7 +23,7 @@ What each entry of :func:`memory_breakdown` counts (bytes):
   what :class:`pulptrain.cl.LatentReplayBuffer` allocates.
 * ``total``: the sum of the above.
 
-Reference point (PAPER.md): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
+Reference point (the paper's setting): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
 46.9 MiB buffer at 8 bits (187.5 MiB at FP32, 41.0 MiB at 7 bits).
 """
 from dataclasses import asdict, dataclass
@@ -30,6 +31,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from pulptrain.cl._validate import check_int
+from pulptrain.models import POOL_INDEX, LayerShape, mobilenet_v1_layers, scaled_channels
+from pulptrain.quant_core import FP32_BITS, check_bits
 
 __all__ = ["LayerShape", "mobilenet_v1_layers", "memory_breakdown", "MemoryBreakdown", "packed_row_bytes",
            "scaled_channels", "LABEL_DTYPE", "MIB"]
@@ -37,78 +40,12 @@ __all__ = ["LayerShape", "mobilenet_v1_layers", "memory_breakdown", "MemoryBreak
 MIB = 1024 * 1024
 #: dtype of the labels stored next to the latents in the replay buffer.
 LABEL_DTYPE = np.dtype(np.int16)
-#: (output channels, stride) of the 13 depthwise/pointwise pairs at width 1.0.
-_DW_PW_PAIRS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-                (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
-_PAIR_NAMES = ["conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1", "conv5_2",
-               "conv5_3", "conv5_4", "conv5_5", "conv5_6", "conv6"]
-POOL_INDEX, FC_INDEX = 27, 28
-
-
-def scaled_channels(channels, width_mult):
-    """Channels of a layer at width multiplier ``width_mult``: ``max(1, round(channels * width_mult))``,
-    the rule of :func:`pulptrain.models.mobilenet_v1`."""
-    return max(1, int(round(channels * width_mult)))
 
 
 def packed_row_bytes(elements, bits):
     """Bytes one latent of ``elements`` values takes in the replay buffer at ``bits`` per value
     (bits == 32 means FP32, 4 bytes per value)."""
-    return 4 * elements if bits == 32 else (elements * bits + 7) // 8
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """One layer of the flattened MobileNetV1. ``kind`` is conv / dw / pw / pool / fc; sizes are per image;
-    ``params`` counts weights (+ fc bias), ``bn_channels`` the channels of the BatchNorm after it."""
-    index: int
-    name: str
-    kind: str
-    in_channels: int
-    out_channels: int
-    stride: int
-    in_size: int
-    out_size: int
-    params: int
-    bn_channels: int
-    macs: int
-
-    @property
-    def out_elements(self):
-        return self.out_channels * self.out_size * self.out_size
-
-
-def _conv_out(size, stride):
-    return (size + 2 - 3) // stride + 1  # 3x3 kernel, padding 1
-
-
-def mobilenet_v1_layers(width_mult=1.0, input_size=128, num_classes=50, in_channels=3, first_stride=2):
-    """The 29 layers (0..28) of MobileNetV1 as :class:`LayerShape` records, for one image.
-    ``first_stride=1`` drops the first downsampling (small inputs), as in :func:`pulptrain.models.mobilenet_v1`."""
-    if width_mult <= 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
-    if first_stride not in (1, 2):
-        raise ValueError(f"first_stride must be 1 or 2, got {first_stride}")
-    if input_size < 1 or num_classes < 1 or in_channels < 1:
-        raise ValueError("input_size, num_classes and in_channels must be >= 1")
-    layers = []
-    c_out = scaled_channels(32, width_mult)
-    size = _conv_out(input_size, first_stride)
-    layers.append(LayerShape(0, "conv1", "conv", in_channels, c_out, first_stride, input_size, size,
-                             9 * in_channels * c_out, c_out, 9 * in_channels * c_out * size * size))
-    c_in = c_out
-    for pair, ((channels, stride), name) in enumerate(zip(_DW_PW_PAIRS, _PAIR_NAMES)):
-        out = _conv_out(size, stride)
-        layers.append(LayerShape(1 + 2 * pair, name + "/dw", "dw", c_in, c_in, stride, size, out,
-                                 9 * c_in, c_in, 9 * c_in * out * out))
-        c_out = scaled_channels(channels, width_mult)
-        layers.append(LayerShape(2 + 2 * pair, name + "/pw", "pw", c_in, c_out, 1, out, out,
-                                 c_in * c_out, c_out, c_in * c_out * out * out))
-        c_in, size = c_out, out
-    layers.append(LayerShape(POOL_INDEX, "pool6", "pool", c_in, c_in, 1, size, 1, 0, 0, 0))
-    layers.append(LayerShape(FC_INDEX, "fc", "fc", c_in, num_classes, 1, 1, 1,
-                             c_in * num_classes + num_classes, 0, c_in * num_classes))
-    return layers
+    return 4 * elements if bits == FP32_BITS else (elements * bits + 7) // 8
 
 
 @dataclass(frozen=True)
@@ -176,9 +113,7 @@ def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, 
         raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
     replays = check_int(replays, "replays", 0)
     batch = check_int(batch, "batch", 1)
-    bits = check_int(bits, "bits", 1)
-    if bits > 8 and bits != 32:
-        raise ValueError(f"bits must be 1..8 (quantized) or 32 (FP32), got {bits}")
+    bits = check_bits(bits, allow_fp32=True)
     layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
     frozen, adaptive = layers[:lr_layer + 1], layers[lr_layer + 1:]
     latent = frozen[-1]
