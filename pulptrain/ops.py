@@ -278,12 +278,15 @@ LAYER_C_ARGS = {"forward": (("x", "in"), ("w", "in"), ("bias", "in"), ("y", "out
 
 
 def _relu_ops(name, upper):
+    """relu (upper None) and relu6 (upper 6.0): y = min(max(x, 0), upper)."""
+    def example(rng, size):
+        return _flat_example(rng, size)[0], dict(upper=upper)
     return [
-        Op(f"{name}.forward", "pt_relu_forward", "activation.c", "_nn.pxi", K.relu_forward, _flat_example,
-           lambda a, p: dict(y=K.relu_forward(a["x"], upper=upper)), (("x", "in"), ("y", "out")),
-           "test_nn_kernels.py", FLAT_SIZES),
-        Op(f"{name}.grad_input", "pt_relu_grad_input", "activation.c", "_nn.pxi", K.relu_grad_input, _flat_example,
-           lambda a, p: dict(dx=K.relu_grad_input(a["y"], a["dy"], upper=upper)),
+        Op(f"{name}.forward", "pt_relu_forward", "activation.c", "_nn.pxi", K.relu_forward, example,
+           lambda a, p: dict(y=K.relu_forward(a["x"], **p)), (("x", "in"), ("y", "out")), "test_nn_kernels.py",
+           FLAT_SIZES),
+        Op(f"{name}.grad_input", "pt_relu_grad_input", "activation.c", "_nn.pxi", K.relu_grad_input, example,
+           lambda a, p: dict(dx=K.relu_grad_input(a["y"], a["dy"], **p)),
            (("y", "in"), ("dy", "in"), ("dx", "out")), "test_nn_kernels.py", FLAT_SIZES),
     ]
 
