@@ -267,6 +267,10 @@ pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *
 }
 
 /* ---- RV_ARGS ops: activations, pooling, BatchNorm, losses, optimizers ---- */
+/* count_kernels measures none of them and builds with RV_NO_ARGS_OPS: without these calls the linker drops their
+ * kernels (--gc-sections), so its memory layout, and with it every counted instruction, stays as it was (the
+ * rv32 linker turns an address load into one gp-relative instruction only where the layout allows). */
+#ifndef RV_NO_ARGS_OPS
 
 /* A pooling window over the input planes (c_out = c_in). */
 static pt_status window_geometry(const rv_kernel_step *s, pt_conv_geometry *g)
@@ -317,3 +321,4 @@ pt_status rv_args_step_run(const rv_kernel_step *s, void *const *args, void *ws,
     default: return PT_ERR_BAD_ARGUMENT;
     }
 }
+#endif /* RV_NO_ARGS_OPS */
