@@ -1,9 +1,9 @@
 """Golden data for the RISC-V test driver, produced on the host by the pulptrain Python package.
 
 Every op of pulptrain/ops.py gets golden cases here, keyed by its canonical name (the driver looks the name
-up in kernel_step.c's rv_ops and fails on an op without a case): FLOAT_CASES (matmul-backed and depthwise
-layers, bias_grad), TYPED_CASES (INT8 inference, latent codes) and ARGS_CASES (activations, pooling,
-BatchNorm, losses, optimizers: operands in the order of the op's c_args, inputs from the op's example).
+up in kernel_step.c's rv_ops and fails on an op without a case): cases() (matmul-backed and depthwise layers,
+bias_grad), typed_cases() (INT8 inference, latent codes) and args_cases() (activations, pooling, BatchNorm,
+losses, optimizers: operands in the order of the op's c_args, inputs from the op's example).
 
 For a fixed set of small MobileNet-like shapes (stride 1 and 2, padding, odd sizes, K larger than one matmul
 K block, batch > 1, accumulation into an existing output) it draws random inputs, runs the package's kernels and

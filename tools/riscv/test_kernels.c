@@ -17,6 +17,10 @@
  *   - a NULL input, a workspace one byte too small, invalid requantization parameters, a code above
  *     2^bits - 1 (pack_bits) and a NaN (quantize) are refused with the right status (the refusals that
  *     happen before any work leave the output untouched).
+ * The activation, pooling, BatchNorm, loss and optimizer cases (golden_args_cases: operands in the order of the
+ * C signature) run the same way and check status, every output and in-place operand against the golden data
+ * (float tolerance), bitwise identity with the 1-core result, guards, and the refusal of a NULL operand and a
+ * short workspace. Every op of rv_ops must have a golden case, and every case must name an op of rv_ops.
  * Before the cases it checks the parallel runtime itself: a team of T really forms T cores with distinct ids,
  * and the serial backend's core hook sees every virtual core begin and end in order.
  * Prints one line per failure and a final "N passed, N failed"; exits non-zero when anything failed.
