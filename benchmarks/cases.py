@@ -14,6 +14,7 @@ import numpy as np
 
 import pulptrain
 from pulptrain import kernels as K
+from pulptrain import ops
 from pulptrain.models import mobilenet_v1_layers
 
 try:
@@ -45,11 +46,15 @@ BATCHES = (1, 16, 128)
 IMPLS = ("pulptrain", "torch", "numpy")
 
 
+OP_FAMILY = {"conv": "conv2d", "dw": "depthwise_conv2d", "pw": "pointwise_conv2d"}  # kind -> pulptrain.ops
+
+
 class Layer:
     """One PERF.md row. kind: conv, dw (depthwise 3x3), pw (1x1) or linear."""
 
     def __init__(self, name, kind, c_in, c_out, hw=1, k=1, stride=1, pad=0):
         self.name, self.kind = name, kind
+        self.family = OP_FAMILY.get(kind, kind)  # the op family in pulptrain.ops: "<family>.<step>"
         self.c_in, self.c_out, self.hw, self.k, self.stride, self.pad = c_in, c_out, hw, k, stride, pad
         self.hw_out = (hw + 2 * pad - k) // stride + 1
 
@@ -119,20 +124,26 @@ def _output_shape(layer, step, n):
 # ---- pulptrain ------------------------------------------------------------------------------------------
 
 def _pulptrain_call(layer, step, x, w, dy, b, out):
-    kind, conv = layer.kind, dict(stride=layer.stride, padding=layer.pad)
-    if kind == "linear":
-        return {"forward": lambda: K.linear_forward(x, w, b, out=out),
-                "grad_input": lambda: K.linear_grad_input(dy, w, out=out),
-                "grad_weight": lambda: K.linear_grad_weight(dy, x, out=out)}[step]
-    if kind == "pw":
-        return {"forward": lambda: K.pointwise_conv2d_forward(x, w, out=out),
-                "grad_input": lambda: K.pointwise_conv2d_grad_input(dy, w, out=out),
-                "grad_weight": lambda: K.pointwise_conv2d_grad_weight(dy, x, out=out)}[step]
-    prefix = "depthwise_conv2d" if kind == "dw" else "conv2d"
-    fwd, gi, gw = (getattr(K, f"{prefix}_{s}") for s in STEPS)
-    return {"forward": lambda: fwd(x, w, out=out, **conv),
-            "grad_input": lambda: gi(dy, w, x.shape, out=out, **conv),
-            "grad_weight": lambda: gw(dy, x, w.shape, out=out, **conv)}[step]
+    """The op "<family>.<step>" of pulptrain.ops, writing into out (no allocation in the timed call)."""
+    fn = ops.get(f"{layer.family}.{step}").function
+    windowed = layer.family in ("conv2d", "depthwise_conv2d")  # these take the other operand's shape too
+    geometry = dict(stride=layer.stride, padding=layer.pad) if windowed else {}
+    if step == "forward":
+        return lambda: fn(x, w, b, out=out, **geometry)
+    if step == "grad_input":
+        return lambda: fn(dy, w, *([x.shape] if windowed else []), out=out, **geometry)
+    return lambda: fn(dy, x, *([w.shape] if windowed else []), out=out, **geometry)
+
+
+def make_op_call(name, size, seed=0):
+    """Zero-argument callable running any op of pulptrain.ops by name on its example arguments for a size spec
+    (pulptrain/ops.py; e.g. make_op_call("batchnorm2d.forward_train", dict(batch=16, c_in=64, h=16, w=16))).
+    The op's results are allocated by each call."""
+    op = ops.get(name)
+    arrays, params = op.example(np.random.default_rng(seed), size)
+    fn = lambda: op.run(arrays, params)  # noqa: E731
+    fn()  # warm-up
+    return fn
 
 
 # ---- torch ----------------------------------------------------------------------------------------------
@@ -204,7 +215,7 @@ def _numpy_call(layer, step, x, w, dy, b, out):
         out[...] = 0
         for i in range(k):
             for j in range(k):
-                out += xp[:, :, i:i + s * ho:s, j:j + s * ho:s] * w3[None, :, i, j, None, None]
+                out[...] += xp[:, :, i:i + s * ho:s, j:j + s * ho:s] * w3[None, :, i, j, None, None]
 
     def dw_grad_input():
         dxp = np.zeros((n, layer.c_in, layer.hw + 2 * p, layer.hw + 2 * p), np.float32)

@@ -14,8 +14,7 @@ import sys
 import numpy as np
 
 import pulptrain
-from pulptrain import kernels as K
-from pulptrain import reference as ref
+from pulptrain import ops
 from pulptrain.models import mobilenet_v1_layers
 
 TOLERANCE = 1e-4
@@ -37,31 +36,19 @@ LAYERS = [_mobilenet_row(label, index) for label, index in (
     ("pw 512->1024 @4x4", 24), ("linear 1024->50", 28))]
 
 
-def _forward(kind, x, w, b, stride, padding):
-    if kind == "linear":
-        return K.linear_forward(x, w, b)
-    if kind == "pointwise_conv2d":
-        return K.pointwise_conv2d_forward(x, w, b)
-    return getattr(K, f"{kind}_forward")(x, w, b, stride=stride, padding=padding)
+STEPS = ("forward", "grad_input", "grad_weight")
+RESULTS = {"forward": "y", "grad_input": "dx", "grad_weight": "dw"}  # each step's result in pulptrain.ops
 
 
-def _grads(kind, x, w, dy, stride, padding):
-    """(grad_input, grad_weight) of pulptrain's kernels."""
-    if kind == "linear":
-        return K.linear_grad_input(dy, w), K.linear_grad_weight(dy, x)
-    if kind == "pointwise_conv2d":
-        return K.pointwise_conv2d_grad_input(dy, w), K.pointwise_conv2d_grad_weight(dy, x)
-    gi, gw = getattr(K, f"{kind}_grad_input"), getattr(K, f"{kind}_grad_weight")
-    return (gi(dy, w, x.shape, stride=stride, padding=padding),
-            gw(dy, x, w.shape, stride=stride, padding=padding))
-
-
-def _numpy_reference(kind, x, w, b, dy, stride, padding):
-    if kind == "linear":
-        return ref.linear(x, w, b), dy.astype(np.float64) @ w, dy.astype(np.float64).T @ x
-    dw = kind == "depthwise_conv2d"
-    return (ref.conv2d(x, w, b, stride, padding, dw), ref.conv2d_grad_input(dy, w, x.shape, stride, padding, dw),
-            ref.conv2d_grad_weight(dy, x, w.shape, stride, padding, dw))
+def _ours_and_numpy(kind, x, w, b, dy, stride, padding):
+    """pulptrain's forward, grad_input, grad_weight and bias_grad, and their float64 numpy references, both
+    through the op table (pulptrain.ops: kind is the op family)."""
+    arrays, params = dict(x=x, w=w, bias=b, dy=dy), dict(stride=stride, padding=padding)
+    layer_ops = [ops.get(f"{kind}.{step}") for step in STEPS]
+    ours = [op.run(arrays, params)[RESULTS[step]] for op, step in zip(layer_ops, STEPS)]
+    theirs = [op.reference(arrays, params)[RESULTS[step]] for op, step in zip(layer_ops, STEPS)]
+    bias_grad = ops.get("bias_grad")
+    return ours + [bias_grad.run(arrays, {})["db"]], theirs + [bias_grad.reference(arrays, {})["db"]]
 
 
 def _torch_reference(torch, kind, x, w, b, dy, stride, padding):
@@ -97,10 +84,10 @@ def run(batch=2, threads=1, seed=0):
             w = rng.standard_normal((co, 1 if kind == "depthwise_conv2d" else ci, k, k))
         x, w = x.astype(np.float32), w.astype(np.float32)
         b = rng.standard_normal(co).astype(np.float32)
-        y = _forward(kind, x, w, b, s, p)
+        y = ops.get(f"{kind}.forward").run(dict(x=x, w=w, bias=b), dict(stride=s, padding=p))["y"]
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        ours = [y, *_grads(kind, x, w, dy, s, p), K.bias_grad(dy)]
-        refs = {"numpy float64": list(_numpy_reference(kind, x, w, b, dy, s, p)) + [ref.bias_grad(dy)]}
+        ours, numpy_refs = _ours_and_numpy(kind, x, w, b, dy, s, p)
+        refs = {"numpy float64": numpy_refs}
         if torch is not None:
             refs["torch float64"] = list(_torch_reference(torch, kind, x, w, b, dy, s, p))
         for name, theirs in refs.items():

@@ -15,15 +15,27 @@ def module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _runtime_nodes(tree):
+    """ast.walk without the bodies of `if TYPE_CHECKING:` blocks (imports for type checkers never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def import_graph():
-    """{module: set of pulptrain modules it imports anywhere in its source}; `from pkg import name` counts as
-    an import of pkg.name when that is a module, else of pkg."""
+    """{module: set of pulptrain modules it imports anywhere in its source that runs}; `from pkg import name`
+    counts as an import of pkg.name when that is a module, else of pkg."""
     modules = {module_name(p): p for p in PACKAGE_DIR.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         edges = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 edges.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):

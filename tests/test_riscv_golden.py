@@ -39,16 +39,21 @@ def test_header_holds_every_case(tmp_path):
     gen_golden.main(str(path))
     text = path.read_text()
     cases, typed = gen_golden.cases(), gen_golden.typed_cases()
-    assert text.count("{{.op = OP_") == len(cases) + len(typed)
+    args = [(name, size) for name, sizes in gen_golden.args_cases().items() for size in sizes]
+    case_lines = re.findall(r'^    \{"([a-z0-9_.]+)", \{', text, flags=re.M)
+    assert len(case_lines) == len(cases) + len(typed) + len(args)
+    assert set(case_lines) == set(gen_golden.OPS.BY_NAME)  # every op of pulptrain/ops.py has a case
     steps = {(c["op"], c["step"]) for c in cases}
-    for op in ("conv2d", "depthwise", "pointwise", "linear"):
+    for op in ("conv2d", "depthwise_conv2d", "pointwise_conv2d", "linear"):
         assert {(op, s) for s in ("forward", "grad_input", "grad_weight")} <= steps
     assert any(c.get("stride_h") == 2 and c.get("pad_h") == 1 for c in cases)
     assert any(c.get("accumulate") for c in cases)
     typed_table = text[text.index("golden_typed_cases[] = {"):]
-    assert typed_table.count("{{.op = OP_") == len(typed)
+    typed_table = typed_table[:typed_table.index("golden_args_cases[] = {")]
+    assert len(re.findall(r'^    \{"([a-z0-9_.]+)", \{', typed_table, flags=re.M)) == len(typed)
     ops = {c["op"] for c in typed}
-    assert {"int8_conv2d", "int8_depthwise", "int8_pointwise", "int8_linear", "int8_avg_pool"} <= ops
+    assert {"int8_conv2d", "int8_depthwise_conv2d", "int8_pointwise_conv2d", "int8_linear", "int8_avg_pool2d",
+            "int8_global_avg_pool2d"} <= ops
     for op in ("pack_bits", "unpack_bits"):
         assert {c["bits"] for c in typed if c["op"] == op} == set(range(1, 9))
         assert any(c["count"] % 8 and c["count"] > 16384 for c in typed if c["op"] == op)  # parallel, ragged end
@@ -69,5 +74,5 @@ def test_int8_reference_agrees_with_the_formula_on_hand_values():
 def test_operand_shapes_follow_pytorch_conv_arithmetic():
     c = gen_golden.conv("conv2d", "forward", 2, 3, 17, 17, 8, 3, 2, 1, has_bias=True)
     assert gen_golden.operand_shapes(c) == ((2, 3, 17, 17), (8, 3, 3, 3), (8,), (2, 8, 9, 9))
-    dw = gen_golden.conv("depthwise", "grad_weight", 1, 5, 7, 6, 5, 3, 2, 0)
+    dw = gen_golden.conv("depthwise_conv2d", "grad_weight", 1, 5, 7, 6, 5, 3, 2, 0)
     assert gen_golden.operand_shapes(dw) == ((1, 5, 3, 2), (1, 5, 7, 6), None, (5, 1, 3, 3))

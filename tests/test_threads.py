@@ -6,6 +6,7 @@ import pytest
 
 import pulptrain
 from pulptrain import kernels as K
+from pulptrain import ops
 
 from pulptrain import reference as ref
 from conftest import randn
@@ -71,6 +72,28 @@ def test_every_kernel_is_bitwise_identical_for_any_thread_count():
     for t in THREAD_COUNTS[1:]:
         for name, value in results[1].items():
             assert np.array_equal(value, results[t][name]), f"{name} differs between 1 and {t} threads"
+
+
+@pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.name)
+def test_every_op_of_the_table_is_bitwise_identical_for_any_thread_count(op):
+    """Every op of pulptrain/ops.py on its sizes, with every variant of its tier (matmul variants, INT8
+    microkernels): the results for 2, 3 and 8 threads equal the 1-thread results bit for bit."""
+    rng = np.random.default_rng(11)
+    examples = [op.example(rng, size) for size in op.sizes]
+    try:
+        for variant in ops.tiers(op):
+            ops.use_tier(op, variant)
+            results = {}
+            for t in THREAD_COUNTS:
+                pulptrain.set_num_threads(t)
+                results[t] = [op.run(arrays, params) for arrays, params in examples]
+            for t in THREAD_COUNTS[1:]:
+                for single, team in zip(results[1], results[t]):
+                    for name, value in single.items():
+                        assert np.array_equal(np.asarray(value), np.asarray(team[name])), \
+                            f"{op.name} {name} (variant {variant}) differs between 1 and {t} threads"
+    finally:
+        ops.use_tier(op, None)
 
 
 def test_set_num_threads_rejects_bad_values():

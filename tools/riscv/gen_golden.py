@@ -1,5 +1,10 @@
 """Golden data for the RISC-V test driver, produced on the host by the pulptrain Python package.
 
+Every op of pulptrain/ops.py gets golden cases here, keyed by its canonical name (the driver looks the name
+up in kernel_step.c's rv_ops and fails on an op without a case): cases() (matmul-backed and depthwise layers,
+bias_grad), typed_cases() (INT8 inference, latent codes) and args_cases() (activations, pooling, BatchNorm,
+losses, optimizers: operands in the order of the op's c_args, inputs from the op's example).
+
 For a fixed set of small MobileNet-like shapes (stride 1 and 2, padding, odd sizes, K larger than one matmul
 K block, batch > 1, accumulation into an existing output) it draws random inputs, runs the package's kernels and
 writes a C header with the inputs and expected outputs as exact hexadecimal float literals, so the bare-metal
@@ -23,6 +28,7 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, REPO_ROOT)
 
 from pulptrain import kernels as K  # noqa: E402
+from pulptrain import ops as OPS  # noqa: E402
 from pulptrain import quant as Q  # noqa: E402
 
 SEED = 2026
@@ -31,12 +37,17 @@ TOLERANCE = 1e-4  # max|diff| <= TOLERANCE * (1 + max|ref|), as in tests/
 ROLES = ("a", "b", "bias", "init")
 
 
+def op_name(op, step):
+    """The canonical name of a family's step (single-step ops are named by their family)."""
+    return op if op in ("matmul", "bias_grad") else f"{op}.{step}"
+
+
 def conv(op, step, batch, c_in, h, w, c_out, k, stride, pad, has_bias=False, accumulate=False):
     """A conv-family step; k, stride, pad are ints or (h, w) pairs."""
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (pad, pad) if isinstance(pad, int) else pad
-    return dict(op=op, step=step, batch=batch, c_in=c_in, h=h, w=w, c_out=c_out, kh=kh, kw=kw,
+    return dict(name=op_name(op, step), op=op, step=step, batch=batch, c_in=c_in, h=h, w=w, c_out=c_out, kh=kh, kw=kw,
                 stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, has_bias=has_bias, accumulate=accumulate)
 
 
@@ -54,28 +65,29 @@ def dense(op, step, batch, c_in, c_out, hw=(1, 1), has_bias=False, accumulate=Fa
 
 def cases():
     """The fixed case list: small enough for QEMU, shaped like MobileNetV1 layers."""
-    out = [dict(op="matmul", step="forward", m=m, n=n, k=k) for m, n, k in
+    out = [dict(name="matmul", op="matmul", step="forward", m=m, n=n, k=k) for m, n, k in
            [(7, 5, 3), (24, 40, 36), (33, 19, 300), (64, 64, 64)]]
     # conv2d: the stem (3 -> 8, 3x3, stride 2, pad 1), a stride-1 case, a rectangular kernel/stride/pad.
     out += triad("conv2d", 2, 3, 17, 17, 8, 3, 2, 1)
     out += triad("conv2d", 1, 4, 9, 11, 6, 3, 1, 1, accumulate=True)
     out += triad("conv2d", 1, 5, 8, 7, 4, (3, 2), (2, 1), (1, 0))
     # depthwise 3x3: stride 1 pad 1, stride 2 pad 1 (the downsampling blocks), stride 2 without padding.
-    out += triad("depthwise", 2, 8, 10, 10, 8, 3, 1, 1)
-    out += triad("depthwise", 1, 16, 9, 9, 16, 3, 2, 1, accumulate=True)
-    out += triad("depthwise", 1, 5, 7, 6, 5, 3, 2, 0)
+    out += triad("depthwise_conv2d", 2, 8, 10, 10, 8, 3, 1, 1)
+    out += triad("depthwise_conv2d", 1, 16, 9, 9, 16, 3, 2, 1, accumulate=True)
+    out += triad("depthwise_conv2d", 1, 5, 7, 6, 5, 3, 2, 0)
     # pointwise: batch 2, a conv5-like 8x8 plane, odd channel counts.
     for batch, c_in, c_out, hw, acc in [(2, 16, 24, (6, 6), False), (1, 64, 32, (8, 8), True),
                                         (1, 40, 72, (3, 3), False)]:
-        out += [dense("pointwise", "forward", batch, c_in, c_out, hw, has_bias=True),
-                dense("pointwise", "grad_input", batch, c_in, c_out, hw, accumulate=acc),
-                dense("pointwise", "grad_weight", batch, c_in, c_out, hw, accumulate=acc)]
+        out += [dense("pointwise_conv2d", "forward", batch, c_in, c_out, hw, has_bias=True),
+                dense("pointwise_conv2d", "grad_input", batch, c_in, c_out, hw, accumulate=acc),
+                dense("pointwise_conv2d", "grad_weight", batch, c_in, c_out, hw, accumulate=acc)]
     # linear: the classifier (in -> 50 classes) and a small batch.
     for batch, c_in, c_out, acc in [(1, 128, 50, False), (3, 64, 10, True)]:
         out += [dense("linear", "forward", batch, c_in, c_out, has_bias=True),
                 dense("linear", "grad_input", batch, c_in, c_out, accumulate=acc),
                 dense("linear", "grad_weight", batch, c_in, c_out, accumulate=acc)]
-    out += [dense("bias", "grad_bias", 2, 1, 8, (5, 5)), dense("bias", "grad_bias", 1, 1, 50, accumulate=True)]
+    out += [dense("bias_grad", "grad_bias", 2, 1, 8, (5, 5)),
+            dense("bias_grad", "grad_bias", 1, 1, 50, accumulate=True)]
     return out
 
 
@@ -84,18 +96,18 @@ def operand_shapes(c):
     op, step = c["op"], c["step"]
     if op == "matmul":
         return (c["m"], c["k"]), (c["k"], c["n"]), None, (c["m"], c["n"])
-    if op == "bias":
+    if op == "bias_grad":
         return (c["batch"], c["c_out"], c["h"], c["w"]), None, None, (c["c_out"],)
     n, ci, co = c["batch"], c["c_in"], c["c_out"]
     if op == "linear":
         x, w, y = (n, ci), (co, ci), (n, co)
     else:
-        if op == "depthwise":
+        if op == "depthwise_conv2d":
             co = ci
         ho = (c["h"] + 2 * c["pad_h"] - c["kh"]) // c["stride_h"] + 1
         wo = (c["w"] + 2 * c["pad_w"] - c["kw"]) // c["stride_w"] + 1
         x, y = (n, ci, c["h"], c["w"]), (n, co, ho, wo)
-        w = (co, 1 if op == "depthwise" else ci, c["kh"], c["kw"])
+        w = (co, 1 if op == "depthwise_conv2d" else ci, c["kh"], c["kw"])
     bias = (co,) if c.get("has_bias") else None
     return {"forward": (x, w, bias, y), "grad_input": (y, w, None, x), "grad_weight": (y, x, None, w)}[step]
 
@@ -107,14 +119,13 @@ def run_package(c, a, b, bias, init):
     acc = dict(out=out, accumulate=True) if init is not None else {}
     if op == "matmul":
         return K.matmul(a, b)
-    if op == "bias":
+    if op == "bias_grad":
         return K.bias_grad(a, **acc)
-    if op == "linear" or op == "pointwise":
-        fw, gi, gw = (getattr(K, f"{op if op == 'linear' else 'pointwise_conv2d'}_{s}")
-                      for s in ("forward", "grad_input", "grad_weight"))
+    if op == "linear" or op == "pointwise_conv2d":
+        fw, gi, gw = (getattr(K, f"{op}_{s}") for s in ("forward", "grad_input", "grad_weight"))
         return {"forward": lambda: fw(a, b, bias), "grad_input": lambda: gi(a, b, **acc),
                 "grad_weight": lambda: gw(a, b, **acc)}[step]()
-    prefix = "conv2d" if op == "conv2d" else "depthwise_conv2d"
+    prefix = op
     geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
     x_shape, w_shape = operand_shapes(dict(c, step="forward"))[0:2]
     if step == "forward":
@@ -136,14 +147,14 @@ def torch_reference(c, a, b, bias, init):
     op, step = c["op"], c["step"]
     if op == "matmul":
         ref = a @ b
-    elif op == "bias":
+    elif op == "bias_grad":
         ref = a.sum(dim=(0, 2, 3))
     elif op == "linear":
         ref = {"forward": lambda: F.linear(a, b, bias), "grad_input": lambda: a @ b,
                "grad_weight": lambda: a.T @ b}[step]()
     else:
         geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
-        geo["groups"] = c["c_in"] if op == "depthwise" else 1
+        geo["groups"] = c["c_in"] if op == "depthwise_conv2d" else 1
         x_shape, w_shape = operand_shapes(dict(c, step="forward"))[0:2]
         if step == "forward":
             ref = F.conv2d(a, b, bias, **geo)
@@ -158,13 +169,14 @@ def torch_reference(c, a, b, bias, init):
 # ---- INT8 inference and latent codes: typed operands, bit-exact expected outputs ----------------------------
 
 def int8(op, batch, c_in, h, w, c_out, k, stride, pad, has_bias=True, clip=(0, 255)):
-    """An INT8 forward case (op: int8_conv2d, int8_depthwise, int8_pointwise, int8_linear, int8_avg_pool)."""
+    """An INT8 forward case (op: int8_conv2d, int8_depthwise_conv2d, int8_pointwise_conv2d, int8_linear,
+    int8_avg_pool2d, int8_global_avg_pool2d)."""
     return dict(conv(op, "forward", batch, c_in, h, w, c_out, k, stride, pad, has_bias), clip=clip)
 
 
 def latent(op, count, bits=8, scale=1.0):
     """A latent-code case (op: quantize, dequantize, pack_bits, unpack_bits)."""
-    return dict(op=op, step="forward", count=count, bits=bits, scale=scale)
+    return dict(name=f"quant.{op}", op=op, step="forward", count=count, bits=bits, scale=scale)
 
 
 PARALLEL_COUNT = 20003  # codes: above quant.c's serial threshold, so teams really split it (not a multiple of 8)
@@ -176,19 +188,19 @@ def typed_cases():
     out = [int8("int8_conv2d", 2, 3, 17, 17, 8, 3, 2, 1),                 # the stem
            int8("int8_conv2d", 1, 4, 9, 11, 6, 3, 1, 1, clip=(3, 200)),    # ReLU6-like clip, c_out % 4 != 0
            int8("int8_conv2d", 1, 5, 8, 7, 4, (3, 2), (2, 1), (1, 0), has_bias=False),
-           int8("int8_depthwise", 2, 8, 10, 10, 8, 3, 1, 1),
-           int8("int8_depthwise", 1, 16, 9, 9, 16, 3, 2, 1, clip=(0, 120)),
-           int8("int8_depthwise", 1, 5, 7, 6, 5, 3, 2, 0, has_bias=False),
-           int8("int8_depthwise", 1, 2, 4, 300, 2, 3, 1, 1),               # rows longer than one column chunk
-           int8("int8_pointwise", 2, 16, 6, 6, 24, 1, 1, 0),
-           int8("int8_pointwise", 1, 64, 8, 8, 32, 1, 1, 0, clip=(0, 100)),
-           int8("int8_pointwise", 1, 40, 3, 3, 70, 1, 1, 0),               # odd pixels, c_out % 4 == 2
-           int8("int8_pointwise", 1, 8, 20, 20, 12, 1, 1, 0),              # 400 pixels: several panels
+           int8("int8_depthwise_conv2d", 2, 8, 10, 10, 8, 3, 1, 1),
+           int8("int8_depthwise_conv2d", 1, 16, 9, 9, 16, 3, 2, 1, clip=(0, 120)),
+           int8("int8_depthwise_conv2d", 1, 5, 7, 6, 5, 3, 2, 0, has_bias=False),
+           int8("int8_depthwise_conv2d", 1, 2, 4, 300, 2, 3, 1, 1),               # rows longer than one column chunk
+           int8("int8_pointwise_conv2d", 2, 16, 6, 6, 24, 1, 1, 0),
+           int8("int8_pointwise_conv2d", 1, 64, 8, 8, 32, 1, 1, 0, clip=(0, 100)),
+           int8("int8_pointwise_conv2d", 1, 40, 3, 3, 70, 1, 1, 0),               # odd pixels, c_out % 4 == 2
+           int8("int8_pointwise_conv2d", 1, 8, 20, 20, 12, 1, 1, 0),              # 400 pixels: several panels
            int8("int8_linear", 1, 128, 1, 1, 50, 1, 1, 0),
            int8("int8_linear", 3, 64, 1, 1, 10, 1, 1, 0, has_bias=False),
-           int8("int8_avg_pool", 2, 8, 8, 8, 8, 2, 2, 0),
-           int8("int8_avg_pool", 1, 16, 4, 4, 16, 4, 4, 0),                # global 4x4 (pool6)
-           int8("int8_avg_pool", 1, 3, 7, 7, 3, 3, 2, 0)]                  # odd windows: rounding half up
+           int8("int8_avg_pool2d", 2, 8, 8, 8, 8, 2, 2, 0),
+           int8("int8_global_avg_pool2d", 1, 16, 4, 4, 16, 4, 4, 0),       # global 4x4 (pool6)
+           int8("int8_avg_pool2d", 1, 3, 7, 7, 3, 3, 2, 0)]                # odd windows: rounding half up
     out += [latent("quantize", 1000, bits, 0.25) for bits in (1, 4, 7, 8)]
     out += [latent("quantize", PARALLEL_COUNT, 8, 0.0371), latent("dequantize", 777, 8, 0.0371),
             latent("dequantize", PARALLEL_COUNT, 8, 1.7)]
@@ -200,8 +212,8 @@ def typed_cases():
 
 def int8_operand_shapes(c):
     """Shapes of x, w and y of an INT8 case (w None for pooling): those of the float forward."""
-    if c["op"] == "int8_avg_pool":
-        x, _, _, y = operand_shapes(dict(c, op="depthwise"))
+    if c["op"].endswith("avg_pool2d"):
+        x, _, _, y = operand_shapes(dict(c, op="depthwise_conv2d"))
         return x, None, y
     x, w, _, y = operand_shapes(dict(c, op=c["op"][len("int8_"):]))
     return x, w, y
@@ -218,9 +230,9 @@ def int8_accumulators(c, x, w):
     for ky in range(kh):
         for kx in range(kw):
             tap = xp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
-            if c["op"] == "int8_avg_pool":
+            if c["op"].endswith("avg_pool2d"):
                 acc = acc + tap
-            elif c["op"] == "int8_depthwise":
+            elif c["op"] == "int8_depthwise_conv2d":
                 acc = acc + tap * w[None, :, 0, ky, kx, None, None].astype(np.int64)
             else:
                 acc = acc + np.einsum("oc,nchw->nohw", w[:, :, ky, kx].astype(np.int64), tap)
@@ -242,7 +254,7 @@ def int8_case(c, rng):
     """Inputs, requantization and the expected uint8 output of an INT8 case, checked against numpy."""
     x_shape, w_shape, y_shape = int8_operand_shapes(c)
     x = rng.integers(0, 256, x_shape, dtype=np.uint8)
-    if c["op"] == "int8_avg_pool":
+    if c["op"].endswith("avg_pool2d"):
         kh, kw, stride = c["kh"], c["kw"], (c["stride_h"], c["stride_w"])
         y = np.asarray(Q.int8_avg_pool2d(x, (kh, kw), stride=stride))
         count = kh * kw
@@ -259,8 +271,9 @@ def int8_case(c, rng):
     geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
     requant = dict(clip_min=c["clip"][0], clip_max=c["clip"][1])
     run = {"int8_conv2d": lambda: Q.int8_conv2d_forward(x, w, bias, multiplier, shift, **geo, **requant),
-           "int8_depthwise": lambda: Q.int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, **geo, **requant),
-           "int8_pointwise": lambda: Q.int8_pointwise_conv2d_forward(x, w, bias, multiplier, shift, **requant),
+           "int8_depthwise_conv2d": lambda: Q.int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, **geo,
+                                                                             **requant),
+           "int8_pointwise_conv2d": lambda: Q.int8_pointwise_conv2d_forward(x, w, bias, multiplier, shift, **requant),
            "int8_linear": lambda: Q.int8_linear_forward(x, w, bias, multiplier, shift, **requant)}[c["op"]]
     y = np.asarray(run())
     assert y.shape == y_shape, (c, y.shape, y_shape)
@@ -299,7 +312,94 @@ def latent_case(c, rng):
     return dict(a=packed, expected=expected)
 
 
-C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
+# ---- activations, pooling, BatchNorm, losses, optimizers: operand lists from pulptrain/ops.py ------------
+
+def pool(batch, c_in, h, w, k, stride, pad):
+    return dict(batch=batch, c_in=c_in, h=h, w=w, kh=k, kw=k, stride_h=stride, stride_w=stride, pad_h=pad, pad_w=pad)
+
+
+POOL_CASES = [pool(2, 5, 9, 8, 3, 2, 1), pool(1, 3, 6, 6, 2, 2, 0), pool(1, 4, 7, 7, 3, 1, 1)]
+PLANE_CASES = [dict(batch=3, c_in=6, h=5, w=4), dict(batch=1, c_in=4, h=3, w=3)]
+FLAT_CASES = [dict(count=1001), dict(count=2500)]  # 2500: several loss blocks (PT_MSE_BLOCK) and chunks
+
+
+def args_cases():
+    """Size specs per op name (the sizes of pulptrain/ops.py's examples): small, with several work units."""
+    out = {}
+    for family in ("relu", "relu6"):
+        out.update({f"{family}.forward": FLAT_CASES[:1], f"{family}.grad_input": FLAT_CASES[:1]})
+    for family in ("avg_pool2d", "max_pool2d"):
+        out.update({f"{family}.forward": POOL_CASES, f"{family}.grad_input": POOL_CASES})
+    out.update({"global_avg_pool2d.forward": PLANE_CASES[:1], "global_avg_pool2d.grad_input": PLANE_CASES[:1]})
+    for step in ("forward_train", "forward_renorm", "forward_eval", "backward", "backward_eval"):
+        out[f"batchnorm2d.{step}"] = PLANE_CASES
+    out.update({"cross_entropy": [dict(batch=7, c_out=10), dict(batch=1, c_out=50)], "mse_loss": FLAT_CASES,
+                "sgd_step": FLAT_CASES[:1], "adam_step": FLAT_CASES[:1]})
+    return out
+
+
+PT_RELU_NO_CLIP = -1.0  # csrc/activation.h
+
+
+def args_step_fields(name, size, params):
+    """The rv_kernel_step fields of an RV_ARGS case: the size spec plus the op's scalar parameters."""
+    fields = dict(size)
+    family = name.split(".")[0]
+    if family in ("relu", "relu6"):
+        fields["upper"] = PT_RELU_NO_CLIP if params["upper"] is None else params["upper"]
+    if family == "global_avg_pool2d":
+        fields.update(kh=size["h"], kw=size["w"], stride_h=size["h"], stride_w=size["w"], pad_h=0, pad_w=0)
+    if family == "batchnorm2d" and "batch_stats" in params:
+        fields["batch_stats"] = int(params["batch_stats"])
+    elif family == "batchnorm2d":
+        fields["bn"] = dict(eps=params["eps"], momentum=params.get("momentum", 0.0),
+                            r_max=params.get("r_max") or 0.0, d_max=params.get("d_max") or 0.0)
+    if family == "sgd_step":
+        fields["sgd"] = dict(lr=params["lr"], momentum=params["momentum"], dampening=params["dampening"],
+                             weight_decay=params["weight_decay"], nesterov=int(params["nesterov"]))
+        fields["first_step"] = int(params.get("first_step", False))
+    if family == "adam_step":
+        fields["adam"] = dict(lr=params["lr"], beta1=params["betas"][0], beta2=params["betas"][1], eps=params["eps"],
+                              weight_decay=params["weight_decay"], decoupled=int(params["decoupled"]))
+        fields["adam_step"] = params["step"]
+    return fields
+
+
+def c_initializer(fields):
+    """C designated initializers: ints as ints, floats as exact hexadecimal literals, dicts nested."""
+    def value(v):
+        if isinstance(v, dict):
+            return "{" + c_initializer(v) + "}"
+        if isinstance(v, (bool, int, np.integer)):
+            return str(int(v))
+        return float(np.float32(v)).hex() + "f"
+    return ", ".join(f".{key} = {value(v)}" for key, v in fields.items())
+
+
+def args_case(op, size, rng):
+    """(step fields, [(data, expected) per C operand]) of one case: the op's example, run by the package."""
+    arrays, params = op.example(rng, size)
+    results = op.run(arrays, params)
+    operands = []
+    for name, kind in op.c_args:
+        data = np.asarray(arrays[name]) if kind in ("in", "inout") else None
+        expected = np.asarray(results[name], dtype=np.float32).reshape(-1) if kind in ("out", "inout") else None
+        assert data is not None or expected is not None, (op.name, name)
+        operands.append((data, expected))
+    return args_step_fields(op.name, size, params), operands
+
+
+def c_args_case(i, name, fields, operands):
+    def entry(j, data, expected):
+        ptr = lambda v, role: f"golden_a{i}_{j}_{role}" if v is not None else "NULL"  # noqa: E731
+        nbytes = (data if data is not None else expected).nbytes
+        return f"{{{ptr(data, 'data')}, {ptr(expected, 'expected')}, {nbytes}}}"
+    entries = ", ".join(entry(j, d, e) for j, (d, e) in enumerate(operands))
+    return f"    {{\"{name}\", {{{c_initializer(fields)}}},\n     {len(operands)}, {{{entries}}}}},\n"
+
+
+C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t",
+           np.dtype(np.int64): "int64_t"}
 TYPED_ROLES = ("a", "b", "bias", "multiplier", "shift", "expected")
 
 
@@ -315,7 +415,7 @@ def c_array(name, values):
 
 
 def c_typed_case(i, c, arrays):
-    fields = [f".op = OP_{c['op'].upper()}", ".step = STEP_FORWARD"]
+    fields = []
     for key in ("batch", "c_in", "h", "w", "c_out", "kh", "kw", "stride_h", "stride_w", "pad_h", "pad_w",
                 "count", "bits"):
         if key in c:
@@ -326,7 +426,7 @@ def c_typed_case(i, c, arrays):
     nbytes = lambda role: arrays[role].nbytes if arrays.get(role) is not None else 0  # noqa: E731
     channels = arrays["multiplier"].size if arrays.get("multiplier") is not None else 0
     clip = c.get("clip", (0, 0))
-    return (f"    {{{{{', '.join(fields)}}},\n     {ptr('a')}, {nbytes('a')}, {ptr('b')}, {nbytes('b')}, "
+    return (f"    {{\"{c['name']}\", {{{', '.join(fields)}}},\n     {ptr('a')}, {nbytes('a')}, {ptr('b')}, {nbytes('b')}, "
             f"{ptr('bias')}, {ptr('multiplier')}, {ptr('shift')}, {channels}, {clip[0]}, {clip[1]}, "
             f"{ptr('expected')}, {nbytes('expected')}}},\n")
 
@@ -340,21 +440,25 @@ def c_floats(name, values):
 
 
 def c_case(i, c, arrays):
-    fields = [f".op = OP_{c['op'].upper()}", f".step = STEP_{c['step'].upper()}"]
+    fields = []
     for key in ("m", "n", "k", "batch", "c_in", "h", "w", "c_out", "kh", "kw", "stride_h", "stride_w",
                 "pad_h", "pad_w", "has_bias", "accumulate"):
         if key in c:
             fields.append(f".{key} = {int(c[key])}")
     ptr = lambda role: f"golden_{i}_{role}" if arrays.get(role) is not None else "NULL"  # noqa: E731
     size = lambda role: arrays[role].size if arrays.get(role) is not None else 0  # noqa: E731
-    return ("    {{" + ", ".join(fields) + "},\n     "
+    return (f"    {{\"{c['name']}\", {{" + ", ".join(fields) + "},\n     "
             + ", ".join(f"{ptr(r)}, {size(r)}" for r in ROLES + ("expected",)) + "},\n")
 
 
 def main(path):
     rng = np.random.default_rng(SEED)
+    float_cases, typed, by_name = cases(), typed_cases(), args_cases()
+    covered = [c["name"] for c in float_cases + typed] + list(by_name)
+    missing, unknown = set(OPS.BY_NAME) - set(covered), set(covered) - set(OPS.BY_NAME)
+    assert not missing and not unknown, f"ops without golden cases: {missing}; cases of unknown ops: {unknown}"
     body, table = [], []
-    for i, c in enumerate(cases()):
+    for i, c in enumerate(float_cases):
         shapes = operand_shapes(c)
         arrays = {role: None if shape is None else rng.uniform(-1, 1, shape).astype(np.float32)
                   for role, shape in zip(("a", "b", "bias"), shapes[:3])}
@@ -369,11 +473,19 @@ def main(path):
         body += [c_floats(f"golden_{i}_{role}", v) for role, v in arrays.items() if v is not None]
         table.append(c_case(i, c, arrays))
     typed_table = []
-    for i, c in enumerate(typed_cases()):
+    for i, c in enumerate(typed):
         arrays = (int8_case if c["op"].startswith("int8_") else latent_case)(c, rng)
         body += [c_array(f"golden_t{i}_{role}", arrays[role]) for role in TYPED_ROLES
                  if arrays.get(role) is not None]
         typed_table.append(c_typed_case(i, c, arrays))
+    args_table = []
+    for name, sizes in by_name.items():
+        for size in sizes:
+            i = len(args_table)
+            fields, operands = args_case(OPS.get(name), size, rng)
+            body += [c_array(f"golden_a{i}_{j}_{role}", v) for j, pair in enumerate(operands)
+                     for role, v in zip(("data", "expected"), pair) if v is not None]
+            args_table.append(c_args_case(i, name, fields, operands))
     with open(path, "w") as f:
         f.write("/* Generated by tools/riscv/gen_golden.py from the pulptrain package: do not edit. */\n")
         f.write("#include <math.h> /* INFINITY */\n")
@@ -386,7 +498,11 @@ def main(path):
         f.writelines(typed_table)
         f.write("};\n#define GOLDEN_NUM_TYPED_CASES "
                 "((int)(sizeof(golden_typed_cases) / sizeof(golden_typed_cases[0])))\n")
-    print(f"gen_golden: {len(table)} float cases, {len(typed_table)} INT8 / latent-code cases -> {path}")
+        f.write("\nstatic const golden_args_case golden_args_cases[] = {\n")
+        f.writelines(args_table)
+        f.write("};\n#define GOLDEN_NUM_ARGS_CASES ((int)(sizeof(golden_args_cases) / sizeof(golden_args_cases[0])))\n")
+    print(f"gen_golden: {len(OPS.OPS)} ops, {len(table)} float cases, {len(typed_table)} INT8 / latent-code cases, "
+          f"{len(args_table)} activation / pooling / BatchNorm / loss / optimizer cases -> {path}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,75 @@
 #include <stddef.h>
+#include <string.h>
 #include "kernel_step.h"
+
+/* Every op by its canonical name (pulptrain/ops.py, same order; tests/test_ops.py checks the names). */
+const rv_op_entry rv_ops[] = {
+    {"matmul", OP_MATMUL, STEP_FORWARD, RV_FLOAT, 0},
+    {"conv2d.forward", OP_CONV2D, STEP_FORWARD, RV_FLOAT, 0},
+    {"conv2d.grad_input", OP_CONV2D, STEP_GRAD_INPUT, RV_FLOAT, 0},
+    {"conv2d.grad_weight", OP_CONV2D, STEP_GRAD_WEIGHT, RV_FLOAT, 0},
+    {"depthwise_conv2d.forward", OP_DEPTHWISE, STEP_FORWARD, RV_FLOAT, 0},
+    {"depthwise_conv2d.grad_input", OP_DEPTHWISE, STEP_GRAD_INPUT, RV_FLOAT, 0},
+    {"depthwise_conv2d.grad_weight", OP_DEPTHWISE, STEP_GRAD_WEIGHT, RV_FLOAT, 0},
+    {"pointwise_conv2d.forward", OP_POINTWISE, STEP_FORWARD, RV_FLOAT, 0},
+    {"pointwise_conv2d.grad_input", OP_POINTWISE, STEP_GRAD_INPUT, RV_FLOAT, 0},
+    {"pointwise_conv2d.grad_weight", OP_POINTWISE, STEP_GRAD_WEIGHT, RV_FLOAT, 0},
+    {"linear.forward", OP_LINEAR, STEP_FORWARD, RV_FLOAT, 0},
+    {"linear.grad_input", OP_LINEAR, STEP_GRAD_INPUT, RV_FLOAT, 0},
+    {"linear.grad_weight", OP_LINEAR, STEP_GRAD_WEIGHT, RV_FLOAT, 0},
+    {"bias_grad", OP_BIAS, STEP_GRAD_BIAS, RV_FLOAT, 0},
+    {"relu.forward", OP_RELU, STEP_FORWARD, RV_ARGS, 2},
+    {"relu.grad_input", OP_RELU, STEP_GRAD_INPUT, RV_ARGS, 3},
+    {"relu6.forward", OP_RELU, STEP_FORWARD, RV_ARGS, 2},
+    {"relu6.grad_input", OP_RELU, STEP_GRAD_INPUT, RV_ARGS, 3},
+    {"avg_pool2d.forward", OP_AVG_POOL2D, STEP_FORWARD, RV_ARGS, 2},
+    {"avg_pool2d.grad_input", OP_AVG_POOL2D, STEP_GRAD_INPUT, RV_ARGS, 2},
+    {"global_avg_pool2d.forward", OP_AVG_POOL2D, STEP_FORWARD, RV_ARGS, 2},
+    {"global_avg_pool2d.grad_input", OP_AVG_POOL2D, STEP_GRAD_INPUT, RV_ARGS, 2},
+    {"max_pool2d.forward", OP_MAX_POOL2D, STEP_FORWARD, RV_ARGS, 2},
+    {"max_pool2d.grad_input", OP_MAX_POOL2D, STEP_GRAD_INPUT, RV_ARGS, 3},
+    {"batchnorm2d.forward_train", OP_BATCHNORM2D, STEP_FORWARD, RV_ARGS, 7},
+    {"batchnorm2d.forward_renorm", OP_BATCHNORM2D, STEP_FORWARD, RV_ARGS, 7},
+    {"batchnorm2d.forward_eval", OP_BATCHNORM2D, STEP_FORWARD_EVAL, RV_ARGS, 7},
+    {"batchnorm2d.backward", OP_BATCHNORM2D, STEP_BACKWARD, RV_ARGS, 7},
+    {"batchnorm2d.backward_eval", OP_BATCHNORM2D, STEP_BACKWARD, RV_ARGS, 7},
+    {"cross_entropy", OP_CROSS_ENTROPY, STEP_FORWARD, RV_ARGS, 4},
+    {"mse_loss", OP_MSE_LOSS, STEP_FORWARD, RV_ARGS, 4},
+    {"sgd_step", OP_SGD, STEP_FORWARD, RV_ARGS, 3},
+    {"adam_step", OP_ADAM, STEP_FORWARD, RV_ARGS, 4},
+    {"int8_conv2d.forward", OP_INT8_CONV2D, STEP_FORWARD, RV_TYPED, 0},
+    {"int8_depthwise_conv2d.forward", OP_INT8_DEPTHWISE, STEP_FORWARD, RV_TYPED, 0},
+    {"int8_pointwise_conv2d.forward", OP_INT8_POINTWISE, STEP_FORWARD, RV_TYPED, 0},
+    {"int8_linear.forward", OP_INT8_LINEAR, STEP_FORWARD, RV_TYPED, 0},
+    {"int8_avg_pool2d.forward", OP_INT8_AVG_POOL, STEP_FORWARD, RV_TYPED, 0},
+    {"int8_global_avg_pool2d.forward", OP_INT8_AVG_POOL, STEP_FORWARD, RV_TYPED, 0},
+    {"quant.quantize", OP_QUANTIZE, STEP_FORWARD, RV_TYPED, 0},
+    {"quant.dequantize", OP_DEQUANTIZE, STEP_FORWARD, RV_TYPED, 0},
+    {"quant.pack_bits", OP_PACK_BITS, STEP_FORWARD, RV_TYPED, 0},
+    {"quant.unpack_bits", OP_UNPACK_BITS, STEP_FORWARD, RV_TYPED, 0},
+};
+const int rv_num_ops = (int)(sizeof(rv_ops) / sizeof(rv_ops[0]));
+
+const rv_op_entry *rv_find_op(const char *name)
+{
+    for (int i = 0; i < rv_num_ops; i++)
+        if (strcmp(rv_ops[i].name, name) == 0) return &rv_ops[i];
+    return NULL;
+}
 
 const char *rv_op_name(rv_op op)
 {
     static const char *names[] = {"matmul", "conv2d", "depthwise", "pointwise", "linear", "bias",
                                   "int8_conv2d", "int8_depthwise", "int8_pointwise", "int8_linear", "int8_avg_pool",
-                                  "quantize", "dequantize", "pack_bits", "unpack_bits"};
+                                  "quantize", "dequantize", "pack_bits", "unpack_bits",
+                                  "relu", "avg_pool2d", "max_pool2d", "batchnorm2d", "cross_entropy", "mse_loss",
+                                  "sgd", "adam"};
     return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
 
 const char *rv_step_name(rv_step step)
 {
-    static const char *names[] = {"forward", "grad_input", "grad_weight", "grad_bias"};
+    static const char *names[] = {"forward", "grad_input", "grad_weight", "grad_bias", "forward_eval", "backward"};
     return (unsigned)step < sizeof(names) / sizeof(names[0]) ? names[step] : "?";
 }
 
@@ -140,7 +198,7 @@ pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, c
 
 /* ---- INT8 inference and latent codes ---- */
 
-int rv_op_is_typed(rv_op op) { return op >= OP_INT8_CONV2D; }
+int rv_op_is_typed(rv_op op) { return op >= OP_INT8_CONV2D && op <= OP_UNPACK_BITS; }
 
 int64_t rv_step_bytes(const rv_kernel_step *s, rv_role role)
 {
@@ -207,3 +265,60 @@ pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *
     default: return PT_ERR_BAD_ARGUMENT;
     }
 }
+
+/* ---- RV_ARGS ops: activations, pooling, BatchNorm, losses, optimizers ---- */
+/* count_kernels measures none of them and builds with RV_NO_ARGS_OPS: without these calls the linker drops their
+ * kernels (--gc-sections), so its memory layout, and with it every counted instruction, stays as it was (the
+ * rv32 linker turns an address load into one gp-relative instruction only where the layout allows). */
+#ifndef RV_NO_ARGS_OPS
+
+/* A pooling window over the input planes (c_out = c_in). */
+static pt_status window_geometry(const rv_kernel_step *s, pt_conv_geometry *g)
+{
+    return pt_conv_geometry_init(g, s->batch, s->c_in, s->h, s->w, s->c_in, s->kh, s->kw, s->stride_h, s->stride_w,
+                                 s->pad_h, s->pad_w);
+}
+
+int64_t rv_args_workspace_bytes(const rv_kernel_step *s, int num_threads)
+{
+    (void)num_threads; /* the loss workspaces do not depend on the team */
+    switch (s->op) {
+    case OP_CROSS_ENTROPY: return pt_cross_entropy_workspace_floats(s->batch) * (int64_t)sizeof(float);
+    case OP_MSE_LOSS: return pt_mse_loss_workspace_floats(s->count) * (int64_t)sizeof(float);
+    default: return 0;
+    }
+}
+
+pt_status rv_args_step_run(const rv_kernel_step *s, void *const *args, void *ws, int64_t wsb)
+{
+    float *const *f = (float *const *)args; /* every operand is float but cross_entropy's labels */
+    const int64_t hw = s->h * s->w, wsf = wsb / (int64_t)sizeof(float);
+    const int acc = s->accumulate;
+    pt_conv_geometry g;
+    if (s->op == OP_AVG_POOL2D || s->op == OP_MAX_POOL2D) {
+        pt_status st = window_geometry(s, &g);
+        if (st != PT_OK) return st;
+    }
+    switch (s->op * 8 + s->step) {
+    case OP_RELU * 8 + STEP_FORWARD: return pt_relu_forward(s->count, f[0], f[1], s->upper);
+    case OP_RELU * 8 + STEP_GRAD_INPUT: return pt_relu_grad_input(s->count, f[0], f[1], f[2], s->upper, acc);
+    case OP_AVG_POOL2D * 8 + STEP_FORWARD: return pt_avg_pool2d_forward(&g, f[0], f[1]);
+    case OP_AVG_POOL2D * 8 + STEP_GRAD_INPUT: return pt_avg_pool2d_grad_input(&g, f[0], f[1], acc);
+    case OP_MAX_POOL2D * 8 + STEP_FORWARD: return pt_max_pool2d_forward(&g, f[0], f[1]);
+    case OP_MAX_POOL2D * 8 + STEP_GRAD_INPUT: return pt_max_pool2d_grad_input(&g, f[0], f[1], f[2], acc);
+    case OP_BATCHNORM2D * 8 + STEP_FORWARD:
+        return pt_batchnorm2d_forward_train(s->batch, s->c_in, hw, f[0], f[1], f[2], &s->bn, f[3], f[4], f[5], f[6]);
+    case OP_BATCHNORM2D * 8 + STEP_FORWARD_EVAL:
+        return pt_batchnorm2d_forward_eval(s->batch, s->c_in, hw, f[0], f[1], f[2], s->bn.eps, f[3], f[4], f[5], f[6]);
+    case OP_BATCHNORM2D * 8 + STEP_BACKWARD:
+        return pt_batchnorm2d_backward(s->batch, s->c_in, hw, f[0], f[1], f[2], f[3], s->batch_stats, f[4], f[5], f[6],
+                                       acc);
+    case OP_CROSS_ENTROPY * 8 + STEP_FORWARD:
+        return pt_cross_entropy(s->batch, s->c_out, f[0], (const int64_t *)args[1], f[2], f[3], ws, wsf);
+    case OP_MSE_LOSS * 8 + STEP_FORWARD: return pt_mse_loss(s->count, f[0], f[1], f[2], f[3], ws, wsf);
+    case OP_SGD * 8 + STEP_FORWARD: return pt_sgd_step(s->count, f[0], f[1], f[2], &s->sgd, s->first_step);
+    case OP_ADAM * 8 + STEP_FORWARD: return pt_adam_step(s->count, f[0], f[1], f[2], f[3], &s->adam, s->adam_step);
+    default: return PT_ERR_BAD_ARGUMENT;
+    }
+}
+#endif /* RV_NO_ARGS_OPS */

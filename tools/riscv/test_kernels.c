@@ -17,6 +17,10 @@
  *   - a NULL input, a workspace one byte too small, invalid requantization parameters, a code above
  *     2^bits - 1 (pack_bits) and a NaN (quantize) are refused with the right status (the refusals that
  *     happen before any work leave the output untouched).
+ * The activation, pooling, BatchNorm, loss and optimizer cases (golden_args_cases: operands in the order of the
+ * C signature) run the same way and check status, every output and in-place operand against the golden data
+ * (float tolerance), bitwise identity with the 1-core result, guards, and the refusal of a NULL operand and a
+ * short workspace. Every op of rv_ops must have a golden case, and every case must name an op of rv_ops.
  * Before the cases it checks the parallel runtime itself: a team of T really forms T cores with distinct ids,
  * and the serial backend's core hook sees every virtual core begin and end in order.
  * Prints one line per failure and a final "N passed, N failed"; exits non-zero when anything failed.
@@ -27,7 +31,9 @@
 #include <string.h>
 #include "kernel_step.h"
 
+/* Each golden case names its op (rv_ops, pulptrain/ops.py); the driver fills step.op and step.step from it. */
 typedef struct {
+    const char *name;
     rv_kernel_step step;
     const float *a; int64_t a_len;
     const float *b; int64_t b_len;
@@ -38,6 +44,7 @@ typedef struct {
 
 /* INT8 inference and latent codes: operands in bytes, compared bit-exactly (rv_typed_step_run). */
 typedef struct {
+    const char *name;
     rv_kernel_step step;
     const void *a; int64_t a_bytes;
     const void *b; int64_t b_bytes;
@@ -46,11 +53,27 @@ typedef struct {
     const void *expected; int64_t expected_bytes;
 } golden_typed_case;
 
+/* Activations, pooling, BatchNorm, losses, optimizers (rv_args_step_run): operands in the order of the C
+ * signature; an input has data only, an output expected only, in-place state both (before and after). */
+typedef struct {
+    const void *data;
+    const void *expected;
+    int64_t bytes;
+} golden_arg;
+
+typedef struct {
+    const char *name;
+    rv_kernel_step step;
+    int num_args;
+    golden_arg args[RV_MAX_ARGS];
+} golden_args_case;
+
 #include "golden_data.h"
 
 #define GUARD 16
 #define GUARD_BITS 0x7fc0dead /* a NaN no kernel produces: marks floats the kernel must not touch */
 #define MAX_TEAMS 8
+#define MAX_OPS 128
 
 static int passed, failed;
 
@@ -87,8 +110,8 @@ static void check(int ok, const golden_case *gc, const char *variant, int team, 
     }
     failed++;
     const rv_kernel_step *s = &gc->step;
-    printf("FAIL %s %s (batch %d c_in %d %dx%d c_out %d k %dx%d stride %d,%d pad %d,%d | m %d n %d k %d) "
-           "variant %s team %d: %s\n", rv_op_name(s->op), rv_step_name(s->step), (int)s->batch, (int)s->c_in,
+    printf("FAIL %s (batch %d c_in %d %dx%d c_out %d k %dx%d stride %d,%d pad %d,%d | m %d n %d k %d) "
+           "variant %s team %d: %s\n", gc->name, (int)s->batch, (int)s->c_in,
            (int)s->h, (int)s->w, (int)s->c_out, (int)s->kh, (int)s->kw, (int)s->stride_h, (int)s->stride_w,
            (int)s->pad_h, (int)s->pad_w, (int)s->m, (int)s->n, (int)s->k, variant, team, what);
 }
@@ -215,10 +238,10 @@ static void check_typed(int ok, const golden_typed_case *gc, int team, const cha
     failed++;
     const rv_kernel_step *s = &gc->step;
     if (s->op >= OP_QUANTIZE)
-        printf("FAIL %s (count %d bits %d) team %d: %s\n", rv_op_name(s->op), (int)s->count, s->bits, team, what);
+        printf("FAIL %s (count %d bits %d) team %d: %s\n", gc->name, (int)s->count, s->bits, team, what);
     else
         printf("FAIL %s (batch %d c_in %d %dx%d c_out %d k %dx%d stride %d,%d pad %d,%d) team %d: %s\n",
-               rv_op_name(s->op), (int)s->batch, (int)s->c_in, (int)s->h, (int)s->w, (int)s->c_out, (int)s->kh,
+               gc->name, (int)s->batch, (int)s->c_in, (int)s->h, (int)s->w, (int)s->c_out, (int)s->kh,
                (int)s->kw, (int)s->stride_h, (int)s->stride_w, (int)s->pad_h, (int)s->pad_w, team, what);
 }
 
@@ -346,6 +369,126 @@ static void test_typed_case(const golden_typed_case *gc, const int *teams, int n
     pt_set_num_threads(1);
 }
 
+/* ---- activations, pooling, BatchNorm, losses, optimizers: operand lists, float outputs ---- */
+
+static void check_args(int ok, const golden_args_case *gc, int team, const char *what)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    const rv_kernel_step *s = &gc->step;
+    printf("FAIL %s (batch %d c_in %d %dx%d c_out %d k %dx%d stride %d,%d pad %d,%d count %d) team %d: %s\n", gc->name,
+           (int)s->batch, (int)s->c_in, (int)s->h, (int)s->w, (int)s->c_out, (int)s->kh, (int)s->kw, (int)s->stride_h,
+           (int)s->stride_w, (int)s->pad_h, (int)s->pad_w, (int)s->count, team, what);
+}
+
+/* The operands of one call: each a copy of its data (outputs: guard words, so an element the kernel forgets to
+ * write shows up as a mismatch), followed by GUARD guard words. */
+static void *args_alloc(const golden_arg *arg)
+{
+    const int64_t floats = (arg->bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float);
+    float *p = guarded(floats, NULL);
+    if (arg->data) memcpy(p, arg->data, (size_t)arg->bytes);
+    return p;
+}
+
+static int args_guards_intact(const golden_args_case *gc, void *const *bufs)
+{
+    for (int i = 0; i < gc->num_args; i++)
+        if (!guard_intact(bufs[i], (gc->args[i].bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float)))
+            return 0;
+    return 1;
+}
+
+static void args_free(const golden_args_case *gc, void **bufs)
+{
+    for (int i = 0; i < gc->num_args; i++) free(bufs[i]);
+}
+
+/* Runs the case on a team; *bufs receives the operands after the call (the caller frees them). */
+static pt_status run_args(const golden_args_case *gc, int team, void **bufs, int null_first, int64_t short_by)
+{
+    pt_set_num_threads(team);
+    const int64_t wsb = rv_args_workspace_bytes(&gc->step, team);
+    float *ws = guarded(wsb / (int64_t)sizeof(float), NULL);
+    for (int i = 0; i < gc->num_args; i++) bufs[i] = args_alloc(&gc->args[i]);
+    void *call[RV_MAX_ARGS];
+    memcpy(call, bufs, sizeof call);
+    if (null_first) call[0] = NULL;
+    const pt_status st = rv_args_step_run(&gc->step, call, ws, wsb - short_by);
+    if (!guard_intact(ws, wsb / (int64_t)sizeof(float))) check_args(0, gc, team, "wrote past the workspace");
+    free(ws);
+    return st;
+}
+
+/* Every output and in-place operand within GOLDEN_TOLERANCE * (1 + max|expected|) of the golden data. */
+static int args_match_golden(const golden_args_case *gc, void *const *bufs)
+{
+    for (int i = 0; i < gc->num_args; i++) {
+        if (gc->args[i].expected == NULL) continue;
+        golden_case view = {0};
+        view.expected = gc->args[i].expected;
+        view.expected_len = gc->args[i].bytes / (int64_t)sizeof(float);
+        if (!matches_golden(bufs[i], &view)) return 0;
+    }
+    return 1;
+}
+
+static int args_equal(const golden_args_case *gc, void *const *x, void *const *y)
+{
+    for (int i = 0; i < gc->num_args; i++)
+        if (gc->args[i].expected && memcmp(x[i], y[i], (size_t)gc->args[i].bytes) != 0) return 0;
+    return 1;
+}
+
+/* After a refused call every operand still holds its data (outputs: their guard words). */
+static int args_untouched(const golden_args_case *gc, void *const *bufs)
+{
+    for (int i = 0; i < gc->num_args; i++) {
+        const golden_arg *arg = &gc->args[i];
+        if (arg->data ? memcmp(bufs[i], arg->data, (size_t)arg->bytes) != 0 : !is_guard(((float *)bufs[i])[0]))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_args_case(const golden_args_case *gc, const rv_op_entry *e, const int *teams, int num_teams)
+{
+    check_args(gc->num_args == e->num_args, gc, 0, "golden operand count disagrees with the C signature");
+    if (gc->num_args != e->num_args) return;
+    void *single[RV_MAX_ARGS], *team[RV_MAX_ARGS];
+    char msg[96];
+    pt_status st = run_args(gc, 1, single, 0, 0);
+    snprintf(msg, sizeof msg, "status %s", pt_status_str(st));
+    check_args(st == PT_OK, gc, 1, msg);
+    check_args(args_guards_intact(gc, single), gc, 1, "wrote past an operand");
+    check_args(st == PT_OK && args_match_golden(gc, single), gc, 1, "output differs from the golden data");
+    /* refusals: a NULL first operand, and a workspace one float too small */
+    st = run_args(gc, 1, team, 1, 0);
+    check_args(st == PT_ERR_NULL_POINTER, gc, 1, "NULL operand not refused with PT_ERR_NULL_POINTER");
+    check_args(args_untouched(gc, team), gc, 1, "a refused call wrote to an operand");
+    args_free(gc, team);
+    if (rv_args_workspace_bytes(&gc->step, 1) > 0) {
+        st = run_args(gc, 1, team, 0, (int64_t)sizeof(float));
+        check_args(st == PT_ERR_WORKSPACE_TOO_SMALL, gc, 1, "short workspace not refused");
+        check_args(args_untouched(gc, team), gc, 1, "a refused call wrote to an operand");
+        args_free(gc, team);
+    }
+    for (int t = 0; t < num_teams; t++) {
+        if (teams[t] == 1) continue;
+        st = run_args(gc, teams[t], team, 0, 0);
+        snprintf(msg, sizeof msg, "status %s", pt_status_str(st));
+        check_args(st == PT_OK, gc, teams[t], msg);
+        check_args(args_guards_intact(gc, team), gc, teams[t], "wrote past an operand");
+        check_args(args_equal(gc, single, team), gc, teams[t], "not bitwise identical to the 1-core result");
+        args_free(gc, team);
+    }
+    args_free(gc, single);
+    pt_set_num_threads(1);
+}
+
 /* ---- the parallel runtime ---- */
 typedef struct {
     int cores_seen[PT_MAX_THREADS]; /* each core writes only its own slot */
@@ -389,6 +532,21 @@ static void test_runtime(int team)
     pt_set_num_threads(1);
 }
 
+/* The rv_ops row of a golden case (its op and step go into *step); a failure when the name is unknown or
+ * the row takes its operands another way. */
+static const rv_op_entry *op_of(const char *name, rv_kernel_step *step, rv_op_kind kind, int *cases_of)
+{
+    const rv_op_entry *e = rv_find_op(name);
+    char msg[96];
+    snprintf(msg, sizeof msg, "golden case of unknown op %s (or one of another kind)", name);
+    report(e != NULL && e->kind == kind, msg, 0);
+    if (e == NULL || e->kind != kind) return NULL;
+    step->op = e->op;
+    step->step = e->step;
+    cases_of[e - rv_ops]++;
+    return e;
+}
+
 int main(int argc, char **argv)
 {
     int teams[MAX_TEAMS], num_teams = 0;
@@ -397,8 +555,9 @@ int main(int argc, char **argv)
         const char *env = getenv("OMP_NUM_THREADS");
         teams[num_teams++] = env ? atoi(env) : 1;
     }
-    printf("test_kernels: backend %s, %d golden cases + %d INT8 / latent-code cases, %d matmul variants, teams",
-           pt_parallel_backend(), GOLDEN_NUM_CASES, GOLDEN_NUM_TYPED_CASES, pt_matmul_num_variants());
+    printf("test_kernels: backend %s, %d ops, %d golden cases + %d INT8 / latent-code cases + %d activation, pooling, "
+           "BatchNorm, loss and optimizer cases, %d matmul variants, teams", pt_parallel_backend(), rv_num_ops,
+           GOLDEN_NUM_CASES, GOLDEN_NUM_TYPED_CASES, GOLDEN_NUM_ARGS_CASES, pt_matmul_num_variants());
     for (int t = 0; t < num_teams; t++) {
         if (teams[t] < 1 || teams[t] > PT_MAX_THREADS) {
             printf("\nbad team size %d\n", teams[t]);
@@ -408,8 +567,31 @@ int main(int argc, char **argv)
     }
     printf("\n");
     for (int t = 0; t < num_teams; t++) test_runtime(teams[t]);
-    for (int i = 0; i < GOLDEN_NUM_CASES; i++) test_case(&golden_cases[i], teams, num_teams);
-    for (int i = 0; i < GOLDEN_NUM_TYPED_CASES; i++) test_typed_case(&golden_typed_cases[i], teams, num_teams);
+    int cases_of[MAX_OPS] = {0}; /* golden cases per row of rv_ops */
+    if (rv_num_ops > MAX_OPS) {
+        printf("more than %d ops in rv_ops\n", MAX_OPS);
+        return 2;
+    }
+    for (int i = 0; i < GOLDEN_NUM_CASES; i++) {
+        golden_case gc = golden_cases[i];
+        const rv_op_entry *e = op_of(gc.name, &gc.step, RV_FLOAT, cases_of);
+        if (e) test_case(&gc, teams, num_teams);
+    }
+    for (int i = 0; i < GOLDEN_NUM_TYPED_CASES; i++) {
+        golden_typed_case gc = golden_typed_cases[i];
+        const rv_op_entry *e = op_of(gc.name, &gc.step, RV_TYPED, cases_of);
+        if (e) test_typed_case(&gc, teams, num_teams);
+    }
+    for (int i = 0; i < GOLDEN_NUM_ARGS_CASES; i++) {
+        golden_args_case gc = golden_args_cases[i];
+        const rv_op_entry *e = op_of(gc.name, &gc.step, RV_ARGS, cases_of);
+        if (e) test_args_case(&gc, e, teams, num_teams);
+    }
+    for (int i = 0; i < rv_num_ops; i++) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "op %s has no golden case", rv_ops[i].name);
+        report(cases_of[i] > 0, msg, 0);
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
