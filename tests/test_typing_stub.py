@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def _params_of_def(func):
     args, empty, kind = func.args, inspect.Parameter.empty, inspect.Parameter
     positional = args.posonlyargs + args.args
     defaults = [empty] * (len(positional) - len(args.defaults)) + [_default(d) for d in args.defaults]
-    params = [
+    params: list[tuple[str, Any, Any]] = [
         (a.arg, kind.POSITIONAL_ONLY if i < len(args.posonlyargs) else kind.POSITIONAL_OR_KEYWORD, d)
         for i, (a, d) in enumerate(zip(positional, defaults))
     ]
@@ -112,6 +113,7 @@ def test_embedded_signatures_are_checked():
 
 def test_stub_is_the_generator_output():
     spec = importlib.util.spec_from_file_location("gen_stub", REPO_ROOT / "tools" / "gen_stub.py")
+    assert spec is not None and spec.loader is not None
     gen_stub = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen_stub)
     assert STUB_PATH.read_text() == gen_stub.render(C), f"pulptrain/_C.pyi is out of date; {REGENERATE}"

@@ -125,10 +125,11 @@ def arg_annotation(func_name: str, param: inspect.Parameter, returns: str, warn:
     elif name in ARG_TYPES:
         annotation = ARG_TYPES[name]
     else:
-        annotation = next((t for suffix, t in ARG_SUFFIX_TYPES.items() if name.endswith(suffix)), None)
-        if annotation is None:
+        by_suffix = [t for suffix, t in ARG_SUFFIX_TYPES.items() if name.endswith(suffix)]
+        if not by_suffix:
             warn(f"{func_name}: no type for argument {name!r} (add it to ARG_TYPES); using Any")
             return "Any"
+        annotation = by_suffix[0]
     optional = default is None and not annotation.endswith("| None")
     return f"{annotation} | None" if optional else annotation
 
@@ -151,7 +152,7 @@ def render_def(name: str, func: Callable[..., Any], warn: Callable[[str], None])
             params.append("/")
         if p.kind is p.KEYWORD_ONLY and previous_kind not in (p.KEYWORD_ONLY, p.VAR_POSITIONAL):
             params.append("*")
-        text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+        text = ("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else "") + p.name
         text += ": " + arg_annotation(name, p, returns, warn)
         if p.default is not p.empty:
             text += " = " + repr(p.default)
