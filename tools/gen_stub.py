@@ -126,10 +126,14 @@ def arg_annotation(func_name: str, param: inspect.Parameter, returns: str, warn:
         annotation = ARG_TYPES[name]
     else:
         by_suffix = [t for suffix, t in ARG_SUFFIX_TYPES.items() if name.endswith(suffix)]
-        if not by_suffix:
+        if by_suffix:
+            annotation = by_suffix[0]
+        elif type(default) in (int, float, str):
+            annotation = type(default).__name__
+            warn(f"{func_name}: no type for argument {name!r} (add it to ARG_TYPES); using its default's, {annotation}")
+        else:
             warn(f"{func_name}: no type for argument {name!r} (add it to ARG_TYPES); using Any")
             return "Any"
-        annotation = by_suffix[0]
     optional = default is None and not annotation.endswith("| None")
     return f"{annotation} | None" if optional else annotation
 
@@ -175,7 +179,7 @@ def render(module: types.ModuleType, warn: Callable[[str], None] = lambda messag
         if callable(obj):
             defs.append(render_def(name, obj, warn))
         else:
-            warn(f"{name}: a {type(obj).__name__} constant; declared as {type(obj).__name__}")
+            warn(f"{name}: not a function; declared as {type(obj).__name__}")
             defs.append(f"{name}: {type(obj).__name__}")
     body = "\n".join(defs) + "\n"
     imports = ("from typing import Any\n\n" if re.search(r"\bAny\b", body) else "") + "import numpy as np\n"
