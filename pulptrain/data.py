@@ -3,10 +3,13 @@
 Fashion-MNIST comes as four IDX files, gzip-compressed or plain; the Debian/Ubuntu package
 ``dataset-fashion-mnist`` installs them in /usr/share/datasets/fashion-mnist.
 """
+from __future__ import annotations
+
 import gzip
 import os
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["fashion_mnist", "DatasetError", "FASHION_MNIST_CLASSES"]
 
@@ -27,7 +30,7 @@ class DatasetError(FileNotFoundError):
     """A dataset file is missing, truncated or not in the expected format."""
 
 
-def _read_idx(path, expected_shape):
+def _read_idx(path: str, expected_shape: tuple[int, ...]) -> NDArray[np.uint8]:
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -49,7 +52,7 @@ def _read_idx(path, expected_shape):
     return np.frombuffer(data, dtype=np.uint8, count=count, offset=header).reshape(shape)
 
 
-def _find(root, stem):
+def _find(root: str, stem: str) -> str:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
         path = os.path.join(root, name)
         if os.path.exists(path):
@@ -57,7 +60,9 @@ def _find(root, stem):
     raise DatasetError(f"Fashion-MNIST file {stem}[.gz] not found in {root}; {_HOW_TO_GET}")
 
 
-def fashion_mnist(root=None):
+def fashion_mnist(
+    root: str | os.PathLike[str] | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint8], NDArray[np.int64]]:
     """Fashion-MNIST as numpy arrays: (x_train uint8 (60000, 28, 28), y_train int64 (60000,),
     x_test uint8 (10000, 28, 28), y_test int64 (10000,)); labels 0..9 (FASHION_MNIST_CLASSES).
 
@@ -67,7 +72,7 @@ def fashion_mnist(root=None):
     """
     if root is None:
         root = os.environ.get("PULPTRAIN_DATA") or DEBIAN_FASHION_MNIST
-    root = os.fspath(root)
+    root = os.fspath(root)  # str: a str or PathLike[str] given
     if not os.path.isdir(root):
         raise DatasetError(f"Fashion-MNIST folder {root} does not exist; {_HOW_TO_GET}")
     arrays = {key: _read_idx(_find(root, stem), shape) for key, (stem, shape) in _FASHION_MNIST_FILES.items()}

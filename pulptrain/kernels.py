@@ -3,7 +3,7 @@
 Every function validates its arguments (TypeError / ValueError naming the argument), releases the GIL and
 calls one C kernel. ``out=`` takes a preallocated result array and returns it; gradient functions also take
 ``accumulate=True`` to add into ``out`` instead of overwriting it. Non-contiguous inputs are accepted and
-copied to C order first; ``out`` must be C-contiguous.
+copied to C order first; ``out`` must be C-contiguous. The typed signatures are in pulptrain/_C.pyi.
 """
 from pulptrain._C import (
     bias_grad,

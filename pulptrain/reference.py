@@ -2,18 +2,30 @@
 
 Used by the tests and by `python -m pulptrain.selfcheck`; never by the kernels themselves.
 """
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Union
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+IntPair = Union[int, Sequence[int]]  # an int, or an (h, w) pair
 
 
-def pair(v):
+def pair(v: IntPair) -> tuple[int, ...]:
+    """An int as (v, v), a pair as a tuple."""
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def out_size(size, k, stride, pad):
+def out_size(size: int, k: int, stride: int, pad: int) -> int:
+    """Output length of a window of k taps moved by stride over size inputs padded by pad on each side."""
     return (size + 2 * pad - k) // stride + 1
 
 
-def _patches(x, kh, kw, stride, padding):
+def _patches(
+    x: NDArray[np.floating], kh: int, kw: int, stride: IntPair, padding: IntPair
+) -> Iterator[tuple[int, int, NDArray[np.float64]]]:
     """Yields (ky, kx, patch) with patch[n, c, oh, ow] = padded x[n, c, oh*sh + ky, ow*sw + kx]."""
     sh, sw = pair(stride)
     ph, pw = pair(padding)
@@ -25,7 +37,16 @@ def _patches(x, kh, kw, stride, padding):
             yield ky, kx, xp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
 
 
-def conv2d(x, w, bias=None, stride=1, padding=0, depthwise=False):
+def conv2d(
+    x: NDArray[np.floating],
+    w: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    depthwise: bool = False,
+) -> NDArray[np.float64]:
+    """Float64 convolution (depthwise: groups = channels, w (C, 1, kh, kw)) of x (N, C_in, H, W) with
+    w (C_out, C_in, kh, kw); returns (N, C_out, H_out, W_out)."""
     w = np.asarray(w, np.float64)
     kh, kw = w.shape[2:]
     y = None
@@ -35,12 +56,21 @@ def conv2d(x, w, bias=None, stride=1, padding=0, depthwise=False):
         else:
             term = np.einsum("nchw,oc->nohw", patch, w[:, :, ky, kx])
         y = term if y is None else y + term
+    assert y is not None, f"conv2d: the kernel {kh}x{kw} has no taps"
     if bias is not None:
         y = y + np.asarray(bias, np.float64)[None, :, None, None]
     return y
 
 
-def conv2d_grad_input(dy, w, input_shape, stride=1, padding=0, depthwise=False):
+def conv2d_grad_input(
+    dy: ArrayLike,
+    w: ArrayLike,
+    input_shape: Sequence[int],
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    depthwise: bool = False,
+) -> NDArray[np.float64]:
+    """Float64 gradient of conv2d with respect to x: dy (N, C_out, H_out, W_out) -> dx of input_shape."""
     dy = np.asarray(dy, np.float64)
     w = np.asarray(w, np.float64)
     n, c, h, wd = input_shape
@@ -59,7 +89,15 @@ def conv2d_grad_input(dy, w, input_shape, stride=1, padding=0, depthwise=False):
     return dxp[:, :, ph:ph + h, pw:pw + wd]
 
 
-def conv2d_grad_weight(dy, x, weight_shape, stride=1, padding=0, depthwise=False):
+def conv2d_grad_weight(
+    dy: ArrayLike,
+    x: NDArray[np.floating],
+    weight_shape: Sequence[int],
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    depthwise: bool = False,
+) -> NDArray[np.float64]:
+    """Float64 gradient of conv2d with respect to w, summed over the batch: dw of weight_shape."""
     dy = np.asarray(dy, np.float64)
     kh, kw = weight_shape[2:]
     dw = np.zeros(weight_shape)
@@ -71,17 +109,19 @@ def conv2d_grad_weight(dy, x, weight_shape, stride=1, padding=0, depthwise=False
     return dw
 
 
-def linear(x, w, bias=None):
+def linear(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None) -> NDArray[np.float64]:
+    """Float64 x (N, in) @ w (out, in).T + bias (out,): (N, out)."""
     y = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T
     return y if bias is None else y + np.asarray(bias, np.float64)
 
 
-def bias_grad(dy):
+def bias_grad(dy: ArrayLike) -> NDArray[np.float64]:
+    """Float64 dy (N, C, ...) summed over every axis but 1: (C,)."""
     dy = np.asarray(dy, np.float64)
     return dy.sum(axis=tuple(i for i in range(dy.ndim) if i != 1))
 
 
-def assert_close(actual, expected, scale=1e-4):
+def assert_close(actual: ArrayLike, expected: ArrayLike, scale: float = 1e-4) -> float:
     """max |actual - expected| <= scale * (1 + max |expected|)."""
     actual = np.asarray(actual, np.float64)
     expected = np.asarray(expected, np.float64)
