@@ -11,19 +11,20 @@
 #ifndef PT_CONV2D_H
 #define PT_CONV2D_H
 
+#include "parallel.h"
 #include <stdint.h>
 #include "conv_geometry.h"
 
-int64_t pt_conv2d_forward_workspace_floats(const pt_conv_geometry *g, int num_threads);
-pt_status pt_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
-                            float *y, float *workspace, int64_t workspace_floats);
+int64_t pt_conv2d_forward_workspace_floats(const pt_team *team, const pt_conv_geometry *g);
+pt_status pt_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
+                            const float *bias, float *y, float *workspace, int64_t workspace_floats);
 
-int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads);
-pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
-                               int accumulate, float *workspace, int64_t workspace_floats);
+int64_t pt_conv2d_grad_input_workspace_floats(const pt_team *team, const pt_conv_geometry *g);
+pt_status pt_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *w,
+                               float *dx, int accumulate, float *workspace, int64_t workspace_floats);
 
-int64_t pt_conv2d_grad_weight_workspace_floats(const pt_conv_geometry *g, int num_threads);
-pt_status pt_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
-                                int accumulate, float *workspace, int64_t workspace_floats);
+int64_t pt_conv2d_grad_weight_workspace_floats(const pt_team *team, const pt_conv_geometry *g);
+pt_status pt_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
+                                float *dw, int accumulate, float *workspace, int64_t workspace_floats);
 
 #endif
