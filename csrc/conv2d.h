@@ -1,8 +1,8 @@
 /* Dense 2-D convolution (groups = 1): forward, grad_input, grad_weight, lowered to matmul via im2col.
  *
  * Shapes (C-contiguous float32): x (N, C_in, H, W), w (C_out, C_in, kh, kw), bias (C_out) or NULL,
- * y / dy (N, C_out, H_out, W_out). Workspace: the *_workspace_floats() query for the team size that
- * will run the call (pt_get_num_threads()).
+ * y / dy (N, C_out, H_out, W_out). Workspace: the *_workspace_floats() query for the team that will
+ * run the call (its size and matmul variant).
  *   forward:     per (image, block of output pixels) unit, im2col the block then W[C_out x K] . col.
  *   grad_input:  per (image, block of input channels), dcol = W^T . dY, then col2im (a gather per channel).
  *   grad_weight: per block of dW columns (patch rows k), sum over images of dY . col^T.
