@@ -51,7 +51,10 @@ static inline int64_t col_offset(const pt_view *v, int64_t c)
  * rs_a = 1, cs_a = MR; an unpacked matrix is read in place) and B(p, c) = b[p*ldb + c] (ldb = NR for a
  * packed panel), then the tile goes to the rows crow[r]
  * (NR contiguous floats each) as `mode` says. The arithmetic does not depend on where A lives or on the
- * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element. */
+ * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element, as long as
+ * the compiler fuses the chain in every tile kernel alike (-ffp-contract=fast; with GCC also
+ * --param=avoid-fma-max-bits=0, see setup.py: its Zen tunings leave some loops' chains unfused, and a layer
+ * whose blocking follows the team size then rounded an element differently on 1 and on 8 cores). */
 enum {
     TILE_STORE,     /* c = acc                        (first K block without bias; edge buffer) */
     TILE_FIRST,     /* c = (acc + rb[r]) + cb[c]      (first K block) */
