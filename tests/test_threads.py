@@ -78,6 +78,9 @@ def test_set_num_threads_rejects_bad_values():
         pulptrain.set_num_threads(0)
     with pytest.raises(TypeError, match="n must be an int"):
         pulptrain.set_num_threads(2.0)
+    with pytest.raises(ValueError, match=r"n must be <= 256 \(the largest team\), got 1000"):
+        pulptrain.set_num_threads(1000)
+    assert pulptrain.get_num_threads() == 1  # a refused value leaves the default alone
 
 
 def test_parallel_backend_is_reported():
