@@ -38,6 +38,12 @@ if os.environ.get("PULPTRAIN_PORTABLE", "") not in ("", "0") :
     print("pulptrain: PULPTRAIN_PORTABLE set, building without -march=native", file=sys.stderr)
 elif compiler_accepts(["-march=native"]):
     compile_args.append("-march=native")
+# Every matmul tile kernel must round an element the same way (fused multiply-adds, given -ffp-contract=fast),
+# or a result would depend on the tile, and so on the team size, that computed it. GCC's Zen tunings
+# (-mtune=znver1..3, which -march=native picks there) leave the loop-carried multiply-adds of some loops
+# unfused and fuse them in others; this parameter turns that heuristic off.
+if compiler_accepts(["--param=avoid-fma-max-bits=0"]):
+    compile_args.append("--param=avoid-fma-max-bits=0")
 if compiler_accepts(["-fopenmp"]):
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")

@@ -6,6 +6,10 @@ argument). Non-contiguous *inputs* are accepted and copied to C order first (tha
 made); an ``out=`` array must already be C-contiguous, writeable, float32, of exactly the result's shape,
 and must not overlap any input (ValueError otherwise). Scratch space comes from a per-thread buffer that
 is reused between calls.
+
+The runtime settings (set_num_threads, set_matmul_variant, set_int8_microkernel) are process-wide defaults:
+each call reads them once, sizes its workspace from that copy and hands the same copy to the C kernel, so
+changing them from another thread while a kernel runs only affects later calls.
 """
 import numbers
 import threading
@@ -186,12 +190,15 @@ cdef int _expect_shape(object a, str name, tuple shape) except -1:
 # ---- runtime settings -----------------------------------------------------------------------------------
 
 def set_num_threads(n):
-    """Set the team size (cores) used by every following kernel call; n >= 1. Results do not depend on it."""
+    """Set the team size (cores) used by every following kernel call; 1 <= n <= 256. Results do not depend
+    on it."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n must be an int, got {n!r}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    pt_set_num_threads(int(n))
+    if n > PT_MAX_THREADS:
+        raise ValueError(f"n must be <= {PT_MAX_THREADS} (the largest team), got {n}")
+    _check(pt_set_num_threads(int(n)), "set_num_threads")
 
 
 def get_num_threads():
@@ -241,7 +248,8 @@ def get_matmul_variant():
 
 def matmul_variant_for(int64_t M, int64_t N, int64_t K):
     """Name of the variant the kernels use for an M x N x K product."""
-    return pt_matmul_variant_info(pt_matmul_pick(M, N, K)).name.decode()
+    cdef pt_team team = pt_team_default()
+    return pt_matmul_variant_info(pt_matmul_pick(&team, M, N, K)).name.decode()
 
 
 def matmul(a, b, *, variant=None, out=None):
@@ -255,17 +263,18 @@ def matmul(a, b, *, variant=None, out=None):
     if B.shape[0] != K:
         raise ValueError(f"b must have shape ({K}, N) to match a {A.shape}, got {B.shape}")
     cdef int v = _variant_id(variant)
+    cdef pt_team team = pt_team_default()
     if v == PT_MATMUL_AUTO:
-        v = pt_matmul_pick(M, N, K)
+        v = pt_matmul_pick(&team, M, N, K)
     C = _output(out, (M, N), (A, B))
-    cdef int64_t wsf = pt_matmul_view_workspace_floats(v, M, N, K, pt_get_num_threads())
+    cdef int64_t wsf = pt_matmul_view_workspace_floats(&team, v, M, N, K)
     cdef float *ws = _workspace(wsf)
     cdef float *pA = _ptr(A)
     cdef float *pB = _ptr(B)
     cdef float *pC = _ptr(C)
     cdef pt_status st
     with nogil:
-        st = pt_matmul(v, M, N, K, pA, pB, pC, 0, ws, wsf)
+        st = pt_matmul(&team, v, M, N, K, pA, pB, pC, 0, ws, wsf)
     _check(st, "matmul")
     return C
 

@@ -14,7 +14,8 @@ def conv2d_forward(x, w, bias=None, *, stride=1, padding=0, out=None):
     cdef pt_conv_geometry g = _geometry(X.shape[0], X.shape[1], X.shape[2], X.shape[3], W.shape[0], W.shape[2],
                                         W.shape[3], stride, padding)
     Y = _output(out, (g.n, g.c_out, g.h_out, g.w_out), (X, W, B))
-    cdef int64_t wsf = pt_conv2d_forward_workspace_floats(&g, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_conv2d_forward_workspace_floats(&team, &g)
     cdef float *ws = _workspace(wsf)
     cdef const float *bp = _optr(B)
     cdef float *pX = _ptr(X)
@@ -22,7 +23,7 @@ def conv2d_forward(x, w, bias=None, *, stride=1, padding=0, out=None):
     cdef float *pY = _ptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_conv2d_forward(&g, pX, pW, bp, pY, ws, wsf)
+        st = pt_conv2d_forward(&team, &g, pX, pW, bp, pY, ws, wsf)
     _check(st, "conv2d_forward")
     return Y
 
@@ -41,7 +42,8 @@ def conv2d_grad_input(dy, w, input_shape, *, stride=1, padding=0, out=None, accu
     cdef pt_conv_geometry g = _geometry(n, c_in, h, wd, W.shape[0], W.shape[2], W.shape[3], stride, padding)
     _expect_shape(DY, "dy", (g.n, g.c_out, g.h_out, g.w_out))
     DX = _output(out, (g.n, g.c_in, g.h_in, g.w_in), (DY, W), accumulate)
-    cdef int64_t wsf = pt_conv2d_grad_input_workspace_floats(&g, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_conv2d_grad_input_workspace_floats(&team, &g)
     cdef float *ws = _workspace(wsf)
     cdef int acc = 1 if accumulate else 0
     cdef float *pDY = _ptr(DY)
@@ -49,7 +51,7 @@ def conv2d_grad_input(dy, w, input_shape, *, stride=1, padding=0, out=None, accu
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
     with nogil:
-        st = pt_conv2d_grad_input(&g, pDY, pW, pDX, acc, ws, wsf)
+        st = pt_conv2d_grad_input(&team, &g, pDY, pW, pDX, acc, ws, wsf)
     _check(st, "conv2d_grad_input")
     return DX
 
@@ -70,7 +72,8 @@ def conv2d_grad_weight(dy, x, weight_shape, *, stride=1, padding=0, out=None, ac
                                         stride, padding)
     _expect_shape(DY, "dy", (g.n, g.c_out, g.h_out, g.w_out))
     DW = _output(out, (c_out, c_in, kh, kw), (DY, X), accumulate)
-    cdef int64_t wsf = pt_conv2d_grad_weight_workspace_floats(&g, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_conv2d_grad_weight_workspace_floats(&team, &g)
     cdef float *ws = _workspace(wsf)
     cdef int acc = 1 if accumulate else 0
     cdef float *pDY = _ptr(DY)
@@ -78,7 +81,7 @@ def conv2d_grad_weight(dy, x, weight_shape, *, stride=1, padding=0, out=None, ac
     cdef float *pDW = _ptr(DW)
     cdef pt_status st
     with nogil:
-        st = pt_conv2d_grad_weight(&g, pDY, pX, pDW, acc, ws, wsf)
+        st = pt_conv2d_grad_weight(&team, &g, pDY, pX, pDW, acc, ws, wsf)
     _check(st, "conv2d_grad_weight")
     return DW
 
@@ -106,8 +109,9 @@ def depthwise_conv2d_forward(x, w, bias=None, *, stride=1, padding=0, out=None):
     cdef float *pW = _ptr(W)
     cdef float *pY = _ptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_depthwise_conv2d_forward(&g, pX, pW, bp, pY)
+        st = pt_depthwise_conv2d_forward(&team, &g, pX, pW, bp, pY)
     _check(st, "depthwise_conv2d_forward")
     return Y
 
@@ -129,8 +133,9 @@ def depthwise_conv2d_grad_input(dy, w, input_shape, *, stride=1, padding=0, out=
     cdef float *pW = _ptr(W)
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_depthwise_conv2d_grad_input(&g, pDY, pW, pDX, acc)
+        st = pt_depthwise_conv2d_grad_input(&team, &g, pDY, pW, pDX, acc)
     _check(st, "depthwise_conv2d_grad_input")
     return DX
 
@@ -153,7 +158,8 @@ def depthwise_conv2d_grad_weight(dy, x, weight_shape, *, stride=1, padding=0, ou
     cdef float *pX = _ptr(X)
     cdef float *pDW = _ptr(DW)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_depthwise_conv2d_grad_weight(&g, pDY, pX, pDW, acc)
+        st = pt_depthwise_conv2d_grad_weight(&team, &g, pDY, pX, pDW, acc)
     _check(st, "depthwise_conv2d_grad_weight")
     return DW

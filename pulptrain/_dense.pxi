@@ -17,7 +17,8 @@ def pointwise_conv2d_forward(x, w, bias=None, *, out=None):
     B = _bias(bias, "bias", W.shape[0])
     cdef int64_t n = X.shape[0], ci = X.shape[1], co = W.shape[0], hw = X.shape[2] * X.shape[3]
     Y = _output(out, (n, co, X.shape[2], X.shape[3]), (X, W, B))
-    cdef int64_t wsf = pt_pointwise_conv2d_forward_workspace_floats(n, ci, co, hw, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_pointwise_conv2d_forward_workspace_floats(&team, n, ci, co, hw)
     cdef float *ws = _workspace(wsf)
     cdef const float *bp = _optr(B)
     cdef float *pX = _ptr(X)
@@ -25,7 +26,7 @@ def pointwise_conv2d_forward(x, w, bias=None, *, out=None):
     cdef float *pY = _ptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_pointwise_conv2d_forward(n, ci, co, hw, pX, pW, bp, pY, ws, wsf)
+        st = pt_pointwise_conv2d_forward(&team, n, ci, co, hw, pX, pW, bp, pY, ws, wsf)
     _check(st, "pointwise_conv2d_forward")
     return Y
 
@@ -40,7 +41,8 @@ def pointwise_conv2d_grad_input(dy, w, *, out=None, accumulate=False):
         raise ValueError(f"w must have shape ({DY.shape[1]}, C_in, 1, 1) to match dy {DY.shape}, got {W.shape}")
     cdef int64_t n = DY.shape[0], ci = W.shape[1], co = W.shape[0], hw = DY.shape[2] * DY.shape[3]
     DX = _output(out, (n, ci, DY.shape[2], DY.shape[3]), (DY, W), accumulate)
-    cdef int64_t wsf = pt_pointwise_conv2d_grad_input_workspace_floats(n, ci, co, hw, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_pointwise_conv2d_grad_input_workspace_floats(&team, n, ci, co, hw)
     cdef float *ws = _workspace(wsf)
     cdef int acc = 1 if accumulate else 0
     cdef float *pDY = _ptr(DY)
@@ -48,7 +50,7 @@ def pointwise_conv2d_grad_input(dy, w, *, out=None, accumulate=False):
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
     with nogil:
-        st = pt_pointwise_conv2d_grad_input(n, ci, co, hw, pDY, pW, pDX, acc, ws, wsf)
+        st = pt_pointwise_conv2d_grad_input(&team, n, ci, co, hw, pDY, pW, pDX, acc, ws, wsf)
     _check(st, "pointwise_conv2d_grad_input")
     return DX
 
@@ -63,7 +65,8 @@ def pointwise_conv2d_grad_weight(dy, x, *, out=None, accumulate=False):
                          f"{X.shape}, got {DY.shape}")
     cdef int64_t n = X.shape[0], ci = X.shape[1], co = DY.shape[1], hw = X.shape[2] * X.shape[3]
     DW = _output(out, (co, ci, 1, 1), (DY, X), accumulate)
-    cdef int64_t wsf = pt_pointwise_conv2d_grad_weight_workspace_floats(n, ci, co, hw, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_pointwise_conv2d_grad_weight_workspace_floats(&team, n, ci, co, hw)
     cdef float *ws = _workspace(wsf)
     cdef int acc = 1 if accumulate else 0
     cdef float *pDY = _ptr(DY)
@@ -71,7 +74,7 @@ def pointwise_conv2d_grad_weight(dy, x, *, out=None, accumulate=False):
     cdef float *pDW = _ptr(DW)
     cdef pt_status st
     with nogil:
-        st = pt_pointwise_conv2d_grad_weight(n, ci, co, hw, pDY, pX, pDW, acc, ws, wsf)
+        st = pt_pointwise_conv2d_grad_weight(&team, n, ci, co, hw, pDY, pX, pDW, acc, ws, wsf)
     _check(st, "pointwise_conv2d_grad_weight")
     return DW
 
@@ -86,7 +89,8 @@ def linear_forward(x, w, bias=None, *, out=None):
     B = _bias(bias, "bias", W.shape[0])
     cdef int64_t n = X.shape[0], fi = X.shape[1], fo = W.shape[0]
     Y = _output(out, (n, fo), (X, W, B))
-    cdef int64_t wsf = pt_linear_forward_workspace_floats(n, fi, fo, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_linear_forward_workspace_floats(&team, n, fi, fo)
     cdef float *ws = _workspace(wsf)
     cdef const float *bp = _optr(B)
     cdef float *pX = _ptr(X)
@@ -94,7 +98,7 @@ def linear_forward(x, w, bias=None, *, out=None):
     cdef float *pY = _ptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_linear_forward(n, fi, fo, pX, pW, bp, pY, ws, wsf)
+        st = pt_linear_forward(&team, n, fi, fo, pX, pW, bp, pY, ws, wsf)
     _check(st, "linear_forward")
     return Y
 
@@ -107,7 +111,8 @@ def linear_grad_input(dy, w, *, out=None, accumulate=False):
         raise ValueError(f"w must have shape ({DY.shape[1]}, in_features) to match dy {DY.shape}, got {W.shape}")
     cdef int64_t n = DY.shape[0], fi = W.shape[1], fo = W.shape[0]
     DX = _output(out, (n, fi), (DY, W), accumulate)
-    cdef int64_t wsf = pt_linear_grad_input_workspace_floats(n, fi, fo, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_linear_grad_input_workspace_floats(&team, n, fi, fo)
     cdef float *ws = _workspace(wsf)
     cdef int acc = 1 if accumulate else 0
     cdef float *pDY = _ptr(DY)
@@ -115,7 +120,7 @@ def linear_grad_input(dy, w, *, out=None, accumulate=False):
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
     with nogil:
-        st = pt_linear_grad_input(n, fi, fo, pDY, pW, pDX, acc, ws, wsf)
+        st = pt_linear_grad_input(&team, n, fi, fo, pDY, pW, pDX, acc, ws, wsf)
     _check(st, "linear_grad_input")
     return DX
 
@@ -128,7 +133,8 @@ def linear_grad_weight(dy, x, *, out=None, accumulate=False):
         raise ValueError(f"dy must have shape ({X.shape[0]}, out_features) to match x {X.shape}, got {DY.shape}")
     cdef int64_t n = X.shape[0], fi = X.shape[1], fo = DY.shape[1]
     DW = _output(out, (fo, fi), (DY, X), accumulate)
-    cdef int64_t wsf = pt_linear_grad_weight_workspace_floats(n, fi, fo, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsf = pt_linear_grad_weight_workspace_floats(&team, n, fi, fo)
     cdef float *ws = _workspace(wsf)
     cdef int acc = 1 if accumulate else 0
     cdef float *pDY = _ptr(DY)
@@ -136,7 +142,7 @@ def linear_grad_weight(dy, x, *, out=None, accumulate=False):
     cdef float *pDW = _ptr(DW)
     cdef pt_status st
     with nogil:
-        st = pt_linear_grad_weight(n, fi, fo, pDY, pX, pDW, acc, ws, wsf)
+        st = pt_linear_grad_weight(&team, n, fi, fo, pDY, pX, pDW, acc, ws, wsf)
     _check(st, "linear_grad_weight")
     return DW
 
@@ -157,7 +163,8 @@ def bias_grad(dy, *, out=None, accumulate=False):
     cdef float *pDY = _ptr(DY)
     cdef float *pDB = _ptr(DB)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_bias_grad(n, c, inner, pDY, pDB, acc)
+        st = pt_bias_grad(&team, n, c, inner, pDY, pDB, acc)
     _check(st, "bias_grad")
     return DB

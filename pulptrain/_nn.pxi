@@ -2,34 +2,36 @@
 
 cdef extern from "pulptrain.h" nogil:
     float PT_RELU_NO_CLIP
-    pt_status pt_relu_forward(int64_t count, const float *x, float *y, float upper)
-    pt_status pt_relu_grad_input(int64_t count, const float *y, const float *dy, float *dx, float upper,
-                                 int accumulate)
+    pt_status pt_relu_forward(const pt_team *team, int64_t count, const float *x, float *y, float upper)
+    pt_status pt_relu_grad_input(const pt_team *team, int64_t count, const float *y, const float *dy, float *dx,
+                                 float upper, int accumulate)
 
-    pt_status pt_avg_pool2d_forward(const pt_conv_geometry *g, const float *x, float *y)
-    pt_status pt_avg_pool2d_grad_input(const pt_conv_geometry *g, const float *dy, float *dx, int accumulate)
-    pt_status pt_max_pool2d_forward(const pt_conv_geometry *g, const float *x, float *y)
-    pt_status pt_max_pool2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *x, float *dx,
+    pt_status pt_avg_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y)
+    pt_status pt_avg_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, float *dx,
                                        int accumulate)
+    pt_status pt_max_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y)
+    pt_status pt_max_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
+                                       float *dx, int accumulate)
 
     ctypedef struct pt_batchnorm_config:
         float eps, momentum, r_max, d_max
-    pt_status pt_batchnorm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
-                                           const float *beta, const pt_batchnorm_config *cfg,
+    pt_status pt_batchnorm2d_forward_train(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                           const float *gamma, const float *beta, const pt_batchnorm_config *cfg,
                                            float *running_mean, float *running_var, float *saved, float *y)
-    pt_status pt_batchnorm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
-                                          const float *beta, float eps, const float *running_mean,
+    pt_status pt_batchnorm2d_forward_eval(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                          const float *gamma, const float *beta, float eps, const float *running_mean,
                                           const float *running_var, float *saved, float *y)
-    pt_status pt_batchnorm2d_backward(int64_t n, int64_t c, int64_t hw, const float *x, const float *dy,
-                                      const float *gamma, const float *saved, int batch_stats, float *dx,
-                                      float *dgamma, float *dbeta, int accumulate_params)
+    pt_status pt_batchnorm2d_backward(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                      const float *dy, const float *gamma, const float *saved, int batch_stats,
+                                      float *dx, float *dgamma, float *dbeta, int accumulate_params)
 
     int64_t pt_cross_entropy_workspace_floats(int64_t n)
-    pt_status pt_cross_entropy(int64_t n, int64_t classes, const float *logits, const int64_t *labels,
-                               float *loss, float *dlogits, float *workspace, int64_t workspace_floats)
+    pt_status pt_cross_entropy(const pt_team *team, int64_t n, int64_t classes, const float *logits,
+                               const int64_t *labels, float *loss, float *dlogits, float *workspace,
+                               int64_t workspace_floats)
     int64_t pt_mse_loss_workspace_floats(int64_t count)
-    pt_status pt_mse_loss(int64_t count, const float *pred, const float *target, float *loss, float *dpred,
-                          float *workspace, int64_t workspace_floats)
+    pt_status pt_mse_loss(const pt_team *team, int64_t count, const float *pred, const float *target, float *loss,
+                          float *dpred, float *workspace, int64_t workspace_floats)
 
     ctypedef struct pt_sgd_config:
         float lr, momentum, dampening, weight_decay
@@ -37,10 +39,10 @@ cdef extern from "pulptrain.h" nogil:
     ctypedef struct pt_adam_config:
         float lr, beta1, beta2, eps, weight_decay
         int decoupled
-    pt_status pt_sgd_step(int64_t count, float *param, const float *grad, float *momentum_buffer,
+    pt_status pt_sgd_step(const pt_team *team, int64_t count, float *param, const float *grad, float *momentum_buffer,
                           const pt_sgd_config *cfg, int first_step)
-    pt_status pt_adam_step(int64_t count, float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                           const pt_adam_config *cfg, int64_t step)
+    pt_status pt_adam_step(const pt_team *team, int64_t count, float *param, const float *grad, float *exp_avg,
+                           float *exp_avg_sq, const pt_adam_config *cfg, int64_t step)
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
@@ -100,8 +102,9 @@ def relu_forward(x, *, upper=None, out=None):
     cdef float *pX = _ptr(X)
     cdef float *pY = _ptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_relu_forward(count, pX, pY, up)
+        st = pt_relu_forward(&team, count, pX, pY, up)
     _check(st, "relu_forward")
     return Y
 
@@ -121,8 +124,9 @@ def relu_grad_input(y, dy, *, upper=None, out=None, accumulate=False):
     cdef float *pDY = _ptr(DY)
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_relu_grad_input(count, pY, pDY, pDX, up, acc)
+        st = pt_relu_grad_input(&team, count, pY, pDY, pDX, up, acc)
     _check(st, "relu_grad_input")
     return DX
 
@@ -148,8 +152,9 @@ def avg_pool2d_forward(x, kernel_size, *, stride=None, padding=0, out=None):
     cdef float *pX = _ptr(X)
     cdef float *pY = _ptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_avg_pool2d_forward(&g, pX, pY)
+        st = pt_avg_pool2d_forward(&team, &g, pX, pY)
     _check(st, "avg_pool2d_forward")
     return Y
 
@@ -165,8 +170,9 @@ def avg_pool2d_grad_input(dy, input_shape, kernel_size, *, stride=None, padding=
     cdef float *pDY = _ptr(DY)
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_avg_pool2d_grad_input(&g, pDY, pDX, acc)
+        st = pt_avg_pool2d_grad_input(&team, &g, pDY, pDX, acc)
     _check(st, "avg_pool2d_grad_input")
     return DX
 
@@ -200,8 +206,9 @@ def max_pool2d_forward(x, kernel_size, *, stride=None, padding=0, out=None):
     cdef float *pX = _ptr(X)
     cdef float *pY = _ptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_max_pool2d_forward(&g, pX, pY)
+        st = pt_max_pool2d_forward(&team, &g, pX, pY)
     _check(st, "max_pool2d_forward")
     return Y
 
@@ -220,8 +227,9 @@ def max_pool2d_grad_input(dy, x, kernel_size, *, stride=None, padding=0, out=Non
     cdef float *pX = _ptr(X)
     cdef float *pDX = _ptr(DX)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_max_pool2d_grad_input(&g, pDY, pX, pDX, acc)
+        st = pt_max_pool2d_grad_input(&team, &g, pDY, pX, pDX, acc)
     _check(st, "max_pool2d_grad_input")
     return DX
 
@@ -261,8 +269,9 @@ def batchnorm2d_forward_train(x, gamma, beta, running_mean, running_var, *, eps=
     cdef float *pS = _ptr(S)
     cdef float *pY = _ptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_batchnorm2d_forward_train(n, c, hw, pX, pG, pB, &cfg, pRM, pRV, pS, pY)
+        st = pt_batchnorm2d_forward_train(&team, n, c, hw, pX, pG, pB, &cfg, pRM, pRV, pS, pY)
     _check(st, "batchnorm2d_forward_train")
     return Y, S
 
@@ -288,8 +297,9 @@ def batchnorm2d_forward_eval(x, gamma, beta, running_mean, running_var, *, eps=1
     cdef float *pS = _ptr(S)
     cdef float *pY = _ptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_batchnorm2d_forward_eval(n, c, hw, pX, pG, pB, e, pRM, pRV, pS, pY)
+        st = pt_batchnorm2d_forward_eval(&team, n, c, hw, pX, pG, pB, e, pRM, pRV, pS, pY)
     _check(st, "batchnorm2d_forward_eval")
     return Y, S
 
@@ -320,8 +330,9 @@ def batchnorm2d_backward(dy, x, gamma, saved, *, batch_stats=True, input_grad=Tr
     cdef float *pDG = _ptr(DG)
     cdef float *pDB = _ptr(DB)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_batchnorm2d_backward(n, c, hw, pX, pDY, pG, pS, bs, pDX, pDG, pDB, acc)
+        st = pt_batchnorm2d_backward(&team, n, c, hw, pX, pDY, pG, pS, bs, pDX, pDG, pDB, acc)
     _check(st, "batchnorm2d_backward")
     return DX, DG, DB
 
@@ -350,8 +361,9 @@ def cross_entropy(logits, labels, *, grad=True, out=None):
     cdef const int64_t *pL = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>L)
     cdef float *pDZ = _optr_mut(DZ)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_cross_entropy(n, k, pZ, pL, &loss, pDZ, ws, wsf)
+        st = pt_cross_entropy(&team, n, k, pZ, pL, &loss, pDZ, ws, wsf)
     _check(st, "cross_entropy")
     return float(loss), DZ
 
@@ -373,8 +385,9 @@ def mse_loss(pred, target, *, grad=True, out=None):
     cdef float *pT = _ptr(T)
     cdef float *pDP = _optr_mut(DP)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_mse_loss(count, pP, pT, &loss, pDP, ws, wsf)
+        st = pt_mse_loss(&team, count, pP, pT, &loss, pDP, ws, wsf)
     _check(st, "mse_loss")
     return float(loss), DP
 
@@ -409,8 +422,9 @@ def sgd_step(param, grad, momentum_buffer=None, *, lr, momentum=0.0, dampening=0
     cdef float *pG = _ptr(G)
     cdef float *pM = _optr_mut(M)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_sgd_step(count, pP, pG, pM, &cfg, first)
+        st = pt_sgd_step(&team, count, pP, pG, pM, &cfg, first)
     _check(st, "sgd_step")
 
 
@@ -442,6 +456,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.
     cdef float *pM = _ptr(M)
     cdef float *pV = _ptr(V)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_adam_step(count, pP, pG, pM, pV, &cfg, t)
+        st = pt_adam_step(&team, count, pP, pG, pM, pV, &cfg, t)
     _check(st, "adam_step")

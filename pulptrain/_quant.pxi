@@ -7,10 +7,10 @@ cdef extern from "pt_status.h" nogil:
 
 cdef extern from "quant.h" nogil:
     int64_t pt_packed_bytes(int64_t count, int bits)
-    pt_status pt_quantize(int64_t count, const float *x, float scale, int bits, uint8_t *codes)
-    pt_status pt_dequantize(int64_t count, const uint8_t *codes, float scale, float *x)
-    pt_status pt_pack_bits(int64_t count, const uint8_t *codes, int bits, uint8_t *packed)
-    pt_status pt_unpack_bits(int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
+    pt_status pt_quantize(const pt_team *team, int64_t count, const float *x, float scale, int bits, uint8_t *codes)
+    pt_status pt_dequantize(const pt_team *team, int64_t count, const uint8_t *codes, float scale, float *x)
+    pt_status pt_pack_bits(const pt_team *team, int64_t count, const uint8_t *codes, int bits, uint8_t *packed)
+    pt_status pt_unpack_bits(const pt_team *team, int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
 
 
 # ---- pointer helper for non-float32 arrays --------------------------------------------------------------
@@ -61,8 +61,9 @@ def quantize(x, scale, bits=8, *, out=None):
     cdef const float *px = <const float *>_vptr(X)
     cdef uint8_t *pq = <uint8_t *>_vptr(Q)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_quantize(count, px, s, b, pq)
+        st = pt_quantize(&team, count, px, s, b, pq)
     if st == PT_ERR_VALUE_OUT_OF_RANGE:
         raise ValueError("x contains NaN, which has no code")
     _check(st, "quantize")
@@ -79,8 +80,9 @@ def dequantize(codes, scale, *, out=None):
     cdef const uint8_t *pq = <const uint8_t *>_vptr(Q)
     cdef float *px = <float *>_vptr(X)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_dequantize(count, pq, s, px)
+        st = pt_dequantize(&team, count, pq, s, px)
     _check(st, "dequantize")
     return X
 
@@ -98,8 +100,9 @@ def pack_bits(codes, bits, *, out=None):
     cdef const uint8_t *pq = <const uint8_t *>_vptr(Q)
     cdef uint8_t *pp = <uint8_t *>_vptr(P)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_pack_bits(count, pq, b, pp)
+        st = pt_pack_bits(&team, count, pq, b, pp)
     if st == PT_ERR_VALUE_OUT_OF_RANGE:
         raise ValueError(f"codes must be <= {(1 << b) - 1} for bits={b}, got a maximum of {int(Q.max())}")
     _check(st, "pack_bits")
@@ -120,8 +123,9 @@ def unpack_bits(packed, bits, count, *, out=None):
     cdef const uint8_t *pp = <const uint8_t *>_vptr(P)
     cdef uint8_t *pq = <uint8_t *>_vptr(Q)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_unpack_bits(c, pp, b, pq)
+        st = pt_unpack_bits(&team, c, pp, b, pq)
     _check(st, "unpack_bits")
     return Q
 
@@ -136,22 +140,23 @@ cdef extern from "int8.h" nogil:
         const int32_t *multiplier
         const int32_t *shift
         int32_t clip_min, clip_max
-    int64_t pt_int8_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
-    pt_status pt_int8_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
+    int64_t pt_int8_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
+    pt_status pt_int8_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
                                      const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
-    int64_t pt_int8_pointwise_conv2d_forward_workspace_bytes(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                             int num_threads)
-    pt_status pt_int8_pointwise_conv2d_forward(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+    int64_t pt_int8_pointwise_conv2d_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t c_in,
+                                                             int64_t c_out, int64_t hw)
+    pt_status pt_int8_pointwise_conv2d_forward(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
                                                const uint8_t *x, const int8_t *w, const pt_requant *rq, uint8_t *y,
                                                void *workspace, int64_t workspace_bytes)
-    int64_t pt_int8_linear_forward_workspace_bytes(int64_t n, int64_t n_in, int64_t n_out, int num_threads)
-    pt_status pt_int8_linear_forward(int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x, const int8_t *w,
-                                     const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
-    int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
-    pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
-                                               const pt_requant *rq, uint8_t *y, void *workspace,
+    int64_t pt_int8_linear_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out)
+    pt_status pt_int8_linear_forward(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x,
+                                     const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
+                                     int64_t workspace_bytes)
+    int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
+    pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x,
+                                               const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
                                                int64_t workspace_bytes)
-    pt_status pt_int8_avg_pool2d(const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
+    pt_status pt_int8_avg_pool2d(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
 
 cdef extern from "int8_gemm.h" nogil:
     pt_status pt_int8_set_microkernel(const char *name)
@@ -250,14 +255,15 @@ def int8_conv2d_forward(x, w, bias, multiplier, shift, *, stride=1, padding=0, c
     cdef pt_conv_geometry g = _geometry(X.shape[0], X.shape[1], X.shape[2], X.shape[3], W.shape[0], W.shape[2],
                                         W.shape[3], stride, padding)
     Y = _typed_output(out, (g.n, g.c_out, g.h_out, g.w_out), np.uint8, (X, W, B, M, S))
-    cdef int64_t wsb = pt_int8_conv2d_forward_workspace_bytes(&g, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsb = pt_int8_conv2d_forward_workspace_bytes(&team, &g)
     cdef void *ws = _workspace_bytes(wsb)
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef const int8_t *pW = <const int8_t *>_vptr(W)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_int8_conv2d_forward(&g, pX, pW, &rq, pY, ws, wsb)
+        st = pt_int8_conv2d_forward(&team, &g, pX, pW, &rq, pY, ws, wsb)
     _check(st, "int8_conv2d_forward")
     return Y
 
@@ -280,14 +286,15 @@ def int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, *, stride=1, pa
     cdef pt_conv_geometry g = _geometry(X.shape[0], X.shape[1], X.shape[2], X.shape[3], X.shape[1], W.shape[2],
                                         W.shape[3], stride, padding)
     Y = _typed_output(out, (g.n, g.c_out, g.h_out, g.w_out), np.uint8, (X, W, B, M, S))
-    cdef int64_t wsb = pt_int8_depthwise_conv2d_forward_workspace_bytes(&g, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsb = pt_int8_depthwise_conv2d_forward_workspace_bytes(&team, &g)
     cdef void *ws = _workspace_bytes(wsb)
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef const int8_t *pW = <const int8_t *>_vptr(W)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_int8_depthwise_conv2d_forward(&g, pX, pW, &rq, pY, ws, wsb)
+        st = pt_int8_depthwise_conv2d_forward(&team, &g, pX, pW, &rq, pY, ws, wsb)
     _check(st, "int8_depthwise_conv2d_forward")
     return Y
 
@@ -309,14 +316,15 @@ def int8_pointwise_conv2d_forward(x, w, bias, multiplier, shift, *, clip_min=0, 
     cdef pt_requant rq = _requant(B, M, S, clip_min, clip_max)
     cdef int64_t n = X.shape[0], ci = X.shape[1], co = W.shape[0], hw = X.shape[2] * X.shape[3]
     Y = _typed_output(out, (n, co, X.shape[2], X.shape[3]), np.uint8, (X, W, B, M, S))
-    cdef int64_t wsb = pt_int8_pointwise_conv2d_forward_workspace_bytes(n, ci, co, hw, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsb = pt_int8_pointwise_conv2d_forward_workspace_bytes(&team, n, ci, co, hw)
     cdef void *ws = _workspace_bytes(wsb)
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef const int8_t *pW = <const int8_t *>_vptr(W)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_int8_pointwise_conv2d_forward(n, ci, co, hw, pX, pW, &rq, pY, ws, wsb)
+        st = pt_int8_pointwise_conv2d_forward(&team, n, ci, co, hw, pX, pW, &rq, pY, ws, wsb)
     _check(st, "int8_pointwise_conv2d_forward")
     return Y
 
@@ -337,14 +345,15 @@ def int8_linear_forward(x, w, bias, multiplier, shift, *, clip_min=0, clip_max=2
     cdef pt_requant rq = _requant(B, M, S, clip_min, clip_max)
     cdef int64_t n = X.shape[0], fi = X.shape[1], fo = W.shape[0]
     Y = _typed_output(out, (n, fo), np.uint8, (X, W, B, M, S))
-    cdef int64_t wsb = pt_int8_linear_forward_workspace_bytes(n, fi, fo, pt_get_num_threads())
+    cdef pt_team team = pt_team_default()
+    cdef int64_t wsb = pt_int8_linear_forward_workspace_bytes(&team, n, fi, fo)
     cdef void *ws = _workspace_bytes(wsb)
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef const int8_t *pW = <const int8_t *>_vptr(W)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
     with nogil:
-        st = pt_int8_linear_forward(n, fi, fo, pX, pW, &rq, pY, ws, wsb)
+        st = pt_int8_linear_forward(&team, n, fi, fo, pX, pW, &rq, pY, ws, wsb)
     _check(st, "int8_linear_forward")
     return Y
 
@@ -367,8 +376,9 @@ def int8_avg_pool2d(x, kernel_size, *, stride=None, out=None):
     cdef const uint8_t *pX = <const uint8_t *>_vptr(X)
     cdef uint8_t *pY = <uint8_t *>_vptr(Y)
     cdef pt_status st
+    cdef pt_team team = pt_team_default()
     with nogil:
-        st = pt_int8_avg_pool2d(&g, pX, pY)
+        st = pt_int8_avg_pool2d(&team, &g, pX, pY)
     _check(st, "int8_avg_pool2d")
     return Y
 

@@ -101,6 +101,9 @@ def test_set_num_threads_rejects_bad_values():
         pulptrain.set_num_threads(0)
     with pytest.raises(TypeError, match="n must be an int"):
         pulptrain.set_num_threads(2.0)
+    with pytest.raises(ValueError, match=r"n must be <= 256 \(the largest team\), got 1000"):
+        pulptrain.set_num_threads(1000)
+    assert pulptrain.get_num_threads() == 1  # a refused value leaves the default alone
 
 
 def test_parallel_backend_is_reported():
@@ -127,3 +130,49 @@ def test_concurrent_calls_from_python_threads_are_correct():
     for th in threads:
         th.join()
     assert not errors, errors
+
+
+def _matmul_step_outputs(rng):
+    """conv2d / pointwise / linear steps whose blocking follows the team size (N = 1 with few channels per
+    core; odd channel counts leave short edge blocks)."""
+    out = {}
+    # 1x1 with padding: grad_input goes through dcol + col2im, in channel blocks cut for the team
+    dy, w = randn(rng, 1, 48, 10, 22), randn(rng, 48, 46, 1, 1)
+    out["conv1x1_pad_ig"] = K.conv2d_grad_input(dy, w, (1, 46, 8, 20), padding=1)
+    out["conv1x1_pad_wg"] = K.conv2d_grad_weight(dy, randn(rng, 1, 46, 8, 20), w.shape, padding=1)
+    for n, c_in, c_out, k, s in ((1, 13, 29, 3, 2), (2, 37, 8, 3, 1), (1, 70, 21, 5, 2)):
+        x, w = randn(rng, n, c_in, 15, 17), randn(rng, c_out, c_in, k, k)
+        y = K.conv2d_forward(x, w, randn(rng, c_out), stride=s, padding=1)
+        dy = randn(rng, *y.shape)
+        out[f"conv{c_in}_fw"] = y
+        out[f"conv{c_in}_ig"] = K.conv2d_grad_input(dy, w, x.shape, stride=s, padding=1)
+        out[f"conv{c_in}_wg"] = K.conv2d_grad_weight(dy, x, w.shape, stride=s, padding=1)
+    for n, c_in, c_out, hw in ((1, 46, 48, 9), (3, 17, 100, 5)):
+        x, w = randn(rng, n, c_in, hw, hw + 2), randn(rng, c_out, c_in, 1, 1)
+        y = K.pointwise_conv2d_forward(x, w, randn(rng, c_out))
+        dy = randn(rng, *y.shape)
+        out[f"pw{c_in}_fw"] = y
+        out[f"pw{c_in}_ig"] = K.pointwise_conv2d_grad_input(dy, w)
+        out[f"pw{c_in}_wg"] = K.pointwise_conv2d_grad_weight(dy, x)
+    for n, f_in, f_out in ((1, 300, 50), (7, 45, 130), (33, 20, 9)):
+        x, w, dy = randn(rng, n, f_in), randn(rng, f_out, f_in), randn(rng, n, f_out)
+        out[f"lin{n}_fw"] = K.linear_forward(x, w, randn(rng, f_out))
+        out[f"lin{n}_ig"] = K.linear_grad_input(dy, w)
+        out[f"lin{n}_wg"] = K.linear_grad_weight(dy, x)
+    return out
+
+
+@pytest.mark.parametrize("variant", K.matmul_variants())
+def test_forced_matmul_variant_is_bitwise_identical_for_any_thread_count(variant):
+    K.set_matmul_variant(variant)
+    try:
+        results = {}
+        for t in THREAD_COUNTS:
+            pulptrain.set_num_threads(t)
+            results[t] = _matmul_step_outputs(np.random.default_rng(5))
+    finally:
+        K.set_matmul_variant(None)
+    for t in THREAD_COUNTS[1:]:
+        for name, value in results[1].items():
+            assert np.array_equal(value, results[t][name]), \
+                f"{name} with variant {variant} differs between 1 and {t} threads"

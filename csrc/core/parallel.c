@@ -1,34 +1,59 @@
 #include <stddef.h>
 #include "parallel.h"
+#include "matmul.h"
+#include "int8_gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-/* The only mutable globals in csrc: the parallel runtime's settings. */
-static int team_size = 1;
-static pt_core_hook_fn serial_core_hook = NULL;
+/* The default team size (pt_team_default; the matmul and INT8 defaults live in matmul.c and int8_gemm.c).
+ * No kernel reads it: kernels run with the pt_team they are given. */
+static int default_num_threads = 1;
 #ifndef _OPENMP
+/* The serial backend's fork in progress (bare metal runs one hart, so one fork at a time). */
 static int serial_core_id = 0;
 static int serial_team_size = 1;
 #endif
 
-void pt_set_num_threads(int n)
+pt_team pt_team_of(int num_threads)
 {
-    if (n < 1) n = 1;
-    if (n > PT_MAX_THREADS) n = PT_MAX_THREADS;
-    team_size = n;
+    pt_team team = {num_threads, PT_MATMUL_AUTO, PT_INT8_MICROKERNEL_AUTO, NULL};
+    return team;
 }
 
-int pt_get_num_threads(void) { return team_size; }
+pt_status pt_team_check(const pt_team *team)
+{
+    if (team == NULL) return PT_ERR_NULL_POINTER;
+    if (team->num_threads < 1 || team->num_threads > PT_MAX_THREADS) return PT_ERR_BAD_ARGUMENT;
+    if (team->matmul_variant != PT_MATMUL_AUTO && pt_matmul_variant_info(team->matmul_variant) == NULL)
+        return PT_ERR_UNKNOWN_VARIANT;
+    if (team->int8_microkernel != PT_INT8_MICROKERNEL_AUTO && pt_int8_microkernel_name(team->int8_microkernel) == NULL)
+        return PT_ERR_UNKNOWN_VARIANT;
+    return PT_OK;
+}
 
-void pt_set_serial_core_hook(pt_core_hook_fn hook) { serial_core_hook = hook; }
+pt_team pt_team_default(void)
+{
+    pt_team team = {default_num_threads, pt_matmul_get_preferred(), pt_int8_get_default_microkernel(), NULL};
+    return team;
+}
+
+pt_status pt_set_num_threads(int n)
+{
+    if (n < 1 || n > PT_MAX_THREADS) return PT_ERR_BAD_ARGUMENT;
+    default_num_threads = n;
+    return PT_OK;
+}
+
+int pt_get_num_threads(void) { return default_num_threads; }
 
 #ifdef _OPENMP
 const char *pt_parallel_backend(void) { return "openmp"; }
 
-void pt_parallel(pt_task_fn fn, void *args)
+void pt_parallel(const pt_team *team, pt_task_fn fn, void *args)
 {
+    const int team_size = team->num_threads;
     if (team_size == 1) {
         fn(args);
         return;
@@ -42,14 +67,15 @@ int pt_num_cores(void) { return omp_get_num_threads(); }
 #else
 const char *pt_parallel_backend(void) { return "serial"; }
 
-void pt_parallel(pt_task_fn fn, void *args)
+void pt_parallel(const pt_team *team, pt_task_fn fn, void *args)
 {
-    serial_team_size = team_size;
+    const pt_core_hook_fn hook = team->serial_core_hook;
+    serial_team_size = team->num_threads;
     for (int id = 0; id < serial_team_size; id++) {
         serial_core_id = id;
-        if (serial_core_hook) serial_core_hook(id, 1);
+        if (hook) hook(id, 1);
         fn(args);
-        if (serial_core_hook) serial_core_hook(id, 0);
+        if (hook) hook(id, 0);
     }
     serial_core_id = 0;
     serial_team_size = 1;

@@ -1,6 +1,11 @@
-/* The SPMD fork that stands in for the PULP cluster.
+/* The SPMD fork that stands in for the PULP cluster, and the runtime settings a call runs with.
  *
- * pt_parallel(fn, args) runs fn(args) once per core of the team. Inside fn, pt_core_id() and
+ * Every kernel takes a `const pt_team *team`: the team size and the variant choices of that one call. A
+ * kernel reads no global setting, so a caller sizes the workspace from the same values the kernel uses,
+ * and calls on other threads with other teams cannot change them mid-call (pt_team_default() gives the
+ * process-wide defaults that the Python binding snapshots once per call).
+ *
+ * pt_parallel(team, fn, args) runs fn(args) once per core of the team. Inside fn, pt_core_id() and
  * pt_num_cores() say which slice of the *output* this core computes; pt_chunk() splits a range evenly.
  * Backends: OpenMP (when compiled with -fopenmp) runs the team as threads; the serial backend (bare metal)
  * runs core 0, then core 1, ... one after another, so kernels must not wait on each other inside fn.
@@ -15,23 +20,47 @@
 typedef void (*pt_task_fn)(void *args);
 
 #define PT_MAX_THREADS 256
-
-void pt_parallel(pt_task_fn fn, void *args);
-int pt_core_id(void);
-int pt_num_cores(void);
-
-/* Team size used by the next pt_parallel (clamped to 1..PT_MAX_THREADS). */
-void pt_set_num_threads(int n);
-int pt_get_num_threads(void);
-
-/* "openmp" or "serial". */
-const char *pt_parallel_backend(void);
+#define PT_MATMUL_AUTO (-1)          /* pt_team.matmul_variant: the per-shape rule (matmul.h) */
+#define PT_INT8_MICROKERNEL_AUTO (-1) /* pt_team.int8_microkernel: the fastest available (int8_gemm.h) */
 
 /* Optional observer for the serial backend (bare metal), e.g. to count instructions per virtual core:
  * called with begin = 1 just before and begin = 0 just after each core runs its share of a fork.
- * NULL (the default) disables it; the OpenMP backend never calls it. A runtime setting, like the team size. */
+ * The OpenMP backend never calls it. */
 typedef void (*pt_core_hook_fn)(int core_id, int begin);
-void pt_set_serial_core_hook(pt_core_hook_fn hook);
+
+/* The settings of one kernel call (a plain value: copy it, keep one per calling thread). */
+typedef struct {
+    int num_threads;                  /* cores in the team, 1..PT_MAX_THREADS */
+    int matmul_variant;               /* PT_MATMUL_AUTO or a matmul registry index (pt_matmul_variant_info) */
+    int int8_microkernel;             /* PT_INT8_MICROKERNEL_AUTO or an index of pt_int8_microkernel_name */
+    pt_core_hook_fn serial_core_hook; /* NULL: none */
+} pt_team;
+
+/* A team of num_threads cores with the automatic choices and no hook. */
+pt_team pt_team_of(int num_threads);
+/* PT_OK, or why `team` cannot run a kernel: NULL, a team size out of range, an unknown variant. Every
+ * kernel checks its team first; workspace queries return 0 for a bad team. */
+pt_status pt_team_check(const pt_team *team);
+#define PT_RETURN_IF_BAD_TEAM(team)                         \
+    do {                                                    \
+        const pt_status team_status_ = pt_team_check(team); \
+        if (team_status_ != PT_OK) return team_status_;     \
+    } while (0)
+
+/* The process-wide defaults, for callers that keep one setting for every call (the Python binding):
+ * a snapshot of pt_set_num_threads, pt_matmul_set_preferred and pt_int8_set_microkernel, no hook.
+ * Setting them while another thread runs a kernel is safe: that kernel uses its own copy. */
+pt_team pt_team_default(void);
+/* PT_ERR_BAD_ARGUMENT unless 1 <= n <= PT_MAX_THREADS. */
+pt_status pt_set_num_threads(int n);
+int pt_get_num_threads(void);
+
+void pt_parallel(const pt_team *team, pt_task_fn fn, void *args);
+int pt_core_id(void);
+int pt_num_cores(void);
+
+/* "openmp" or "serial". */
+const char *pt_parallel_backend(void);
 
 /* This core's share [*begin, *end) of n items, in contiguous blocks whose size is a multiple of
  * `granule` (except the last); cores beyond the work get an empty range. */

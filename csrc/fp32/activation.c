@@ -53,23 +53,25 @@ static pt_status check_upper(float upper)
     return (upper > 0.0f && upper < 3.0e38f) ? PT_OK : PT_ERR_BAD_ARGUMENT;
 }
 
-pt_status pt_relu_forward(int64_t count, const float *x, float *y, float upper)
+pt_status pt_relu_forward(const pt_team *team, int64_t count, const float *x, float *y, float upper)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL || y == NULL) return PT_ERR_NULL_POINTER;
     if (count < 1) return PT_ERR_BAD_SHAPE;
     if (check_upper(upper) != PT_OK) return PT_ERR_BAD_ARGUMENT;
     relu_task t = {count, x, NULL, y, upper, upper != PT_RELU_NO_CLIP, 0};
-    pt_parallel(forward_worker, &t);
+    pt_parallel(team, forward_worker, &t);
     return PT_OK;
 }
 
-pt_status pt_relu_grad_input(int64_t count, const float *y, const float *dy, float *dx, float upper,
-                             int accumulate)
+pt_status pt_relu_grad_input(const pt_team *team, int64_t count, const float *y, const float *dy, float *dx,
+                             float upper, int accumulate)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (y == NULL || dy == NULL || dx == NULL) return PT_ERR_NULL_POINTER;
     if (count < 1) return PT_ERR_BAD_SHAPE;
     if (check_upper(upper) != PT_OK) return PT_ERR_BAD_ARGUMENT;
     relu_task t = {count, y, dy, dx, upper, upper != PT_RELU_NO_CLIP, accumulate};
-    pt_parallel(grad_input_worker, &t);
+    pt_parallel(team, grad_input_worker, &t);
     return PT_OK;
 }

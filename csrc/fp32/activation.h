@@ -9,11 +9,12 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
 #define PT_RELU_NO_CLIP (-1.0f) /* `upper` value meaning "no upper clip" */
 
-pt_status pt_relu_forward(int64_t count, const float *x, float *y, float upper);
-pt_status pt_relu_grad_input(int64_t count, const float *y, const float *dy, float *dx, float upper,
-                             int accumulate);
+pt_status pt_relu_forward(const pt_team *team, int64_t count, const float *x, float *y, float upper);
+pt_status pt_relu_grad_input(const pt_team *team, int64_t count, const float *y, const float *dy, float *dx,
+                             float upper, int accumulate);
 
 #endif

@@ -147,10 +147,11 @@ static void backward_worker(void *arg)
 
 static int bad_sizes(int64_t n, int64_t c, int64_t hw) { return n < 1 || c < 1 || hw < 1; }
 
-pt_status pt_batchnorm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
-                                       const float *beta, const pt_batchnorm_config *cfg, float *running_mean,
-                                       float *running_var, float *saved, float *y)
+pt_status pt_batchnorm2d_forward_train(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                       const float *gamma, const float *beta, const pt_batchnorm_config *cfg,
+                                       float *running_mean, float *running_var, float *saved, float *y)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL || gamma == NULL || beta == NULL || cfg == NULL || running_mean == NULL ||
         running_var == NULL || saved == NULL || y == NULL)
         return PT_ERR_NULL_POINTER;
@@ -160,14 +161,15 @@ pt_status pt_batchnorm2d_forward_train(int64_t n, int64_t c, int64_t hw, const f
         return PT_ERR_BAD_ARGUMENT;
     bn_task t = {n, c, hw, x, NULL, gamma, beta, *cfg, running_mean, running_var, NULL, NULL, NULL, saved, y,
                  NULL, NULL, NULL, 1, 0};
-    pt_parallel(forward_train_worker, &t);
+    pt_parallel(team, forward_train_worker, &t);
     return PT_OK;
 }
 
-pt_status pt_batchnorm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
-                                      const float *beta, float eps, const float *running_mean,
+pt_status pt_batchnorm2d_forward_eval(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                      const float *gamma, const float *beta, float eps, const float *running_mean,
                                       const float *running_var, float *saved, float *y)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL || gamma == NULL || beta == NULL || running_mean == NULL || running_var == NULL || y == NULL)
         return PT_ERR_NULL_POINTER;
     if (bad_sizes(n, c, hw)) return PT_ERR_BAD_SHAPE;
@@ -175,19 +177,20 @@ pt_status pt_batchnorm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const fl
     const pt_batchnorm_config cfg = {eps, 0.0f, 0.0f, 0.0f};
     bn_task t = {n, c, hw, x, NULL, gamma, beta, cfg, NULL, NULL, running_mean, running_var, NULL, saved, y,
                  NULL, NULL, NULL, 0, 0};
-    pt_parallel(forward_eval_worker, &t);
+    pt_parallel(team, forward_eval_worker, &t);
     return PT_OK;
 }
 
-pt_status pt_batchnorm2d_backward(int64_t n, int64_t c, int64_t hw, const float *x, const float *dy,
-                                  const float *gamma, const float *saved, int batch_stats, float *dx,
+pt_status pt_batchnorm2d_backward(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                  const float *dy, const float *gamma, const float *saved, int batch_stats, float *dx,
                                   float *dgamma, float *dbeta, int accumulate_params)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL || dy == NULL || gamma == NULL || saved == NULL) return PT_ERR_NULL_POINTER;
     if (bad_sizes(n, c, hw)) return PT_ERR_BAD_SHAPE;
     const pt_batchnorm_config cfg = {1.0f, 0.0f, 0.0f, 0.0f};
     bn_task t = {n, c, hw, x, dy, gamma, NULL, cfg, NULL, NULL, NULL, NULL, saved, NULL, NULL,
                  dx, dgamma, dbeta, batch_stats, accumulate_params};
-    pt_parallel(backward_worker, &t);
+    pt_parallel(team, backward_worker, &t);
     return PT_OK;
 }

@@ -27,6 +27,7 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
 typedef struct {
     float eps;      /* > 0, added to the variance */
@@ -38,19 +39,19 @@ typedef struct {
 /* Rows of the `saved` statistics array (each C floats). */
 enum { PT_BN_SAVED_MEAN = 0, PT_BN_SAVED_INVSTD = 1, PT_BN_SAVED_R = 2, PT_BN_SAVED_D = 3, PT_BN_SAVED_ROWS = 4 };
 
-pt_status pt_batchnorm2d_forward_train(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
-                                       const float *beta, const pt_batchnorm_config *cfg, float *running_mean,
-                                       float *running_var, float *saved, float *y);
+pt_status pt_batchnorm2d_forward_train(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                       const float *gamma, const float *beta, const pt_batchnorm_config *cfg,
+                                       float *running_mean, float *running_var, float *saved, float *y);
 
 /* `saved` may be NULL when no backward will follow. */
-pt_status pt_batchnorm2d_forward_eval(int64_t n, int64_t c, int64_t hw, const float *x, const float *gamma,
-                                      const float *beta, float eps, const float *running_mean,
+pt_status pt_batchnorm2d_forward_eval(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                      const float *gamma, const float *beta, float eps, const float *running_mean,
                                       const float *running_var, float *saved, float *y);
 
 /* dx, dgamma, dbeta may each be NULL (not computed). dx is overwritten; dgamma and dbeta are overwritten,
  * or added to when accumulate_params. */
-pt_status pt_batchnorm2d_backward(int64_t n, int64_t c, int64_t hw, const float *x, const float *dy,
-                                  const float *gamma, const float *saved, int batch_stats, float *dx,
+pt_status pt_batchnorm2d_backward(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                  const float *dy, const float *gamma, const float *saved, int batch_stats, float *dx,
                                   float *dgamma, float *dbeta, int accumulate_params);
 
 #endif

@@ -24,11 +24,13 @@ static void bias_grad_worker(void *arg)
     }
 }
 
-pt_status pt_bias_grad(int64_t n, int64_t c, int64_t inner, const float *dy, float *db, int accumulate)
+pt_status pt_bias_grad(const pt_team *team, int64_t n, int64_t c, int64_t inner, const float *dy, float *db,
+                       int accumulate)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (dy == NULL || db == NULL) return PT_ERR_NULL_POINTER;
     if (n < 1 || c < 1 || inner < 1) return PT_ERR_BAD_SHAPE;
     bias_task t = {n, c, inner, dy, db, accumulate};
-    pt_parallel(bias_grad_worker, &t);
+    pt_parallel(team, bias_grad_worker, &t);
     return PT_OK;
 }

@@ -5,7 +5,9 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
-pt_status pt_bias_grad(int64_t n, int64_t c, int64_t inner, const float *dy, float *db, int accumulate);
+pt_status pt_bias_grad(const pt_team *team, int64_t n, int64_t c, int64_t inner, const float *dy, float *db,
+                       int accumulate);
 
 #endif

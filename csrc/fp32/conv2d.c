@@ -37,7 +37,7 @@ typedef struct {
     int direct; /* 1x1, stride 1, no padding: the image itself is the column matrix */
 } fw_plan;
 
-static fw_plan forward_plan(const pt_conv_geometry *g)
+static fw_plan forward_plan(const pt_team *team, const pt_conv_geometry *g)
 {
     fw_plan p;
     p.P = g->h_out * g->w_out;
@@ -47,16 +47,17 @@ static fw_plan forward_plan(const pt_conv_geometry *g)
     p.cols = min64(p.P, cdiv(cdiv(p.P, upi), PANEL) * PANEL);
     p.units_per_image = cdiv(p.P, p.cols);
     p.direct = g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 && g->pad_w == 0;
-    p.variant = pt_matmul_pick(g->c_out, p.cols, p.K);
+    p.variant = pt_matmul_pick(team, g->c_out, p.cols, p.K);
     p.per_core = (p.direct ? 0 : p.K * cdiv(p.cols, PANEL) * PANEL) +
                  pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K) + ALIGN_SLACK;
     return p;
 }
 
-int64_t pt_conv2d_forward_workspace_floats(const pt_conv_geometry *g, int num_threads)
+int64_t pt_conv2d_forward_workspace_floats(const pt_team *team, const pt_conv_geometry *g)
 {
-    if (g == NULL || num_threads < 1) return 0;
-    return forward_plan(g).per_core * num_threads;
+    if (pt_team_check(team) != PT_OK) return 0;
+    if (g == NULL) return 0;
+    return forward_plan(team, g).per_core * team->num_threads;
 }
 
 typedef struct {
@@ -171,25 +172,26 @@ static void forward_worker(void *arg)
 }
 
 /* y (+)= conv(x, w) + bias: the forward, also run by grad_input (as a convolution of dY). */
-static pt_status forward_run(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
-                             float *y, int accumulate, float *workspace, int64_t workspace_floats)
+static pt_status forward_run(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
+                             const float *bias, float *y, int accumulate, float *workspace, int64_t workspace_floats)
 {
     fw_task t;
     t.g = g;
-    t.plan = forward_plan(g);
+    t.plan = forward_plan(team, g);
     if (t.plan.per_core > 0 && workspace == NULL) return PT_ERR_NULL_POINTER;
-    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    if (workspace_floats < t.plan.per_core * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
     t.x = x; t.w = w; t.bias = bias; t.y = y; t.workspace = workspace; t.accumulate = accumulate;
     pt_team_status_clear(&t.status);
-    pt_parallel(forward_worker, &t);
+    pt_parallel(team, forward_worker, &t);
     return pt_team_status_result(&t.status);
 }
 
-pt_status pt_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w, const float *bias,
-                            float *y, float *workspace, int64_t workspace_floats)
+pt_status pt_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
+                            const float *bias, float *y, float *workspace, int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (g == NULL || x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
-    return forward_run(g, x, w, bias, y, 0, workspace, workspace_floats);
+    return forward_run(team, g, x, w, bias, y, 0, workspace, workspace_floats);
 }
 
 /* ---- grad_input -------------------------------------------------------------------------------------- */
@@ -203,16 +205,16 @@ typedef struct {
  * every core two units: each unit repacks its image's dY, so small blocks cost packing. The blocking does
  * not change any sum (dcol elements and the col2im order per channel are the same), so it may follow the
  * team size. */
-static ig_plan grad_input_plan(const pt_conv_geometry *g, int num_threads)
+static ig_plan grad_input_plan(const pt_team *team, const pt_conv_geometry *g)
 {
     ig_plan p;
     p.P = g->h_out * g->w_out;
     p.khw = g->kh * g->kw;
     const int64_t fit = max64(1, IG_DCOL_FLOATS / (p.khw * p.P));
-    const int64_t blocks_wanted = cdiv(2 * (int64_t)num_threads, g->n);
+    const int64_t blocks_wanted = cdiv(2 * (int64_t)team->num_threads, g->n);
     p.cb = max64(1, min64(fit, cdiv(g->c_in, blocks_wanted)));
     p.blocks_per_image = cdiv(g->c_in, p.cb);
-    p.variant = pt_matmul_pick(p.cb * p.khw, p.P, g->c_out);
+    p.variant = pt_matmul_pick(team, p.cb * p.khw, p.P, g->c_out);
     p.per_core = p.cb * p.khw * p.P + pt_gemm_workspace_floats(p.variant, p.cb * p.khw, p.P, g->c_out);
     return p;
 }
@@ -235,12 +237,14 @@ static int64_t flipped_weight_floats(const pt_conv_geometry *g)
     return cdiv(g->c_out * g->c_in * g->kh * g->kw, 16) * 16;
 }
 
-int64_t pt_conv2d_grad_input_workspace_floats(const pt_conv_geometry *g, int num_threads)
+int64_t pt_conv2d_grad_input_workspace_floats(const pt_team *team, const pt_conv_geometry *g)
 {
-    if (g == NULL || num_threads < 1) return 0;
+    if (pt_team_check(team) != PT_OK) return 0;
+    if (g == NULL) return 0;
     pt_conv_geometry fg;
-    if (grad_input_as_forward(g, &fg)) return flipped_weight_floats(g) + forward_plan(&fg).per_core * num_threads;
-    return grad_input_plan(g, num_threads).per_core * num_threads;
+    if (grad_input_as_forward(g, &fg))
+        return flipped_weight_floats(g) + forward_plan(team, &fg).per_core * team->num_threads;
+    return grad_input_plan(team, g).per_core * team->num_threads;
 }
 
 typedef struct {
@@ -276,9 +280,10 @@ static void grad_input_worker(void *arg)
     }
 }
 
-pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
-                               int accumulate, float *workspace, int64_t workspace_floats)
+pt_status pt_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *w,
+                               float *dx, int accumulate, float *workspace, int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (g == NULL || dy == NULL || w == NULL || dx == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     pt_conv_geometry fg;
     if (grad_input_as_forward(g, &fg)) {
@@ -290,15 +295,15 @@ pt_status pt_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const
                 float *dst = workspace + (ci * g->c_out + co) * khw;
                 for (int64_t k = 0; k < khw; k++) dst[k] = src[khw - 1 - k]; /* (ky, kx) -> (kh-1-ky, kw-1-kx) */
             }
-        return forward_run(&fg, dy, workspace, NULL, dx, accumulate, workspace + wf, workspace_floats - wf);
+        return forward_run(team, &fg, dy, workspace, NULL, dx, accumulate, workspace + wf, workspace_floats - wf);
     }
     ig_task t;
     t.g = g;
-    t.plan = grad_input_plan(g, pt_get_num_threads());
-    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.plan = grad_input_plan(team, g);
+    if (workspace_floats < t.plan.per_core * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
     t.dy = dy; t.w = w; t.dx = dx; t.workspace = workspace; t.accumulate = accumulate;
     pt_team_status_clear(&t.status);
-    pt_parallel(grad_input_worker, &t);
+    pt_parallel(team, grad_input_worker, &t);
     return pt_team_status_result(&t.status);
 }
 
@@ -317,17 +322,18 @@ static int64_t wg_col_floats(const wg_plan *p) { return cdiv(p->kb, PANEL) * PAN
  * on 2 cores left one core idle a third of the time); when there are still fewer blocks than cores, rows of
  * dW are cut too (each row block then repeats the im2col of its columns). The blocking never changes a value:
  * each dW element is the same sum over images and pixel chunks in every block. */
-static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
+static wg_plan grad_weight_plan(const pt_team *team, const pt_conv_geometry *g)
 {
     wg_plan p;
     p.P = g->h_out * g->w_out;
     p.K = g->c_in * g->kh * g->kw;
     const int64_t panels = cdiv(p.K, PANEL);
+    const int64_t num_threads = team->num_threads;
     const int64_t blocks = cdiv(max64(cdiv(p.K, WG_K_BLOCK), min64(num_threads, panels)), num_threads) * num_threads;
     p.kb = min64(p.K, cdiv(panels, min64(blocks, panels)) * PANEL);
     p.k_blocks = cdiv(p.K, p.kb);
     p.pchunk = min64(p.P, WG_PIXEL_CHUNK);
-    p.variant = pt_matmul_pick(g->c_out, p.kb, p.pchunk);
+    p.variant = pt_matmul_pick(team, g->c_out, p.kb, p.pchunk);
     const int64_t mr = pt_matmul_variant_info(p.variant)->mr;
     const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(num_threads, p.k_blocks)));
     p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
@@ -336,10 +342,11 @@ static wg_plan grad_weight_plan(const pt_conv_geometry *g, int num_threads)
     return p;
 }
 
-int64_t pt_conv2d_grad_weight_workspace_floats(const pt_conv_geometry *g, int num_threads)
+int64_t pt_conv2d_grad_weight_workspace_floats(const pt_team *team, const pt_conv_geometry *g)
 {
-    if (g == NULL || num_threads < 1) return 0;
-    return grad_weight_plan(g, num_threads).per_core * num_threads;
+    if (pt_team_check(team) != PT_OK) return 0;
+    if (g == NULL) return 0;
+    return grad_weight_plan(team, g).per_core * team->num_threads;
 }
 
 typedef struct {
@@ -384,16 +391,17 @@ static void grad_weight_worker(void *arg)
     }
 }
 
-pt_status pt_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
-                                int accumulate, float *workspace, int64_t workspace_floats)
+pt_status pt_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
+                                float *dw, int accumulate, float *workspace, int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (g == NULL || dy == NULL || x == NULL || dw == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     wg_task t;
     t.g = g;
-    t.plan = grad_weight_plan(g, pt_get_num_threads());
-    if (workspace_floats < t.plan.per_core * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
+    t.plan = grad_weight_plan(team, g);
+    if (workspace_floats < t.plan.per_core * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
     t.dy = dy; t.x = x; t.dw = dw; t.workspace = workspace; t.accumulate = accumulate;
     pt_team_status_clear(&t.status);
-    pt_parallel(grad_weight_worker, &t);
+    pt_parallel(team, grad_weight_worker, &t);
     return pt_team_status_result(&t.status);
 }

@@ -739,7 +739,7 @@ static void grad_weight_blocks(void *arg)
 }
 #endif /* DW_CHANNEL_BLOCKS */
 
-static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, const float *b,
+static pt_status run(const pt_team *team, pt_task_fn fn, const pt_conv_geometry *g, const float *a, const float *b,
                      const float *bias, float *out, int accumulate)
 {
     pt_status st = check(g, a, b, out);
@@ -749,7 +749,7 @@ static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, c
     if (g->n * g->c_out * g->h_out * g->w_out * g->kh * g->kw < SERIAL_MAX_MACS)
         fn(&t);
     else
-        pt_parallel(fn, &t);
+        pt_parallel(team, fn, &t);
     return PT_OK;
 }
 
@@ -780,20 +780,23 @@ static pt_task_fn grad_weight_kernel(const pt_conv_geometry *g)
     return g && direct_supported(g) ? grad_weight_direct : grad_weight_worker;
 }
 
-pt_status pt_depthwise_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w,
+pt_status pt_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y)
 {
-    return run(forward_kernel(g), g, x, w, bias, y, 0);
+    PT_RETURN_IF_BAD_TEAM(team);
+    return run(team, forward_kernel(g), g, x, w, bias, y, 0);
 }
 
-pt_status pt_depthwise_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
-                                         int accumulate)
+pt_status pt_depthwise_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy,
+                                         const float *w, float *dx, int accumulate)
 {
-    return run(grad_input_kernel(g), g, dy, w, NULL, dx, accumulate);
+    PT_RETURN_IF_BAD_TEAM(team);
+    return run(team, grad_input_kernel(g), g, dy, w, NULL, dx, accumulate);
 }
 
-pt_status pt_depthwise_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
-                                          int accumulate)
+pt_status pt_depthwise_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy,
+                                          const float *x, float *dw, int accumulate)
 {
-    return run(grad_weight_kernel(g), g, dy, x, NULL, dw, accumulate);
+    PT_RETURN_IF_BAD_TEAM(team);
+    return run(team, grad_weight_kernel(g), g, dy, x, NULL, dw, accumulate);
 }

@@ -10,13 +10,14 @@
 #ifndef PT_DEPTHWISE_CONV2D_H
 #define PT_DEPTHWISE_CONV2D_H
 
+#include "parallel.h"
 #include "conv_geometry.h"
 
-pt_status pt_depthwise_conv2d_forward(const pt_conv_geometry *g, const float *x, const float *w,
+pt_status pt_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y);
-pt_status pt_depthwise_conv2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *w, float *dx,
-                                         int accumulate);
-pt_status pt_depthwise_conv2d_grad_weight(const pt_conv_geometry *g, const float *dy, const float *x, float *dw,
-                                          int accumulate);
+pt_status pt_depthwise_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy,
+                                         const float *w, float *dx, int accumulate);
+pt_status pt_depthwise_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy,
+                                          const float *x, float *dw, int accumulate);
 
 #endif

@@ -9,17 +9,18 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
-int64_t pt_linear_forward_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads);
-pt_status pt_linear_forward(int64_t n, int64_t in, int64_t out, const float *x, const float *w, const float *bias,
-                            float *y, float *workspace, int64_t workspace_floats);
+int64_t pt_linear_forward_workspace_floats(const pt_team *team, int64_t n, int64_t in, int64_t out);
+pt_status pt_linear_forward(const pt_team *team, int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                            const float *bias, float *y, float *workspace, int64_t workspace_floats);
 
-int64_t pt_linear_grad_input_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads);
-pt_status pt_linear_grad_input(int64_t n, int64_t in, int64_t out, const float *dy, const float *w, float *dx,
-                               int accumulate, float *workspace, int64_t workspace_floats);
+int64_t pt_linear_grad_input_workspace_floats(const pt_team *team, int64_t n, int64_t in, int64_t out);
+pt_status pt_linear_grad_input(const pt_team *team, int64_t n, int64_t in, int64_t out, const float *dy, const float *w,
+                               float *dx, int accumulate, float *workspace, int64_t workspace_floats);
 
-int64_t pt_linear_grad_weight_workspace_floats(int64_t n, int64_t in, int64_t out, int num_threads);
-pt_status pt_linear_grad_weight(int64_t n, int64_t in, int64_t out, const float *dy, const float *x, float *dw,
-                                int accumulate, float *workspace, int64_t workspace_floats);
+int64_t pt_linear_grad_weight_workspace_floats(const pt_team *team, int64_t n, int64_t in, int64_t out);
+pt_status pt_linear_grad_weight(const pt_team *team, int64_t n, int64_t in, int64_t out, const float *dy,
+                                const float *x, float *dw, int accumulate, float *workspace, int64_t workspace_floats);
 
 #endif

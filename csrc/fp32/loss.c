@@ -42,16 +42,17 @@ static float ordered_sum(const float *partial, int64_t count)
 
 int64_t pt_cross_entropy_workspace_floats(int64_t n) { return n < 1 ? 0 : n; }
 
-pt_status pt_cross_entropy(int64_t n, int64_t classes, const float *logits, const int64_t *labels, float *loss,
-                           float *dlogits, float *workspace, int64_t workspace_floats)
+pt_status pt_cross_entropy(const pt_team *team, int64_t n, int64_t classes, const float *logits, const int64_t *labels,
+                           float *loss, float *dlogits, float *workspace, int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (logits == NULL || labels == NULL || loss == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     if (n < 1 || classes < 1) return PT_ERR_BAD_SHAPE;
     if (workspace_floats < pt_cross_entropy_workspace_floats(n)) return PT_ERR_WORKSPACE_TOO_SMALL;
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= classes) return PT_ERR_VALUE_OUT_OF_RANGE;
     loss_task t = {n, classes, logits, NULL, labels, dlogits, workspace};
-    pt_parallel(cross_entropy_worker, &t);
+    pt_parallel(team, cross_entropy_worker, &t);
     *loss = ordered_sum(workspace, n) / (float)n;
     return PT_OK;
 }
@@ -81,15 +82,16 @@ int64_t pt_mse_loss_workspace_floats(int64_t count)
     return count < 1 ? 0 : (count + PT_MSE_BLOCK - 1) / PT_MSE_BLOCK;
 }
 
-pt_status pt_mse_loss(int64_t count, const float *pred, const float *target, float *loss, float *dpred,
-                      float *workspace, int64_t workspace_floats)
+pt_status pt_mse_loss(const pt_team *team, int64_t count, const float *pred, const float *target, float *loss,
+                      float *dpred, float *workspace, int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (pred == NULL || target == NULL || loss == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     if (count < 1) return PT_ERR_BAD_SHAPE;
     const int64_t blocks = pt_mse_loss_workspace_floats(count);
     if (workspace_floats < blocks) return PT_ERR_WORKSPACE_TOO_SMALL;
     loss_task t = {count, 0, pred, target, NULL, dpred, workspace};
-    pt_parallel(mse_worker, &t);
+    pt_parallel(team, mse_worker, &t);
     *loss = ordered_sum(workspace, blocks) / (float)count;
     return PT_OK;
 }

@@ -14,16 +14,17 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
 #define PT_MSE_BLOCK 1024
 
 int64_t pt_cross_entropy_workspace_floats(int64_t n);
 /* PT_ERR_VALUE_OUT_OF_RANGE when a label is outside [0, K). */
-pt_status pt_cross_entropy(int64_t n, int64_t classes, const float *logits, const int64_t *labels, float *loss,
-                           float *dlogits, float *workspace, int64_t workspace_floats);
+pt_status pt_cross_entropy(const pt_team *team, int64_t n, int64_t classes, const float *logits, const int64_t *labels,
+                           float *loss, float *dlogits, float *workspace, int64_t workspace_floats);
 
 int64_t pt_mse_loss_workspace_floats(int64_t count);
-pt_status pt_mse_loss(int64_t count, const float *pred, const float *target, float *loss, float *dpred,
-                      float *workspace, int64_t workspace_floats);
+pt_status pt_mse_loss(const pt_team *team, int64_t count, const float *pred, const float *target, float *loss,
+                      float *dpred, float *workspace, int64_t workspace_floats);
 
 #endif

@@ -54,9 +54,10 @@ static void adam_worker(void *arg)
 
 static int finite_nonneg(float v) { return v >= 0.0f && v < 3.0e38f; }
 
-pt_status pt_sgd_step(int64_t count, float *param, const float *grad, float *momentum_buffer,
+pt_status pt_sgd_step(const pt_team *team, int64_t count, float *param, const float *grad, float *momentum_buffer,
                       const pt_sgd_config *cfg, int first_step)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (param == NULL || grad == NULL || cfg == NULL) return PT_ERR_NULL_POINTER;
     if (cfg->momentum != 0.0f && momentum_buffer == NULL) return PT_ERR_NULL_POINTER;
     if (count < 1) return PT_ERR_BAD_SHAPE;
@@ -65,13 +66,14 @@ pt_status pt_sgd_step(int64_t count, float *param, const float *grad, float *mom
         (cfg->nesterov && !(cfg->momentum > 0.0f && cfg->dampening == 0.0f)))
         return PT_ERR_BAD_ARGUMENT;
     optim_task t = {count, param, momentum_buffer, NULL, grad, *cfg, {0}, first_step, 0.0f, 0.0f};
-    pt_parallel(sgd_worker, &t);
+    pt_parallel(team, sgd_worker, &t);
     return PT_OK;
 }
 
-pt_status pt_adam_step(int64_t count, float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                       const pt_adam_config *cfg, int64_t step)
+pt_status pt_adam_step(const pt_team *team, int64_t count, float *param, const float *grad, float *exp_avg,
+                       float *exp_avg_sq, const pt_adam_config *cfg, int64_t step)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (param == NULL || grad == NULL || exp_avg == NULL || exp_avg_sq == NULL || cfg == NULL)
         return PT_ERR_NULL_POINTER;
     if (count < 1) return PT_ERR_BAD_SHAPE;
@@ -83,6 +85,6 @@ pt_status pt_adam_step(int64_t count, float *param, const float *grad, float *ex
     const double bc2 = 1.0 - pow((double)cfg->beta2, (double)step);
     optim_task t = {count, param, exp_avg, exp_avg_sq, grad, {0}, *cfg, 0, (float)(cfg->lr / bc1),
                     (float)sqrt(bc2)};
-    pt_parallel(adam_worker, &t);
+    pt_parallel(team, adam_worker, &t);
     return PT_OK;
 }

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
 typedef struct {
     float lr, momentum, dampening, weight_decay;
@@ -27,11 +28,11 @@ typedef struct {
 } pt_adam_config;
 
 /* momentum_buffer may be NULL when momentum == 0; first_step = 1 initialises it with the gradient. */
-pt_status pt_sgd_step(int64_t count, float *param, const float *grad, float *momentum_buffer,
+pt_status pt_sgd_step(const pt_team *team, int64_t count, float *param, const float *grad, float *momentum_buffer,
                       const pt_sgd_config *cfg, int first_step);
 
 /* exp_avg (m) and exp_avg_sq (v) start at zero; step counts updates from 1. */
-pt_status pt_adam_step(int64_t count, float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                       const pt_adam_config *cfg, int64_t step);
+pt_status pt_adam_step(const pt_team *team, int64_t count, float *param, const float *grad, float *exp_avg,
+                       float *exp_avg_sq, const pt_adam_config *cfg, int64_t step);
 
 #endif

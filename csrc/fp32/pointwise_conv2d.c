@@ -16,55 +16,61 @@ static int bad_shape(int64_t n, int64_t c_in, int64_t c_out, int64_t hw)
     return n < 1 || c_in < 1 || c_out < 1 || hw < 1;
 }
 
-int64_t pt_pointwise_conv2d_forward_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                     int num_threads)
+int64_t pt_pointwise_conv2d_forward_workspace_floats(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                     int64_t hw)
 {
+    if (pt_team_check(team) != PT_OK) return 0;
     if (bad_shape(n, c_in, c_out, hw)) return 0;
-    return pt_matmul_view_workspace_floats(pt_matmul_pick(c_out, n * hw, c_in), c_out, n * hw, c_in, num_threads);
+    return pt_matmul_view_workspace_floats(team, pt_matmul_pick(team, c_out, n * hw, c_in), c_out, n * hw, c_in);
 }
 
-pt_status pt_pointwise_conv2d_forward(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *x,
-                                      const float *w, const float *bias, float *y, float *workspace,
+pt_status pt_pointwise_conv2d_forward(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                      const float *x, const float *w, const float *bias, float *y, float *workspace,
                                       int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL || w == NULL || y == NULL) return PT_ERR_NULL_POINTER;
     if (bad_shape(n, c_in, c_out, hw)) return PT_ERR_BAD_SHAPE;
     const pt_view A = pt_view_2d(w, c_in, 1), B = batch_folded(x, c_in, hw), C = batch_folded(y, c_out, hw);
     const pt_bias b = {bias, NULL};
-    return pt_matmul_view(pt_matmul_pick(c_out, n * hw, c_in), c_out, n * hw, c_in, &A, &B, &C, &b, 0,
+    return pt_matmul_view(team, pt_matmul_pick(team, c_out, n * hw, c_in), c_out, n * hw, c_in, &A, &B, &C, &b, 0,
                           workspace, workspace_floats);
 }
 
-int64_t pt_pointwise_conv2d_grad_input_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                        int num_threads)
+int64_t pt_pointwise_conv2d_grad_input_workspace_floats(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                        int64_t hw)
 {
+    if (pt_team_check(team) != PT_OK) return 0;
     if (bad_shape(n, c_in, c_out, hw)) return 0;
-    return pt_matmul_view_workspace_floats(pt_matmul_pick(c_in, n * hw, c_out), c_in, n * hw, c_out, num_threads);
+    return pt_matmul_view_workspace_floats(team, pt_matmul_pick(team, c_in, n * hw, c_out), c_in, n * hw, c_out);
 }
 
-pt_status pt_pointwise_conv2d_grad_input(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *dy,
-                                         const float *w, float *dx, int accumulate, float *workspace,
+pt_status pt_pointwise_conv2d_grad_input(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                         const float *dy, const float *w, float *dx, int accumulate, float *workspace,
                                          int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (dy == NULL || w == NULL || dx == NULL) return PT_ERR_NULL_POINTER;
     if (bad_shape(n, c_in, c_out, hw)) return PT_ERR_BAD_SHAPE;
     const pt_view A = pt_view_2d(w, 1, c_in); /* W^T */
     const pt_view B = batch_folded(dy, c_out, hw), C = batch_folded(dx, c_in, hw);
-    return pt_matmul_view(pt_matmul_pick(c_in, n * hw, c_out), c_in, n * hw, c_out, &A, &B, &C, NULL, accumulate,
-                          workspace, workspace_floats);
+    return pt_matmul_view(team, pt_matmul_pick(team, c_in, n * hw, c_out), c_in, n * hw, c_out, &A, &B, &C, NULL,
+                          accumulate, workspace, workspace_floats);
 }
 
-int64_t pt_pointwise_conv2d_grad_weight_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                         int num_threads)
+int64_t pt_pointwise_conv2d_grad_weight_workspace_floats(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                         int64_t hw)
 {
+    if (pt_team_check(team) != PT_OK) return 0;
     if (bad_shape(n, c_in, c_out, hw)) return 0;
-    return pt_matmul_view_workspace_floats(pt_matmul_pick(c_out, c_in, n * hw), c_out, c_in, n * hw, num_threads);
+    return pt_matmul_view_workspace_floats(team, pt_matmul_pick(team, c_out, c_in, n * hw), c_out, c_in, n * hw);
 }
 
-pt_status pt_pointwise_conv2d_grad_weight(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *dy,
-                                          const float *x, float *dw, int accumulate, float *workspace,
+pt_status pt_pointwise_conv2d_grad_weight(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                          const float *dy, const float *x, float *dw, int accumulate, float *workspace,
                                           int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (dy == NULL || x == NULL || dw == NULL) return PT_ERR_NULL_POINTER;
     if (bad_shape(n, c_in, c_out, hw)) return PT_ERR_BAD_SHAPE;
     const pt_view A = batch_folded(dy, c_out, hw);
@@ -73,6 +79,6 @@ pt_status pt_pointwise_conv2d_grad_weight(int64_t n, int64_t c_in, int64_t c_out
     B.row_block = hw;
     B.row_stride_outer = c_in * hw;
     const pt_view C = pt_view_2d(dw, c_in, 1);
-    return pt_matmul_view(pt_matmul_pick(c_out, c_in, n * hw), c_out, c_in, n * hw, &A, &B, &C, NULL, accumulate,
-                          workspace, workspace_floats);
+    return pt_matmul_view(team, pt_matmul_pick(team, c_out, c_in, n * hw), c_out, c_in, n * hw, &A, &B, &C, NULL,
+                          accumulate, workspace, workspace_floats);
 }

@@ -12,23 +12,24 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
-int64_t pt_pointwise_conv2d_forward_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                     int num_threads);
-pt_status pt_pointwise_conv2d_forward(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *x,
-                                      const float *w, const float *bias, float *y, float *workspace,
+int64_t pt_pointwise_conv2d_forward_workspace_floats(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                     int64_t hw);
+pt_status pt_pointwise_conv2d_forward(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                      const float *x, const float *w, const float *bias, float *y, float *workspace,
                                       int64_t workspace_floats);
 
-int64_t pt_pointwise_conv2d_grad_input_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                        int num_threads);
-pt_status pt_pointwise_conv2d_grad_input(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *dy,
-                                         const float *w, float *dx, int accumulate, float *workspace,
+int64_t pt_pointwise_conv2d_grad_input_workspace_floats(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                        int64_t hw);
+pt_status pt_pointwise_conv2d_grad_input(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                         const float *dy, const float *w, float *dx, int accumulate, float *workspace,
                                          int64_t workspace_floats);
 
-int64_t pt_pointwise_conv2d_grad_weight_workspace_floats(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                         int num_threads);
-pt_status pt_pointwise_conv2d_grad_weight(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const float *dy,
-                                          const float *x, float *dw, int accumulate, float *workspace,
+int64_t pt_pointwise_conv2d_grad_weight_workspace_floats(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                         int64_t hw);
+pt_status pt_pointwise_conv2d_grad_weight(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                          const float *dy, const float *x, float *dw, int accumulate, float *workspace,
                                           int64_t workspace_floats);
 
 #endif

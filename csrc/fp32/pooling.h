@@ -15,13 +15,15 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 #include "conv_geometry.h"
 
-pt_status pt_avg_pool2d_forward(const pt_conv_geometry *g, const float *x, float *y);
-pt_status pt_avg_pool2d_grad_input(const pt_conv_geometry *g, const float *dy, float *dx, int accumulate);
-
-pt_status pt_max_pool2d_forward(const pt_conv_geometry *g, const float *x, float *y);
-pt_status pt_max_pool2d_grad_input(const pt_conv_geometry *g, const float *dy, const float *x, float *dx,
+pt_status pt_avg_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y);
+pt_status pt_avg_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, float *dx,
                                    int accumulate);
+
+pt_status pt_max_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y);
+pt_status pt_max_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
+                                   float *dx, int accumulate);
 
 #endif

@@ -53,7 +53,10 @@ static inline int64_t col_offset(const pt_view *v, int64_t c)
  * rs_a = 1, cs_a = MR; an unpacked matrix is read in place) and B(p, c) = b[p*ldb + c] (ldb = NR for a
  * packed panel), then the tile goes to the rows crow[r]
  * (NR contiguous floats each) as `mode` says. The arithmetic does not depend on where A lives or on the
- * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element. */
+ * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element, as long as
+ * the compiler fuses the chain in every tile kernel alike (-ffp-contract=fast; with GCC also
+ * --param=avoid-fma-max-bits=0, see setup.py: its Zen tunings leave some loops' chains unfused, and a layer
+ * whose blocking follows the team size then rounded an element differently on 1 and on 8 cores). */
 enum {
     TILE_STORE,     /* c = acc                        (first K block without bias; edge buffer) */
     TILE_FIRST,     /* c = (acc + rb[r]) + cb[c]      (first K block) */
@@ -186,7 +189,7 @@ static const tile_fn *const row_tiles[] = {NULL, NULL, NULL, NULL, NULL, rows_6x
 #define HOST_DEFAULT_VARIANT 3 /* 4x4: 16 accumulators fit a scalar FP register file */
 #endif
 
-static int preferred_variant = PT_MATMUL_AUTO;
+static int preferred_variant = PT_MATMUL_AUTO; /* the default of pt_team_default() only */
 
 int pt_matmul_num_variants(void) { return NUM_VARIANTS; }
 
@@ -204,10 +207,10 @@ int pt_matmul_variant_find(const char *name)
     return -1;
 }
 
-int pt_matmul_pick(int64_t M, int64_t N, int64_t K)
+int pt_matmul_pick(const pt_team *team, int64_t M, int64_t N, int64_t K)
 {
     (void)M; (void)N; (void)K;
-    if (preferred_variant != PT_MATMUL_AUTO) return preferred_variant;
+    if (team->matmul_variant != PT_MATMUL_AUTO) return team->matmul_variant;
     return HOST_DEFAULT_VARIANT;
 }
 
@@ -698,25 +701,27 @@ static int split_rows_for(int variant, int64_t M, int64_t N, int64_t K, const pt
     return row_tiles > col_tiles; /* otherwise the axis with more register tiles */
 }
 
-int64_t pt_matmul_view_workspace_floats(int variant, int64_t M, int64_t N, int64_t K, int num_threads)
+int64_t pt_matmul_view_workspace_floats(const pt_team *team, int variant, int64_t M, int64_t N, int64_t K)
 {
-    const pt_matmul_variant *v = pt_matmul_variant_info(variant);
-    if (v == NULL || num_threads < 1) return 0;
+    if (pt_team_check(team) != PT_OK) return 0;
+    if (variant == PT_MATMUL_AUTO) variant = pt_matmul_pick(team, M, N, K);
+    if (pt_matmul_variant_info(variant) == NULL) return 0;
     /* Bound for any split: the full extent of the unsplit axis, at most one block of the split one. */
-    return (int64_t)num_threads * pt_gemm_workspace_floats(variant, M, N, K);
+    return (int64_t)team->num_threads * pt_gemm_workspace_floats(variant, M, N, K);
 }
 
-pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_view *A, const pt_view *B,
-                         const pt_view *C, const pt_bias *bias, int accumulate, float *workspace,
+pt_status pt_matmul_view(const pt_team *team, int variant, int64_t M, int64_t N, int64_t K, const pt_view *A,
+                         const pt_view *B, const pt_view *C, const pt_bias *bias, int accumulate, float *workspace,
                          int64_t workspace_floats)
 {
-    if (variant == PT_MATMUL_AUTO) variant = pt_matmul_pick(M, N, K);
+    PT_RETURN_IF_BAD_TEAM(team);
+    if (variant == PT_MATMUL_AUTO) variant = pt_matmul_pick(team, M, N, K);
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
     if (v == NULL) return PT_ERR_UNKNOWN_VARIANT;
     if (M < 1 || N < 1 || K < 1) return PT_ERR_BAD_SHAPE;
     if (A == NULL || B == NULL || C == NULL || A->data == NULL || B->data == NULL || C->data == NULL)
         return PT_ERR_NULL_POINTER;
-    int threads = pt_get_num_threads();
+    int threads = team->num_threads;
     int64_t per_core = pt_gemm_workspace_floats(variant, M, N, K);
     if (v->ukernel != NULL && (workspace == NULL || workspace_floats < per_core * threads))
         return workspace == NULL ? PT_ERR_NULL_POINTER : PT_ERR_WORKSPACE_TOO_SMALL;
@@ -736,14 +741,15 @@ pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_
     if (M * N * K < SERIAL_MAX_MACS)
         matmul_worker(&t);
     else
-        pt_parallel(matmul_worker, &t);
+        pt_parallel(team, matmul_worker, &t);
     return pt_team_status_result(&t.status);
 }
 
-pt_status pt_matmul(int variant, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
-                    int accumulate, float *workspace, int64_t workspace_floats)
+pt_status pt_matmul(const pt_team *team, int variant, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+                    float *C, int accumulate, float *workspace, int64_t workspace_floats)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (A == NULL || B == NULL || C == NULL) return PT_ERR_NULL_POINTER;
     pt_view a = pt_view_2d(A, K, 1), b = pt_view_2d(B, N, 1), c = pt_view_2d(C, N, 1);
-    return pt_matmul_view(variant, M, N, K, &a, &b, &c, NULL, accumulate, workspace, workspace_floats);
+    return pt_matmul_view(team, variant, M, N, K, &a, &b, &c, NULL, accumulate, workspace, workspace_floats);
 }

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
 typedef struct {
     float *data;
@@ -42,18 +43,16 @@ typedef struct {
     pt_ukernel_fn ukernel;   /* NULL for the unpacked naive reference */
 } pt_matmul_variant;
 
-#define PT_MATMUL_AUTO (-1)
-
 int pt_matmul_num_variants(void);
 /* NULL when id is out of range. */
 const pt_matmul_variant *pt_matmul_variant_info(int id);
 /* Index of the variant called `name`, or -1. */
 int pt_matmul_variant_find(const char *name);
 
-/* The variant used when a caller passes PT_MATMUL_AUTO: a fixed per-shape rule (never a function of the
- * thread count). pt_matmul_set_preferred forces one variant for every shape (PT_MATMUL_AUTO restores the
- * rule); it is part of the parallel runtime's settings. */
-int pt_matmul_pick(int64_t M, int64_t N, int64_t K);
+/* The variant a team uses for an M x N x K product: team->matmul_variant when it forces one, else a fixed
+ * per-shape rule (never a function of the thread count). pt_matmul_set_preferred sets the default that
+ * pt_team_default() reports (PT_MATMUL_AUTO restores the rule); kernels never read it. */
+int pt_matmul_pick(const pt_team *team, int64_t M, int64_t N, int64_t K);
 pt_status pt_matmul_set_preferred(int variant);
 int pt_matmul_get_preferred(void);
 
@@ -67,13 +66,13 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                          float *workspace, int64_t workspace_floats);
 
 /* Parallel product over views: the output is split across cores in whole register tiles. */
-int64_t pt_matmul_view_workspace_floats(int variant, int64_t M, int64_t N, int64_t K, int num_threads);
-pt_status pt_matmul_view(int variant, int64_t M, int64_t N, int64_t K, const pt_view *A, const pt_view *B,
-                         const pt_view *C, const pt_bias *bias, int accumulate, float *workspace,
+int64_t pt_matmul_view_workspace_floats(const pt_team *team, int variant, int64_t M, int64_t N, int64_t K);
+pt_status pt_matmul_view(const pt_team *team, int variant, int64_t M, int64_t N, int64_t K, const pt_view *A,
+                         const pt_view *B, const pt_view *C, const pt_bias *bias, int accumulate, float *workspace,
                          int64_t workspace_floats);
 
 /* Parallel product of C-contiguous row-major matrices. */
-pt_status pt_matmul(int variant, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
-                    int accumulate, float *workspace, int64_t workspace_floats);
+pt_status pt_matmul(const pt_team *team, int variant, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+                    float *C, int accumulate, float *workspace, int64_t workspace_floats);
 
 #endif

@@ -41,17 +41,19 @@ static pt_int8_gemm_problem conv_problem(const pt_conv_geometry *g, const conv_c
     return pr;
 }
 
-int64_t pt_int8_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
+int64_t pt_int8_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
 {
+    if (pt_team_check(team) != PT_OK) return 0;
     if (g == NULL) return 0;
-    return pt_int8_gemm_workspace_bytes(g->n, g->h_out * g->w_out, g->c_in * g->kh * g->kw, g->c_out, num_threads);
+    return pt_int8_gemm_workspace_bytes(team, g->n, g->h_out * g->w_out, g->c_in * g->kh * g->kw, g->c_out);
 }
 
-pt_status pt_int8_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w, const pt_requant *rq,
-                                 uint8_t *y, void *workspace, int64_t workspace_bytes)
+pt_status pt_int8_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
+                                 const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (g == NULL || x == NULL) return PT_ERR_NULL_POINTER;
     const conv_ctx ctx = {g, x};
     const pt_int8_gemm_problem pr = conv_problem(g, &ctx, w, rq, y);
-    return pt_int8_gemm_run(&pr, workspace, workspace_bytes);
+    return pt_int8_gemm_run(team, &pr, workspace, workspace_bytes);
 }

@@ -26,10 +26,11 @@ static dw_plan make_plan(const pt_conv_geometry *g)
     return p;
 }
 
-int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_conv_geometry *g, int num_threads)
+int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
 {
-    if (g == NULL || num_threads < 1) return 0;
-    return make_plan(g).per_core_bytes * num_threads;
+    if (pt_team_check(team) != PT_OK) return 0;
+    if (g == NULL) return 0;
+    return make_plan(g).per_core_bytes * team->num_threads;
 }
 
 typedef struct {
@@ -152,10 +153,11 @@ static void forward_worker(void *arg)
     }
 }
 
-pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
-                                           const pt_requant *rq, uint8_t *y, void *workspace,
+pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x,
+                                           const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
                                            int64_t workspace_bytes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (g == NULL || x == NULL || w == NULL || y == NULL || workspace == NULL) return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in) return PT_ERR_BAD_SHAPE;
     if (g->kh * g->kw > PT_INT8_MAX_K) return PT_ERR_BAD_SHAPE;
@@ -167,7 +169,7 @@ pt_status pt_int8_depthwise_conv2d_forward(const pt_conv_geometry *g, const uint
     pt_status st = pt_requant_check(rq, g->c_out);
     if (st != PT_OK) return st;
     dw_task t = {g, make_plan(g), x, w, rq, y, (uint8_t *)workspace};
-    if (workspace_bytes < t.plan.per_core_bytes * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
-    pt_parallel(forward_worker, &t);
+    if (workspace_bytes < t.plan.per_core_bytes * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
+    pt_parallel(team, forward_worker, &t);
     return PT_OK;
 }

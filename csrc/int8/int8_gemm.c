@@ -15,24 +15,33 @@
 
 enum { MK_PORTABLE = 0, MK_AVX2 = 1 };
 static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16"};
-static int microkernel = HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE; /* runtime setting */
+/* the default of pt_team_default() only: kernels use their team's choice */
+static int default_microkernel = PT_INT8_MICROKERNEL_AUTO;
+
+/* The microkernel a team's choice stands for (the team is checked: AUTO or a valid index). */
+static int resolve_microkernel(int choice)
+{
+    return choice == PT_INT8_MICROKERNEL_AUTO ? (HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE) : choice;
+}
 
 pt_status pt_int8_set_microkernel(const char *name)
 {
     if (name == NULL) return PT_ERR_NULL_POINTER;
     if (strcmp(name, "auto") == 0) {
-        microkernel = HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE;
+        default_microkernel = PT_INT8_MICROKERNEL_AUTO;
         return PT_OK;
     }
     for (int i = 0; pt_int8_microkernel_name(i) != NULL; i++)
         if (strcmp(name, microkernel_names[i]) == 0) {
-            microkernel = i;
+            default_microkernel = i;
             return PT_OK;
         }
     return PT_ERR_UNKNOWN_VARIANT;
 }
 
-const char *pt_int8_get_microkernel(void) { return microkernel_names[microkernel]; }
+const char *pt_int8_get_microkernel(void) { return microkernel_names[resolve_microkernel(default_microkernel)]; }
+
+int pt_int8_get_default_microkernel(void) { return default_microkernel; }
 
 const char *pt_int8_microkernel_name(int index)
 {
@@ -146,10 +155,10 @@ typedef struct {
     int64_t weight_bytes, per_core_bytes;
 } gemm_plan;
 
-static gemm_plan make_plan(int64_t images, int64_t pixels, int64_t K, int64_t c_out)
+static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, int64_t K, int64_t c_out)
 {
     gemm_plan p;
-    p.simd = microkernel == MK_AVX2;
+    p.simd = resolve_microkernel(team->int8_microkernel) == MK_AVX2;
     p.kpairs = cdiv(K, 2);
     const int64_t granule = p.simd ? SIMD_PIXELS : 2;
     int64_t pp = max64(granule, min64(MAX_PANEL_PIXELS, PANEL_BYTES / (4 * p.kpairs)) / granule * granule);
@@ -164,11 +173,12 @@ static gemm_plan make_plan(int64_t images, int64_t pixels, int64_t K, int64_t c_
     return p;
 }
 
-int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, int64_t c_out, int num_threads)
+int64_t pt_int8_gemm_workspace_bytes(const pt_team *team, int64_t images, int64_t pixels, int64_t K, int64_t c_out)
 {
-    if (images < 1 || pixels < 1 || K < 1 || c_out < 1 || num_threads < 1) return 0;
-    const gemm_plan p = make_plan(images, pixels, K, c_out);
-    return p.per_core_bytes * num_threads;
+    if (pt_team_check(team) != PT_OK) return 0;
+    if (images < 1 || pixels < 1 || K < 1 || c_out < 1) return 0;
+    const gemm_plan p = make_plan(team, images, pixels, K, c_out);
+    return p.per_core_bytes * team->num_threads;
 }
 
 typedef struct {
@@ -220,16 +230,18 @@ static void gemm_worker(void *arg)
     }
 }
 
-pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int64_t workspace_bytes)
+pt_status pt_int8_gemm_run(const pt_team *team, const pt_int8_gemm_problem *pr, void *workspace,
+                           int64_t workspace_bytes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (pr == NULL || pr->w == NULL || pr->y == NULL || pr->build_panel == NULL) return PT_ERR_NULL_POINTER;
     if (pr->images < 1 || pr->pixels < 1 || pr->K < 1 || pr->c_out < 1) return PT_ERR_BAD_SHAPE;
     if (pr->K > PT_INT8_MAX_K) return PT_ERR_BAD_SHAPE;
     pt_status st = pt_requant_check(pr->rq, pr->c_out);
     if (st != PT_OK) return st;
     if (workspace == NULL) return PT_ERR_NULL_POINTER;
-    gemm_task t = {pr, make_plan(pr->images, pr->pixels, pr->K, pr->c_out), (uint8_t *)workspace};
-    if (workspace_bytes < t.plan.per_core_bytes * pt_get_num_threads()) return PT_ERR_WORKSPACE_TOO_SMALL;
-    pt_parallel(gemm_worker, &t);
+    gemm_task t = {pr, make_plan(team, pr->images, pr->pixels, pr->K, pr->c_out), (uint8_t *)workspace};
+    if (workspace_bytes < t.plan.per_core_bytes * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
+    pt_parallel(team, gemm_worker, &t);
     return PT_OK;
 }

@@ -23,6 +23,7 @@
 #ifndef PT_INT8_GEMM_H
 #define PT_INT8_GEMM_H
 
+#include "parallel.h"
 #include <stdint.h>
 #include "int8_requant.h"
 
@@ -46,15 +47,18 @@ static inline int64_t pt_int8_panel_index(int64_t p, int64_t k, int64_t pixel_st
 }
 
 /* Workspace bytes for a problem of these sizes and team size (0 if a size is < 1). */
-int64_t pt_int8_gemm_workspace_bytes(int64_t images, int64_t pixels, int64_t K, int64_t c_out, int num_threads);
+int64_t pt_int8_gemm_workspace_bytes(const pt_team *team, int64_t images, int64_t pixels, int64_t K, int64_t c_out);
 
 /* Runs the problem on the team. Checks sizes, K <= PT_INT8_MAX_K, the requant parameters, workspace. */
-pt_status pt_int8_gemm_run(const pt_int8_gemm_problem *pr, void *workspace, int64_t workspace_bytes);
+pt_status pt_int8_gemm_run(const pt_team *team, const pt_int8_gemm_problem *pr, void *workspace,
+                           int64_t workspace_bytes);
 
-/* Microkernel choice (a runtime setting, like the matmul variant): names above; "auto" = the fastest
- * available. Unknown or unavailable names give PT_ERR_UNKNOWN_VARIANT. */
+/* The default microkernel (what pt_team_default() reports; a kernel uses its team's int8_microkernel):
+ * names above; "auto" = the fastest available. Unknown or unavailable names give PT_ERR_UNKNOWN_VARIANT. */
 pt_status pt_int8_set_microkernel(const char *name);
+/* The name the default stands for, and the default itself (PT_INT8_MICROKERNEL_AUTO or an index). */
 const char *pt_int8_get_microkernel(void);
+int pt_int8_get_default_microkernel(void);
 /* Names available on this build, NULL past the end. */
 const char *pt_int8_microkernel_name(int index);
 

@@ -19,16 +19,19 @@ static void linear_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, 
     }
 }
 
-int64_t pt_int8_linear_forward_workspace_bytes(int64_t n, int64_t n_in, int64_t n_out, int num_threads)
+int64_t pt_int8_linear_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out)
 {
-    return pt_int8_gemm_workspace_bytes(1, n, n_in, n_out, num_threads);
+    if (pt_team_check(team) != PT_OK) return 0;
+    return pt_int8_gemm_workspace_bytes(team, 1, n, n_in, n_out);
 }
 
-pt_status pt_int8_linear_forward(int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x, const int8_t *w,
-                                 const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
+pt_status pt_int8_linear_forward(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x,
+                                 const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
+                                 int64_t workspace_bytes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL) return PT_ERR_NULL_POINTER;
     const linear_ctx ctx = {n_in, x};
     const pt_int8_gemm_problem pr = {1, n, n_in, n_out, w, rq, y, 0, 1, n_out, linear_panel, &ctx};
-    return pt_int8_gemm_run(&pr, workspace, workspace_bytes);
+    return pt_int8_gemm_run(team, &pr, workspace, workspace_bytes);
 }

@@ -20,18 +20,20 @@ static void pointwise_panel(const void *vctx, int64_t img, int64_t p0, int64_t p
     }
 }
 
-int64_t pt_int8_pointwise_conv2d_forward_workspace_bytes(int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                                         int num_threads)
+int64_t pt_int8_pointwise_conv2d_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out,
+                                                         int64_t hw)
 {
-    return pt_int8_gemm_workspace_bytes(n, hw, c_in, c_out, num_threads);
+    if (pt_team_check(team) != PT_OK) return 0;
+    return pt_int8_gemm_workspace_bytes(team, n, hw, c_in, c_out);
 }
 
-pt_status pt_int8_pointwise_conv2d_forward(int64_t n, int64_t c_in, int64_t c_out, int64_t hw, const uint8_t *x,
-                                           const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
-                                           int64_t workspace_bytes)
+pt_status pt_int8_pointwise_conv2d_forward(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                           const uint8_t *x, const int8_t *w, const pt_requant *rq, uint8_t *y,
+                                           void *workspace, int64_t workspace_bytes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (x == NULL) return PT_ERR_NULL_POINTER;
     const pointwise_ctx ctx = {c_in, hw, x};
     const pt_int8_gemm_problem pr = {n, hw, c_in, c_out, w, rq, y, c_out * hw, hw, 1, pointwise_panel, &ctx};
-    return pt_int8_gemm_run(&pr, workspace, workspace_bytes);
+    return pt_int8_gemm_run(team, &pr, workspace, workspace_bytes);
 }

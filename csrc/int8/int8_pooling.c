@@ -31,12 +31,13 @@ static void avg_pool_worker(void *arg)
     }
 }
 
-pt_status pt_int8_avg_pool2d(const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
+pt_status pt_int8_avg_pool2d(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (g == NULL || x == NULL || y == NULL) return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in) return PT_ERR_BAD_SHAPE;
     if (g->pad_h != 0 || g->pad_w != 0) return PT_ERR_BAD_ARGUMENT;
     pool_task t = {g, x, y};
-    pt_parallel(avg_pool_worker, &t);
+    pt_parallel(team, avg_pool_worker, &t);
     return PT_OK;
 }

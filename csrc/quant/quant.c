@@ -28,13 +28,13 @@ typedef struct {
     pt_team_status status;
 } quant_task;
 
-static void run(pt_task_fn fn, quant_task *t)
+static void run(const pt_team *team, pt_task_fn fn, quant_task *t)
 {
     pt_team_status_clear(&t->status);
     if (t->count < SERIAL_BELOW)
         fn(t); /* outside a fork pt_chunk sees a team of one */
     else
-        pt_parallel(fn, t);
+        pt_parallel(team, fn, t);
 }
 
 /* round_half_even(q) clipped to [0, maxcode] for maxcode <= 255, as the float -> code step of quantize.
@@ -80,13 +80,14 @@ static void quantize_worker(void *arg)
     if (nan_seen) pt_team_status_report(&t->status, PT_ERR_VALUE_OUT_OF_RANGE);
 }
 
-pt_status pt_quantize(int64_t count, const float *x, float scale, int bits, uint8_t *codes)
+pt_status pt_quantize(const pt_team *team, int64_t count, const float *x, float scale, int bits, uint8_t *codes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (count > 0 && (x == NULL || codes == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits) || !(scale > 0.0f) || isinf(scale)) return PT_ERR_BAD_ARGUMENT;
     quant_task t = {.count = count, .x = x, .out = codes, .scale = scale, .bits = bits};
-    run(quantize_worker, &t);
+    run(team, quantize_worker, &t);
     return pt_team_status_result(&t.status);
 }
 
@@ -102,13 +103,14 @@ static void dequantize_worker(void *arg)
     for (int64_t i = 0; i < n; i++) x[i] = scale * (float)codes[i];
 }
 
-pt_status pt_dequantize(int64_t count, const uint8_t *codes, float scale, float *x)
+pt_status pt_dequantize(const pt_team *team, int64_t count, const uint8_t *codes, float scale, float *x)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (count > 0 && (x == NULL || codes == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!(scale > 0.0f) || isinf(scale)) return PT_ERR_BAD_ARGUMENT;
     quant_task t = {.count = count, .xf = x, .codes = codes, .scale = scale};
-    run(dequantize_worker, &t);
+    run(team, dequantize_worker, &t);
     return PT_OK;
 }
 
@@ -164,13 +166,14 @@ static void pack_worker(void *arg)
     if (seen >> bits) pt_team_status_report(&t->status, PT_ERR_VALUE_OUT_OF_RANGE);
 }
 
-pt_status pt_pack_bits(int64_t count, const uint8_t *codes, int bits, uint8_t *packed)
+pt_status pt_pack_bits(const pt_team *team, int64_t count, const uint8_t *codes, int bits, uint8_t *packed)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (count > 0 && (codes == NULL || packed == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits)) return PT_ERR_BAD_ARGUMENT;
     quant_task t = {.count = count, .codes = codes, .out = packed, .bits = bits};
-    run(pack_worker, &t);
+    run(team, pack_worker, &t);
     return pt_team_status_result(&t.status);
 }
 
@@ -213,12 +216,13 @@ static void unpack_worker(void *arg)
     }
 }
 
-pt_status pt_unpack_bits(int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
+pt_status pt_unpack_bits(const pt_team *team, int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
 {
+    PT_RETURN_IF_BAD_TEAM(team);
     if (count > 0 && (codes == NULL || packed == NULL)) return PT_ERR_NULL_POINTER;
     if (count < 0) return PT_ERR_BAD_SHAPE;
     if (!bits_ok(bits)) return PT_ERR_BAD_ARGUMENT;
     quant_task t = {.count = count, .codes = packed, .out = codes, .bits = bits};
-    run(unpack_worker, &t);
+    run(team, unpack_worker, &t);
     return PT_OK;
 }

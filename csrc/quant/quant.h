@@ -17,15 +17,16 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "parallel.h"
 
 /* ceil(count * bits / 8), or -1 when count < 0 or bits is not 1..8. */
 int64_t pt_packed_bytes(int64_t count, int bits);
 
 /* scale must be finite and > 0. A NaN in x gives PT_ERR_VALUE_OUT_OF_RANGE. */
-pt_status pt_quantize(int64_t count, const float *x, float scale, int bits, uint8_t *codes);
-pt_status pt_dequantize(int64_t count, const uint8_t *codes, float scale, float *x);
+pt_status pt_quantize(const pt_team *team, int64_t count, const float *x, float scale, int bits, uint8_t *codes);
+pt_status pt_dequantize(const pt_team *team, int64_t count, const uint8_t *codes, float scale, float *x);
 
-pt_status pt_pack_bits(int64_t count, const uint8_t *codes, int bits, uint8_t *packed);
-pt_status pt_unpack_bits(int64_t count, const uint8_t *packed, int bits, uint8_t *codes);
+pt_status pt_pack_bits(const pt_team *team, int64_t count, const uint8_t *codes, int bits, uint8_t *packed);
+pt_status pt_unpack_bits(const pt_team *team, int64_t count, const uint8_t *packed, int bits, uint8_t *codes);
 
 #endif

@@ -207,22 +207,23 @@ static void free_operands(operands *o)
     free(o->shift);
 }
 
-/* Retired instructions of one call on a team of `cores`; fills the per-core accounting when cores > 1. */
-static pt_status measure(const rv_kernel_step *s, int cores, operands *o, uint64_t *instret)
+/* Retired instructions of one call with `matmul_variant` on a team of `cores`; fills the per-core accounting
+ * when cores > 1. */
+static pt_status measure(const rv_kernel_step *s, int matmul_variant, int cores, operands *o, uint64_t *instret)
 {
-    pt_set_num_threads(cores);
+    pt_team team = pt_team_of(cores);
+    team.matmul_variant = matmul_variant;
+    team.serial_core_hook = cores > 1 ? core_hook : NULL;
     const int typed = rv_op_is_typed(s->op);
     /* workspace: floats for the float ops, bytes for the typed ones */
-    const int64_t ws_size = typed ? rv_step_workspace_bytes(s, cores) : rv_step_workspace_floats(s, cores);
+    const int64_t ws_size = typed ? rv_step_workspace_bytes(&team, s) : rv_step_workspace_floats(&team, s);
     void *ws = allocate(ws_size * (typed ? 1 : (int64_t)sizeof(float)));
     reset_accounting();
-    pt_set_serial_core_hook(cores > 1 ? core_hook : NULL);
     (void)read_instret(); /* warm-up read */
     const uint64_t t0 = read_instret();
-    const pt_status st = typed ? rv_typed_step_run(s, o->a, o->b, &o->rq, o->out, ws, ws_size)
-                               : rv_step_run(s, o->a, o->b, o->bias, o->out, ws, ws_size);
+    const pt_status st = typed ? rv_typed_step_run(&team, s, o->a, o->b, &o->rq, o->out, ws, ws_size)
+                               : rv_step_run(&team, s, o->a, o->b, o->bias, o->out, ws, ws_size);
     const uint64_t t1 = read_instret();
-    pt_set_serial_core_hook(NULL);
     free(ws);
     *instret = t1 - t0;
     return st;
@@ -247,13 +248,14 @@ static void shape_text(const rv_kernel_step *s, char *buf, size_t size)
         snprintf(buf, size, "%d->%d %dx%d", (int)s->c_in, (int)s->c_out, (int)s->h, (int)s->w);
 }
 
-static int count_entry_variant(const count_entry *e, const char *variant, int cores, uint32_t *rng)
+static int count_entry_variant(const count_entry *e, int matmul_variant, const char *variant, int cores,
+                               uint32_t *rng)
 {
     const rv_kernel_step *s = &e->step;
     operands o = random_operands(s, rng);
     uint64_t single, team;
-    pt_status st = measure(s, 1, &o, &single);
-    if (st == PT_OK) st = measure(s, cores, &o, &team);
+    pt_status st = measure(s, matmul_variant, 1, &o, &single);
+    if (st == PT_OK) st = measure(s, matmul_variant, cores, &o, &team);
     uint64_t core_max = 0;
     for (int c = 0; c < cores; c++) core_max = core_total[c] > core_max ? core_total[c] : core_max;
     char shape[64];
@@ -283,11 +285,9 @@ int main(int argc, char **argv)
         /* v = -1: the automatic choice (what the layers use), then every variant when asked for. */
         const int last = e->every_variant ? pt_matmul_num_variants() - 1 : -1;
         for (int v = -1; v <= last; v++) {
-            pt_matmul_set_preferred(v < 0 ? PT_MATMUL_AUTO : v);
             const char *name = !uses_matmul ? "-" : v < 0 ? "auto" : pt_matmul_variant_info(v)->name;
-            ok &= count_entry_variant(e, name, cores, &rng);
+            ok &= count_entry_variant(e, v < 0 ? PT_MATMUL_AUTO : v, name, cores, &rng);
         }
     }
-    pt_matmul_set_preferred(PT_MATMUL_AUTO);
     return ok ? 0 : 1;
 }

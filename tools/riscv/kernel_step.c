@@ -134,36 +134,36 @@ int64_t rv_step_macs(const rv_kernel_step *s)
     return g.n * g.c_out * g.h_out * g.w_out * per_output;
 }
 
-int64_t rv_step_workspace_floats(const rv_kernel_step *s, int num_threads)
+int64_t rv_step_workspace_floats(const pt_team *team, const rv_kernel_step *s)
 {
     const int64_t hw = s->h * s->w;
     pt_conv_geometry g;
     switch (s->op) {
     case OP_MATMUL:
-        return pt_matmul_view_workspace_floats(pt_matmul_pick(s->m, s->n, s->k), s->m, s->n, s->k, num_threads);
+        return pt_matmul_view_workspace_floats(team, PT_MATMUL_AUTO, s->m, s->n, s->k);
     case OP_CONV2D:
         if (geometry(s, &g) != PT_OK) return 0;
-        if (s->step == STEP_FORWARD) return pt_conv2d_forward_workspace_floats(&g, num_threads);
-        if (s->step == STEP_GRAD_INPUT) return pt_conv2d_grad_input_workspace_floats(&g, num_threads);
-        return pt_conv2d_grad_weight_workspace_floats(&g, num_threads);
+        if (s->step == STEP_FORWARD) return pt_conv2d_forward_workspace_floats(team, &g);
+        if (s->step == STEP_GRAD_INPUT) return pt_conv2d_grad_input_workspace_floats(team, &g);
+        return pt_conv2d_grad_weight_workspace_floats(team, &g);
     case OP_POINTWISE:
         if (s->step == STEP_FORWARD)
-            return pt_pointwise_conv2d_forward_workspace_floats(s->batch, s->c_in, s->c_out, hw, num_threads);
+            return pt_pointwise_conv2d_forward_workspace_floats(team, s->batch, s->c_in, s->c_out, hw);
         if (s->step == STEP_GRAD_INPUT)
-            return pt_pointwise_conv2d_grad_input_workspace_floats(s->batch, s->c_in, s->c_out, hw, num_threads);
-        return pt_pointwise_conv2d_grad_weight_workspace_floats(s->batch, s->c_in, s->c_out, hw, num_threads);
+            return pt_pointwise_conv2d_grad_input_workspace_floats(team, s->batch, s->c_in, s->c_out, hw);
+        return pt_pointwise_conv2d_grad_weight_workspace_floats(team, s->batch, s->c_in, s->c_out, hw);
     case OP_LINEAR:
-        if (s->step == STEP_FORWARD) return pt_linear_forward_workspace_floats(s->batch, s->c_in, s->c_out, num_threads);
+        if (s->step == STEP_FORWARD) return pt_linear_forward_workspace_floats(team, s->batch, s->c_in, s->c_out);
         if (s->step == STEP_GRAD_INPUT)
-            return pt_linear_grad_input_workspace_floats(s->batch, s->c_in, s->c_out, num_threads);
-        return pt_linear_grad_weight_workspace_floats(s->batch, s->c_in, s->c_out, num_threads);
+            return pt_linear_grad_input_workspace_floats(team, s->batch, s->c_in, s->c_out);
+        return pt_linear_grad_weight_workspace_floats(team, s->batch, s->c_in, s->c_out);
     default:
         return 0; /* depthwise and bias need none */
     }
 }
 
-pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, const float *bias, float *out,
-                      float *ws, int64_t wsf)
+pt_status rv_step_run(const pt_team *team, const rv_kernel_step *s, const float *a, const float *b, const float *bias,
+                      float *out, float *ws, int64_t wsf)
 {
     const int64_t hw = s->h * s->w;
     const int acc = s->accumulate;
@@ -174,24 +174,26 @@ pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, c
     }
     switch (s->op * 4 + s->step) {
     case OP_MATMUL * 4 + STEP_FORWARD:
-        return pt_matmul(PT_MATMUL_AUTO, s->m, s->n, s->k, a, b, out, acc, ws, wsf);
-    case OP_CONV2D * 4 + STEP_FORWARD: return pt_conv2d_forward(&g, a, b, bias, out, ws, wsf);
-    case OP_CONV2D * 4 + STEP_GRAD_INPUT: return pt_conv2d_grad_input(&g, a, b, out, acc, ws, wsf);
-    case OP_CONV2D * 4 + STEP_GRAD_WEIGHT: return pt_conv2d_grad_weight(&g, a, b, out, acc, ws, wsf);
-    case OP_DEPTHWISE * 4 + STEP_FORWARD: return pt_depthwise_conv2d_forward(&g, a, b, bias, out);
-    case OP_DEPTHWISE * 4 + STEP_GRAD_INPUT: return pt_depthwise_conv2d_grad_input(&g, a, b, out, acc);
-    case OP_DEPTHWISE * 4 + STEP_GRAD_WEIGHT: return pt_depthwise_conv2d_grad_weight(&g, a, b, out, acc);
+        return pt_matmul(team, PT_MATMUL_AUTO, s->m, s->n, s->k, a, b, out, acc, ws, wsf);
+    case OP_CONV2D * 4 + STEP_FORWARD: return pt_conv2d_forward(team, &g, a, b, bias, out, ws, wsf);
+    case OP_CONV2D * 4 + STEP_GRAD_INPUT: return pt_conv2d_grad_input(team, &g, a, b, out, acc, ws, wsf);
+    case OP_CONV2D * 4 + STEP_GRAD_WEIGHT: return pt_conv2d_grad_weight(team, &g, a, b, out, acc, ws, wsf);
+    case OP_DEPTHWISE * 4 + STEP_FORWARD: return pt_depthwise_conv2d_forward(team, &g, a, b, bias, out);
+    case OP_DEPTHWISE * 4 + STEP_GRAD_INPUT: return pt_depthwise_conv2d_grad_input(team, &g, a, b, out, acc);
+    case OP_DEPTHWISE * 4 + STEP_GRAD_WEIGHT: return pt_depthwise_conv2d_grad_weight(team, &g, a, b, out, acc);
     case OP_POINTWISE * 4 + STEP_FORWARD:
-        return pt_pointwise_conv2d_forward(s->batch, s->c_in, s->c_out, hw, a, b, bias, out, ws, wsf);
+        return pt_pointwise_conv2d_forward(team, s->batch, s->c_in, s->c_out, hw, a, b, bias, out, ws, wsf);
     case OP_POINTWISE * 4 + STEP_GRAD_INPUT:
-        return pt_pointwise_conv2d_grad_input(s->batch, s->c_in, s->c_out, hw, a, b, out, acc, ws, wsf);
+        return pt_pointwise_conv2d_grad_input(team, s->batch, s->c_in, s->c_out, hw, a, b, out, acc, ws, wsf);
     case OP_POINTWISE * 4 + STEP_GRAD_WEIGHT:
-        return pt_pointwise_conv2d_grad_weight(s->batch, s->c_in, s->c_out, hw, a, b, out, acc, ws, wsf);
-    case OP_LINEAR * 4 + STEP_FORWARD: return pt_linear_forward(s->batch, s->c_in, s->c_out, a, b, bias, out, ws, wsf);
-    case OP_LINEAR * 4 + STEP_GRAD_INPUT: return pt_linear_grad_input(s->batch, s->c_in, s->c_out, a, b, out, acc, ws, wsf);
+        return pt_pointwise_conv2d_grad_weight(team, s->batch, s->c_in, s->c_out, hw, a, b, out, acc, ws, wsf);
+    case OP_LINEAR * 4 + STEP_FORWARD: return pt_linear_forward(team, s->batch, s->c_in, s->c_out, a, b, bias, out, ws,
+                                                                wsf);
+    case OP_LINEAR * 4 + STEP_GRAD_INPUT: return pt_linear_grad_input(team, s->batch, s->c_in, s->c_out, a, b, out, acc,
+                                                                      ws, wsf);
     case OP_LINEAR * 4 + STEP_GRAD_WEIGHT:
-        return pt_linear_grad_weight(s->batch, s->c_in, s->c_out, a, b, out, acc, ws, wsf);
-    case OP_BIAS * 4 + STEP_GRAD_BIAS: return pt_bias_grad(s->batch, s->c_out, hw, a, out, acc);
+        return pt_linear_grad_weight(team, s->batch, s->c_in, s->c_out, a, b, out, acc, ws, wsf);
+    case OP_BIAS * 4 + STEP_GRAD_BIAS: return pt_bias_grad(team, s->batch, s->c_out, hw, a, out, acc);
     default: return PT_ERR_BAD_ARGUMENT;
     }
 }
@@ -224,7 +226,7 @@ int64_t rv_step_channels(const rv_kernel_step *s)
     }
 }
 
-int64_t rv_step_workspace_bytes(const rv_kernel_step *s, int num_threads)
+int64_t rv_step_workspace_bytes(const pt_team *team, const rv_kernel_step *s)
 {
     pt_conv_geometry g;
     switch (s->op) {
@@ -232,18 +234,18 @@ int64_t rv_step_workspace_bytes(const rv_kernel_step *s, int num_threads)
     case OP_INT8_DEPTHWISE: {
         const rv_kernel_step t = float_twin(s);
         if (geometry(&t, &g) != PT_OK) return 0;
-        return s->op == OP_INT8_CONV2D ? pt_int8_conv2d_forward_workspace_bytes(&g, num_threads)
-                                       : pt_int8_depthwise_conv2d_forward_workspace_bytes(&g, num_threads);
+        return s->op == OP_INT8_CONV2D ? pt_int8_conv2d_forward_workspace_bytes(team, &g)
+                                       : pt_int8_depthwise_conv2d_forward_workspace_bytes(team, &g);
     }
     case OP_INT8_POINTWISE:
-        return pt_int8_pointwise_conv2d_forward_workspace_bytes(s->batch, s->c_in, s->c_out, s->h * s->w, num_threads);
-    case OP_INT8_LINEAR: return pt_int8_linear_forward_workspace_bytes(s->batch, s->c_in, s->c_out, num_threads);
+        return pt_int8_pointwise_conv2d_forward_workspace_bytes(team, s->batch, s->c_in, s->c_out, s->h * s->w);
+    case OP_INT8_LINEAR: return pt_int8_linear_forward_workspace_bytes(team, s->batch, s->c_in, s->c_out);
     default: return 0; /* pooling and the latent codes need none */
     }
 }
 
-pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *b, const pt_requant *rq, void *out,
-                            void *ws, int64_t wsb)
+pt_status rv_typed_step_run(const pt_team *team, const rv_kernel_step *s, const void *a, const void *b,
+                            const pt_requant *rq, void *out, void *ws, int64_t wsb)
 {
     pt_conv_geometry g;
     if (s->op == OP_INT8_CONV2D || s->op == OP_INT8_DEPTHWISE || s->op == OP_INT8_AVG_POOL) {
@@ -252,16 +254,16 @@ pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *
         if (st != PT_OK) return st;
     }
     switch (s->op) {
-    case OP_INT8_CONV2D: return pt_int8_conv2d_forward(&g, a, b, rq, out, ws, wsb);
-    case OP_INT8_DEPTHWISE: return pt_int8_depthwise_conv2d_forward(&g, a, b, rq, out, ws, wsb);
+    case OP_INT8_CONV2D: return pt_int8_conv2d_forward(team, &g, a, b, rq, out, ws, wsb);
+    case OP_INT8_DEPTHWISE: return pt_int8_depthwise_conv2d_forward(team, &g, a, b, rq, out, ws, wsb);
     case OP_INT8_POINTWISE:
-        return pt_int8_pointwise_conv2d_forward(s->batch, s->c_in, s->c_out, s->h * s->w, a, b, rq, out, ws, wsb);
-    case OP_INT8_LINEAR: return pt_int8_linear_forward(s->batch, s->c_in, s->c_out, a, b, rq, out, ws, wsb);
-    case OP_INT8_AVG_POOL: return pt_int8_avg_pool2d(&g, a, out);
-    case OP_QUANTIZE: return pt_quantize(s->count, a, s->scale, s->bits, out);
-    case OP_DEQUANTIZE: return pt_dequantize(s->count, a, s->scale, out);
-    case OP_PACK_BITS: return pt_pack_bits(s->count, a, s->bits, out);
-    case OP_UNPACK_BITS: return pt_unpack_bits(s->count, a, s->bits, out);
+        return pt_int8_pointwise_conv2d_forward(team, s->batch, s->c_in, s->c_out, s->h * s->w, a, b, rq, out, ws, wsb);
+    case OP_INT8_LINEAR: return pt_int8_linear_forward(team, s->batch, s->c_in, s->c_out, a, b, rq, out, ws, wsb);
+    case OP_INT8_AVG_POOL: return pt_int8_avg_pool2d(team, &g, a, out);
+    case OP_QUANTIZE: return pt_quantize(team, s->count, a, s->scale, s->bits, out);
+    case OP_DEQUANTIZE: return pt_dequantize(team, s->count, a, s->scale, out);
+    case OP_PACK_BITS: return pt_pack_bits(team, s->count, a, s->bits, out);
+    case OP_UNPACK_BITS: return pt_unpack_bits(team, s->count, a, s->bits, out);
     default: return PT_ERR_BAD_ARGUMENT;
     }
 }

@@ -96,11 +96,11 @@ int64_t rv_step_floats(const rv_kernel_step *s, rv_role role);
 /* Multiply-accumulates of the step (the arithmetic work; additions for grad_bias and int8_avg_pool; codes for
  * the latent-code ops). */
 int64_t rv_step_macs(const rv_kernel_step *s);
-/* Workspace the step needs for a team of num_threads cores (with the matmul variant now preferred). */
-int64_t rv_step_workspace_floats(const rv_kernel_step *s, int num_threads);
-/* Runs the step on the current team (pt_set_num_threads) with the preferred matmul variant. */
-pt_status rv_step_run(const rv_kernel_step *s, const float *a, const float *b, const float *bias, float *out,
-                      float *workspace, int64_t workspace_floats);
+/* Workspace the step needs on `team` (its size and matmul variant). */
+int64_t rv_step_workspace_floats(const pt_team *team, const rv_kernel_step *s);
+/* Runs the step on `team`. */
+pt_status rv_step_run(const pt_team *team, const rv_kernel_step *s, const float *a, const float *b, const float *bias,
+                      float *out, float *workspace, int64_t workspace_floats);
 
 /* ---- INT8 inference and latent codes (typed operands, sizes in bytes) ---- */
 
@@ -110,11 +110,11 @@ int rv_op_is_typed(rv_op op);
 int64_t rv_step_bytes(const rv_kernel_step *s, rv_role role);
 /* Output channels of the requantization (length of its bias, multiplier and shift; 0 without one). */
 int64_t rv_step_channels(const rv_kernel_step *s);
-/* Workspace bytes the step needs for a team of num_threads cores. */
-int64_t rv_step_workspace_bytes(const rv_kernel_step *s, int num_threads);
-/* Runs a typed step on the current team. rq is used by the INT8 conv / depthwise / pointwise / linear ops. */
-pt_status rv_typed_step_run(const rv_kernel_step *s, const void *a, const void *b, const pt_requant *rq, void *out,
-                            void *workspace, int64_t workspace_bytes);
+/* Workspace bytes the step needs on `team` (its size and INT8 microkernel). */
+int64_t rv_step_workspace_bytes(const pt_team *team, const rv_kernel_step *s);
+/* Runs a typed step on `team`. rq is used by the INT8 conv / depthwise / pointwise / linear ops. */
+pt_status rv_typed_step_run(const pt_team *team, const rv_kernel_step *s, const void *a, const void *b,
+                            const pt_requant *rq, void *out, void *workspace, int64_t workspace_bytes);
 
 /* ---- RV_ARGS ops: operands in the order of the C signature (inputs, in-place state and outputs) ---- */
 

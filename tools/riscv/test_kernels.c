@@ -149,15 +149,17 @@ static int matches_golden(const float *got, const golden_case *gc)
     return err_max <= GOLDEN_TOLERANCE * (1.0f + ref_max);
 }
 
-/* Runs one case on a team; returns the output (caller frees) or NULL when the call failed. */
-static float *run_case(const golden_case *gc, const char *variant, int team)
+/* Runs one case on `settings` with a team of `team` cores; returns the output (caller frees) or NULL when
+ * the call failed. */
+static float *run_case(const golden_case *gc, const char *variant, const pt_team *settings, int team)
 {
     const rv_kernel_step *s = &gc->step;
-    pt_set_num_threads(team);
-    int64_t wsf = rv_step_workspace_floats(s, team);
+    pt_team t = *settings;
+    t.num_threads = team;
+    int64_t wsf = rv_step_workspace_floats(&t, s);
     float *ws = guarded(wsf, NULL);
     float *out = guarded(gc->expected_len, gc->init);
-    pt_status st = rv_step_run(s, gc->a, gc->b, gc->bias, out, ws, wsf);
+    pt_status st = rv_step_run(&t, s, gc->a, gc->b, gc->bias, out, ws, wsf);
     char msg[96];
     snprintf(msg, sizeof msg, "status %s", pt_status_str(st));
     check(st == PT_OK, gc, variant, team, msg);
@@ -174,17 +176,17 @@ static float *run_case(const golden_case *gc, const char *variant, int team)
 
 /* A missing operand and (when a workspace is needed) one float too little must be refused before any
  * output element is written. */
-static void check_refusals(const golden_case *gc, const char *variant)
+static void check_refusals(const golden_case *gc, const char *variant, const pt_team *team)
 {
     const rv_kernel_step *s = &gc->step;
-    int64_t wsf = rv_step_workspace_floats(s, pt_get_num_threads());
+    int64_t wsf = rv_step_workspace_floats(team, s);
     float *ws = guarded(wsf, NULL);
     float *out = guarded(gc->expected_len, gc->init);
     int untouched = 1;
-    pt_status st = rv_step_run(s, NULL, gc->b, gc->bias, out, ws, wsf);
+    pt_status st = rv_step_run(team, s, NULL, gc->b, gc->bias, out, ws, wsf);
     check(st == PT_ERR_NULL_POINTER, gc, variant, 1, "NULL input not refused with PT_ERR_NULL_POINTER");
     if (wsf > 0) {
-        st = rv_step_run(s, gc->a, gc->b, gc->bias, out, ws, wsf - 1);
+        st = rv_step_run(team, s, gc->a, gc->b, gc->bias, out, ws, wsf - 1);
         check(st == PT_ERR_WORKSPACE_TOO_SMALL, gc, variant, 1, "short workspace not refused");
     }
     for (int64_t i = 0; i < gc->expected_len; i++)
@@ -211,12 +213,13 @@ static void test_case(const golden_case *gc, const int *teams, int num_teams)
     if (!operand_sizes_agree(gc)) return;
     for (int v = 0; v < num_variants; v++) {
         const char *variant = uses_matmul ? pt_matmul_variant_info(v)->name : "-";
-        pt_matmul_set_preferred(uses_matmul ? v : PT_MATMUL_AUTO);
-        float *single = run_case(gc, variant, 1);
-        check_refusals(gc, variant);
+        pt_team settings = pt_team_of(1);
+        settings.matmul_variant = uses_matmul ? v : PT_MATMUL_AUTO;
+        float *single = run_case(gc, variant, &settings, 1);
+        check_refusals(gc, variant, &settings);
         for (int t = 0; t < num_teams; t++) {
             if (teams[t] == 1) continue;
-            float *team = run_case(gc, variant, teams[t]);
+            float *team = run_case(gc, variant, &settings, teams[t]);
             if (single && team)
                 check(memcmp(single, team, (size_t)gc->expected_len * sizeof(float)) == 0, gc, variant, teams[t],
                       "not bitwise identical to the 1-core result");
@@ -224,7 +227,6 @@ static void test_case(const golden_case *gc, const int *teams, int num_teams)
         }
         free(single);
     }
-    pt_matmul_set_preferred(PT_MATMUL_AUTO);
 }
 
 /* ---- INT8 inference and latent codes: bit-exact ---- */
@@ -278,11 +280,11 @@ static int untouched(const uint8_t *out, const golden_typed_case *gc)
 
 /* Runs the case with input a and requantization rq (the caller may pass bad ones) and a fresh workspace of
  * wsb bytes; *ws_intact tells whether the workspace's guard survived. */
-static pt_status run_typed(const golden_typed_case *gc, const void *a, const pt_requant *rq, uint8_t *out,
-                           int64_t wsb, int *ws_intact)
+static pt_status run_typed(const pt_team *team, const golden_typed_case *gc, const void *a, const pt_requant *rq,
+                           uint8_t *out, int64_t wsb, int *ws_intact)
 {
     uint8_t *ws = guarded_bytes(wsb, NULL);
-    const pt_status st = rv_typed_step_run(&gc->step, a, gc->b, rq, out, ws, wsb);
+    const pt_status st = rv_typed_step_run(team, &gc->step, a, gc->b, rq, out, ws, wsb);
     *ws_intact = guard_bytes_intact(ws, wsb);
     free(ws);
     return st;
@@ -290,10 +292,10 @@ static pt_status run_typed(const golden_typed_case *gc, const void *a, const pt_
 
 static void test_typed_team(const golden_typed_case *gc, const pt_requant *rq, int team)
 {
-    pt_set_num_threads(team);
+    const pt_team t = pt_team_of(team);
     uint8_t *out = guarded_bytes(gc->expected_bytes, gc->expected);
     int ws_intact;
-    const pt_status st = run_typed(gc, gc->a, rq, out, rv_step_workspace_bytes(&gc->step, team), &ws_intact);
+    const pt_status st = run_typed(&t, gc, gc->a, rq, out, rv_step_workspace_bytes(&t, &gc->step), &ws_intact);
     char msg[64];
     snprintf(msg, sizeof msg, "status %s", pt_status_str(st));
     check_typed(st == PT_OK, gc, team, msg);
@@ -310,7 +312,8 @@ static void expect_refusal(const golden_typed_case *gc, const void *a, const pt_
 {
     uint8_t *out = guarded_bytes(gc->expected_bytes, gc->expected);
     int ws_intact;
-    const pt_status st = run_typed(gc, a, rq, out, wsb, &ws_intact);
+    const pt_team one = pt_team_of(1);
+    const pt_status st = run_typed(&one, gc, a, rq, out, wsb, &ws_intact);
     char msg[128];
     snprintf(msg, sizeof msg, "%s: status %s, expected %s", what, pt_status_str(st), pt_status_str(want));
     check_typed(st == want, gc, 1, msg);
@@ -321,8 +324,8 @@ static void expect_refusal(const golden_typed_case *gc, const void *a, const pt_
 static void check_typed_refusals(const golden_typed_case *gc, const pt_requant *rq)
 {
     const rv_kernel_step *s = &gc->step;
-    pt_set_num_threads(1);
-    const int64_t wsb = rv_step_workspace_bytes(s, 1);
+    const pt_team one = pt_team_of(1);
+    const int64_t wsb = rv_step_workspace_bytes(&one, s);
     expect_refusal(gc, NULL, rq, wsb, PT_ERR_NULL_POINTER, 1, "NULL input");
     if (wsb > 0) expect_refusal(gc, gc->a, rq, wsb - 1, PT_ERR_WORKSPACE_TOO_SMALL, 1, "short workspace");
     if (gc->channels > 0) {
@@ -366,7 +369,6 @@ static void test_typed_case(const golden_typed_case *gc, const int *teams, int n
     check_typed_refusals(gc, &rq);
     for (int t = 0; t < num_teams; t++)
         if (teams[t] != 1) test_typed_team(gc, &rq, teams[t]);
-    pt_set_num_threads(1);
 }
 
 /* ---- activations, pooling, BatchNorm, losses, optimizers: operand lists, float outputs ---- */
@@ -514,22 +516,20 @@ static void test_runtime(int team)
 {
     team_probe probe;
     memset(&probe, 0, sizeof probe);
-    pt_set_num_threads(team);
-    pt_parallel(probe_task, &probe);
+    pt_team t = pt_team_of(team);
+    pt_parallel(&t, probe_task, &probe);
     int ok = 1;
     for (int c = 0; c < PT_MAX_THREADS; c++)
         ok &= c < team ? probe.cores_seen[c] == 1 && probe.team_size[c] == team : probe.cores_seen[c] == 0;
     report(ok, "the team does not form exactly one core per id", team);
     if (strcmp(pt_parallel_backend(), "serial") == 0) {
         hook_calls = 0;
-        pt_set_serial_core_hook(log_hook);
-        pt_parallel(probe_task, &probe);
-        pt_set_serial_core_hook(NULL);
+        t.serial_core_hook = log_hook;
+        pt_parallel(&t, probe_task, &probe);
         ok = hook_calls == 2 * team;
         for (int i = 0; ok && i < hook_calls; i++) ok = hook_log[i] == i; /* core 0 begin, end, core 1 begin, ... */
         report(ok, "the serial core hook is not called around each core in order", team);
     }
-    pt_set_num_threads(1);
 }
 
 /* The rv_ops row of a golden case (its op and step go into *step); a failure when the name is unknown or
