@@ -281,9 +281,9 @@ static pt_status window_geometry(const rv_kernel_step *s, pt_conv_geometry *g)
                                  s->pad_h, s->pad_w);
 }
 
-int64_t rv_args_workspace_bytes(const rv_kernel_step *s, int num_threads)
+int64_t rv_args_workspace_bytes(const pt_team *team, const rv_kernel_step *s)
 {
-    (void)num_threads; /* the loss workspaces do not depend on the team */
+    (void)team; /* the loss workspaces do not depend on the team */
     switch (s->op) {
     case OP_CROSS_ENTROPY: return pt_cross_entropy_workspace_floats(s->batch) * (int64_t)sizeof(float);
     case OP_MSE_LOSS: return pt_mse_loss_workspace_floats(s->count) * (int64_t)sizeof(float);
@@ -291,7 +291,7 @@ int64_t rv_args_workspace_bytes(const rv_kernel_step *s, int num_threads)
     }
 }
 
-pt_status rv_args_step_run(const rv_kernel_step *s, void *const *args, void *ws, int64_t wsb)
+pt_status rv_args_step_run(const pt_team *team, const rv_kernel_step *s, void *const *args, void *ws, int64_t wsb)
 {
     float *const *f = (float *const *)args; /* every operand is float but cross_entropy's labels */
     const int64_t hw = s->h * s->w, wsf = wsb / (int64_t)sizeof(float);
@@ -302,24 +302,24 @@ pt_status rv_args_step_run(const rv_kernel_step *s, void *const *args, void *ws,
         if (st != PT_OK) return st;
     }
     switch (s->op * 8 + s->step) {
-    case OP_RELU * 8 + STEP_FORWARD: return pt_relu_forward(s->count, f[0], f[1], s->upper);
-    case OP_RELU * 8 + STEP_GRAD_INPUT: return pt_relu_grad_input(s->count, f[0], f[1], f[2], s->upper, acc);
-    case OP_AVG_POOL2D * 8 + STEP_FORWARD: return pt_avg_pool2d_forward(&g, f[0], f[1]);
-    case OP_AVG_POOL2D * 8 + STEP_GRAD_INPUT: return pt_avg_pool2d_grad_input(&g, f[0], f[1], acc);
-    case OP_MAX_POOL2D * 8 + STEP_FORWARD: return pt_max_pool2d_forward(&g, f[0], f[1]);
-    case OP_MAX_POOL2D * 8 + STEP_GRAD_INPUT: return pt_max_pool2d_grad_input(&g, f[0], f[1], f[2], acc);
+    case OP_RELU * 8 + STEP_FORWARD: return pt_relu_forward(team, s->count, f[0], f[1], s->upper);
+    case OP_RELU * 8 + STEP_GRAD_INPUT: return pt_relu_grad_input(team, s->count, f[0], f[1], f[2], s->upper, acc);
+    case OP_AVG_POOL2D * 8 + STEP_FORWARD: return pt_avg_pool2d_forward(team, &g, f[0], f[1]);
+    case OP_AVG_POOL2D * 8 + STEP_GRAD_INPUT: return pt_avg_pool2d_grad_input(team, &g, f[0], f[1], acc);
+    case OP_MAX_POOL2D * 8 + STEP_FORWARD: return pt_max_pool2d_forward(team, &g, f[0], f[1]);
+    case OP_MAX_POOL2D * 8 + STEP_GRAD_INPUT: return pt_max_pool2d_grad_input(team, &g, f[0], f[1], f[2], acc);
     case OP_BATCHNORM2D * 8 + STEP_FORWARD:
-        return pt_batchnorm2d_forward_train(s->batch, s->c_in, hw, f[0], f[1], f[2], &s->bn, f[3], f[4], f[5], f[6]);
+        return pt_batchnorm2d_forward_train(team, s->batch, s->c_in, hw, f[0], f[1], f[2], &s->bn, f[3], f[4], f[5], f[6]);
     case OP_BATCHNORM2D * 8 + STEP_FORWARD_EVAL:
-        return pt_batchnorm2d_forward_eval(s->batch, s->c_in, hw, f[0], f[1], f[2], s->bn.eps, f[3], f[4], f[5], f[6]);
+        return pt_batchnorm2d_forward_eval(team, s->batch, s->c_in, hw, f[0], f[1], f[2], s->bn.eps, f[3], f[4], f[5], f[6]);
     case OP_BATCHNORM2D * 8 + STEP_BACKWARD:
-        return pt_batchnorm2d_backward(s->batch, s->c_in, hw, f[0], f[1], f[2], f[3], s->batch_stats, f[4], f[5], f[6],
-                                       acc);
+        return pt_batchnorm2d_backward(team, s->batch, s->c_in, hw, f[0], f[1], f[2], f[3], s->batch_stats, f[4], f[5],
+                                       f[6], acc);
     case OP_CROSS_ENTROPY * 8 + STEP_FORWARD:
-        return pt_cross_entropy(s->batch, s->c_out, f[0], (const int64_t *)args[1], f[2], f[3], ws, wsf);
-    case OP_MSE_LOSS * 8 + STEP_FORWARD: return pt_mse_loss(s->count, f[0], f[1], f[2], f[3], ws, wsf);
-    case OP_SGD * 8 + STEP_FORWARD: return pt_sgd_step(s->count, f[0], f[1], f[2], &s->sgd, s->first_step);
-    case OP_ADAM * 8 + STEP_FORWARD: return pt_adam_step(s->count, f[0], f[1], f[2], f[3], &s->adam, s->adam_step);
+        return pt_cross_entropy(team, s->batch, s->c_out, f[0], (const int64_t *)args[1], f[2], f[3], ws, wsf);
+    case OP_MSE_LOSS * 8 + STEP_FORWARD: return pt_mse_loss(team, s->count, f[0], f[1], f[2], f[3], ws, wsf);
+    case OP_SGD * 8 + STEP_FORWARD: return pt_sgd_step(team, s->count, f[0], f[1], f[2], &s->sgd, s->first_step);
+    case OP_ADAM * 8 + STEP_FORWARD: return pt_adam_step(team, s->count, f[0], f[1], f[2], f[3], &s->adam, s->adam_step);
     default: return PT_ERR_BAD_ARGUMENT;
     }
 }

@@ -119,8 +119,9 @@ pt_status rv_typed_step_run(const pt_team *team, const rv_kernel_step *s, const 
 /* ---- RV_ARGS ops: operands in the order of the C signature (inputs, in-place state and outputs) ---- */
 
 /* Workspace bytes the step needs for a team of num_threads cores. */
-int64_t rv_args_workspace_bytes(const rv_kernel_step *s, int num_threads);
+int64_t rv_args_workspace_bytes(const pt_team *team, const rv_kernel_step *s);
 /* Runs an RV_ARGS step on the current team; args[i] is the i-th pointer operand of the C function. */
-pt_status rv_args_step_run(const rv_kernel_step *s, void *const *args, void *workspace, int64_t workspace_bytes);
+pt_status rv_args_step_run(const pt_team *team, const rv_kernel_step *s, void *const *args, void *workspace,
+                           int64_t workspace_bytes);
 
 #endif

@@ -412,14 +412,14 @@ static void args_free(const golden_args_case *gc, void **bufs)
 /* Runs the case on a team; *bufs receives the operands after the call (the caller frees them). */
 static pt_status run_args(const golden_args_case *gc, int team, void **bufs, int null_first, int64_t short_by)
 {
-    pt_set_num_threads(team);
-    const int64_t wsb = rv_args_workspace_bytes(&gc->step, team);
+    const pt_team t = pt_team_of(team);
+    const int64_t wsb = rv_args_workspace_bytes(&t, &gc->step);
     float *ws = guarded(wsb / (int64_t)sizeof(float), NULL);
     for (int i = 0; i < gc->num_args; i++) bufs[i] = args_alloc(&gc->args[i]);
     void *call[RV_MAX_ARGS];
     memcpy(call, bufs, sizeof call);
     if (null_first) call[0] = NULL;
-    const pt_status st = rv_args_step_run(&gc->step, call, ws, wsb - short_by);
+    const pt_status st = rv_args_step_run(&t, &gc->step, call, ws, wsb - short_by);
     if (!guard_intact(ws, wsb / (int64_t)sizeof(float))) check_args(0, gc, team, "wrote past the workspace");
     free(ws);
     return st;
@@ -472,7 +472,8 @@ static void test_args_case(const golden_args_case *gc, const rv_op_entry *e, con
     check_args(st == PT_ERR_NULL_POINTER, gc, 1, "NULL operand not refused with PT_ERR_NULL_POINTER");
     check_args(args_untouched(gc, team), gc, 1, "a refused call wrote to an operand");
     args_free(gc, team);
-    if (rv_args_workspace_bytes(&gc->step, 1) > 0) {
+    const pt_team single_core = pt_team_of(1);
+    if (rv_args_workspace_bytes(&single_core, &gc->step) > 0) {
         st = run_args(gc, 1, team, 0, (int64_t)sizeof(float));
         check_args(st == PT_ERR_WORKSPACE_TOO_SMALL, gc, 1, "short workspace not refused");
         check_args(args_untouched(gc, team), gc, 1, "a refused call wrote to an operand");
@@ -488,7 +489,6 @@ static void test_args_case(const golden_args_case *gc, const rv_op_entry *e, con
         args_free(gc, team);
     }
     args_free(gc, single);
-    pt_set_num_threads(1);
 }
 
 /* ---- the parallel runtime ---- */
