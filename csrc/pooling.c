@@ -148,7 +148,9 @@ static pt_status run(pt_task_fn fn, const pt_conv_geometry *g, const float *a, c
     if (g == NULL || a == NULL || out == NULL || (fn == max_grad_input_worker && b == NULL))
         return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in || g->n < 1 || g->c_in < 1 || g->h_out < 1 || g->w_out < 1) return PT_ERR_BAD_SHAPE;
-    if (is_max && (2 * g->pad_h > g->kh || 2 * g->pad_w > g->kw)) return PT_ERR_BAD_ARGUMENT;
+    /* PyTorch's padding limit, for average and max pooling alike */
+    (void)is_max;
+    if (2 * g->pad_h > g->kh || 2 * g->pad_w > g->kw) return PT_ERR_BAD_ARGUMENT;
     pool_task t = {g, a, b, out, accumulate};
     pt_parallel(fn, &t);
     return PT_OK;
