@@ -7,8 +7,8 @@ copied to native C order first (that copy is the only one made); an ``out=`` arr
 must already be native-endian (TypeError otherwise), C-contiguous, writeable, of exactly the result's
 shape, and must not overlap any input (ValueError otherwise). Integer arguments are range-checked before
 anything is allocated: every size, stride and padding is at most 2**31 - 1 and no tensor may hold more
-than 2**60 elements. Scratch space comes from a per-thread buffer
-that is reused between calls (and released when a kernel fails).
+than 2**60 elements. Scratch space comes from a per-thread buffer that is reused between calls (and
+released when a kernel fails).
 """
 import numbers
 import threading
