@@ -2,10 +2,13 @@
 """Thin binding over csrc/: validates once, releases the GIL, calls one C kernel.
 
 Every array argument must be a numpy.ndarray of dtype float32 (anything else is a TypeError naming the
-argument). Non-contiguous *inputs* are accepted and copied to C order first (that copy is the only one
-made); an ``out=`` array must already be C-contiguous, writeable, float32, of exactly the result's shape,
-and must not overlap any input (ValueError otherwise). Scratch space comes from a per-thread buffer that
-is reused between calls.
+argument). Non-contiguous *inputs*, and inputs of the right type in the other byte order, are accepted and
+copied to native C order first (that copy is the only one made); an ``out=`` array or one updated in place
+must already be native-endian (TypeError otherwise), C-contiguous, writeable, of exactly the result's
+shape, and must not overlap any input (ValueError otherwise). Integer arguments are range-checked before
+anything is allocated: every size, stride and padding is at most 2**31 - 1 and no tensor may hold more
+than 2**60 elements. Scratch space comes from a per-thread buffer that is reused between calls (and
+released when a kernel fails).
 
 The runtime settings (set_num_threads, set_matmul_variant, set_int8_microkernel) are process-wide defaults:
 each call reads them once, sizes its workspace from that copy and hands the same copy to the C kernel, so
@@ -19,6 +22,10 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 
 from pulptrain._csrc cimport *
+
+cdef extern from "conv_geometry.h" nogil:
+    int64_t PT_CONV_MAX_EXTENT
+    int64_t PT_CONV_MAX_ELEMENTS
 
 cnp.import_array()
 
@@ -44,7 +51,9 @@ cdef object _typed_input(object a, str name, object dtype, int ndim, str layout)
         raise TypeError(f"{name} must be a numpy.ndarray of {np.dtype(dtype)}, got {type(a).__name__}")
     arr = a
     if arr.dtype is not dtype and arr.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+        if arr.dtype.newbyteorder("=") != dtype:
+            raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+        arr = arr.astype(dtype)  # the same type in the other byte order: read through a native copy
     if ndim >= 0 and cnp.PyArray_NDIM(<cnp.ndarray>arr) != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {arr.shape}")
     if cnp.PyArray_SIZE(<cnp.ndarray>arr) == 0:
@@ -54,28 +63,39 @@ cdef object _typed_input(object a, str name, object dtype, int ndim, str layout)
     return arr
 
 
-cdef object _typed_output(object out, tuple shape, object dtype, tuple inputs, bint any_shape=False):
-    """The result array: a new one, or `out` checked (dtype, shape, C order, writeable, no overlap with an
-    input). any_shape: out may have any shape holding prod(shape) elements."""
+cdef int _written_dtype(object arr, str name, object dtype) except -1:
+    """An array the kernel writes must have exactly `dtype`, in native byte order (no copy is made)."""
+    if arr.dtype is not dtype and arr.dtype != dtype:
+        if arr.dtype.newbyteorder("=") == dtype:
+            raise TypeError(f"{name} must have dtype {np.dtype(dtype)} in native byte order (it is written in "
+                            f"place), got {arr.dtype.str}")
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    return 0
+
+
+cdef object _typed_output(object out, tuple shape, object dtype, tuple inputs, bint any_shape=False,
+                          str name="out"):
+    """The result array: a new one, or `out` checked (dtype and native byte order, shape, C order,
+    writeable, no overlap with an input). any_shape: out may have any shape holding prod(shape) elements.
+    name: the argument that passed `out`, for error messages."""
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray of {np.dtype(dtype)}, got {type(out).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray of {np.dtype(dtype)}, got {type(out).__name__}")
     arr = out
-    if arr.dtype is not dtype and arr.dtype != dtype:
-        raise TypeError(f"out must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    _written_dtype(arr, name, dtype)
     if any_shape:
         if arr.size != int(np.prod(shape)):
-            raise ValueError(f"out must hold {int(np.prod(shape))} elements, got shape {arr.shape}")
+            raise ValueError(f"{name} must hold {int(np.prod(shape))} elements, got shape {arr.shape}")
     elif arr.shape != shape:
-        raise ValueError(f"out must have shape {shape}, got {arr.shape}")
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
-        raise ValueError("out must be C-contiguous")
+        raise ValueError(f"{name} must be C-contiguous")
     if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>arr):
-        raise ValueError("out must be writeable")
+        raise ValueError(f"{name} must be writeable")
     for a in inputs:
         if a is not None and _may_overlap(arr, a):
-            raise ValueError("out must not overlap an input array")
+            raise ValueError(f"{name} must not overlap an input array")
     return arr
 
 
@@ -122,10 +142,10 @@ cdef object _bias(object b, str name, int64_t channels):
     return arr
 
 
-cdef inline object _output(object out, tuple shape, tuple inputs, bint required=False):
+cdef inline object _output(object out, tuple shape, tuple inputs, bint required=False, str name="out"):
     if out is None and required:
-        raise ValueError("accumulate=True needs out= (the array to add into)")
-    return _typed_output(out, shape, _F32, inputs)
+        raise ValueError(f"accumulate=True needs {name}= (the array to add into)")
+    return _typed_output(out, shape, _F32, inputs, False, name)
 
 
 cdef float *_workspace(int64_t floats) except? NULL:
@@ -139,43 +159,75 @@ cdef float *_workspace(int64_t floats) except? NULL:
 
 cdef int _check(pt_status st, str what) except -1:
     if st != PT_OK:
+        _local.buf = None  # a failed call keeps no scratch buffer (it may have been grown for it)
         raise RuntimeError(f"{what} failed in C: {pt_status_str(st).decode()}")
     return 0
 
 
-cdef tuple _pair(object v, str name, int minimum):
-    if isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
-    if isinstance(v, numbers.Integral):
+cdef inline bint _is_int(object v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+cdef int64_t _int_arg(object v, str name, int64_t lo, int64_t hi) except? -1:
+    """An int argument checked against [lo, hi] (as a Python int, so any size gets the message)."""
+    if not _is_int(v):
+        raise TypeError(f"{name} must be an int, got {v!r}")
+    if v < lo or v > hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+    return int(v)
+
+
+cdef tuple _pair(object v, str name, int64_t minimum, int64_t maximum=PT_CONV_MAX_EXTENT):
+    """An int or a pair of ints, each in [minimum, maximum]; returns the pair as Python ints."""
+    if _is_int(v):
         a = b = int(v)
-    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(
-            isinstance(e, numbers.Integral) and not isinstance(e, (bool, np.bool_)) for e in v):
+    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(e) for e in v):
         a, b = int(v[0]), int(v[1])
     else:
         raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
     if a < minimum or b < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    if a > maximum or b > maximum:
+        raise ValueError(f"{name} must be >= {minimum} and <= {maximum}, got {v!r}")
     return a, b
 
 
 cdef tuple _shape4(object s, str name):
-    if not isinstance(s, (tuple, list)) or len(s) != 4 or not all(
-            isinstance(e, numbers.Integral) and not isinstance(e, (bool, np.bool_)) for e in s):
+    if not isinstance(s, (tuple, list)) or len(s) != 4 or not all(_is_int(e) for e in s):
         raise TypeError(f"{name} must be a tuple of 4 ints, got {s!r}")
     t = tuple(int(e) for e in s)
     if min(t) < 1:
         raise ValueError(f"{name} must have every size >= 1, got {t}")
+    if max(t) > PT_CONV_MAX_EXTENT:
+        raise ValueError(f"{name} must have every size <= {PT_CONV_MAX_EXTENT}, got {t}")
+    if t[0] * t[1] * t[2] * t[3] > PT_CONV_MAX_ELEMENTS:
+        raise ValueError(f"{name} must describe at most 2**60 elements, got {t}")
     return t
 
 
-cdef pt_conv_geometry _geometry(int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_out, int64_t kh,
-                                int64_t kw, object stride, object padding) except *:
-    cdef int64_t sh, sw, ph, pw
+cdef pt_conv_geometry _geometry(object n, object c_in, object h, object w, object c_out, object kh, object kw,
+                                object stride, object padding) except *:
+    """The checked geometry of a convolution or pooling: every bound of pt_conv_geometry_init is tested here
+    first (on Python ints, so nothing overflows) to name the argument at fault."""
     sh, sw = _pair(stride, "stride", 1)
     ph, pw = _pair(padding, "padding", 0)
-    if h + 2 * ph < kh or w + 2 * pw < kw:
-        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input {h + 2 * ph}x{w + 2 * pw}: "
+    sizes = (n, c_in, h, w, c_out, kh, kw)
+    if max(sizes) > PT_CONV_MAX_EXTENT:
+        raise ValueError(f"every array size must be <= {PT_CONV_MAX_EXTENT}, got input (N, C_in, H, W) = "
+                         f"{(n, c_in, h, w)}, C_out = {c_out}, kernel {kh}x{kw}")
+    h_pad, w_pad = h + 2 * ph, w + 2 * pw
+    if h_pad < kh or w_pad < kw:
+        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input {h_pad}x{w_pad}: "
                          f"the output size would be <= 0")
+    h_out, w_out = (h_pad - kh) // sh + 1, (w_pad - kw) // sw + 1
+    for what, count in (("the output (N, C_out, H_out, W_out)", n * c_out * h_out * w_out),
+                        ("the padded input plane (H + 2*pad_h) x (W + 2*pad_w)", h_pad * w_pad),
+                        ("the patch matrix (C_in*kh*kw) x (H_out*W_out)", c_in * kh * kw * h_out * w_out),
+                        ("the weight (C_out, C_in, kh, kw)", c_out * c_in * kh * kw),
+                        ("the input (N, C_in, H, W)", n * c_in * h * w)):
+        if count > PT_CONV_MAX_ELEMENTS:
+            raise ValueError(f"{what} would hold {count} elements, more than 2**60: the sizes, padding "
+                             f"{padding!r} or stride {stride!r} are too large")
     cdef pt_conv_geometry g
     _check(pt_conv_geometry_init(&g, n, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw), "conv geometry")
     return g
@@ -246,10 +298,11 @@ def get_matmul_variant():
     return None if v == PT_MATMUL_AUTO else pt_matmul_variant_info(v).name.decode()
 
 
-def matmul_variant_for(int64_t M, int64_t N, int64_t K):
-    """Name of the variant the kernels use for an M x N x K product."""
+def matmul_variant_for(M, N, K):
+    """Name of the variant the kernels use for an M x N x K product (each size in [1, 2**62])."""
+    cdef int64_t m = _int_arg(M, "M", 1, 2 ** 62), n = _int_arg(N, "N", 1, 2 ** 62), k = _int_arg(K, "K", 1, 2 ** 62)
     cdef pt_team team = pt_team_default()
-    return pt_matmul_variant_info(pt_matmul_pick(&team, M, N, K)).name.decode()
+    return pt_matmul_variant_info(pt_matmul_pick(&team, m, n, k)).name.decode()
 
 
 def matmul(a, b, *, variant=None, out=None):

@@ -52,11 +52,11 @@ cdef inline float *_optr_mut(object a):
 
 
 cdef object _state(object a, str name, tuple shape):
-    """An array the kernel updates in place: float32, C-contiguous, writeable, exactly `shape` (no copy)."""
+    """An array the kernel updates in place: float32 in native byte order, C-contiguous, writeable, exactly
+    `shape` (no copy)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
-    if cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.NPY_FLOAT32:
-        raise TypeError(f"{name} must have dtype float32, got {a.dtype}")
+    _written_dtype(a, name, _F32)
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a):
@@ -144,10 +144,12 @@ cdef pt_conv_geometry _pool_geometry(tuple input_shape, object kernel_size, obje
 
 def avg_pool2d_forward(x, kernel_size, *, stride=None, padding=0, out=None):
     """Average pooling, as torch.nn.functional.avg_pool2d (count_include_pad=True). x (N, C, H, W);
-    kernel_size, stride (default: kernel_size) and padding are an int or an (h, w) pair.
+    kernel_size, stride (default: kernel_size) and padding (at most kernel_size / 2) are an int or an (h, w)
+    pair.
     Returns y (N, C, H_out, W_out)."""
     X = _input(x, "x", 4, "(N, C, H, W)")
     cdef pt_conv_geometry g = _pool_geometry(X.shape, kernel_size, stride, padding)
+    _pool_padding(&g)
     Y = _output(out, (g.n, g.c_out, g.h_out, g.w_out), (X,))
     cdef float *pX = _ptr(X)
     cdef float *pY = _ptr(Y)
@@ -164,6 +166,7 @@ def avg_pool2d_grad_input(dy, input_shape, kernel_size, *, stride=None, padding=
     Returns dx of input_shape."""
     DY = _input(dy, "dy", 4, "(N, C, H_out, W_out)")
     cdef pt_conv_geometry g = _pool_geometry(_shape4(input_shape, "input_shape"), kernel_size, stride, padding)
+    _pool_padding(&g)
     _expect_shape(DY, "dy", (g.n, g.c_out, g.h_out, g.w_out))
     DX = _output(out, (g.n, g.c_in, g.h_in, g.w_in), (DY,), accumulate)
     cdef int acc = 1 if accumulate else 0
@@ -189,7 +192,8 @@ def global_avg_pool2d_grad_input(dy, input_shape, *, out=None, accumulate=False)
     return avg_pool2d_grad_input(dy, shape, (shape[2], shape[3]), out=out, accumulate=accumulate)
 
 
-cdef int _max_pool_padding(pt_conv_geometry *g) except -1:
+cdef int _pool_padding(pt_conv_geometry *g) except -1:
+    """PyTorch's limit for average and max pooling: padding at most half the kernel size."""
     if 2 * g.pad_h > g.kh or 2 * g.pad_w > g.kw:
         raise ValueError(f"padding must be at most half the kernel size, got padding ({g.pad_h}, {g.pad_w}) "
                          f"for kernel ({g.kh}, {g.kw})")
@@ -201,7 +205,7 @@ def max_pool2d_forward(x, kernel_size, *, stride=None, padding=0, out=None):
     x (N, C, H, W); returns y (N, C, H_out, W_out)."""
     X = _input(x, "x", 4, "(N, C, H, W)")
     cdef pt_conv_geometry g = _pool_geometry(X.shape, kernel_size, stride, padding)
-    _max_pool_padding(&g)
+    _pool_padding(&g)
     Y = _output(out, (g.n, g.c_out, g.h_out, g.w_out), (X,))
     cdef float *pX = _ptr(X)
     cdef float *pY = _ptr(Y)
@@ -219,7 +223,7 @@ def max_pool2d_grad_input(dy, x, kernel_size, *, stride=None, padding=0, out=Non
     DY = _input(dy, "dy", 4, "(N, C, H_out, W_out)")
     X = _input(x, "x", 4, "(N, C, H, W)")
     cdef pt_conv_geometry g = _pool_geometry(X.shape, kernel_size, stride, padding)
-    _max_pool_padding(&g)
+    _pool_padding(&g)
     _expect_shape(DY, "dy", (g.n, g.c_out, g.h_out, g.w_out))
     DX = _output(out, X.shape, (DY, X), accumulate)
     cdef int acc = 1 if accumulate else 0
@@ -247,6 +251,9 @@ def batchnorm2d_forward_train(x, gamma, beta, running_mean, running_var, *, eps=
     """
     X = _input(x, "x", 4, "(N, C, H, W)")
     cdef int64_t n = X.shape[0], c = X.shape[1], hw = X.shape[2] * X.shape[3]
+    if n * hw < 2:
+        raise ValueError(f"x must have more than 1 value per channel when training (N * H * W >= 2), got shape "
+                         f"{X.shape}")
     G = _bias(gamma, "gamma", c)
     B = _bias(beta, "beta", c)
     RM = _state(running_mean, "running_mean", (c,))
@@ -259,7 +266,7 @@ def batchnorm2d_forward_train(x, gamma, beta, running_mean, running_var, *, eps=
     cfg.r_max = 0.0 if r_max is None else _real(r_max, "r_max", 1.0, 3.0e38)
     cfg.d_max = 0.0 if d_max is None else _real(d_max, "d_max", 0.0, 3.0e38)
     Y = _output(out, X.shape, (X, G, B, RM, RV))
-    S = _output(saved, (4, c), (X, G, B, RM, RV, Y))
+    S = _output(saved, (4, c), (X, G, B, RM, RV, Y), False, "saved")
     _no_overlap((RM, RV, X, G, B), ("running_mean", "running_var", "x", "gamma", "beta"))
     cdef float *pX = _ptr(X)
     cdef float *pG = _ptr(G)
@@ -288,7 +295,7 @@ def batchnorm2d_forward_eval(x, gamma, beta, running_mean, running_var, *, eps=1
     RV = _bias(running_var, "running_var", c)
     cdef float e = _real(eps, "eps", 0.0, 1.0, True)
     Y = _output(out, X.shape, (X, G, B, RM, RV))
-    S = _output(saved, (4, c), (X, G, B, RM, RV, Y))
+    S = _output(saved, (4, c), (X, G, B, RM, RV, Y), False, "saved")
     cdef float *pX = _ptr(X)
     cdef float *pG = _ptr(G)
     cdef float *pB = _ptr(B)
@@ -318,8 +325,8 @@ def batchnorm2d_backward(dy, x, gamma, saved, *, batch_stats=True, input_grad=Tr
     S = _input(saved, "saved", 2, f"(4, {c})")
     _expect_shape(S, "saved", (4, c))
     DX = _output(out, X.shape, (X, DY, G, S)) if input_grad else None
-    DG = _output(dgamma_out, (c,), (X, DY, G, S, DX), accumulate_params)
-    DB = _output(dbeta_out, (c,), (X, DY, G, S, DX, DG), accumulate_params)
+    DG = _output(dgamma_out, (c,), (X, DY, G, S, DX), accumulate_params, "dgamma_out")
+    DB = _output(dbeta_out, (c,), (X, DY, G, S, DX, DG), accumulate_params, "dbeta_out")
     cdef int bs = 1 if batch_stats else 0
     cdef int acc = 1 if accumulate_params else 0
     cdef float *pX = _ptr(X)
@@ -439,8 +446,10 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.
     M = _state(exp_avg, "exp_avg", P.shape)
     V = _state(exp_avg_sq, "exp_avg_sq", P.shape)
     _no_overlap((P, G, M, V), ("param", "grad", "exp_avg", "exp_avg_sq"))
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral) or step < 1:
+    if not _is_int(step) or step < 1:
         raise ValueError(f"step must be an int >= 1, got {step!r}")
+    if step > 2 ** 63 - 1:
+        raise ValueError(f"step must be an int in [1, 2**63 - 1], got {step!r}")
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise TypeError(f"betas must be a pair of floats, got {betas!r}")
     cdef pt_adam_config cfg

@@ -19,14 +19,6 @@ cdef inline void *_vptr(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef int _int_arg(object v, str name, int64_t lo, int64_t hi) except? -1:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {v!r}")
-    if v < lo or v > hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
-    return int(v)
-
-
 cdef float _scale_arg(object scale) except? -1:
     if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
         raise TypeError(f"scale must be a real number, got {scale!r}")
@@ -158,6 +150,26 @@ cdef extern from "int8.h" nogil:
                                                int64_t workspace_bytes)
     pt_status pt_int8_avg_pool2d(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
 
+# Mirrors csrc/int8_depthwise_conv2d.c: its column phases use a stack array per phase, and its in-plane
+# indices are 32-bit.
+cdef enum:
+    _DW_MAX_STRIDE = 64
+
+
+cdef int _int8_depthwise_limits(pt_conv_geometry *g, object stride) except -1:
+    if g.stride_w > _DW_MAX_STRIDE:
+        raise ValueError(f"stride must be >= 1 and <= {_DW_MAX_STRIDE} along the width for the INT8 depthwise "
+                         f"kernel, got {stride!r}")
+    # the kernel's int16 phase planes: (H + 2 pad_h) rows of the padded width rounded up to the stride, plus
+    # kw, rounded up to 32 elements, must stay <= INT32_MAX
+    cdef int64_t h_pad = g.h_in + 2 * g.pad_h, w_pad = g.w_in + 2 * g.pad_w
+    cdef int64_t plane = h_pad * ((w_pad + g.stride_w - 1) // g.stride_w) * g.stride_w + g.kw
+    if plane > 2 ** 31 - 32 or g.h_in * g.w_in > 2 ** 31 - 1:
+        raise ValueError(f"the padded input plane {h_pad}x{w_pad} is too large for the INT8 depthwise kernel "
+                         f"(32-bit plane indices)")
+    return 0
+
+
 cdef extern from "int8_gemm.h" nogil:
     pt_status pt_int8_set_microkernel(const char *name)
     const char *pt_int8_get_microkernel()
@@ -192,7 +204,9 @@ cdef void *_workspace_bytes(int64_t nbytes) except? NULL:
 
 cdef object _per_channel(object v, str name, int64_t channels, int64_t lo, int64_t hi):
     """An int (broadcast) or an int32 array of shape (channels,), every value in [lo, hi]."""
-    if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)):
+    if _is_int(v):
+        if v < lo or v > hi:
+            raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
         arr = np.full(channels, int(v), dtype=np.int64)
     else:
         arr = _typed_input(v, name, np.int32, 1, f"({channels},)")
@@ -285,6 +299,7 @@ def int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, *, stride=1, pa
     cdef pt_requant rq = _requant(B, M, S, clip_min, clip_max)
     cdef pt_conv_geometry g = _geometry(X.shape[0], X.shape[1], X.shape[2], X.shape[3], X.shape[1], W.shape[2],
                                         W.shape[3], stride, padding)
+    _int8_depthwise_limits(&g, stride)
     Y = _typed_output(out, (g.n, g.c_out, g.h_out, g.w_out), np.uint8, (X, W, B, M, S))
     cdef pt_team team = pt_team_default()
     cdef int64_t wsb = pt_int8_depthwise_conv2d_forward_workspace_bytes(&team, &g)

@@ -2,8 +2,11 @@
 
 Every function validates its arguments (TypeError / ValueError naming the argument), releases the GIL and
 calls one C kernel. ``out=`` takes a preallocated result array and returns it; gradient functions also take
-``accumulate=True`` to add into ``out`` instead of overwriting it. Non-contiguous inputs are accepted and
-copied to C order first; ``out`` must be C-contiguous. The typed signatures are in pulptrain/_C.pyi.
+``accumulate=True`` to add into ``out`` instead of overwriting it. Non-contiguous inputs, and float32
+inputs in the other byte order ('>f4' on x86), are accepted and copied to native C order first; ``out`` and
+the arrays updated in place (optimizer state, BatchNorm running statistics) must be C-contiguous and
+native-endian. Sizes, strides and paddings are at most 2**31 - 1 and no tensor may exceed 2**60 elements. The typed signatures are in
+pulptrain/_C.pyi.
 """
 from pulptrain._C import (
     bias_grad,

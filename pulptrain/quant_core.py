@@ -257,6 +257,10 @@ def relu_clip_max(out_scale, relu6=False, out_bits=8):
     top = (1 << check_bits(out_bits, "out_bits")) - 1
     if not relu6:
         return top
+    if isinstance(out_scale, (bool, np.bool_)) or not isinstance(out_scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"out_scale must be a real number, got {out_scale!r}")
+    if not (np.isfinite(out_scale) and out_scale > 0):
+        raise ValueError(f"out_scale must be finite and > 0, got {out_scale!r}")
     return int(min(top, max(0, round(6.0 / float(out_scale)))))
 
 

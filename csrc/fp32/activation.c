@@ -19,18 +19,20 @@ static void forward_worker(void *arg)
     pt_chunk(t->count, GRANULE, &i0, &i1);
     const float *x = t->a;
     float *y = t->out;
+    /* Tests written so that a NaN fails them and passes through (as in PyTorch; -0.0 stays -0.0 too). */
     if (t->clip) {
         const float upper = t->upper;
         for (int64_t i = i0; i < i1; i++) {
-            const float v = x[i] > 0.0f ? x[i] : 0.0f;
-            y[i] = v < upper ? v : upper;
+            const float v = x[i] < 0.0f ? 0.0f : x[i];
+            y[i] = v > upper ? upper : v;
         }
     } else {
-        for (int64_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (int64_t i = i0; i < i1; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
     }
 }
 
-/* a = y (forward output), b = dy. */
+/* a = y (forward output), b = dy. The gradient is blocked only where y <= 0 or y >= upper, so a NaN y
+ * passes dy, as PyTorch's threshold_backward / hardtanh_backward do. */
 static void grad_input_worker(void *arg)
 {
     const relu_task *t = (const relu_task *)arg;
@@ -40,7 +42,7 @@ static void grad_input_worker(void *arg)
     float *dx = t->out;
     const float upper = t->clip ? t->upper : 0.0f;
     for (int64_t i = i0; i < i1; i++) {
-        const int pass = y[i] > 0.0f && (!t->clip || y[i] < upper);
+        const int pass = !(y[i] <= 0.0f) && !(t->clip && y[i] >= upper);
         const float g = pass ? dy[i] : 0.0f;
         dx[i] = t->accumulate ? dx[i] + g : g;
     }

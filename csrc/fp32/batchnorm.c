@@ -145,7 +145,12 @@ static void backward_worker(void *arg)
     }
 }
 
-static int bad_sizes(int64_t n, int64_t c, int64_t hw) { return n < 1 || c < 1 || hw < 1; }
+/* Sizes below 1, or a tensor of more than 2^62 elements (its indices would overflow int64). */
+static int bad_sizes(int64_t n, int64_t c, int64_t hw)
+{
+    const int64_t limit = INT64_C(1) << 62;
+    return n < 1 || c < 1 || hw < 1 || c > limit / n || hw > limit / (n * c);
+}
 
 pt_status pt_batchnorm2d_forward_train(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
                                        const float *gamma, const float *beta, const pt_batchnorm_config *cfg,
@@ -155,7 +160,8 @@ pt_status pt_batchnorm2d_forward_train(const pt_team *team, int64_t n, int64_t c
     if (x == NULL || gamma == NULL || beta == NULL || cfg == NULL || running_mean == NULL ||
         running_var == NULL || saved == NULL || y == NULL)
         return PT_ERR_NULL_POINTER;
-    if (bad_sizes(n, c, hw)) return PT_ERR_BAD_SHAPE;
+    /* batch statistics need more than one value per channel (PyTorch refuses it too) */
+    if (bad_sizes(n, c, hw) || n * hw < 2) return PT_ERR_BAD_SHAPE;
     if (!(cfg->eps > 0.0f) || !(cfg->momentum >= 0.0f && cfg->momentum <= 1.0f) || !(cfg->r_max >= 0.0f) ||
         (cfg->r_max > 0.0f && !(cfg->r_max >= 1.0f && cfg->d_max >= 0.0f)))
         return PT_ERR_BAD_ARGUMENT;

@@ -143,12 +143,13 @@ static void max_grad_input_worker(void *arg)
 }
 
 static pt_status run(const pt_team *team, pt_task_fn fn, const pt_conv_geometry *g, const float *a, const float *b,
-                     float *out, int accumulate, int is_max)
+                     float *out, int accumulate)
 {
     if (g == NULL || a == NULL || out == NULL || (fn == max_grad_input_worker && b == NULL))
         return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in || g->n < 1 || g->c_in < 1 || g->h_out < 1 || g->w_out < 1) return PT_ERR_BAD_SHAPE;
-    if (is_max && (2 * g->pad_h > g->kh || 2 * g->pad_w > g->kw)) return PT_ERR_BAD_ARGUMENT;
+    /* PyTorch's padding limit, for average and max pooling alike */
+    if (2 * g->pad_h > g->kh || 2 * g->pad_w > g->kw) return PT_ERR_BAD_ARGUMENT;
     pool_task t = {g, a, b, out, accumulate};
     pt_parallel(team, fn, &t);
     return PT_OK;
@@ -157,25 +158,25 @@ static pt_status run(const pt_team *team, pt_task_fn fn, const pt_conv_geometry 
 pt_status pt_avg_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, avg_forward_worker, g, x, NULL, y, 0, 0);
+    return run(team, avg_forward_worker, g, x, NULL, y, 0);
 }
 
 pt_status pt_avg_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, float *dx,
                                    int accumulate)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, avg_grad_input_worker, g, dy, NULL, dx, accumulate, 0);
+    return run(team, avg_grad_input_worker, g, dy, NULL, dx, accumulate);
 }
 
 pt_status pt_max_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, max_forward_worker, g, x, NULL, y, 0, 1);
+    return run(team, max_forward_worker, g, x, NULL, y, 0);
 }
 
 pt_status pt_max_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
                                    float *dx, int accumulate)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, max_grad_input_worker, g, dy, x, dx, accumulate, 1);
+    return run(team, max_grad_input_worker, g, dy, x, dx, accumulate);
 }

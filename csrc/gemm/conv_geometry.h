@@ -12,7 +12,15 @@ typedef struct {
     int64_t h_out, w_out;          /* derived: (H + 2 pad - k) / stride + 1 */
 } pt_conv_geometry;
 
-/* Fills *g and checks it: every size >= 1, stride >= 1, padding >= 0, output size >= 1. */
+/* Bounds that keep every index product of a kernel inside int64 (and a workspace size in bytes too): each
+ * size, stride and padding is at most PT_CONV_MAX_EXTENT; the input, output, weight, padded input plane
+ * and per-image patch matrix (C_in*kh*kw x H_out*W_out) each hold at most PT_CONV_MAX_ELEMENTS values. */
+#define PT_CONV_MAX_EXTENT INT64_C(2147483647)
+#define PT_CONV_MAX_ELEMENTS (INT64_C(1) << 60)
+
+/* Fills *g and checks it (before any arithmetic that could overflow): every size in [1, MAX_EXTENT],
+ * stride in [1, MAX_EXTENT], padding in [0, MAX_EXTENT], output size >= 1, element counts
+ * within PT_CONV_MAX_ELEMENTS. Sizes: PT_ERR_BAD_SHAPE; stride / padding: PT_ERR_BAD_ARGUMENT. */
 pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, int64_t h_in, int64_t w_in,
                                 int64_t c_out, int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
                                 int64_t pad_h, int64_t pad_w);

@@ -5,20 +5,43 @@
 #endif
 #include "conv_geometry.h"
 
+/* Whether a * b * c * d (each >= 1) is at most PT_CONV_MAX_ELEMENTS; divides before
+ * multiplying so nothing overflows. */
+static int count_fits(int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    int64_t p = a;
+    if (b > PT_CONV_MAX_ELEMENTS / p) return 0;
+    p *= b;
+    if (c > PT_CONV_MAX_ELEMENTS / p) return 0;
+    p *= c;
+    return d <= PT_CONV_MAX_ELEMENTS / p;
+}
+
+static int extent_ok(int64_t v, int64_t lo) { return v >= lo && v <= PT_CONV_MAX_EXTENT; }
+
 pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, int64_t h_in, int64_t w_in,
                                 int64_t c_out, int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
                                 int64_t pad_h, int64_t pad_w)
 {
     if (g == 0) return PT_ERR_NULL_POINTER;
-    if (n < 1 || c_in < 1 || h_in < 1 || w_in < 1 || c_out < 1 || kh < 1 || kw < 1) return PT_ERR_BAD_SHAPE;
-    if (stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0) return PT_ERR_BAD_ARGUMENT;
-    int64_t hp = h_in + 2 * pad_h - kh, wp = w_in + 2 * pad_w - kw;
-    if (hp < 0 || wp < 0) return PT_ERR_BAD_SHAPE;
+    if (!extent_ok(n, 1) || !extent_ok(c_in, 1) || !extent_ok(h_in, 1) || !extent_ok(w_in, 1) ||
+        !extent_ok(c_out, 1) || !extent_ok(kh, 1) || !extent_ok(kw, 1))
+        return PT_ERR_BAD_SHAPE;
+    if (!extent_ok(stride_h, 1) || !extent_ok(stride_w, 1) || !extent_ok(pad_h, 0) || !extent_ok(pad_w, 0))
+        return PT_ERR_BAD_ARGUMENT;
+    /* every term is below 2^31, so the padded sizes (below 2^33) cannot overflow */
+    const int64_t h_pad = h_in + 2 * pad_h, w_pad = w_in + 2 * pad_w;
+    if (h_pad < kh || w_pad < kw) return PT_ERR_BAD_SHAPE;
+    const int64_t h_out = (h_pad - kh) / stride_h + 1, w_out = (w_pad - kw) / stride_w + 1;
+    if (!count_fits(n, c_in, h_in, w_in) || !count_fits(n, c_out, h_out, w_out) ||
+        !count_fits(c_out, c_in, kh, kw) || !count_fits(1, 1, h_pad, w_pad) || !count_fits(c_in, kh, kw, 1) ||
+        !count_fits(c_in * kh * kw, h_out, w_out, 1)) /* c_in * kh * kw fits: checked just before */
+        return PT_ERR_BAD_SHAPE;
     g->n = n; g->c_in = c_in; g->h_in = h_in; g->w_in = w_in;
     g->c_out = c_out; g->kh = kh; g->kw = kw;
     g->stride_h = stride_h; g->stride_w = stride_w; g->pad_h = pad_h; g->pad_w = pad_w;
-    g->h_out = hp / stride_h + 1;
-    g->w_out = wp / stride_w + 1;
+    g->h_out = h_out;
+    g->w_out = w_out;
     return PT_OK;
 }
 
