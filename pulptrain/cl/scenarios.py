@@ -97,6 +97,10 @@ def core50_preprocess(images):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names a global that :class:`_DataPickleUnpickler` does not allow."""
+
+
 class _DataPickleUnpickler(pickle.Unpickler):
     """Unpickles plain data only: the CORe50 files hold lists, dicts, ints and strings, which need no global
     at all; any other global (a class or function: how a pickle runs code) is refused. The built-in
@@ -109,7 +113,7 @@ class _DataPickleUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, and only lists, dicts, tuples, ints and "
+            raise _RefusedGlobal(f"it names {module}.{name}, and only lists, dicts, tuples, ints and "
                                          f"strings are accepted (a pickle can run code: use a data folder you "
                                          f"trust)")
         return super().find_class(module, name)
@@ -122,7 +126,7 @@ def _load_pickle(path, what):
         with open(path, "rb") as f:
             # latin1 lets Python 3 read the Python 2 pickles of the official distribution.
             return _DataPickleUnpickler(f, encoding="latin1").load()
-    except pickle.UnpicklingError as e:
+    except _RefusedGlobal as e:
         raise ValueError(f"CORe50: {path} is refused: {e}") from e
     except Exception as e:  # truncated or not a pickle at all
         raise ValueError(f"CORe50: {path} is not a readable pickle ({type(e).__name__}: {e})") from e
