@@ -97,8 +97,8 @@ and the same stream again with FP32 replays from the same pretrained stage (--co
 Test accuracy on the whole 10,000-image test set after every batch. Measured times and accuracies are in
 docs/continual_learning.md (the accuracy moves by several points from batch to batch).
 
-Outputs: OUT/results.json ({"config", "date", "machine", "stream", "new_classes", "pretraining",
-"runs": {"8-bit": ..., "fp32": ...}}) and OUT/accuracy.png (one curve per run, the batches where a new
+Outputs: OUT/results.json ({"config", "date", "machine", "stream", "initial_classes", "new_classes",
+"pretraining", "runs": {"8-bit": ..., "fp32": ...}}) and OUT/accuracy.png (one curve per run, the batches where a new
 class arrives marked, each buffer's bytes in the legend).
 
 Checkpoints (--checkpoint DIR): DIR/pretrained.npz once, DIR/learner-<run>.npz after every batch,

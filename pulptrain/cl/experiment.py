@@ -542,7 +542,8 @@ def run_experiment(cfg, resume=False):
     """The whole experiment of ``cfg`` (module docstring): every check first, then pretraining once, then one
     run per bit width (``cfg.bits``, and FP32 with ``compare="fp32"``) from the same pretrained weights;
     writes ``results.json`` and ``accuracy.png`` into ``cfg.out`` when it is set, and returns the result
-    dict (``{"config", "machine", "date", "stream", "new_classes", "pretraining", "runs": {label: run}}``)."""
+    dict (``{"config", "machine", "date", "stream", "initial_classes", "new_classes", "pretraining",
+    "runs": {label: run}}``)."""
     import pulptrain
 
     start = time.perf_counter()
@@ -579,6 +580,7 @@ def run_experiment(cfg, resume=False):
         "config": {**cfg.settings(), "compare": cfg.compare},
         "machine": machine_info(),
         "stream": stream.info, "num_batches": len(stream), "test_samples": result["test_samples"],
+        "initial_classes": sorted(int(c) for c in stream.batch_classes(0)),
         "new_classes": new_classes(stream),
         "pretraining": {"loaded": load_pretrained, "seconds": None if load_pretrained else pretrained.seconds,
                         "train_accuracy": None if load_pretrained else pretrained.train_accuracy},
@@ -644,9 +646,10 @@ def write_results(out, result):
     names = None
     if config["dataset"] == "fashion-mnist":
         from pulptrain.data import FASHION_MNIST_CLASSES as names
+    initial = ", ".join(names[c] if names else str(c) for c in result["initial_classes"])
     plot_accuracy(os.path.join(out, "accuracy.png"), curves,
                   title=f"{config['dataset']}: {config['replays']} latent replays at layer {config['lr_layer']} "
-                        f"(seed {config['seed']})",
+                        f"(seed {config['seed']})\ninitial batch: {initial}",
                   arrivals=result["new_classes"], class_names=names)
 
 
