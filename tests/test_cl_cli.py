@@ -109,6 +109,7 @@ STATIC_ERRORS = [
     (["--dataset", "core50"], "--dataset", "needs --data-root"),
     (["--data-root", "{tmp}/nowhere"], "--data-root", "data root is not a directory"),
     (["--dataset", "core50", "--data-root", "{tmp}", "--run", "10"], "--run", "must be in 0..9"),
+    (["--dataset", "core50", "--data-root", "{tmp}", "--scenario", "nicv9"], "--scenario", "must be one of"),
     (["--dataset", "core50", "--data-root", "{tmp}", "--input-size", "64"], "--input-size", "must be 128"),
     (["--resume"], "--resume", "--resume needs --checkpoint"),
 ]

@@ -111,7 +111,7 @@ class ExperimentConfig:
     def resolved(self):
         """A copy with the dataset defaults filled in and every value checked against its range; a ValueError
         names the ``pulptrain cl`` flag (``--lr-layer``) otherwise. Checks nothing that needs the data."""
-        from pulptrain.cl.scenarios import CORE50_RUNS
+        from pulptrain.cl.scenarios import CORE50_RUNS, CORE50_SCENARIOS
 
         if self.dataset not in ("fashion-mnist", "core50"):
             raise ValueError(f"--dataset must be 'fashion-mnist' or 'core50', got {self.dataset!r}")
@@ -133,6 +133,8 @@ class ExperimentConfig:
         if cfg.dataset == "core50" and cfg.input_size != CORE50_IMAGE_SIZE:
             raise ValueError(f"--input-size must be {CORE50_IMAGE_SIZE} (CORe50 frames are {CORE50_IMAGE_SIZE}x"
                              f"{CORE50_IMAGE_SIZE}), got {cfg.input_size}")
+        if cfg.dataset == "core50" and cfg.scenario not in CORE50_SCENARIOS:
+            raise ValueError(f"--scenario must be one of {', '.join(sorted(CORE50_SCENARIOS))}, got {cfg.scenario!r}")
         if cfg.dataset == "core50" and cfg.run >= CORE50_RUNS:
             raise ValueError(f"--run must be in 0..{CORE50_RUNS - 1} (CORe50 has {CORE50_RUNS} runs), got {cfg.run}")
         if not (1 <= cfg.bits <= 8 or cfg.bits == FP32_BITS):
