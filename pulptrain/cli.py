@@ -35,7 +35,11 @@ class _CommandError(Exception):
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every default in --help and keeps the epilog's line breaks."""
+    """Shows every option's default in --help (not that of on/off flags, which is their absence) and keeps
+    the epilog's line breaks."""
+
+    def _get_help_string(self, action):
+        return action.help if action.nargs == 0 else super()._get_help_string(action)
 
 
 def _finite(name, value, low, high=None, low_open=False, high_open=False):
@@ -98,8 +102,8 @@ Test accuracy on the whole 10,000-image test set after every batch. Measured tim
 docs/continual_learning.md (the accuracy moves by several points from batch to batch).
 
 Outputs: OUT/results.json ({"config", "date", "machine", "stream", "initial_classes", "new_classes",
-"pretraining", "runs": {"8-bit": ..., "fp32": ...}}) and OUT/accuracy.png (one curve per run, the batches where a new
-class arrives marked, each buffer's bytes in the legend).
+"pretraining", "runs": {"8-bit": ..., "fp32": ...}}) and OUT/accuracy.png (one curve per run, the
+batches where a new class arrives marked, each buffer's bytes in the legend).
 
 Checkpoints (--checkpoint DIR): DIR/pretrained.npz once, DIR/learner-<run>.npz after every batch,
 written atomically; --resume continues a run that was stopped at any point, with the same final result.
@@ -125,7 +129,7 @@ def _add_experiment_arguments(p, sweep):
     from pulptrain.cl.experiment import ExperimentConfig as D
 
     data = p.add_argument_group("scenario")
-    data.add_argument("--dataset", choices=["fashion-mnist", "core50"], default=D.dataset)
+    data.add_argument("--dataset", choices=["fashion-mnist", "core50"], default=D.dataset, help="the stream's images")
     data.add_argument("--data-root", default=None,
                       help="data folder (Fashion-MNIST IDX files: default $PULPTRAIN_DATA or the Debian "
                            "dataset-fashion-mnist location; CORe50: required, and trusted: see below)")
@@ -231,7 +235,7 @@ def build_parser():
                        "activations, replay buffer)",
         description="Memory of latent-replay training on MobileNetV1, computed from the architecture.",
         formatter_class=_HelpFormatter)
-    memory.add_argument("--model", choices=["mobilenet_v1"], default="mobilenet_v1")
+    memory.add_argument("--model", choices=["mobilenet_v1"], default="mobilenet_v1", help="architecture")
     memory.add_argument("--width", type=float, default=1.0, help="width multiplier")
     memory.add_argument("--input-size", type=int, default=128, help="input height = width in pixels")
     memory.add_argument("--lr-layer", type=int, default=19, help="latent-replay layer l, 0..27")
