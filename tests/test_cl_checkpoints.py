@@ -44,7 +44,7 @@ def data_root(tmp_path_factory):
 
 
 def cl_args(data_root, out, *extra):
-    return ["cl", *TINY, "--data-root", str(data_root), "--test-every", "100", "--out", str(out), *extra]
+    return ["cl", *TINY, "--data-root", str(data_root), "--test-every", "99", "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")

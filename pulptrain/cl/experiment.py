@@ -558,7 +558,8 @@ def run_experiment(cfg, resume=False):
     learner_files = [os.path.join(cfg.checkpoint, learner_file(run)) for run in runs] if cfg.checkpoint else []
     if resume and (not os.path.isdir(cfg.checkpoint)
                    or (not os.path.isfile(saved) and any(map(os.path.exists, learner_files)))):
-        raise CheckpointError(f"--resume: no pretrained weights at {saved}")
+        raise CheckpointError(f"--resume: no pretrained weights at {saved} (nothing to continue: run without "
+                              f"--resume)")
     for path in learner_files:
         if not resume and os.path.exists(path):
             raise CheckpointError(f"{path} exists: pass --resume to continue it, or remove it to start afresh")
