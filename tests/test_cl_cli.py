@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pulptrain import cli
-from pulptrain.cl import experiment
+from pulptrain.cl import experiment, sweep
 from pulptrain.cl.learner import LatentReplayLearner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -61,6 +61,7 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(pulptrain.data, "fashion_mnist", _fail_if_called("data loading"))
     monkeypatch.setattr(experiment, "pretrain", _fail_if_called("pretraining"))
+    monkeypatch.setattr(sweep, "pretrain", _fail_if_called("pretraining"))  # its own binding of the name
 
 
 def expect_usage_error(argv, flag, capsys, command="cl", kind="error"):
