@@ -127,7 +127,7 @@ class ExperimentConfig:
             raise ValueError("--dataset core50 needs --data-root (the folder with core50_imgs.npz, paths.pkl, "
                              "LUP.pkl, labels.pkl)")
         if cfg.data_root is not None and not os.path.isdir(cfg.data_root):
-            raise ValueError(f"--data-root: data root is not a directory: {cfg.data_root!r}")
+            raise ValueError(f"--data-root {cfg.data_root}: data root is not a directory")
         if cfg.dataset == "fashion-mnist" and cfg.input_size != 28:
             raise ValueError(f"--input-size must be 28 (Fashion-MNIST images are 28x28), got {cfg.input_size}")
         if cfg.dataset == "core50" and cfg.input_size != CORE50_IMAGE_SIZE:
@@ -151,12 +151,12 @@ class ExperimentConfig:
         cpus = _available_cpus()
         if cfg.threads > cpus:
             raise ValueError(f"--threads must be <= {cpus} (the CPUs available to this process), got {cfg.threads}")
-        for name in ("lr", "first_lr", "pretrain_lr", "width"):
+        for name in ("lr", "first_lr", "pretrain_lr"):
             value = getattr(cfg, name)
             if not (_is_real(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{_flag(name)} must be a finite number > 0, got {value!r}")
-        if cfg.width > MAX_WIDTH:
-            raise ValueError(f"--width must be <= {MAX_WIDTH:g}, got {cfg.width!r}")
+        if not (_is_real(cfg.width) and 0 < cfg.width <= MAX_WIDTH):
+            raise ValueError(f"--width must be a finite number in (0, {MAX_WIDTH:g}], got {cfg.width!r}")
         for name in ("momentum", "weight_decay"):
             value = getattr(cfg, name)
             if not (_is_real(value) and 0 <= value < 1):
