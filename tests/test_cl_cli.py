@@ -148,6 +148,13 @@ def test_cl_refuses_settings_beyond_the_data_before_pretraining(extra, flag, tex
     assert not out.exists() and not ck.exists()
 
 
+def test_cl_names_data_root_when_the_data_is_missing(tmp_path, capsys):
+    line = expect_usage_error(["cl", "--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"],
+                              "--data-root", capsys)
+    assert "train-images-idx3-ubyte[.gz] not found in" in line and "root=" not in line.split(";")[0]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a folder this user cannot write")
 def test_cl_refuses_an_unwritable_out_folder(tmp_path, capsys, no_work):
     locked = tmp_path / "locked"

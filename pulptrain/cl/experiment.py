@@ -280,16 +280,20 @@ def load_stream(cfg):
     from pulptrain import data
     from pulptrain.cl import scenarios
 
+    try:
+        if cfg.dataset == "fashion-mnist":
+            x_train, y_train, x_test, y_test = data.fashion_mnist(cfg.data_root)
+        else:
+            stream = scenarios.core50(cfg.data_root, cfg.scenario, cfg.run, test_every=cfg.test_every)
+    except FileNotFoundError as e:  # a missing folder or file (data.DatasetError is one)
+        raise type(e)(f"--data-root: {e}") from e
     if cfg.dataset == "fashion-mnist":
-        x_train, y_train, x_test, y_test = data.fashion_mnist(cfg.data_root)
         _check_stream_limits(cfg, y_train)
         stream = scenarios.nic_stream(x_train, y_train, x_test, y_test, num_batches=cfg.num_batches,
                                       initial_classes=cfg.initial_classes, initial_samples=cfg.initial_samples,
                                       samples_per_batch=cfg.samples_per_batch, test_every=cfg.test_every,
                                       seed=cfg.seed, transform=scenarios.fashion_mnist_preprocess,
                                       name="fashion-mnist")
-    else:
-        stream = scenarios.core50(cfg.data_root, cfg.scenario, cfg.run, test_every=cfg.test_every)
     if cfg.test_every > stream.info["test_set_size"]:
         raise ValueError(f"--test-every must be <= {stream.info['test_set_size']} (the test set's size), "
                          f"got {cfg.test_every}")
