@@ -23,7 +23,8 @@ _FASHION_MNIST_FILES = {  # (stem, expected shape)
     "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
 }
 _HOW_TO_GET = ("install the Debian/Ubuntu package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-               "or download the four IDX files of Fashion-MNIST and pass root= or set PULPTRAIN_DATA to their folder")
+               "or download the four IDX files of Fashion-MNIST and give their folder as --data-root (pulptrain "
+               "commands), root= (Python) or PULPTRAIN_DATA")
 
 
 class DatasetError(FileNotFoundError):

@@ -1,4 +1,6 @@
 """CORe50 loader on tiny files in the exact official format, and the NIC-style stream."""
+import collections
+import io
 import os
 import pickle
 
@@ -68,7 +70,8 @@ def test_core50_test_subsampling_and_raw_transform(tmp_path):
     expected = np.array(lup["ni"][0][-1])[::3]
     assert xt.dtype == np.uint8 and xt.shape == (len(expected), 128, 128, 3)
     np.testing.assert_array_equal(xt[:, 5, 5, 1], expected)
-    assert stream.info == {"dataset": "core50", "scenario": "ni", "run": 0, "test_every": 3, "num_batches": 3}
+    assert stream.info == {"dataset": "core50", "scenario": "ni", "run": 0, "test_every": 3, "num_batches": 3,
+                           "test_set_size": len(lup["ni"][0][-1])}
 
 
 def test_core50_missing_files(tmp_path):
@@ -83,9 +86,46 @@ def test_core50_missing_files(tmp_path):
     S.core50(str(tmp_path))  # all back: loads
 
 
-def _rewrite_pickle(path, obj):
+def _rewrite_pickle(path, obj, protocol=None):
     with open(path, "wb") as f:
-        pickle.dump(obj, f)
+        pickle.dump(obj, f, protocol=protocol)
+
+
+class _RunsCode:
+    """Unpickles by calling os.getcwd (harmless, but a call all the same: what a malicious pickle does)."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("name, payload, refused", [
+    ("LUP.pkl", _RunsCode(), "names posix.getcwd" if os.name == "posix" else "getcwd"),
+    ("labels.pkl", {"nicv2_391": collections.OrderedDict()}, "names collections.OrderedDict"),
+    ("paths.pkl", [np.int64(3)], "names numpy"),
+])
+def test_core50_pickles_with_other_globals_are_refused(tmp_path, name, payload, refused):
+    """Only plain data (lists, dicts, tuples, ints, strings) unpickles; any other global is refused before it
+    is called, with the file's name and a word on trusting the data folder."""
+    write_core50(tmp_path)
+    with open(tmp_path / name, "wb") as f:
+        pickle.dump(payload, f, protocol=2)
+    with pytest.raises(ValueError, match=f"CORe50: .*{name} is refused: it names") as e:
+        S.core50(str(tmp_path))
+    assert refused in str(e.value) and "trust" in str(e.value)
+
+
+def test_core50_pickles_of_plain_data_load_with_every_protocol(tmp_path):
+    """The restricted unpickler reads the official format at every pickle protocol, Python 2's included
+    (protocol 2 with the __builtin__ module names a Python 2 set or long would use)."""
+    images, lup, labels = write_core50(tmp_path)
+    expected = S.core50(str(tmp_path), "nicv2_391", run=1, transform=None)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        for name, obj in (("LUP.pkl", lup), ("labels.pkl", labels)):
+            _rewrite_pickle(tmp_path / name, obj, protocol)
+        stream = S.core50(str(tmp_path), "nicv2_391", run=1, transform=None)
+        assert all(np.array_equal(a, b) for a, b in zip(stream.batch_indices, expected.batch_indices))
+    assert S._DataPickleUnpickler(io.BytesIO(b"\x80\x02c__builtin__\nset\n]K\x07a\x85R."),
+                                  encoding="latin1").load() == {7}
 
 
 def test_core50_corrupt_files(tmp_path):

@@ -364,6 +364,8 @@ class LatentReplayBuffer:
             storage, labels = np.asarray(state["storage"]), np.asarray(state["labels"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a replay-buffer state ({type(e).__name__}: {e})") from e
+        if not isinstance(meta, dict):
+            raise ValueError(f"replay-buffer metadata must be a dict, got {type(meta).__name__}")
         mine = {"capacity": self.capacity, "latent_shape": list(self.latent_shape), "bits": self.bits,
                 "policy": self.policy}
         theirs = {key: meta.get(key) for key in mine}
@@ -374,8 +376,16 @@ class LatentReplayBuffer:
                              f"got {storage.dtype} {storage.shape}")
         if labels.shape != self._labels.shape or labels.dtype != self._labels.dtype:
             raise ValueError(f"replay-buffer labels must be {self._labels.dtype} {self._labels.shape}")
-        if not 0 <= int(meta["size"]) <= self.capacity:
-            raise ValueError(f"replay-buffer size {meta['size']} outside [0, {self.capacity}]")
+        size, batches_seen, samples_seen, class_seen = self._checked_counters(meta)
+        if size and (labels[:size].min() < 0 or labels[:size].max() > _MAX_LABEL):
+            raise ValueError(f"replay-buffer labels must be in [0, {_MAX_LABEL}]")
+        scale = meta.get("scale")
+        if self.bits == FP32_BITS:
+            if scale is not None or not np.all(np.isfinite(storage[:size])):
+                raise ValueError("an FP32 replay buffer has no scale and only finite latents")
+        elif (scale is None and size > 0) or not (scale is None or (isinstance(scale, float) and np.isfinite(scale)
+                                                                  and scale > 0)):
+            raise ValueError(f"replay-buffer scale must be a finite real > 0 once latents are stored, got {scale!r}")
         rng = np.random.default_rng()
         try:
             rng.bit_generator.state = meta["rng"]
@@ -383,10 +393,33 @@ class LatentReplayBuffer:
             raise ValueError(f"replay-buffer generator state is unusable: {e}") from e
         self._storage[...] = storage
         self._labels[...] = labels
-        self.scale = meta["scale"]
-        self.size, self.batches_seen, self.samples_seen = int(meta["size"]), int(meta["batches_seen"]), int(meta["samples_seen"])
-        self._class_seen = {int(c): int(n) for c, n in meta["class_seen"].items()}
+        self.scale = scale
+        self.size, self.batches_seen, self.samples_seen = size, batches_seen, samples_seen
+        self._class_seen = class_seen
         self.rng = rng
+
+    def _checked_counters(self, meta):
+        """``size, batches_seen, samples_seen, class_seen`` of a saved state, checked against each other."""
+        def count(key):
+            value = meta.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"replay-buffer {key} must be an int >= 0, got {value!r}")
+            return value
+
+        size, batches_seen, samples_seen = count("size"), count("batches_seen"), count("samples_seen")
+        if size > min(self.capacity, samples_seen) or (batches_seen == 0) != (samples_seen == 0):
+            raise ValueError(f"replay-buffer counters do not fit together: size {size} (capacity "
+                             f"{self.capacity}), {samples_seen} samples seen in {batches_seen} batches")
+        saved = meta.get("class_seen")
+        try:
+            class_seen = {int(c): n for c, n in saved.items()}
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ValueError(f"replay-buffer class_seen must map labels to counts, got {saved!r}") from e
+        if (any(c < 0 or c > _MAX_LABEL or isinstance(n, bool) or not isinstance(n, int) or n < 1
+                for c, n in class_seen.items()) or sum(class_seen.values()) != samples_seen):
+            raise ValueError(f"replay-buffer class_seen must hold counts >= 1 of labels in [0, {_MAX_LABEL}] "
+                             f"adding up to samples_seen ({samples_seen})")
+        return size, batches_seen, samples_seen, class_seen
 
     def __repr__(self):
         return (f"LatentReplayBuffer(capacity={self.capacity}, latent_shape={self.latent_shape}, bits={self.bits}, "

@@ -15,31 +15,52 @@ Steps (all randomness derives from ``config.seed``):
    reference code); test accuracy is measured after every batch on the fixed test set, whose latents are
    computed once.
 
-Checkpoints (``checkpoint_dir``): ``pretrained.npz`` (the pretrained float weights) once, and
-``learner.npz`` after every batch, written atomically (temporary file + ``os.replace``). ``learner.npz``
-holds the learner state plus the experiment's settings and the accuracy curve so far, so a resumed run ends
-with exactly the result of an uninterrupted one; a checkpoint of another experiment or a damaged file raises
+With ``compare="fp32"`` (the default) and ``bits`` <= 8, steps 3-4 run twice from the same pretrained
+weights and seed: once with ``bits`` and once with FP32 latent replays, so the two curves differ only by the
+precision of the frozen stage and of the buffer.
+
+Every setting is checked before any work (:meth:`ExperimentConfig.resolved`, then the limits that come from
+the data in :func:`load_stream`, then the output folders); errors are ValueError (CheckpointError for a
+checkpoint) whose message names the ``pulptrain cl`` flag.
+
+Checkpoints (``checkpoint``): ``pretrained.npz`` (the pretrained float weights) once, and
+``learner-<run>.npz`` per run (``learner-8-bit.npz``, ``learner-fp32.npz``) after every batch, written
+atomically (:func:`pulptrain.cl.learner.atomic_savez`). A learner file holds the learner state plus the
+experiment's settings and the accuracy curve so far, so a resumed run ends with exactly the result of an
+uninterrupted one. Resuming continues every run from its learner file, starts a run that has none from the
+pretrained weights, and pretrains afresh when the folder exists but the pretrained weights never reached it;
+a checkpoint of another experiment, a damaged file or one whose values do not fit the settings raises
 :class:`pulptrain.cl.CheckpointError`.
 """
+import datetime
 import json
+import math
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
 import numpy as np
 
-from pulptrain.cl.learner import CheckpointError, atomic_savez
+from pulptrain.cl.learner import CheckpointError, atomic_savez, remove_stale_temporaries
 from pulptrain.quant_core import FP32_BITS, check_bits
 
 __all__ = ["ExperimentConfig", "Pretrained", "pretrain", "build_frozen", "run_stream", "run_experiment",
-           "write_results", "plot_accuracy", "load_stream"]
+           "write_results", "plot_accuracy", "load_stream", "learner_file", "run_label", "machine_info",
+           "check_output_folders"]
 
 PRETRAINED_FILE = "pretrained.npz"
-LEARNER_FILE = "learner.npz"
 EXPERIMENT_FORMAT = "pulptrain.cl.experiment/1"
-# Settings that do not change the result (where output goes, threads, progress bars): not compared on resume.
-RUNTIME_FIELDS = ("data_root", "out", "checkpoint", "threads", "quiet")
+RESULTS_FORMAT = "pulptrain.cl.results/2"
+COMPARE_CHOICES = ("fp32", "none")
+# Settings that do not change a run's result (where output goes, threads, progress bars, which other runs
+# share the pretrained stage): not compared on resume.
+RUNTIME_FIELDS = ("data_root", "out", "checkpoint", "threads", "quiet", "compare")
+MAX_LR_LAYER = 27       # the average pool: the adaptive stage is then the classifier alone
+MAX_WIDTH = 4.0         # MobileNetV1 width multipliers in use go up to 2
+MAX_NUM_BATCHES = 100_000
+CORE50_IMAGE_SIZE = 128
 
 
 @dataclass
@@ -85,32 +106,65 @@ class ExperimentConfig:
     checkpoint: Optional[str] = None
     threads: int = 1
     quiet: bool = False
+    compare: str = "fp32"
 
     def resolved(self):
-        """A copy with the dataset defaults filled in and every value checked (ValueError otherwise)."""
+        """A copy with the dataset defaults filled in and every value checked against its range; a ValueError
+        names the ``pulptrain cl`` flag (``--lr-layer``) otherwise. Checks nothing that needs the data."""
+        from pulptrain.cl.scenarios import CORE50_RUNS, CORE50_SCENARIOS
+
         if self.dataset not in ("fashion-mnist", "core50"):
-            raise ValueError(f"dataset must be 'fashion-mnist' or 'core50', got {self.dataset!r}")
+            raise ValueError(f"--dataset must be 'fashion-mnist' or 'core50', got {self.dataset!r}")
         cfg = replace(self)
         if cfg.input_size is None:
-            cfg.input_size = 28 if cfg.dataset == "fashion-mnist" else 128
+            cfg.input_size = 28 if cfg.dataset == "fashion-mnist" else CORE50_IMAGE_SIZE
+        for name in ("replays", "epochs", "first_epochs", "minibatch", "pretrain_batch", "threads", "test_every",
+                     "samples_per_batch", "initial_classes", "initial_samples", "input_size"):
+            _check_int(cfg, name, 1)
+        for name in ("pretrain_epochs", "num_batches", "seed", "run"):
+            _check_int(cfg, name, 0)
         if cfg.dataset == "core50" and not cfg.data_root:
             raise ValueError("--dataset core50 needs --data-root (the folder with core50_imgs.npz, paths.pkl, "
                              "LUP.pkl, labels.pkl)")
+        if cfg.data_root is not None and not os.path.isdir(cfg.data_root):
+            raise ValueError(f"--data-root {cfg.data_root}: data root is not a directory")
         if cfg.dataset == "fashion-mnist" and cfg.input_size != 28:
-            raise ValueError(f"Fashion-MNIST images are 28x28: input-size must be 28, got {cfg.input_size}")
-        check_bits(cfg.bits, "bits", allow_fp32=True)
-        if not 0 <= cfg.lr_layer <= 26:
-            raise ValueError(f"lr-layer must be in 0..26 (a convolution of MobileNetV1), got {cfg.lr_layer}")
-        for name in ("replays", "epochs", "first_epochs", "minibatch", "pretrain_batch", "threads", "test_every",
-                     "samples_per_batch", "initial_classes", "initial_samples"):
-            if getattr(cfg, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-        for name in ("pretrain_epochs", "num_batches", "seed", "run"):
-            if getattr(cfg, name) < 0:
-                raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
-        for name in ("lr", "first_lr", "pretrain_lr", "width"):
-            if not getattr(cfg, name) > 0:
-                raise ValueError(f"{name.replace('_', '-')} must be > 0, got {getattr(cfg, name)}")
+            raise ValueError(f"--input-size must be 28 (Fashion-MNIST images are 28x28), got {cfg.input_size}")
+        if cfg.dataset == "core50" and cfg.input_size != CORE50_IMAGE_SIZE:
+            raise ValueError(f"--input-size must be {CORE50_IMAGE_SIZE} (CORe50 frames are {CORE50_IMAGE_SIZE}x"
+                             f"{CORE50_IMAGE_SIZE}), got {cfg.input_size}")
+        if cfg.dataset == "core50" and cfg.scenario not in CORE50_SCENARIOS:
+            raise ValueError(f"--scenario must be one of {', '.join(sorted(CORE50_SCENARIOS))}, got {cfg.scenario!r}")
+        if cfg.dataset == "core50" and cfg.run >= CORE50_RUNS:
+            raise ValueError(f"--run must be in 0..{CORE50_RUNS - 1} (CORe50 has {CORE50_RUNS} runs), got {cfg.run}")
+        check_bits(cfg.bits, "--bits", allow_fp32=True)
+        if not 0 <= cfg.lr_layer <= MAX_LR_LAYER:
+            raise ValueError(f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
+                             f"classifier), got {cfg.lr_layer}")
+        if cfg.num_batches > MAX_NUM_BATCHES:
+            raise ValueError(f"--num-batches must be <= {MAX_NUM_BATCHES:,}, got {cfg.num_batches}")
+        if cfg.initial_samples < cfg.initial_classes:
+            raise ValueError(f"--initial-samples must be >= --initial-classes ({cfg.initial_classes}: at least "
+                             f"one image per initial class), got {cfg.initial_samples}")
+        cpus = _available_cpus()
+        if cfg.threads > cpus:
+            raise ValueError(f"--threads must be <= {cpus} (the CPUs available to this process), got {cfg.threads}")
+        for name in ("lr", "first_lr", "pretrain_lr"):
+            value = getattr(cfg, name)
+            if not (_is_real(value) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{_flag(name)} must be a finite number > 0, got {value!r}")
+        if not (_is_real(cfg.width) and 0 < cfg.width <= MAX_WIDTH):
+            raise ValueError(f"--width must be a finite number in (0, {MAX_WIDTH:g}], got {cfg.width!r}")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(cfg, name)
+            if not (_is_real(value) and 0 <= value < 1):
+                raise ValueError(f"{_flag(name)} must be in [0, 1), got {value!r}")
+        if cfg.compare not in COMPARE_CHOICES:
+            raise ValueError(f"--compare must be one of {', '.join(COMPARE_CHOICES)}, got {cfg.compare!r}")
+        for name, value in (("out", cfg.out), ("checkpoint", cfg.checkpoint)):
+            if value is not None and not str(value).strip():
+                raise ValueError(f"{_flag(name)} must name a folder, got an empty string")
+        _check_buffer_fits_in_memory(cfg)
         return cfg
 
     def settings(self):
@@ -118,19 +172,152 @@ class ExperimentConfig:
         return {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
 
 
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _is_real(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(cfg, name, minimum):
+    value = getattr(cfg, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{_flag(name)} must be an integer >= {minimum}, got {value!r}")
+
+
+def _available_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _physical_memory():
+    """Bytes of RAM of this machine, or None when the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_buffer_fits_in_memory(cfg):
+    """The replay buffers are allocated whole at the start: refuse a --replays whose largest buffer (the
+    FP32 one when it runs) could not fit in this machine's memory, instead of being killed for it later."""
+    from pulptrain.cl.memory import memory_breakdown
+
+    ram = _physical_memory()
+    if ram is None:
+        return
+    bits = FP32_BITS if cfg.compare == "fp32" else cfg.bits
+    in_channels, num_classes = (1, 10) if cfg.dataset == "fashion-mnist" else (3, 50)
+    memory = memory_breakdown(width_mult=cfg.width, input_size=cfg.input_size, lr_layer=cfg.lr_layer,
+                              replays=cfg.replays, bits=bits, batch=cfg.minibatch, num_classes=num_classes,
+                              in_channels=in_channels, first_stride=cfg.first_stride)
+    if memory.replay_buffer > ram // 2:
+        raise ValueError(f"--replays {cfg.replays}: the {run_label(bits)} replay buffer would take "
+                         f"{memory.replay_buffer / 2 ** 30:.1f} GiB, more than half of this machine's "
+                         f"{ram / 2 ** 30:.1f} GiB of memory")
+
+
+def check_output_folders(cfg):
+    """``out`` and ``checkpoint`` must be folders that exist or can be created: not a file, nothing but
+    folders above them, and a writable folder where they would be created (ValueError naming the flag)."""
+    for name in ("out", "checkpoint"):
+        path = getattr(cfg, name)
+        if path is None:
+            continue
+        path = os.path.abspath(path)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"{_flag(name)} {getattr(cfg, name)}: exists and is not a folder")
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ValueError(f"{_flag(name)} {getattr(cfg, name)}: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{_flag(name)} {getattr(cfg, name)}: {existing} is not writable")
+
+
+def _make_output_folders(cfg):
+    for name in ("out", "checkpoint"):
+        path = getattr(cfg, name)
+        if path is not None:
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"{_flag(name)} {path}: cannot create the folder ({e.strerror})") from e
+    if cfg.checkpoint is not None:
+        remove_stale_temporaries(cfg.checkpoint)
+
+
+def run_label(bits):
+    """The name of a run in results.json and in checkpoint file names: ``"8-bit"`` or ``"fp32"``."""
+    return "fp32" if bits == FP32_BITS else f"{bits}-bit"
+
+
+def learner_file(cfg):
+    """The checkpoint file of the run of ``cfg`` (one per bit width)."""
+    return f"learner-{run_label(cfg.bits)}.npz"
+
+
+def _runs(cfg):
+    """The configs of the runs of one experiment: ``cfg`` itself, then the FP32 comparison when asked for."""
+    runs = [cfg]
+    if cfg.compare == "fp32" and cfg.bits != FP32_BITS:
+        runs.append(replace(cfg, bits=FP32_BITS))
+    return runs
+
+
 # ------------------------------------------------------------------------------------------ scenario
 
 def load_stream(cfg):
-    """The :class:`pulptrain.cl.scenarios.Stream` of a resolved config."""
+    """The :class:`pulptrain.cl.scenarios.Stream` of a resolved config. Settings whose limit comes from the
+    data (images per class, classes, test set size) are checked against it before the stream is built; a
+    ValueError names the flag."""
+    from pulptrain import data
     from pulptrain.cl import scenarios
 
+    try:
+        if cfg.dataset == "fashion-mnist":
+            x_train, y_train, x_test, y_test = data.fashion_mnist(cfg.data_root)
+        else:
+            stream = scenarios.core50(cfg.data_root, cfg.scenario, cfg.run, test_every=cfg.test_every)
+    except FileNotFoundError as e:  # a missing folder or file (data.DatasetError is one)
+        raise type(e)(f"--data-root: {e}") from e
     if cfg.dataset == "fashion-mnist":
-        return scenarios.fashion_mnist_stream(cfg.data_root, num_batches=cfg.num_batches,
-                                              initial_classes=cfg.initial_classes,
-                                              initial_samples=cfg.initial_samples,
-                                              samples_per_batch=cfg.samples_per_batch, test_every=cfg.test_every,
-                                              seed=cfg.seed)
-    return scenarios.core50(cfg.data_root, cfg.scenario, cfg.run, test_every=cfg.test_every)
+        _check_stream_limits(cfg, y_train)
+        stream = scenarios.nic_stream(x_train, y_train, x_test, y_test, num_batches=cfg.num_batches,
+                                      initial_classes=cfg.initial_classes, initial_samples=cfg.initial_samples,
+                                      samples_per_batch=cfg.samples_per_batch, test_every=cfg.test_every,
+                                      seed=cfg.seed, transform=scenarios.fashion_mnist_preprocess,
+                                      name="fashion-mnist")
+    if cfg.test_every > stream.info["test_set_size"]:
+        raise ValueError(f"--test-every must be <= {stream.info['test_set_size']} (the test set's size), "
+                         f"got {cfg.test_every}")
+    return stream
+
+
+def _check_stream_limits(cfg, y_train):
+    """The NIC stream's settings against the training labels: no batch may need more images of a class than
+    the class has (the initial classes are drawn at random, so the smallest class is the bound)."""
+    counts = np.bincount(y_train)
+    counts = counts[counts > 0]
+    if cfg.initial_classes > len(counts):
+        raise ValueError(f"--initial-classes must be <= {len(counts)} (the classes of the training set), "
+                         f"got {cfg.initial_classes}")
+    new_classes = len(counts) - cfg.initial_classes
+    if cfg.num_batches < new_classes:
+        raise ValueError(f"--num-batches must be >= {new_classes} (one batch per class that arrives after the "
+                         f"{cfg.initial_classes} initial ones), got {cfg.num_batches}")
+    smallest = int(counts.min())
+    if cfg.samples_per_batch > smallest:
+        raise ValueError(f"--samples-per-batch must be <= {smallest} (the training images of the smallest "
+                         f"class), got {cfg.samples_per_batch}")
+    if cfg.initial_samples > cfg.initial_classes * smallest:
+        raise ValueError(f"--initial-samples must be <= {cfg.initial_classes * smallest} ({cfg.initial_classes} "
+                         f"initial classes x {smallest} training images of the smallest class), "
+                         f"got {cfg.initial_samples}")
 
 
 def _model(cfg, num_classes, in_channels, rng=None):
@@ -174,6 +361,9 @@ def pretrain(cfg, stream, progress=True, saved=None):
         except Exception as e:
             raise CheckpointError(f"{saved}: pretrained weights unreadable or of another model "
                                   f"({type(e).__name__}: {e})") from e
+        bad = [name for name, value in model.state_dict().items() if not np.all(np.isfinite(value))]
+        if bad:
+            raise CheckpointError(f"{saved}: pretrained weights hold non-finite values ({', '.join(bad[:3])})")
         return Pretrained(model.state_dict(), x, stream.num_classes, x.shape[1], float("nan"), 0.0)
     rng = np.random.default_rng([cfg.seed, 1])
     opt = optim.SGD(model.parameters(), lr=cfg.pretrain_lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
@@ -243,10 +433,9 @@ def _save_progress(path, learner, cfg, history):
     atomic_savez(path, state)
 
 
-def _load_progress(path, learner, cfg):
-    """Restore ``learner`` from ``path`` and return the saved history; CheckpointError on any mismatch."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"--resume: no checkpoint at {path}")
+def _load_progress(path, learner, cfg, num_batches):
+    """Restore ``learner`` from ``path`` and return the saved history; CheckpointError on any mismatch or on
+    a value that does not fit the settings (``num_batches``: the stream's length)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             state = {k: archive[k] for k in archive.files}
@@ -254,16 +443,37 @@ def _load_progress(path, learner, cfg):
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or not an experiment checkpoint "
                               f"({type(e).__name__}: {e})") from e
-    if experiment.get("format") != EXPERIMENT_FORMAT:
-        raise CheckpointError(f"{path}: format {experiment.get('format')!r}, expected {EXPERIMENT_FORMAT!r}")
+    if not isinstance(experiment, dict) or experiment.get("format") != EXPERIMENT_FORMAT:
+        found = experiment.get("format") if isinstance(experiment, dict) else type(experiment).__name__
+        raise CheckpointError(f"{path}: format {found!r}, expected {EXPERIMENT_FORMAT!r}")
     saved, now = experiment.get("settings", {}), cfg.settings()
     if saved != now:
         diff = {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)}
         raise CheckpointError(f"{path}: written by another experiment; differing settings (saved, now): {diff}")
     learner.load_state_dict(state, where=path)
-    history = experiment["history"]
-    if len(history["accuracy"]) != learner.batches_seen:
-        raise CheckpointError(f"{path}: {len(history['accuracy'])} accuracies for {learner.batches_seen} batches")
+    if not 1 <= learner.batches_seen <= num_batches:
+        raise CheckpointError(f"{path}: batches_seen {learner.batches_seen} outside 1..{num_batches} (the "
+                              f"stream's batches)")
+    return _checked_history(experiment.get("history"), learner.batches_seen, path)
+
+
+def _checked_history(history, batches, path):
+    """The saved accuracy curve, checked: one finite value per batch learnt, accuracies in [0, 1],
+    non-negative times."""
+    keys = ("accuracy", "train_loss", "batch_seconds")
+    if not isinstance(history, dict) or not all(isinstance(history.get(k), list) for k in keys):
+        raise CheckpointError(f"{path}: the history must hold the lists {', '.join(keys)}")
+    for key in keys:
+        values = history[key]
+        if len(values) != batches:
+            raise CheckpointError(f"{path}: {len(values)} {key} values for {batches} batches")
+        if not all(_is_real(v) and math.isfinite(v) for v in values):
+            raise CheckpointError(f"{path}: {key} holds a value that is not a finite number")
+    if not all(0 <= v <= 1 for v in history["accuracy"]):
+        raise CheckpointError(f"{path}: accuracy outside [0, 1]")
+    elapsed = history.get("elapsed")
+    if min(history["batch_seconds"]) < 0 or not (_is_real(elapsed) and math.isfinite(elapsed) and elapsed >= 0):
+        raise CheckpointError(f"{path}: negative or missing times")
     return history
 
 
@@ -272,6 +482,8 @@ def run_stream(cfg, stream, pretrained, shared=None, resume=False, progress=True
 
     ``shared``: a dict kept by the caller between runs with the same seed, LR layer and bits (a sweep); the
     frozen stage (``"frozen"``) and the test set's latents (``"test_latents"``) are built once and stored in it.
+    ``resume``: continue from ``cfg.checkpoint``'s learner file of this run, or start from batch 0 when there
+    is none yet.
     """
     from tqdm import tqdm
 
@@ -293,13 +505,13 @@ def run_stream(cfg, stream, pretrained, shared=None, resume=False, progress=True
     test_latents = shared["test_latents"]
 
     history = {"accuracy": [], "batch_seconds": [], "train_loss": [], "elapsed": 0.0}
-    ckpt = os.path.join(cfg.checkpoint, LEARNER_FILE) if cfg.checkpoint else None
-    if resume:
-        history = _load_progress(ckpt, learner, cfg)
-    elif ckpt and os.path.exists(ckpt):
-        raise CheckpointError(f"{ckpt} exists: pass --resume to continue it, or remove it to start afresh")
+    ckpt = os.path.join(cfg.checkpoint, learner_file(cfg)) if cfg.checkpoint else None
+    if ckpt and os.path.exists(ckpt):
+        if not resume:
+            raise CheckpointError(f"{ckpt} exists: pass --resume to continue it, or remove it to start afresh")
+        history = _load_progress(ckpt, learner, cfg, len(stream))
     elapsed_before = history["elapsed"]
-    with tqdm(total=len(stream), initial=learner.batches_seen, desc=f"CL {cfg.bits}-bit l={cfg.lr_layer} "
+    with tqdm(total=len(stream), initial=learner.batches_seen, desc=f"CL {run_label(cfg.bits)} l={cfg.lr_layer} "
               f"{cfg.replays} LRs", unit="batch", disable=not progress, leave=False, dynamic_ncols=True) as bar:
         for i in range(learner.batches_seen, len(stream)):
             t = time.perf_counter()
@@ -330,63 +542,146 @@ def run_stream(cfg, stream, pretrained, shared=None, resume=False, progress=True
 
 
 def run_experiment(cfg, resume=False):
-    """The whole experiment of ``cfg`` (steps 1-4 of the module docstring); writes ``results.json`` and
-    ``accuracy.png`` into ``cfg.out`` when it is set, and returns the result dict."""
+    """The whole experiment of ``cfg`` (module docstring): every check first, then pretraining once, then one
+    run per bit width (``cfg.bits``, and FP32 with ``compare="fp32"``) from the same pretrained weights;
+    writes ``results.json`` and ``accuracy.png`` into ``cfg.out`` when it is set, and returns the result
+    dict (``{"config", "machine", "date", "stream", "initial_classes", "new_classes", "pretraining",
+    "runs": {label: run}}``)."""
     import pulptrain
 
+    start = time.perf_counter()
     cfg = cfg.resolved()
     if resume and not cfg.checkpoint:
         raise ValueError("--resume needs --checkpoint DIR")
+    check_output_folders(cfg)
+    runs = _runs(cfg)
+    saved = os.path.join(cfg.checkpoint, PRETRAINED_FILE) if cfg.checkpoint else None
+    learner_files = [os.path.join(cfg.checkpoint, learner_file(run)) for run in runs] if cfg.checkpoint else []
+    if resume and (not os.path.isdir(cfg.checkpoint)
+                   or (not os.path.isfile(saved) and any(map(os.path.exists, learner_files)))):
+        raise CheckpointError(f"--resume: no pretrained weights at {saved} (nothing to continue: run without "
+                              f"--resume)")
+    for path in learner_files:
+        if not resume and os.path.exists(path):
+            raise CheckpointError(f"{path} exists: pass --resume to continue it, or remove it to start afresh")
     pulptrain.set_num_threads(cfg.threads)
-    start = time.perf_counter()
     progress = not cfg.quiet
     stream = load_stream(cfg)
-    saved = os.path.join(cfg.checkpoint, PRETRAINED_FILE) if cfg.checkpoint else None
-    if resume and not os.path.isfile(saved):
-        raise CheckpointError(f"--resume: no pretrained weights at {saved}")
-    if not resume and saved and os.path.exists(os.path.join(cfg.checkpoint, LEARNER_FILE)):
-        raise CheckpointError(f"{os.path.join(cfg.checkpoint, LEARNER_FILE)} exists: pass --resume to continue "
-                              f"it, or remove it to start afresh")
-    pretrained = pretrain(cfg, stream, progress, saved=saved if resume else None)
-    if saved and not resume:
+    _make_output_folders(cfg)
+
+    # A run killed during pretraining left no weights: resuming it pretrains again.
+    load_pretrained = resume and os.path.isfile(saved)
+    pretrained = pretrain(cfg, stream, progress, saved=saved if load_pretrained else None)
+    if saved and not load_pretrained:
         atomic_savez(saved, pretrained.state)
-    result = run_stream(cfg, stream, pretrained, resume=resume, progress=progress)
-    result["wall_seconds"] = time.perf_counter() - start
-    result["threads"] = cfg.threads
-    result["resumed"] = bool(resume)
+    per_run = {}
+    for run in runs:
+        result = run_stream(run, stream, pretrained, resume=resume, progress=progress)
+        per_run[run_label(run.bits)] = {k: v for k, v in result.items() if k not in _SHARED_RESULT_KEYS}
+    return_value = {
+        "format": RESULTS_FORMAT,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": {**cfg.settings(), "compare": cfg.compare},
+        "machine": machine_info(),
+        "stream": stream.info, "num_batches": len(stream), "test_samples": result["test_samples"],
+        "initial_classes": sorted(int(c) for c in stream.batch_classes(0)),
+        "new_classes": new_classes(stream),
+        "pretraining": {"loaded": load_pretrained, "seconds": None if load_pretrained else pretrained.seconds,
+                        "train_accuracy": None if load_pretrained else pretrained.train_accuracy},
+        "runs": per_run,
+        "wall_seconds": time.perf_counter() - start,
+        "resumed": bool(resume),
+    }
     if cfg.out:
-        write_results(cfg.out, result)
-    return result
+        write_results(cfg.out, return_value)
+    return return_value
+
+
+# Entries of run_stream's result that are the same for every run: kept once at the top of results.json.
+_SHARED_RESULT_KEYS = ("stream", "num_batches", "test_samples", "pretrain_seconds", "pretrain_train_accuracy")
+
+
+def new_classes(stream):
+    """``[{"batch": i, "classes": [...]}, ...]``: the training batches (after the initial one) where a class
+    is seen for the first time."""
+    seen, arrivals = set(), []
+    for i in range(len(stream)):
+        classes = sorted(set(int(c) for c in stream.batch_classes(i)) - seen)
+        seen.update(classes)
+        if i > 0 and classes:
+            arrivals.append({"batch": i, "classes": classes})
+    return arrivals
+
+
+def machine_info():
+    """Where the experiment ran: CPU model and count, platform, Python, numpy and pulptrain versions, kernel
+    threads and the parallel backend of the build."""
+    import pulptrain
+
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {"cpu": cpu or platform.processor() or None, "cpus": os.cpu_count(),
+            "cpus_available": _available_cpus(), "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__, "pulptrain": pulptrain.__version__,
+            "threads": pulptrain.get_num_threads(), "parallel_backend": pulptrain.parallel_backend()}
 
 
 # ------------------------------------------------------------------------------------------- outputs
 
+def _bytes_text(nbytes):
+    return f"{nbytes / 2 ** 20:.2f} MiB" if nbytes >= 2 ** 20 else f"{nbytes / 2 ** 10:.1f} KiB"
+
+
 def write_results(out, result):
-    """``out/results.json`` and ``out/accuracy.png``."""
+    """``out/results.json`` and ``out/accuracy.png`` (one curve per run, new classes marked)."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
-    s = result["settings"]
-    plot_accuracy(os.path.join(out, "accuracy.png"), {f"{s['bits']}-bit, l={s['lr_layer']}, {s['replays']} LRs":
-                                                      result["accuracy"]},
-                  title=f"{s['dataset']} continual learning (seed {s['seed']})")
+    config = result["config"]
+    curves = {}
+    for label, run in result["runs"].items():
+        precision = "FP32" if label == "fp32" else label
+        curves[f"{precision} replays: buffer {_bytes_text(run['buffer_nbytes'])}, final "
+               f"{100 * run['final_accuracy']:.1f} %"] = run["accuracy"]
+    names = None
+    if config["dataset"] == "fashion-mnist":
+        from pulptrain.data import FASHION_MNIST_CLASSES as names
+    initial = ", ".join(names[c] if names else str(c) for c in result["initial_classes"])
+    plot_accuracy(os.path.join(out, "accuracy.png"), curves,
+                  title=f"{config['dataset']}: {config['replays']} latent replays at layer {config['lr_layer']} "
+                        f"(seed {config['seed']})\ninitial batch: {initial}",
+                  arrivals=result["new_classes"], class_names=names)
 
 
-def plot_accuracy(path, curves, title=""):
-    """Test accuracy (%) after every training batch, one line per entry of ``curves`` {label: accuracies}."""
+def plot_accuracy(path, curves, title="", arrivals=(), class_names=None):
+    """Test accuracy (%) after every training batch, one line per entry of ``curves`` {label: accuracies};
+    ``arrivals`` (see :func:`new_classes`) are drawn as dotted vertical lines labelled with the new classes
+    (``class_names[c]`` when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for k, arrival in enumerate(arrivals):
+        names = ", ".join(class_names[c] if class_names is not None and c < len(class_names) else str(c)
+                          for c in arrival["classes"])
+        ax.axvline(arrival["batch"], color="0.55", linestyle=":", linewidth=1, zorder=0,
+                   label="a new class arrives" if k == 0 else None)
+        ax.text(arrival["batch"] + 0.15, 1.5, names, rotation=90, fontsize=7, color="0.35", va="bottom")
     for label, accuracy in curves.items():
-        ax.plot(np.arange(len(accuracy)), 100 * np.asarray(accuracy), label=label)
-    ax.set_xlabel("training batch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
+        ax.plot(np.arange(len(accuracy)), 100 * np.asarray(accuracy), marker="o", markersize=2.5, linewidth=1.3,
+                label=label)
+    ax.set_xlabel("training batch (0 = initial batch)")
+    ax.set_ylabel("test accuracy after the batch (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

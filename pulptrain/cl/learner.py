@@ -52,12 +52,16 @@ __all__ = ["LatentReplayLearner", "CheckpointError"]
 CHECKPOINT_FORMAT = "pulptrain.cl.LatentReplayLearner/1"
 
 
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".tmp-", ".npz"
+
+
 def atomic_savez(path, arrays):
     """np.savez(path, **arrays) atomically: a temporary file in the same directory, flushed to disk, then
-    os.replace, so a crash never leaves a half-written file under ``path``."""
+    os.replace and a flush of the directory, so a crash never leaves a half-written file under ``path`` (a
+    kill may leave the temporary file: :func:`remove_stale_temporaries`)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=TEMPORARY_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -68,6 +72,31 @@ def atomic_savez(path, arrays):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_directory(directory)  # the rename itself reaches the disk
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # a platform that cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory):
+    """Delete the temporary files that :func:`atomic_savez` left in ``directory`` when a process was killed
+    while writing (only one process may write checkpoints into a folder). Returns the names removed."""
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(TEMPORARY_PREFIX) and name.endswith(TEMPORARY_SUFFIX):
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+    return removed
 
 
 class CheckpointError(ValueError):
@@ -420,8 +449,9 @@ class LatentReplayLearner:
             meta = meta if meta is not None else json.loads(str(state["meta"]))
         except Exception as e:
             raise CheckpointError(f"{where}: no readable metadata ({e})") from e
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{where}: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise CheckpointError(f"{where}: format {found!r}, expected {CHECKPOINT_FORMAT!r}")
         if meta.get("settings") != self.settings:
             diff = {k: (meta.get("settings", {}).get(k), v) for k, v in self.settings.items()
                     if meta.get("settings", {}).get(k) != v}
@@ -452,6 +482,7 @@ class LatentReplayLearner:
             for key, shape in shapes.items():
                 if key not in cwr or cwr[key].shape != shape:
                     raise ValueError(f"cwr/{key} missing or not of shape {shape}")
+            self._check_loaded_values(meta, cwr, group("optim/"))
             rng = np.random.default_rng()
             rng.bit_generator.state = meta["rng"]
         except Exception as e:
@@ -463,6 +494,34 @@ class LatentReplayLearner:
         self.cw_set[...], self.past[...] = cwr["cw_set"], cwr["past"]
         self.rng = rng
         self.batches_seen = int(meta["batches_seen"])
+
+    def _check_loaded_values(self, meta, cwr, optimizer_arrays):
+        """What shapes do not tell (ValueError): counters that agree with each other and with the buffer,
+        buffer labels below num_classes, dtypes, finite weights and optimizer state, coherent CWR* state."""
+        batches = meta.get("batches_seen")
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches != self.buffer.batches_seen:
+            raise ValueError(f"batches_seen {batches!r} differs from the buffer's {self.buffer.batches_seen}")
+        phase = None if batches == 0 else 0 if batches == 1 else 1
+        if meta.get("optimizer_phase") != phase:
+            raise ValueError(f"optimizer_phase {meta.get('optimizer_phase')!r} after {batches} batches, "
+                             f"expected {phase!r}")
+        labels = self.buffer.labels
+        if labels.size and labels.max() >= self.num_classes:
+            raise ValueError(f"buffer labels must be in [0, {self.num_classes}), got up to {labels.max()}")
+        for key, dtype in (("cw", np.float32), ("cb", np.float32), ("cw_set", np.bool_), ("past", np.int64)):
+            if cwr[key].dtype != dtype:
+                raise ValueError(f"cwr/{key} must be {np.dtype(dtype)}, got {cwr[key].dtype}")
+        if cwr["past"].min() < 0 or not np.array_equal(cwr["cw_set"], cwr["past"] > 0) or (
+                not self.settings["cwr"] and cwr["past"].any()):
+            raise ValueError("cwr/past must count >= 0 samples, and cwr/cw_set mark the classes counted "
+                             "(none without CWR*)")
+        arrays = [(f"cwr/{k}", cwr[k]) for k in ("cw", "cb")]
+        arrays += [(f"adaptive/{k}", v) for k, v in self.adaptive.state_dict().items()]
+        arrays += [(f"optim/{k}", v) for k, v in optimizer_arrays.items()]
+        for name, value in arrays:
+            value = np.asarray(value)
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} holds non-finite values")
 
 
 def _optimizer_state(optimizer):

@@ -7,9 +7,11 @@ and an adaptive stage l+1..28.
 
 What each entry of :func:`memory_breakdown` counts (bytes):
 
-* ``frozen_weights``: the frozen stage as INT8 inference: one byte per weight plus, per output channel of
-  every conv layer, an int32 multiplier and an int32 bias of the folded BatchNorm requantization
-  (``y = clip((k * acc + lambda) >> d, 0, 255)``).
+* ``frozen_weights``: with ``bits`` <= 8 the frozen stage as INT8 inference: one byte per weight plus, per
+  output channel of every conv layer, an int32 multiplier and an int32 bias of the folded BatchNorm
+  requantization (``y = clip((k * acc + lambda) >> d, 0, 255)``); with ``bits == 32`` the FP32 frozen
+  stage that ``pulptrain cl --bits 32`` runs: four bytes per weight plus the BatchNorm scale, shift,
+  running mean and running variance (FP32) of every conv layer.
 * ``adaptive_weights``: the adaptive stage in FP32: conv/fc weights, BatchNorm scale and shift, fc bias, and
   the BatchNorm running mean and variance.
 * ``adaptive_gradients``: one FP32 gradient per trainable parameter.
@@ -87,7 +89,8 @@ class MemoryBreakdown:
 
     def table(self):
         """A human-readable table in MiB."""
-        labels = {"frozen_weights": "frozen stage, INT8 weights (+ requant params)",
+        labels = {"frozen_weights": "frozen stage, FP32 weights (+ BatchNorm)" if self.bits == 32
+                  else "frozen stage, INT8 weights (+ requant params)",
                   "adaptive_weights": "adaptive stage, FP32 weights",
                   "adaptive_gradients": "adaptive stage, FP32 gradients",
                   "optimizer_state": "adaptive stage, SGD momentum",
@@ -120,7 +123,10 @@ def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, 
     latent_shape = (latent.out_channels, latent.out_size, latent.out_size)
     latent_elements = latent.out_elements
 
-    frozen_weights = sum(layer.params + 8 * layer.bn_channels for layer in frozen)
+    if bits == 32:
+        frozen_weights = sum(4 * layer.params + 16 * layer.bn_channels for layer in frozen)
+    else:
+        frozen_weights = sum(layer.params + 8 * layer.bn_channels for layer in frozen)
     trainable = sum(layer.params + 2 * layer.bn_channels for layer in adaptive)
     running_stats = sum(2 * layer.bn_channels for layer in adaptive)
 

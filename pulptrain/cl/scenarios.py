@@ -3,7 +3,9 @@
 Two sources:
 
 * :func:`core50` reads the CORe50 benchmark files (``core50_imgs.npz``, ``paths.pkl``, ``LUP.pkl``,
-  ``labels.pkl``) for one scenario (``nicv2_391`` and the others) and one run.
+  ``labels.pkl``) for one scenario (``nicv2_391`` and the others) and one run. The ``.pkl`` files are
+  read with a restricted unpickler that accepts plain data only (lists, dicts, tuples, ints, strings) and
+  refuses any other global, the way a pickle runs code; still, read only a data folder you trust.
 * :func:`nic_stream` builds a NIC-style stream (new instances and new classes) over any labelled arrays,
   Fashion-MNIST in practice (:func:`fashion_mnist_stream`).
 
@@ -95,13 +97,37 @@ def core50_preprocess(images):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names a global that :class:`_DataPickleUnpickler` does not allow."""
+
+
+class _DataPickleUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: the CORe50 files hold lists, dicts, ints and strings, which need no global
+    at all; any other global (a class or function: how a pickle runs code) is refused. The built-in
+    containers below are the only ones a Python 2 pickle may name explicitly."""
+
+    ALLOWED = frozenset({("builtins", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int",
+                                                         "str")}
+                        | {("__builtin__", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int",
+                                                              "long", "str", "unicode")})
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise _RefusedGlobal(f"it names {module}.{name}, and only lists, dicts, tuples, ints and "
+                                         f"strings are accepted (a pickle can run code: use a data folder you "
+                                         f"trust)")
+        return super().find_class(module, name)
+
+
 def _load_pickle(path, what):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CORe50: {what} not found: {path}")
     try:
         with open(path, "rb") as f:
             # latin1 lets Python 3 read the Python 2 pickles of the official distribution.
-            return pickle.load(f, encoding="latin1")
+            return _DataPickleUnpickler(f, encoding="latin1").load()
+    except _RefusedGlobal as e:
+        raise ValueError(f"CORe50: {path} is refused: {e}") from e
     except Exception as e:  # truncated or not a pickle at all
         raise ValueError(f"CORe50: {path} is not a readable pickle ({type(e).__name__}: {e})") from e
 
@@ -213,12 +239,14 @@ def core50(root, scenario="nicv2_391", run=0, *, test_every=1, mmap=True, transf
                              f"but paths.pkl names object {path_labels[idx[bad]] + 1} ({paths[idx[bad]]})")
         batches_idx.append(idx)
         batches_lab.append(lab)
+    test_set_size = len(batches_idx[-1])
     test_idx, test_lab = batches_idx.pop()[::test_every], batches_lab.pop()[::test_every]
     return Stream(name=f"core50-{scenario}-run{run}", num_classes=CORE50_NUM_CLASSES, train_images=images,
                   batch_indices=batches_idx, batch_labels=batches_lab, test_images=images,
                   test_indices=test_idx, test_labels=test_lab, transform=transform,
                   info={"dataset": "core50", "scenario": scenario, "run": int(run),
-                        "test_every": int(test_every), "num_batches": len(batches_idx)})
+                        "test_every": int(test_every), "test_set_size": test_set_size,
+                        "num_batches": len(batches_idx)})
 
 
 def _scenario_runs(table, what, scenario):
@@ -340,7 +368,8 @@ def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_clas
                   test_labels=y_test[test_idx].astype(np.int64), transform=transform,
                   info={"dataset": name, "protocol": "nic", "num_batches": num_batches,
                         "initial_classes": initial_classes, "initial_samples": initial_samples,
-                        "samples_per_batch": samples_per_batch, "test_every": test_every, "seed": seed,
+                        "samples_per_batch": samples_per_batch, "test_every": test_every,
+                        "test_set_size": len(x_test), "seed": seed,
                         "class_order": [int(c) for c in order]})
 
 
