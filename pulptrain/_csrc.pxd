@@ -1,9 +1,10 @@
 # Declarations of the C API in csrc/ (see csrc/pulptrain.h). No logic here.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 cdef extern from "pulptrain.h" nogil:
     ctypedef enum pt_status:
         PT_OK
+        PT_ERR_VALUE_OUT_OF_RANGE
     const char *pt_status_str(pt_status status)
 
     int PT_MAX_THREADS
@@ -84,3 +85,89 @@ cdef extern from "pulptrain.h" nogil:
 
     pt_status pt_bias_grad(const pt_team *team, int64_t n, int64_t c, int64_t inner, const float *dy, float *db,
                            int accumulate)
+
+    # activations, pooling, BatchNorm, losses, optimizers
+    float PT_RELU_NO_CLIP
+    pt_status pt_relu_forward(const pt_team *team, int64_t count, const float *x, float *y, float upper)
+    pt_status pt_relu_grad_input(const pt_team *team, int64_t count, const float *y, const float *dy, float *dx,
+                                 float upper, int accumulate)
+
+    pt_status pt_avg_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y)
+    pt_status pt_avg_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, float *dx,
+                                       int accumulate)
+    pt_status pt_max_pool2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, float *y)
+    pt_status pt_max_pool2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
+                                       float *dx, int accumulate)
+
+    ctypedef struct pt_batchnorm_config:
+        float eps, momentum, r_max, d_max
+    pt_status pt_batchnorm2d_forward_train(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                           const float *gamma, const float *beta, const pt_batchnorm_config *cfg,
+                                           float *running_mean, float *running_var, float *saved, float *y)
+    pt_status pt_batchnorm2d_forward_eval(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                          const float *gamma, const float *beta, float eps, const float *running_mean,
+                                          const float *running_var, float *saved, float *y)
+    pt_status pt_batchnorm2d_backward(const pt_team *team, int64_t n, int64_t c, int64_t hw, const float *x,
+                                      const float *dy, const float *gamma, const float *saved, int batch_stats,
+                                      float *dx, float *dgamma, float *dbeta, int accumulate_params)
+
+    int64_t pt_cross_entropy_workspace_floats(int64_t n)
+    pt_status pt_cross_entropy(const pt_team *team, int64_t n, int64_t classes, const float *logits,
+                               const int64_t *labels, float *loss, float *dlogits, float *workspace,
+                               int64_t workspace_floats)
+    int64_t pt_mse_loss_workspace_floats(int64_t count)
+    pt_status pt_mse_loss(const pt_team *team, int64_t count, const float *pred, const float *target, float *loss,
+                          float *dpred, float *workspace, int64_t workspace_floats)
+
+    ctypedef struct pt_sgd_config:
+        float lr, momentum, dampening, weight_decay
+        int nesterov
+    ctypedef struct pt_adam_config:
+        float lr, beta1, beta2, eps, weight_decay
+        int decoupled
+    pt_status pt_sgd_step(const pt_team *team, int64_t count, float *param, const float *grad, float *momentum_buffer,
+                          const pt_sgd_config *cfg, int first_step)
+    pt_status pt_adam_step(const pt_team *team, int64_t count, float *param, const float *grad, float *exp_avg,
+                           float *exp_avg_sq, const pt_adam_config *cfg, int64_t step)
+
+cdef extern from "quant.h" nogil:
+    int64_t pt_packed_bytes(int64_t count, int bits)
+    pt_status pt_quantize(const pt_team *team, int64_t count, const float *x, float scale, int bits, uint8_t *codes)
+    pt_status pt_dequantize(const pt_team *team, int64_t count, const uint8_t *codes, float scale, float *x)
+    pt_status pt_pack_bits(const pt_team *team, int64_t count, const uint8_t *codes, int bits, uint8_t *packed)
+    pt_status pt_unpack_bits(const pt_team *team, int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
+
+cdef extern from "int8.h" nogil:
+    int PT_INT8_MAX_K
+    int PT_INT8_MAX_SHIFT
+    ctypedef struct pt_requant:
+        const int32_t *bias
+        const int32_t *multiplier
+        const int32_t *shift
+        int32_t clip_min, clip_max
+    int64_t pt_int8_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
+    pt_status pt_int8_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
+                                     const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
+    int64_t pt_int8_pointwise_conv2d_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t c_in,
+                                                             int64_t c_out, int64_t hw)
+    pt_status pt_int8_pointwise_conv2d_forward(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
+                                               const uint8_t *x, const int8_t *w, const pt_requant *rq, uint8_t *y,
+                                               void *workspace, int64_t workspace_bytes)
+    int64_t pt_int8_linear_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out)
+    pt_status pt_int8_linear_forward(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x,
+                                     const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
+                                     int64_t workspace_bytes)
+    int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
+    pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x,
+                                               const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
+                                               int64_t workspace_bytes)
+    pt_status pt_int8_avg_pool2d(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
+
+cdef extern from "int8_gemm.h" nogil:
+    pt_status pt_int8_set_microkernel(const char *name)
+    const char *pt_int8_get_microkernel()
+    const char *pt_int8_microkernel_name(int index)
+
+cdef extern from "conv_geometry.h" nogil:
+    int64_t PT_CONV_MAX_EXTENT
+    int64_t PT_CONV_MAX_ELEMENTS

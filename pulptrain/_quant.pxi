@@ -1,33 +1,6 @@
 # Latent codes (quantize / dequantize / bit packing) and INT8 inference bindings (included by _C.pyx).
 from libc.stdint cimport uint8_t, int8_t, int32_t
 
-cdef extern from "pt_status.h" nogil:
-    cdef enum:
-        PT_ERR_VALUE_OUT_OF_RANGE
-
-cdef extern from "quant.h" nogil:
-    int64_t pt_packed_bytes(int64_t count, int bits)
-    pt_status pt_quantize(const pt_team *team, int64_t count, const float *x, float scale, int bits, uint8_t *codes)
-    pt_status pt_dequantize(const pt_team *team, int64_t count, const uint8_t *codes, float scale, float *x)
-    pt_status pt_pack_bits(const pt_team *team, int64_t count, const uint8_t *codes, int bits, uint8_t *packed)
-    pt_status pt_unpack_bits(const pt_team *team, int64_t count, const uint8_t *packed, int bits, uint8_t *codes)
-
-
-# ---- pointer helper for non-float32 arrays --------------------------------------------------------------
-
-cdef inline void *_vptr(object a):
-    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
-
-
-cdef float _scale_arg(object scale) except? -1:
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
-        raise TypeError(f"scale must be a real number, got {scale!r}")
-    cdef float s = <float>float(scale)
-    if not (s > 0) or s == float("inf"):
-        raise ValueError(f"scale must be finite and > 0 (as float32), got {scale!r}")
-    return s
-
-
 # ---- latent codes ---------------------------------------------------------------------------------------
 
 def packed_size(count, bits):
@@ -124,32 +97,6 @@ def unpack_bits(packed, bits, count, *, out=None):
 
 # ---- INT8 inference layers ------------------------------------------------------------------------------
 
-cdef extern from "int8.h" nogil:
-    int PT_INT8_MAX_K
-    int PT_INT8_MAX_SHIFT
-    ctypedef struct pt_requant:
-        const int32_t *bias
-        const int32_t *multiplier
-        const int32_t *shift
-        int32_t clip_min, clip_max
-    int64_t pt_int8_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
-    pt_status pt_int8_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, const int8_t *w,
-                                     const pt_requant *rq, uint8_t *y, void *workspace, int64_t workspace_bytes)
-    int64_t pt_int8_pointwise_conv2d_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t c_in,
-                                                             int64_t c_out, int64_t hw)
-    pt_status pt_int8_pointwise_conv2d_forward(const pt_team *team, int64_t n, int64_t c_in, int64_t c_out, int64_t hw,
-                                               const uint8_t *x, const int8_t *w, const pt_requant *rq, uint8_t *y,
-                                               void *workspace, int64_t workspace_bytes)
-    int64_t pt_int8_linear_forward_workspace_bytes(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out)
-    pt_status pt_int8_linear_forward(const pt_team *team, int64_t n, int64_t n_in, int64_t n_out, const uint8_t *x,
-                                     const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
-                                     int64_t workspace_bytes)
-    int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_team *team, const pt_conv_geometry *g)
-    pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x,
-                                               const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
-                                               int64_t workspace_bytes)
-    pt_status pt_int8_avg_pool2d(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x, uint8_t *y)
-
 # Mirrors csrc/int8_depthwise_conv2d.c: its column phases use a stack array per phase, and its in-plane
 # indices are 32-bit.
 cdef enum:
@@ -168,12 +115,6 @@ cdef int _int8_depthwise_limits(pt_conv_geometry *g, object stride) except -1:
         raise ValueError(f"the padded input plane {h_pad}x{w_pad} is too large for the INT8 depthwise kernel "
                          f"(32-bit plane indices)")
     return 0
-
-
-cdef extern from "int8_gemm.h" nogil:
-    pt_status pt_int8_set_microkernel(const char *name)
-    const char *pt_int8_get_microkernel()
-    const char *pt_int8_microkernel_name(int index)
 
 
 def int8_microkernels():
