@@ -86,6 +86,35 @@ def conv2d_grad_weight(dy, x, weight_shape, *, stride=1, padding=0, out=None, ac
     return DW
 
 
+def depthwise_tiers():
+    """Names of the depthwise tiers in this build, most general first: 'generic', 'plane', and on SIMD hosts
+    'channel-blocks' (see set_depthwise_tier)."""
+    names = []
+    while pt_depthwise_tier_name(len(names)) != NULL:
+        names.append(pt_depthwise_tier_name(len(names)).decode())
+    return names
+
+
+def set_depthwise_tier(name):
+    """Cap the tier of the depthwise kernels: a tier name from depthwise_tiers() (a shape that tier does not
+    support runs the next one down, 'generic' runs every shape) or None for the fastest tier per shape.
+    Results agree to float rounding across tiers; within a tier they are bitwise thread-invariant."""
+    cdef int tier = PT_DEPTHWISE_AUTO
+    if name is not None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        if name not in depthwise_tiers():
+            raise ValueError(f"name must be None or one of {depthwise_tiers()}, got {name!r}")
+        tier = depthwise_tiers().index(name)
+    _check(pt_depthwise_set_default_tier(tier), "set_depthwise_tier")
+
+
+def get_depthwise_tier():
+    """The forced depthwise tier, or None when each shape runs its fastest tier."""
+    cdef int tier = pt_depthwise_get_default_tier()
+    return None if tier == PT_DEPTHWISE_AUTO else pt_depthwise_tier_name(tier).decode()
+
+
 cdef int _depthwise_weight(tuple shape, str name, int64_t channels) except -1:
     if shape[0] != channels or shape[1] != 1:
         raise ValueError(f"{name} must have shape ({channels}, 1, kh, kw), got {shape}")

@@ -12,6 +12,7 @@ cdef extern from "pulptrain.h" nogil:
         int num_threads
         int matmul_variant
         int int8_microkernel
+        int depthwise_tier
     pt_team pt_team_default()
     pt_status pt_set_num_threads(int n)
     int pt_get_num_threads()
@@ -48,6 +49,10 @@ cdef extern from "pulptrain.h" nogil:
     pt_status pt_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy, const float *x,
                                     float *dw, int accumulate, float *workspace, int64_t workspace_floats)
 
+    int PT_DEPTHWISE_AUTO
+    const char *pt_depthwise_tier_name(int index)
+    pt_status pt_depthwise_set_default_tier(int tier)
+    int pt_depthwise_get_default_tier()
     pt_status pt_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x,
                                           const float *w, const float *bias, float *y)
     pt_status pt_depthwise_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy,

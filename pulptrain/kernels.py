@@ -16,6 +16,8 @@ from pulptrain._C import (
     depthwise_conv2d_forward,
     depthwise_conv2d_grad_input,
     depthwise_conv2d_grad_weight,
+    depthwise_tiers,
+    get_depthwise_tier,
     get_matmul_variant,
     linear_forward,
     linear_grad_input,
@@ -27,6 +29,7 @@ from pulptrain._C import (
     pointwise_conv2d_forward,
     pointwise_conv2d_grad_input,
     pointwise_conv2d_grad_weight,
+    set_depthwise_tier,
     set_matmul_variant,
 )
 
@@ -36,7 +39,7 @@ __all__ = [
     "pointwise_conv2d_forward", "pointwise_conv2d_grad_input", "pointwise_conv2d_grad_weight",
     "linear_forward", "linear_grad_input", "linear_grad_weight", "bias_grad",
     "matmul", "matmul_variants", "matmul_variant_tile", "matmul_variant_for",
-    "set_matmul_variant", "get_matmul_variant",
+    "set_matmul_variant", "get_matmul_variant", "depthwise_tiers", "set_depthwise_tier", "get_depthwise_tier",
 ]
 
 # Activation, pooling, BatchNorm, loss and optimizer kernels (csrc/activation.c, pooling.c, batchnorm.c,

@@ -43,16 +43,20 @@ class Op:
     test: str                 # the test file of its Python binding, under tests/
     sizes: tuple = ()         # small size specs with several work units (thread-invariance test)
     reference: Optional[Callable] = None  # float64 (arrays, params) -> {result name: array}
-    tier: Optional[str] = None            # "matmul": every matmul variant; "int8_gemm": every INT8 microkernel
+    tier: Optional[str] = None            # "matmul": every matmul variant; "int8_gemm": every INT8 microkernel;
+                                          # "depthwise": every depthwise tier
     notes: str = field(default="", compare=False)
 
 
 def tiers(op):
-    """The kernel variants op runs on: matmul variant names, INT8 microkernel names, or (None,)."""
+    """The kernel variants op runs on: matmul variant names, INT8 microkernel names, depthwise tier names, or
+    (None,)."""
     if op.tier == "matmul":
         return tuple(K.matmul_variants())
     if op.tier == "int8_gemm":
         return tuple(Q.int8_microkernels())
+    if op.tier == "depthwise":
+        return tuple(K.depthwise_tiers())
     return (None,)
 
 
@@ -62,6 +66,8 @@ def use_tier(op, variant):
         K.set_matmul_variant(variant)
     elif op.tier == "int8_gemm":
         Q.set_int8_microkernel(variant or "auto")
+    elif op.tier == "depthwise":
+        K.set_depthwise_tier(variant)
 
 
 # ---- example arguments -----------------------------------------------------------------------------------
@@ -333,7 +339,7 @@ OPS = [
     *_layer_ops("conv2d", "fp32/conv2d.c", "_conv.pxi", "test_conv_kernels.py", _conv_example(False), CONV_SIZES,
                 lambda step: _conv_reference(step, False), "matmul", _conv_calls("conv2d"), LAYER_C_ARGS),
     *_layer_ops("depthwise_conv2d", "fp32/depthwise_conv2d.c", "_conv.pxi", "test_conv_kernels.py", _conv_example(True),
-                DEPTHWISE_SIZES, lambda step: _conv_reference(step, True), None, _conv_calls("depthwise_conv2d"),
+                DEPTHWISE_SIZES, lambda step: _conv_reference(step, True), "depthwise", _conv_calls("depthwise_conv2d"),
                 LAYER_C_ARGS),
     *_layer_ops("pointwise_conv2d", "fp32/pointwise_conv2d.c", "_dense.pxi", "test_dense_kernels.py",
                 _dense_example(True), POINTWISE_SIZES, _pointwise_reference, "matmul",

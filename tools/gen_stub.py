@@ -62,6 +62,7 @@ INT8_ARG_TYPES = {
 # (function, argument) -> annotation, where the name alone says too little.
 ARG_OVERRIDES = {
     ("set_matmul_variant", "name"): "str | None",  # None restores the automatic per-shape choice
+    ("set_depthwise_tier", "name"): "str | None",  # None restores the fastest tier per shape
 }
 
 RETURN_TYPES = {
@@ -70,6 +71,9 @@ RETURN_TYPES = {
     "set_num_threads": "None",
     "set_matmul_variant": "None",
     "set_int8_microkernel": "None",
+    "set_depthwise_tier": "None",
+    "get_depthwise_tier": "str | None",
+    "depthwise_tiers": "list[str]",
     "get_num_threads": "int",
     "parallel_backend": "str",
     "get_matmul_variant": "str | None",

@@ -1,6 +1,7 @@
 #include <stddef.h>
 #include "parallel.h"
 #include "matmul.h"
+#include "depthwise_conv2d.h"
 #include "int8_gemm.h"
 
 #ifdef _OPENMP
@@ -18,7 +19,7 @@ static int serial_team_size = 1;
 
 pt_team pt_team_of(int num_threads)
 {
-    pt_team team = {num_threads, PT_MATMUL_AUTO, PT_INT8_MICROKERNEL_AUTO, NULL};
+    pt_team team = {num_threads, PT_MATMUL_AUTO, PT_INT8_MICROKERNEL_AUTO, PT_DEPTHWISE_AUTO, NULL};
     return team;
 }
 
@@ -30,12 +31,15 @@ pt_status pt_team_check(const pt_team *team)
         return PT_ERR_UNKNOWN_VARIANT;
     if (team->int8_microkernel != PT_INT8_MICROKERNEL_AUTO && pt_int8_microkernel_name(team->int8_microkernel) == NULL)
         return PT_ERR_UNKNOWN_VARIANT;
+    if (team->depthwise_tier != PT_DEPTHWISE_AUTO && pt_depthwise_tier_name(team->depthwise_tier) == NULL)
+        return PT_ERR_UNKNOWN_VARIANT;
     return PT_OK;
 }
 
 pt_team pt_team_default(void)
 {
-    pt_team team = {default_num_threads, pt_matmul_get_preferred(), pt_int8_get_default_microkernel(), NULL};
+    pt_team team = {default_num_threads, pt_matmul_get_preferred(), pt_int8_get_default_microkernel(),
+                    pt_depthwise_get_default_tier(), NULL};
     return team;
 }
 

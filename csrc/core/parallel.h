@@ -22,6 +22,7 @@ typedef void (*pt_task_fn)(void *args);
 #define PT_MAX_THREADS 256
 #define PT_MATMUL_AUTO (-1)          /* pt_team.matmul_variant: the per-shape rule (matmul.h) */
 #define PT_INT8_MICROKERNEL_AUTO (-1) /* pt_team.int8_microkernel: the fastest available (int8_gemm.h) */
+#define PT_DEPTHWISE_AUTO (-1)        /* pt_team.depthwise_tier: the best tier for the shape (depthwise_conv2d.h) */
 
 /* Optional observer for the serial backend (bare metal), e.g. to count instructions per virtual core:
  * called with begin = 1 just before and begin = 0 just after each core runs its share of a fork.
@@ -33,6 +34,7 @@ typedef struct {
     int num_threads;                  /* cores in the team, 1..PT_MAX_THREADS */
     int matmul_variant;               /* PT_MATMUL_AUTO or a matmul registry index (pt_matmul_variant_info) */
     int int8_microkernel;             /* PT_INT8_MICROKERNEL_AUTO or an index of pt_int8_microkernel_name */
+    int depthwise_tier;               /* PT_DEPTHWISE_AUTO or an index of pt_depthwise_tier_name */
     pt_core_hook_fn serial_core_hook; /* NULL: none */
 } pt_team;
 
@@ -48,7 +50,8 @@ pt_status pt_team_check(const pt_team *team);
     } while (0)
 
 /* The process-wide defaults, for callers that keep one setting for every call (the Python binding):
- * a snapshot of pt_set_num_threads, pt_matmul_set_preferred and pt_int8_set_microkernel, no hook.
+ * a snapshot of pt_set_num_threads, pt_matmul_set_preferred, pt_int8_set_microkernel and
+ * pt_depthwise_set_default_tier, no hook.
  * Setting them while another thread runs a kernel is safe: that kernel uses its own copy. */
 pt_team pt_team_default(void);
 /* PT_ERR_BAD_ARGUMENT unless 1 <= n <= PT_MAX_THREADS. */

@@ -753,50 +753,80 @@ static pt_status run(const pt_team *team, pt_task_fn fn, const pt_conv_geometry 
     return PT_OK;
 }
 
-/* The kernel for a shape: channel blocks for small 3x3 planes (on SIMD hosts), the buffered plane kernels for
- * other small kernels and strides, the generic loops for the rest. Never depends on the thread count. */
+/* The tiers (depthwise_conv2d.h), most general first. A shape runs the fastest tier that supports it, up to the
+ * team's cap; never depends on the thread count. */
+enum { TIER_GENERIC, TIER_PLANE, TIER_CHANNEL_BLOCKS };
+static const char *const tier_names[] = {"generic", "plane", "channel-blocks"};
+#define NUM_TIERS (DW_CHANNEL_BLOCKS ? 3 : 2)
+static int default_tier = PT_DEPTHWISE_AUTO; /* pt_team_default's choice; no kernel reads it */
+
+const char *pt_depthwise_tier_name(int index) { return index >= 0 && index < NUM_TIERS ? tier_names[index] : NULL; }
+
+pt_status pt_depthwise_set_default_tier(int tier)
+{
+    if (tier != PT_DEPTHWISE_AUTO && pt_depthwise_tier_name(tier) == NULL) return PT_ERR_UNKNOWN_VARIANT;
+    default_tier = tier;
+    return PT_OK;
+}
+
+int pt_depthwise_get_default_tier(void) { return default_tier; }
+
+static int tier_supported(int tier, const pt_conv_geometry *g)
+{
 #if DW_CHANNEL_BLOCKS
-#define CHANNEL_BLOCKS_IF_SUPPORTED(g, blocks) \
-    if ((g) != NULL && channel_blocks_supported(g)) return blocks
-#else
-#define CHANNEL_BLOCKS_IF_SUPPORTED(g, blocks) (void)0
+    if (tier == TIER_CHANNEL_BLOCKS) return channel_blocks_supported(g);
 #endif
-
-static pt_task_fn forward_kernel(const pt_conv_geometry *g)
-{
-    CHANNEL_BLOCKS_IF_SUPPORTED(g, forward_blocks);
-    return g && direct_supported(g) ? forward_direct : forward_worker;
+    return tier == TIER_PLANE ? direct_supported(g) : 1;
 }
 
-static pt_task_fn grad_input_kernel(const pt_conv_geometry *g)
+static int tier_for(const pt_team *team, const pt_conv_geometry *g)
 {
-    CHANNEL_BLOCKS_IF_SUPPORTED(g, grad_input_blocks);
-    return g && direct_supported(g) ? grad_input_direct : grad_input_worker;
+    if (g == NULL) return TIER_GENERIC; /* run() refuses the call */
+    int tier = team->depthwise_tier == PT_DEPTHWISE_AUTO ? NUM_TIERS - 1 : team->depthwise_tier;
+    while (tier > TIER_GENERIC && !tier_supported(tier, g)) tier--;
+    return tier;
 }
 
-static pt_task_fn grad_weight_kernel(const pt_conv_geometry *g)
+/* kernels[tier] of one step */
+typedef struct {
+    pt_task_fn generic, plane, channel_blocks;
+} step_kernels;
+
+static pt_task_fn kernel_for(const pt_team *team, const pt_conv_geometry *g, const step_kernels *k)
 {
-    CHANNEL_BLOCKS_IF_SUPPORTED(g, grad_weight_blocks);
-    return g && direct_supported(g) ? grad_weight_direct : grad_weight_worker;
+    switch (tier_for(team, g)) {
+    case TIER_CHANNEL_BLOCKS: return k->channel_blocks;
+    case TIER_PLANE: return k->plane;
+    default: return k->generic;
+    }
 }
+
+#if DW_CHANNEL_BLOCKS
+#define BLOCKS(fn) fn
+#else
+#define BLOCKS(fn) NULL /* never chosen: the tier is not built */
+#endif
+static const step_kernels forward_kernels = {forward_worker, forward_direct, BLOCKS(forward_blocks)};
+static const step_kernels grad_input_kernels = {grad_input_worker, grad_input_direct, BLOCKS(grad_input_blocks)};
+static const step_kernels grad_weight_kernels = {grad_weight_worker, grad_weight_direct, BLOCKS(grad_weight_blocks)};
 
 pt_status pt_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, forward_kernel(g), g, x, w, bias, y, 0);
+    return run(team, kernel_for(team, g, &forward_kernels), g, x, w, bias, y, 0);
 }
 
 pt_status pt_depthwise_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy,
                                          const float *w, float *dx, int accumulate)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, grad_input_kernel(g), g, dy, w, NULL, dx, accumulate);
+    return run(team, kernel_for(team, g, &grad_input_kernels), g, dy, w, NULL, dx, accumulate);
 }
 
 pt_status pt_depthwise_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy,
                                           const float *x, float *dw, int accumulate)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, grad_weight_kernel(g), g, dy, x, NULL, dw, accumulate);
+    return run(team, kernel_for(team, g, &grad_weight_kernels), g, dy, x, NULL, dw, accumulate);
 }

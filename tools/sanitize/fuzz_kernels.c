@@ -82,19 +82,22 @@ static int close_enough(const float *got, const double *ref, const double *abs_s
 
 static pt_team random_team(void)
 {
-    int microkernels = 0;
+    int microkernels = 0, depthwise_tiers = 0;
     while (pt_int8_microkernel_name(microkernels) != NULL) microkernels++;
+    while (pt_depthwise_tier_name(depthwise_tiers) != NULL) depthwise_tiers++;
     pt_team team = pt_team_of((int)rand_int(1, 8));
     team.matmul_variant = (int)rand_int(-1, pt_matmul_num_variants() - 1);
     team.int8_microkernel = (int)rand_int(-1, microkernels - 1);
+    team.depthwise_tier = (int)rand_int(-1, depthwise_tiers - 1);
     return team;
 }
 
 static void describe_team(char *buf, size_t size, const pt_team *t)
 {
-    snprintf(buf, size, "team %d variant %s int8 %s", t->num_threads,
+    snprintf(buf, size, "team %d variant %s int8 %s depthwise %s", t->num_threads,
              t->matmul_variant < 0 ? "auto" : pt_matmul_variant_info(t->matmul_variant)->name,
-             t->int8_microkernel < 0 ? "auto" : pt_int8_microkernel_name(t->int8_microkernel));
+             t->int8_microkernel < 0 ? "auto" : pt_int8_microkernel_name(t->int8_microkernel),
+             t->depthwise_tier < 0 ? "auto" : pt_depthwise_tier_name(t->depthwise_tier));
 }
 
 /* ---- float convolution (dense when groups == 1, depthwise when groups == C) ---- */
@@ -463,6 +466,9 @@ static void check_refusals(void)
     bad.int8_microkernel = 99;
     expect(pt_linear_forward(&bad, 2, 3, 4, x, w, NULL, y, ws, wsf) == PT_ERR_UNKNOWN_VARIANT,
            "unknown INT8 microkernel accepted");
+    bad = good;
+    bad.depthwise_tier = 99;
+    expect(pt_relu_forward(&bad, 4, x, y, PT_RELU_NO_CLIP) == PT_ERR_UNKNOWN_VARIANT, "unknown depthwise tier accepted");
     /* exactly one float short: refused before anything is written */
     expect(pt_conv2d_forward(&good, &g, x, w, NULL, y, ws, wsf - 1) == PT_ERR_WORKSPACE_TOO_SMALL,
            "short workspace accepted");
