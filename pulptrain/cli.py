@@ -125,7 +125,7 @@ def _experiment_config(args, exclude=(), **overrides):
 
 def _add_experiment_arguments(p, sweep):
     """Arguments shared by ``cl`` and ``sweep`` (``sweep`` takes lists for bits, lr-layer, replays, seeds)."""
-    from pulptrain.cl.experiment import COMPARE_CHOICES, MAX_LR_LAYER
+    from pulptrain.cl.experiment import COMPARE_CHOICES, MAX_LR_LAYER, available_cpus
     from pulptrain.cl.experiment import ExperimentConfig as D
 
     data = p.add_argument_group("scenario")
@@ -184,7 +184,11 @@ def _add_experiment_arguments(p, sweep):
                     help="INT8 activation calibration")
     run = p.add_argument_group("run")
     run.add_argument("--out", default="cl_results" if not sweep else "sweep_results", help="output folder")
-    run.add_argument("--threads", type=int, default=1, help="kernel threads, at most the CPUs available")
+    # Results do not depend on the team size (bitwise), so a single run uses the CPUs it has; a sweep's runs
+    # stay on one core each, the way its backends schedule them.
+    default_threads = 1 if sweep else min(available_cpus(), 8)
+    run.add_argument("--threads", type=int, default=default_threads,
+                     help="kernel threads, at most the CPUs available (results are the same for any count)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

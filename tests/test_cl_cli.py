@@ -262,7 +262,11 @@ def test_cl_run_writes_results_and_plot(fake_fashion_mnist, tmp_path, bits):
         arrivals += [{"batch": i, "classes": new}] if new else []
     assert result["new_classes"] == arrivals and len(arrivals) == 2  # 4 classes, 2 initial
     machine = result["machine"]
-    assert machine["threads"] == 1 and machine["numpy"] == np.__version__ and machine["platform"]
+    from pulptrain.cl.experiment import available_cpus
+
+    # the default team: the CPUs this process has, up to 8
+    assert machine["threads"] == min(available_cpus(), 8)
+    assert machine["numpy"] == np.__version__ and machine["platform"]
     assert result["date"].endswith("+00:00")
     with open(out / "accuracy.png", "rb") as f:
         assert f.read(8) == PNG_MAGIC

@@ -146,7 +146,7 @@ class ExperimentConfig:
         if cfg.initial_samples < cfg.initial_classes:
             raise ValueError(f"--initial-samples must be >= --initial-classes ({cfg.initial_classes}: at least "
                              f"one image per initial class), got {cfg.initial_samples}")
-        cpus = _available_cpus()
+        cpus = available_cpus()
         if cfg.threads > cpus:
             raise ValueError(f"--threads must be <= {cpus} (the CPUs available to this process), got {cfg.threads}")
         for name in ("lr", "first_lr", "pretrain_lr"):
@@ -186,7 +186,7 @@ def _check_int(cfg, name, minimum):
         raise ValueError(f"{_flag(name)} must be an integer >= {minimum}, got {value!r}")
 
 
-def _available_cpus():
+def available_cpus():
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -625,7 +625,7 @@ def machine_info():
     except OSError:
         pass
     return {"cpu": cpu or platform.processor() or None, "cpus": os.cpu_count(),
-            "cpus_available": _available_cpus(), "platform": platform.platform(),
+            "cpus_available": available_cpus(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "pulptrain": pulptrain.__version__,
             "threads": pulptrain.get_num_threads(), "parallel_backend": pulptrain.parallel_backend()}
 
