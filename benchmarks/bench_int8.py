@@ -6,7 +6,8 @@ Two ways to run it (from the repository root, after building in place):
     python benchmarks/bench_int8.py --json int8_vs_fp32.json                # side-by-side ratios (JSON + table)
 
 The second form interleaves the FP32 and INT8 calls of each layer round by round (the machine is shared
-and noisy, see PERF.md), reports medians and best rounds, the INT8/FP32 time ratio per layer and for the
+and noisy, see docs/performance.md), reports medians and best rounds, the INT8/FP32 time ratio per layer and
+for the
 whole stage (timed as a chain, and as the sum of the layers' best rounds), and the GOP/s (2 x MACs / time). FP32 is the float kernel with its bias (BN folded); INT8 includes the
 requantization and the ReLU clip. Output and workspace buffers are reused (out=). Threads:
 PULPTRAIN_BENCH_THREADS (default 1).
@@ -24,7 +25,7 @@ import pulptrain
 from pulptrain import kernels as K
 from pulptrain import quant as Q
 
-# (index, name, kind, C_in, C_out, stride, input H = W): PAPER.md's table, width 1.0, 128x128 input.
+# (index, name, kind, C_in, C_out, stride, input H = W): docs/paper.md's table, width 1.0, 128x128 input.
 FROZEN_STAGE = [
     (0, "conv1", "conv", 3, 32, 2, 128),
     (1, "conv2_1/dw", "dw", 32, 32, 1, 64), (2, "conv2_1/pw", "pw", 32, 64, 1, 64),

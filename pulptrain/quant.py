@@ -1,6 +1,6 @@
 """Quantization: latent-replay codes (sub-byte, bit-packed) and the INT8 frozen-stage arithmetic.
 
-Latent codes (PAPER.md, "Quantization"): an LR is a non-negative post-ReLU tensor, stored unsigned with
+Latent codes (docs/paper.md, "Quantization"): an LR is a non-negative post-ReLU tensor, stored unsigned with
 zero point 0 as ``q = clip(round_half_even(x / scale), 0, 2**bits - 1)`` and read back as ``scale * q``;
 ``pack_bits`` stores codes of 1..8 bits densely (exactly ceil(count * bits / 8) bytes), so a 7-bit
 memory really is 7/8 of an 8-bit one. ``calibrate_scale`` picks ``scale`` from calibration activations.

@@ -19,7 +19,7 @@ from pulptrain import reference as ref
 
 TOLERANCE = 1e-4
 
-# (layer, kind, C_in, C_out, H, W, k, stride, padding): MobileNetV1 128x128 rows from PAPER.md
+# (layer, kind, C_in, C_out, H, W, k, stride, padding): MobileNetV1 128x128 rows of docs/paper.md
 LAYERS = [
     ("conv1 3x3 s2 3->32", "conv2d", 3, 32, 128, 128, 3, 2, 1),
     ("dw 3x3 512 @8x8", "depthwise_conv2d", 512, 512, 8, 8, 3, 1, 1),

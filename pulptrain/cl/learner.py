@@ -1,7 +1,7 @@
 """Latent-replay continual learning: a frozen stage, an adaptive stage trained in FP32, a replay buffer.
 
-:class:`LatentReplayLearner` follows the latent-replay reference code (PAPER.md, "Continual-learning
-algorithm"). For training batch i with N new samples (images x, labels y):
+:class:`LatentReplayLearner` follows the latent-replay reference code (docs/paper.md, "The
+continual-learning algorithm"). For training batch i with N new samples (images x, labels y):
 
 1. The new samples go through the frozen stage once, in eval mode, giving their latents (captured once and
    reused by every epoch and by the buffer update). With ``quantize_new`` they are also passed through the

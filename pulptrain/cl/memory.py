@@ -1,6 +1,6 @@
 """The memory model of latent-replay training on MobileNetV1, computed analytically from the architecture.
 
-Layer shapes come from the MobileNetV1 table (PAPER.md), indexed as in the literature: 0 = conv1,
+Layer shapes come from the MobileNetV1 table (docs/paper.md), indexed as in the literature: 0 = conv1,
 1..26 = the 13 depthwise/pointwise pairs, 27 = the global average pool, 28 = the classifier (fc). Splitting
 at the latent-replay (LR) layer ``l`` gives a frozen stage 0..l and an adaptive stage l+1..28.
 
@@ -22,7 +22,7 @@ What each entry of :func:`memory_breakdown` counts (bytes):
   what :class:`pulptrain.cl.LatentReplayBuffer` allocates.
 * ``total``: the sum of the above.
 
-Reference point (PAPER.md): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
+Reference point (docs/paper.md): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
 46.9 MiB buffer at 8 bits (187.5 MiB at FP32, 41.0 MiB at 7 bits).
 """
 from dataclasses import asdict, dataclass
