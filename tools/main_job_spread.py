@@ -81,13 +81,14 @@ def run_seeds(seeds, threads=1, build=DEFAULT_BUILD, data_root=None, progress=pr
     from pulptrain.cl.experiment import ExperimentConfig, run_experiment
 
     base = ExperimentConfig(threads=threads, quiet=True, data_root=data_root)
+    host = machine_info(build)  # once: the commit and date the runs started from
     runs = []
     for seed in seeds:
         start, cpu_start = time.perf_counter(), time.process_time()
         result = run_experiment(replace(base, seed=seed))
         runs.append({"seed": seed, "threads": threads, "final_accuracy": float(result["final_accuracy"]),
                      "wall_seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
-                     "machine": machine_info(build)})
+                     "machine": host})
         progress(f"seed {seed}: final accuracy {100 * runs[-1]['final_accuracy']:.2f} %, "
                  f"{runs[-1]['cpu_seconds']:.1f} CPU s, {runs[-1]['wall_seconds']:.1f} s wall")
     return runs, base.settings()
@@ -121,11 +122,11 @@ def main(argv=None):
     if a.package_dir:
         sys.path.insert(0, os.path.abspath(a.package_dir))
     path = os.path.join(a.out, "spread.json")
+    runs, settings = run_seeds(seeds, a.threads, a.build, a.data_root)
     previous = []
-    if a.append and os.path.exists(path):
+    if a.append and os.path.exists(path):  # read now, so runs of another build that ended meanwhile stay
         with open(path) as f:
             previous = json.load(f)["runs"]
-    runs, settings = run_seeds(seeds, a.threads, a.build, a.data_root)
     settings.pop("seed")
     data = {"format": FORMAT, "settings": settings, "runs": previous + runs}
     os.makedirs(a.out, exist_ok=True)
