@@ -118,3 +118,23 @@ def test_relative_links_point_into_the_repository():
             if not resolved.startswith(ROOT + os.sep) or not os.path.exists(resolved):
                 missing.append(f"{os.path.relpath(path, ROOT)}: {target}")
     assert missing == []
+
+
+# Notes that lived outside the repository; what users need from them is in docs/paper.md and docs/performance.md.
+OUTSIDE_NOTES = [name + ".md" for name in ("PERF", "PAPER", "DESIGN", "RISCV", "ARM")]
+SOURCE_SUFFIXES = (".py", ".md", ".c", ".h", ".pyx", ".pxi", ".pxd", ".toml", ".cfg", ".txt", ".sh", "Makefile")
+
+
+def test_no_file_cites_notes_outside_the_repository():
+    citing = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") or d == ".ci"]
+        dirs[:] = [d for d in dirs if d not in ("build", "__pycache__") and not d.endswith(".egg-info")]
+        for name in files:
+            if not name.endswith(SOURCE_SUFFIXES) and os.path.basename(folder) != ".ci":
+                continue
+            path = os.path.join(folder, name)
+            with open(path, errors="replace") as f:
+                text = f.read()
+            citing += [f"{os.path.relpath(path, ROOT)}: {note}" for note in OUTSIDE_NOTES if note in text]
+    assert citing == []
