@@ -1,4 +1,4 @@
-"""The docs stay true: every ```python block of README.md, docs/ and examples/README.md runs, every generated
+"""The docs stay true: every ```python block of README.md, docs/ and the other READMEs runs, every generated
 table equals what its script prints from the committed results, and every relative link points at a file of
 the repository.
 
@@ -23,14 +23,10 @@ SKIP = re.compile(r"<!-- docs-test: skip (?P<reason>.+?) -->\s*$")
 LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 
 
-def _python_files():
-    return [p for p in doc_tables.markdown_files() if not p.endswith(("benchmarks/README.md", "riscv/README.md"))]
-
-
 def python_blocks():
     """pytest params, one per ```python block: (source, skip reason or None), id "file:line"."""
     params = []
-    for path in _python_files():
+    for path in doc_tables.markdown_files():
         with open(path) as f:
             text = f.read()
         for m in FENCE.finditer(text):
