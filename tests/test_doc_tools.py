@@ -93,3 +93,24 @@ def test_isa_level_from_cpu_flags():
     assert machine.isa_level({"sse2"}, "x86_64") == "x86_64, no AVX2"
     info = machine.machine_info("test build")
     assert info["build"] == "test build" and info["logical_cpus"] == os.cpu_count()
+
+
+def test_spread_main_writes_after_every_run_and_appends(tmp_path, monkeypatch, capsys):
+    import pulptrain.cl.experiment as experiment
+
+    seen = []
+
+    def fake_run_experiment(cfg):  # the real one takes ~40 CPU s; here only the bookkeeping is under test
+        out = tmp_path / "spread.json"
+        seen.append((cfg.seed, cfg.threads, cfg.quiet, out.exists() and len(json.loads(out.read_text())["runs"])))
+        return {"final_accuracy": 0.5 + cfg.seed / 100}
+
+    monkeypatch.setattr(experiment, "run_experiment", fake_run_experiment)
+    assert main_job_spread.main(["--seeds", "0,1", "--out", str(tmp_path)]) == 0
+    assert seen == [(0, 1, True, False), (1, 1, True, 1)]  # the first run was on disk before the second began
+    assert main_job_spread.main(["--seeds", "2", "--out", str(tmp_path), "--append", "--build", "other"]) == 0
+    data = json.loads((tmp_path / "spread.json").read_text())
+    assert [(r["seed"], r["machine"]["build"]) for r in data["runs"]] == [
+        (0, machine.DEFAULT_BUILD), (1, machine.DEFAULT_BUILD), (2, "other")]
+    assert "seed" not in data["settings"] and "replays" in data["settings"]
+    assert (tmp_path / "spread.md").read_text() == main_job_spread.markdown(data) + "\n"

@@ -13,7 +13,8 @@ holds a single class, which moves the final accuracy by several points). So the 
 deviation, min and max over seeds, per machine and build, never one run.
 
 Writes ``OUT/spread.json`` (every run with its machine info, the settings) and ``OUT/spread.md`` (the table);
-``--append`` adds runs (another build, more seeds) to an existing ``spread.json``.
+``--append`` adds runs (another build, more seeds) to an existing ``spread.json``. Both files are rewritten
+after every run.
 """
 import argparse
 import json
@@ -75,9 +76,10 @@ def markdown(data):
     return "\n".join(lines)
 
 
-def run_seeds(seeds, threads=1, build=DEFAULT_BUILD, data_root=None, progress=print):
+def run_seeds(seeds, threads=1, build=DEFAULT_BUILD, data_root=None, progress=print, after_run=None):
     """Run the main job once per seed; one dict per run (seed, final accuracy, wall and process CPU seconds,
-    machine). With one thread the CPU time is the run's cost on one core, whatever else the machine runs."""
+    machine). With one thread the CPU time is the run's cost on one core, whatever else the machine runs.
+    ``after_run(runs, settings)`` is called after every run (to save partial results)."""
     from pulptrain.cl.experiment import ExperimentConfig, run_experiment
 
     base = ExperimentConfig(threads=threads, quiet=True, data_root=data_root)
@@ -91,6 +93,8 @@ def run_seeds(seeds, threads=1, build=DEFAULT_BUILD, data_root=None, progress=pr
                      "machine": host})
         progress(f"seed {seed}: final accuracy {100 * runs[-1]['final_accuracy']:.2f} %, "
                  f"{runs[-1]['cpu_seconds']:.1f} CPU s, {runs[-1]['wall_seconds']:.1f} s wall")
+        if after_run:
+            after_run(runs, base.settings())
     return runs, base.settings()
 
 
@@ -122,19 +126,24 @@ def main(argv=None):
     if a.package_dir:
         sys.path.insert(0, os.path.abspath(a.package_dir))
     path = os.path.join(a.out, "spread.json")
-    runs, settings = run_seeds(seeds, a.threads, a.build, a.data_root)
     previous = []
-    if a.append and os.path.exists(path):  # read now, so runs of another build that ended meanwhile stay
+    if a.append and os.path.exists(path):
         with open(path) as f:
             previous = json.load(f)["runs"]
-    settings.pop("seed")
-    data = {"format": FORMAT, "settings": settings, "runs": previous + runs}
-    os.makedirs(a.out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(data, f, indent=1)
-    with open(os.path.join(a.out, "spread.md"), "w") as f:
-        f.write(markdown(data) + "\n")
-    print(markdown(data))
+
+    def write(runs, settings):  # after every run, so an interrupted spread keeps what it measured
+        settings = {k: v for k, v in settings.items() if k != "seed"}
+        data = {"format": FORMAT, "settings": settings, "runs": previous + runs}
+        os.makedirs(a.out, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(data, f, indent=1)
+        with open(os.path.join(a.out, "spread.md"), "w") as f:
+            f.write(markdown(data) + "\n")
+        return data
+
+    progress = lambda line: print(line, flush=True)  # noqa: E731
+    runs, settings = run_seeds(seeds, a.threads, a.build, a.data_root, progress, after_run=write)
+    print(markdown(write(runs, settings)))
     print(f"wrote {path}")
     return 0
 
