@@ -1,10 +1,10 @@
 """Benchmark cases shared by the pytest-benchmark suites and the quick side-by-side runner.
 
-One case = (layer row of PERF.md, step, batch size N). For every case this module builds the operands once
-and returns zero-argument callables for each implementation ("pulptrain", "torch", "numpy"); every
+One case = (anchor layer of docs/performance.md, step, batch size N). For every case this module builds the
+operands once and returns zero-argument callables for each implementation ("pulptrain", "torch", "numpy"); every
 callable writes into a preallocated output, so no timed call allocates its result.
 
-Shapes are MobileNetV1 at 128x128 input (PAPER.md), NCHW float32. FLOPs are 2 x MACs, the same for the
+Shapes are MobileNetV1 at 128x128 input (docs/paper.md), NCHW float32. FLOPs are 2 x MACs, the same for the
 three steps of a layer (the grad steps are the same products, transposed).
 """
 import ctypes
@@ -25,7 +25,7 @@ except ImportError:  # torch is optional: its rows are skipped with a message
 
 def keep_freed_memory():
     """glibc: serve big blocks from the heap and never trim it, so torch's per-call result allocations
-    reuse warm pages instead of paying page faults (PERF.md: the anchors are measured this way)."""
+    reuse warm pages instead of paying page faults (the anchors of docs/performance.md were measured this way)."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
         return
@@ -40,7 +40,7 @@ def keep_freed_memory():
 
 keep_freed_memory()  # before any timed allocation, in every process that imports the cases
 
-PEAK_GFLOPS_PER_CORE = 117.0  # PERF.md: measured FMA-loop peak, FP32, one Zen 4 core
+PEAK_GFLOPS_PER_CORE = 117.0  # the anchor machine's FMA-loop peak, FP32, one Zen 4 core (docs/performance.md)
 STEPS = ("forward", "grad_input", "grad_weight")
 BATCHES = (1, 16, 128)
 IMPLS = ("pulptrain", "torch", "numpy")
@@ -50,7 +50,7 @@ OP_FAMILY = {"conv": "conv2d", "dw": "depthwise_conv2d", "pw": "pointwise_conv2d
 
 
 class Layer:
-    """One PERF.md row. kind: conv, dw (depthwise 3x3), pw (1x1) or linear."""
+    """One anchor layer (docs/performance.md). kind: conv, dw (depthwise 3x3), pw (1x1) or linear."""
 
     def __init__(self, name, kind, c_in, c_out, hw=1, k=1, stride=1, pad=0):
         self.name, self.kind = name, kind
@@ -159,7 +159,7 @@ def _torch_call(layer, step, x, w, dy, b, out):
     groups = layer.c_in if layer.kind == "dw" else 1
     conv_bwd = torch.ops.aten.convolution_backward
     # oneDNN's convolutions have no out= path that avoids a copy, so torch allocates its result; conftest
-    # tunes malloc so that freed blocks are reused instead of page-faulted in again (PERF.md).
+    # tunes malloc so that freed blocks are reused instead of page-faulted in again (docs/performance.md).
     if step == "forward":
         return lambda: torch.nn.functional.conv2d(tx, tw, None, stride, pad, 1, groups)
     mask = [True, False, False] if step == "grad_input" else [False, True, False]

@@ -3,7 +3,7 @@
  *
  *     cc -O2 -march=native benchmarks/fma_peak.c -o fma_peak && ./fma_peak
  *
- * benchmarks/report.py --peak takes this number instead of PERF.md's 117 GFLOP/s. */
+ * benchmarks/report.py --peak takes this number instead of the anchor machine's 117 GFLOP/s (docs/performance.md). */
 #include <stdio.h>
 #include <time.h>
 

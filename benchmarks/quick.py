@@ -20,6 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import cases  # noqa: E402
+from benchmarks.machine import DEFAULT_BUILD, machine_info  # noqa: E402
 from benchmarks.report import add_peak_option, table  # noqa: E402
 
 
@@ -74,6 +75,8 @@ def main(argv=None):
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the rows here (machine-readable)")
     add_peak_option(p)
+    p.add_argument("--build", default=DEFAULT_BUILD,
+                   help=f"how the extension was built, stored in --json (default {DEFAULT_BUILD!r})")
     p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
                    help="cpu: process CPU time, robust to other jobs on a busy box (one thread only)")
     a = p.parse_args(argv)
@@ -101,7 +104,8 @@ def main(argv=None):
     if a.json:
         meta = dict(argv=sys.argv[1:], timer=a.timer, rounds=a.rounds, machine=platform.machine(),
                     processor=platform.processor(), cpus=os.cpu_count(),
-                    torch=getattr(cases.torch, "__version__", None), date=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                    torch=getattr(cases.torch, "__version__", None), date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    host=machine_info(a.build))
         with open(a.json, "w") as f:
             json.dump({"quick": meta, "rows": rows}, f, indent=1)
     print(table(rows, markdown=a.markdown, peak_per_core=a.peak))

@@ -1,17 +1,26 @@
 """Print the layer x step x N table from a pytest-benchmark JSON file.
 
     python benchmarks/report.py results.json [more.json ...] [--markdown | --by-n] [--peak GFLOPS]
+        [--header [--machine TEXT]]
 
 For every (layer, step, N, threads) group: pulptrain and torch median ms, their ratio (pulptrain / torch,
 below 1 means pulptrain is faster), pulptrain GFLOP/s and % of the FP32 peak (117 GFLOP/s per core times
 the thread count; `--peak G` takes a measured per-core peak instead, e.g. the output of
 benchmarks/fma_peak.c), and numpy's median ms when that row was run. Medians, because these machines are shared.
+``--header`` starts the output with a line naming the machine, build, torch version, timer and date of the runs
+(from the files; ``--machine`` states the machine and build for files that did not record them).
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.machine import machine_line  # noqa: E402
+
+# FMA-loop FP32 peak of one core of the anchor machine (AMD EPYC Zen 4, docs/performance.md).
 PEAK_GFLOPS_PER_CORE = 117.0
 
 
@@ -30,6 +39,38 @@ def rows_from_json(path):
         rows.append(dict(layer=info["layer"], step=info["step"], n=info["n"], threads=info["threads"],
                          impl=info["impl"], flops=info["flops"], median=bench["stats"]["median"]))
     return rows
+
+
+def meta_from_json(path):
+    """What a file says about its run: benchmarks/quick.py's "quick" dict (with "host" from
+    benchmarks.machine when recorded), or pytest-benchmark's datetime and CPU brand; {} when neither."""
+    with open(path) as f:
+        data = json.load(f)
+    if "quick" in data:
+        return dict(data["quick"])
+    cpu = data.get("machine_info", {}).get("cpu", {}).get("brand_raw")
+    return {"date": data.get("datetime"), "host_cpu": cpu} if "benchmarks" in data else {}
+
+
+def header(metas, machine=None):
+    """One line for the top of a generated table: machine and build, torch, timer and rounds, dates, runs."""
+    hosts = sorted({machine_line(dict(m["host"], date="")).rstrip("; ") for m in metas if m.get("host")})
+    if machine:
+        where = machine
+    elif hosts:
+        where = " / ".join(hosts)
+    else:
+        cpus = sorted({f"{m.get('machine', '?')}, {m.get('cpus', '?')} CPUs" for m in metas if m})
+        where = "machine not recorded (" + ", ".join(cpus or ["nothing"]) + ")"
+    dates = sorted({str(m["date"])[:10] for m in metas if m.get("date")})
+    torch = sorted({str(m["torch"]) for m in metas if m.get("torch")})
+    timers = sorted({f"{m['timer']} timer, {m['rounds']} interleaved rounds" for m in metas if m.get("timer")})
+    parts = [f"Machine: {where}", f"date {', '.join(dates) or 'not recorded'}"]
+    if torch:
+        parts.append(f"torch {', '.join(torch)}")
+    parts += timers
+    parts.append(f"median over {len(metas)} run{'s' if len(metas) != 1 else ''}")
+    return "; ".join(parts) + "."
 
 
 def median_over_runs(runs):
@@ -111,8 +152,8 @@ def table_by_n(rows):
 
 def add_peak_option(parser):
     parser.add_argument("--peak", type=float, default=PEAK_GFLOPS_PER_CORE, metavar="GFLOPS",
-                        help="FP32 peak of one core in GFLOP/s for the %% peak column (default: PERF.md's "
-                             f"{PEAK_GFLOPS_PER_CORE:g}; benchmarks/fma_peak.c measures this machine's)")
+                        help="FP32 peak of one core in GFLOP/s for the %% peak column (default: the anchor "
+                             f"machine's {PEAK_GFLOPS_PER_CORE:g}; benchmarks/fma_peak.c measures this machine's)")
 
 
 def main(argv=None):
@@ -124,11 +165,18 @@ def main(argv=None):
     parser.add_argument("--by-n", action="store_true",
                         help="compact markdown: one column per N, cells 'pulptrain ms / torch ms (ratio)'")
     add_peak_option(parser)
+    parser.add_argument("--header", action="store_true",
+                        help="first print a line naming the machine, build, torch, timer and dates of the runs")
+    parser.add_argument("--machine", metavar="TEXT",
+                        help="the machine and build for --header (default: what the files recorded)")
     args = parser.parse_args(argv)
     rows = median_over_runs([rows_from_json(path) for path in args.json])
     if not rows:
         print(f"no pulptrain benchmarks in {', '.join(args.json)}", file=sys.stderr)
         return 1
+    if args.header:
+        print(header([meta_from_json(path) for path in args.json], args.machine))
+        print()
     print(table_by_n(rows) if args.by_n else table(rows, markdown=args.markdown, peak_per_core=args.peak))
     return 0
 
