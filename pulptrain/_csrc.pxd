@@ -1,4 +1,4 @@
-# Declarations of the C API in csrc/ (see csrc/pulptrain.h). No logic here.
+# Declarations of the C API in csrc/ (see csrc/core/pulptrain.h). No logic here.
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 cdef extern from "pulptrain.h" nogil:

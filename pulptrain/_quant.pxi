@@ -97,7 +97,7 @@ def unpack_bits(packed, bits, count, *, out=None):
 
 # ---- INT8 inference layers ------------------------------------------------------------------------------
 
-# Mirrors csrc/int8_depthwise_conv2d.c: its column phases use a stack array per phase, and its in-plane
+# Mirrors csrc/int8/int8_depthwise_conv2d.c: its column phases use a stack array per phase, and its in-plane
 # indices are 32-bit.
 cdef enum:
     _DW_MAX_STRIDE = 64

@@ -42,7 +42,7 @@ __all__ = [
     "set_matmul_variant", "get_matmul_variant", "depthwise_tiers", "set_depthwise_tier", "get_depthwise_tier",
 ]
 
-# Activation, pooling, BatchNorm, loss and optimizer kernels (csrc/activation.c, pooling.c, batchnorm.c,
+# Activation, pooling, BatchNorm, loss and optimizer kernels (csrc/fp32/activation.c, pooling.c, batchnorm.c,
 # loss.c, optim.c).
 from pulptrain._C import (  # noqa: E402
     adam_step,

@@ -33,7 +33,7 @@ from pulptrain import reference as R
 @dataclass(frozen=True)
 class Op:
     name: str                 # canonical name: "<family>.<step>" or one word for single-step ops
-    c_entry: str              # C function (csrc/pulptrain.h)
+    c_entry: str              # C function (csrc/core/pulptrain.h)
     c_file: str               # the C file that implements it, under csrc/
     binding: str              # the Cython file that binds it, under pulptrain/
     function: Callable        # the Python function

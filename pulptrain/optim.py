@@ -1,4 +1,4 @@
-"""Optimizers over pulptrain.nn Parameters; every update runs in the C kernels (csrc/optim.c).
+"""Optimizers over pulptrain.nn Parameters; every update runs in the C kernels (csrc/fp32/optim.c).
 
 PyTorch semantics: ``step()`` applies one update from the accumulated ``.grad`` of every parameter with
 ``requires_grad``; ``zero_grad()`` clears the gradients. ``lr`` (and the other hyper-parameters) are plain

@@ -5,7 +5,8 @@ the build it ran on.
         [--package-dir DIR] [--data-root DIR] [--out results/main_job_spread] [--append]
     python3 tools/main_job_spread.py --markdown results/main_job_spread/spread.json   # the table only
 
-One run = :func:`pulptrain.cl.experiment.run_experiment` on ``ExperimentConfig(seed=s)``, in this process.
+One run = :func:`pulptrain.cl.experiment.run_experiment` on ``ExperimentConfig(seed=s, compare="none")`` (the
+main job's 8-bit run, without its FP32 comparison run), in this process.
 The final accuracy of one run is not a property of the code alone: the vectorised kernels sum in an order
 that depends on the ISA level and the compiler, so their float results differ in the last bits between
 builds, and thousands of training steps amplify those bits into points of accuracy (and the last batch
@@ -80,15 +81,16 @@ def run_seeds(seeds, threads=1, build=DEFAULT_BUILD, data_root=None, progress=pr
     """Run the main job once per seed; one dict per run (seed, final accuracy, wall and process CPU seconds,
     machine). With one thread the CPU time is the run's cost on one core, whatever else the machine runs.
     ``after_run(runs, settings)`` is called after every run (to save partial results)."""
-    from pulptrain.cl.experiment import ExperimentConfig, run_experiment
+    from pulptrain.cl.experiment import ExperimentConfig, run_experiment, run_label
 
-    base = ExperimentConfig(threads=threads, quiet=True, data_root=data_root)
+    # the main job's own setting (8-bit replays) alone: the FP32 comparison run is not part of the spread
+    base = ExperimentConfig(threads=threads, quiet=True, data_root=data_root, compare="none")
     host = machine_info(build)  # once: the commit and date the runs started from
     runs = []
     for seed in seeds:
         start, cpu_start = time.perf_counter(), time.process_time()
         result = run_experiment(replace(base, seed=seed))
-        runs.append({"seed": seed, "threads": threads, "final_accuracy": float(result["final_accuracy"]),
+        runs.append({"seed": seed, "threads": threads, "final_accuracy": float(result["runs"][run_label(base.bits)]["final_accuracy"]),
                      "wall_seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
                      "machine": host})
         progress(f"seed {seed}: final accuracy {100 * runs[-1]['final_accuracy']:.2f} %, "

@@ -338,7 +338,7 @@ def args_cases():
     return out
 
 
-PT_RELU_NO_CLIP = -1.0  # csrc/activation.h
+PT_RELU_NO_CLIP = -1.0  # csrc/fp32/activation.h
 
 
 def args_step_fields(name, size, params):
