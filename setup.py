@@ -4,6 +4,7 @@
 architecture. OpenMP is used when the compiler accepts -fopenmp; otherwise the serial team backend is
 built and a warning says so.
 """
+
 import glob
 import os
 import shutil
@@ -26,15 +27,18 @@ def compiler_accepts(flags):
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
-                    if "-fopenmp" in flags else "int main(void) { return 0; }\n")
+            f.write(
+                "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
+                if "-fopenmp" in flags
+                else "int main(void) { return 0; }\n"
+            )
         cmd = cc.split() + flags + [src, "-o", os.path.join(tmp, "probe")]
         return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
 
 compile_args = ["-O3", "-std=c11", "-ffp-contract=fast", "-Wall"]
 link_args = []
-if os.environ.get("PULPTRAIN_PORTABLE", "") not in ("", "0") :
+if os.environ.get("PULPTRAIN_PORTABLE", "") not in ("", "0"):
     print("pulptrain: PULPTRAIN_PORTABLE set, building without -march=native", file=sys.stderr)
 elif compiler_accepts(["-march=native"]):
     compile_args.append("-march=native")
@@ -48,8 +52,11 @@ if compiler_accepts(["-fopenmp"]):
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
 else:
-    warnings.warn("pulptrain: the C compiler does not support OpenMP; building the serial backend "
-                  "(set_num_threads will run the team one core after another)")
+    warnings.warn(
+        "pulptrain: the C compiler does not support OpenMP; building the serial backend "
+        "(set_num_threads will run the team one core after another)",
+        stacklevel=1,
+    )
 
 # csrc/ is laid out by family (core/, gemm/, fp32/, int8/, quant/, arch/<isa>/); every folder is on the include
 # path, so a file includes its neighbours by name alone. The host build takes every C file, arch/ included.

@@ -7,10 +7,12 @@ Two ways to run it (from the repository root, after building in place):
 
 The second form interleaves the FP32 and INT8 calls of each layer round by round (the machine is shared
 and noisy), reports medians and best rounds, the INT8/FP32 time ratio per layer and for the
-whole stage (timed as a chain, and as the sum of the layers' best rounds), and the GOP/s (2 x MACs / time). FP32 is the float kernel with its bias (BN folded); INT8 includes the
-requantization and the ReLU clip. Output and workspace buffers are reused (out=). Threads:
+whole stage (timed as a chain, and as the sum of the layers' best rounds), and the GOP/s (2 x MACs / time).
+FP32 is the float kernel with its bias (BN folded); INT8 includes the requantization and the ReLU clip.
+Output and workspace buffers are reused (out=). Threads:
 PULPTRAIN_BENCH_THREADS (default 1).
 """
+
 import argparse
 import json
 import os
@@ -27,7 +29,7 @@ from pulptrain.models import mobilenet_v1_layers
 
 LR_LAYER = 19
 # layers 0..19 of the model table (LayerShape rows), width 1.0, 128x128x3 input
-FROZEN_STAGE = mobilenet_v1_layers()[:LR_LAYER + 1]
+FROZEN_STAGE = mobilenet_v1_layers()[: LR_LAYER + 1]
 
 
 def make_layer(layer, seed=0):
@@ -45,8 +47,7 @@ def make_layer(layer, seed=0):
         int8 = lambda out: Q.int8_conv2d_forward(x_q, w_q, b_q, m_q, s_q, stride=stride, padding=1, out=out)
     elif kind == "dw":
         fp32 = lambda out: K.depthwise_conv2d_forward(x_f, w_f, b_f, stride=stride, padding=1, out=out)
-        int8 = lambda out: Q.int8_depthwise_conv2d_forward(x_q, w_q, b_q, m_q, s_q, stride=stride, padding=1,
-                                                           out=out)
+        int8 = lambda out: Q.int8_depthwise_conv2d_forward(x_q, w_q, b_q, m_q, s_q, stride=stride, padding=1, out=out)
     else:
         fp32 = lambda out: K.pointwise_conv2d_forward(x_f, w_f, b_f, out=out)
         int8 = lambda out: Q.int8_pointwise_conv2d_forward(x_q, w_q, b_q, m_q, s_q, out=out)
@@ -60,18 +61,22 @@ def set_threads():
 
 # ---- pytest-benchmark ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("layer", FROZEN_STAGE, ids=[f"{layer.index:02d}-{layer.name}" for layer in FROZEN_STAGE])
 def test_forward(benchmark, layer, precision):
     set_threads()
     fp32, int8 = make_layer(layer)
-    benchmark.group = (f"{layer.index:02d} {layer.name} ({layer.kind} {layer.in_channels}->{layer.out_channels} "
-                       f"s{layer.stride} @{layer.in_size})")
+    benchmark.group = (
+        f"{layer.index:02d} {layer.name} ({layer.kind} {layer.in_channels}->{layer.out_channels} "
+        f"s{layer.stride} @{layer.in_size})"
+    )
     benchmark.extra_info["macs"] = layer.macs
     benchmark(fp32 if precision == "fp32" else int8)
 
 
 # ---- side-by-side ratios ------------------------------------------------------------------------------------
+
 
 def interleaved_times(calls, rounds, repeats):
     """(median, min) seconds per call of each callable; every round runs each of them `repeats` times in
@@ -100,47 +105,80 @@ def main():
         fp32, int8 = make_layer(layer)
         (t_fp32, best_fp32), (t_int8, best_int8) = interleaved_times([fp32, int8], args.rounds, args.repeats)
         n_macs = layer.macs
-        rows.append({"index": layer.index, "name": layer.name, "kind": layer.kind, "c_in": layer.in_channels,
-                     "c_out": layer.out_channels, "stride": layer.stride, "h_in": layer.in_size, "macs": n_macs,
-                     "fp32_ms": t_fp32 * 1e3, "int8_ms": t_int8 * 1e3,
-                     "int8_over_fp32": t_int8 / t_fp32, "fp32_best_ms": best_fp32 * 1e3,
-                     "int8_best_ms": best_int8 * 1e3, "int8_over_fp32_best": best_int8 / best_fp32,
-                     "fp32_gops": 2 * n_macs / best_fp32 * 1e-9, "int8_gops": 2 * n_macs / best_int8 * 1e-9})
+        rows.append(
+            {
+                "index": layer.index,
+                "name": layer.name,
+                "kind": layer.kind,
+                "c_in": layer.in_channels,
+                "c_out": layer.out_channels,
+                "stride": layer.stride,
+                "h_in": layer.in_size,
+                "macs": n_macs,
+                "fp32_ms": t_fp32 * 1e3,
+                "int8_ms": t_int8 * 1e3,
+                "int8_over_fp32": t_int8 / t_fp32,
+                "fp32_best_ms": best_fp32 * 1e3,
+                "int8_best_ms": best_int8 * 1e3,
+                "int8_over_fp32_best": best_int8 / best_fp32,
+                "fp32_gops": 2 * n_macs / best_fp32 * 1e-9,
+                "int8_gops": 2 * n_macs / best_int8 * 1e-9,
+            }
+        )
         stage_fp32.append(fp32)
         stage_int8.append(int8)
     (whole_fp32, whole_best_fp32), (whole_int8, whole_best_int8) = interleaved_times(
-        [lambda: [f() for f in stage_fp32], lambda: [f() for f in stage_int8]], args.rounds, 1)
+        [lambda: [f() for f in stage_fp32], lambda: [f() for f in stage_int8]], args.rounds, 1
+    )
     result = {
-        "threads": pulptrain.get_num_threads(), "int8_microkernel": Q.get_int8_microkernel(),
-        "machine": platform.processor() or platform.machine(), "rounds": args.rounds, "repeats": args.repeats,
+        "threads": pulptrain.get_num_threads(),
+        "int8_microkernel": Q.get_int8_microkernel(),
+        "machine": platform.processor() or platform.machine(),
+        "rounds": args.rounds,
+        "repeats": args.repeats,
         "layers": rows,
-        "whole_stage": {"fp32_ms": whole_fp32 * 1e3, "int8_ms": whole_int8 * 1e3,
-                        "int8_over_fp32": whole_int8 / whole_fp32, "fp32_best_ms": whole_best_fp32 * 1e3,
-                        "int8_best_ms": whole_best_int8 * 1e3, "int8_over_fp32_best": whole_best_int8 / whole_best_fp32,
-                        "macs": sum(r["macs"] for r in rows)},
+        "whole_stage": {
+            "fp32_ms": whole_fp32 * 1e3,
+            "int8_ms": whole_int8 * 1e3,
+            "int8_over_fp32": whole_int8 / whole_fp32,
+            "fp32_best_ms": whole_best_fp32 * 1e3,
+            "int8_best_ms": whole_best_int8 * 1e3,
+            "int8_over_fp32_best": whole_best_int8 / whole_best_fp32,
+            "macs": sum(r["macs"] for r in rows),
+        },
         # On a loaded machine a 20-layer chain rarely gets the core for its whole run; the sum of each
         # layer's best round is the steadier estimate of the uncontended stage time.
-        "sum_of_layer_best": {"fp32_ms": sum(r["fp32_best_ms"] for r in rows),
-                              "int8_ms": sum(r["int8_best_ms"] for r in rows)},
+        "sum_of_layer_best": {
+            "fp32_ms": sum(r["fp32_best_ms"] for r in rows),
+            "int8_ms": sum(r["int8_best_ms"] for r in rows),
+        },
     }
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
-    print(f"threads {result['threads']}, INT8 microkernel {result['int8_microkernel']}, {args.rounds} interleaved "
-          f"rounds: median ms (best ms); GOP/s and the best ratio from the best rounds")
+    print(
+        f"threads {result['threads']}, INT8 microkernel {result['int8_microkernel']}, {args.rounds} interleaved "
+        f"rounds: median ms (best ms); GOP/s and the best ratio from the best rounds"
+    )
     print("| idx | layer | MACs | FP32 ms | INT8 ms | INT8/FP32 median | INT8/FP32 best | FP32 GOP/s | INT8 GOP/s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['index']} | {r['name']} ({r['kind']} {r['c_in']}->{r['c_out']} s{r['stride']} @{r['h_in']}) "
-              f"| {r['macs'] / 1e6:.2f}M | {r['fp32_ms']:.3f} ({r['fp32_best_ms']:.3f}) "
-              f"| {r['int8_ms']:.3f} ({r['int8_best_ms']:.3f}) | {r['int8_over_fp32']:.2f} "
-              f"| {r['int8_over_fp32_best']:.2f} | {r['fp32_gops']:.1f} | {r['int8_gops']:.1f} |")
+        print(
+            f"| {r['index']} | {r['name']} ({r['kind']} {r['c_in']}->{r['c_out']} s{r['stride']} @{r['h_in']}) "
+            f"| {r['macs'] / 1e6:.2f}M | {r['fp32_ms']:.3f} ({r['fp32_best_ms']:.3f}) "
+            f"| {r['int8_ms']:.3f} ({r['int8_best_ms']:.3f}) | {r['int8_over_fp32']:.2f} "
+            f"| {r['int8_over_fp32_best']:.2f} | {r['fp32_gops']:.1f} | {r['int8_gops']:.1f} |"
+        )
     w = result["whole_stage"]
-    print(f"| 0..19 | whole frozen stage | {w['macs'] / 1e6:.1f}M | {w['fp32_ms']:.3f} ({w['fp32_best_ms']:.3f}) "
-          f"| {w['int8_ms']:.3f} ({w['int8_best_ms']:.3f}) | {w['int8_over_fp32']:.2f} "
-          f"| {w['int8_over_fp32_best']:.2f} | | |")
+    print(
+        f"| 0..19 | whole frozen stage | {w['macs'] / 1e6:.1f}M | {w['fp32_ms']:.3f} ({w['fp32_best_ms']:.3f}) "
+        f"| {w['int8_ms']:.3f} ({w['int8_best_ms']:.3f}) | {w['int8_over_fp32']:.2f} "
+        f"| {w['int8_over_fp32_best']:.2f} | | |"
+    )
     b = result["sum_of_layer_best"]
-    print(f"| 0..19 | sum of the layers' best rounds | | {b['fp32_ms']:.3f} | {b['int8_ms']:.3f} | "
-          f"| {b['int8_ms'] / b['fp32_ms']:.2f} | | |")
+    print(
+        f"| 0..19 | sum of the layers' best rounds | | {b['fp32_ms']:.3f} | {b['int8_ms']:.3f} | "
+        f"| {b['int8_ms'] / b['fp32_ms']:.2f} | | |"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ callable writes into a preallocated output, so no timed call allocates its resul
 Shapes are MobileNetV1 at 128x128 input (docs/paper.md), NCHW float32. FLOPs are 2 x MACs, the same for the
 three steps of a layer (the grad steps are the same products, transposed).
 """
+
 import ctypes
 import ctypes.util
 
@@ -33,7 +34,7 @@ def keep_freed_memory():
         libc = ctypes.CDLL(libc_name)
         m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
+        libc.mallopt(m_trim_threshold, 2**31 - 1)
     except (OSError, AttributeError):
         pass
 
@@ -83,8 +84,16 @@ def mobilenet_layer(index, name=None):
     table's name)."""
     shape = MOBILENET_V1_128[index]
     kind = "linear" if shape.kind == "fc" else shape.kind
-    return Layer(name or shape.name, kind, shape.in_channels, shape.out_channels, hw=shape.in_size,
-                 k=shape.kernel_size, stride=shape.stride, pad=shape.padding)
+    return Layer(
+        name or shape.name,
+        kind,
+        shape.in_channels,
+        shape.out_channels,
+        hw=shape.in_size,
+        k=shape.kernel_size,
+        stride=shape.stride,
+        pad=shape.padding,
+    )
 
 
 LAYERS = [
@@ -123,6 +132,7 @@ def _output_shape(layer, step, n):
 
 # ---- pulptrain ------------------------------------------------------------------------------------------
 
+
 def _pulptrain_call(layer, step, x, w, dy, b, out):
     """The op "<family>.<step>" of pulptrain.ops, writing into out (no allocation in the timed call)."""
     fn = ops.get(f"{layer.family}.{step}").function
@@ -148,13 +158,16 @@ def make_op_call(name, size, seed=0):
 
 # ---- torch ----------------------------------------------------------------------------------------------
 
+
 def _torch_call(layer, step, x, w, dy, b, out):
     tx, tw, tdy, tout = (torch.from_numpy(a) for a in (x, w, dy, out))
     if layer.kind == "linear":
         tb = torch.from_numpy(b)
-        return {"forward": lambda: torch.addmm(tb, tx, tw.t(), out=tout),
-                "grad_input": lambda: torch.mm(tdy, tw, out=tout),
-                "grad_weight": lambda: torch.mm(tdy.t(), tx, out=tout)}[step]
+        return {
+            "forward": lambda: torch.addmm(tb, tx, tw.t(), out=tout),
+            "grad_input": lambda: torch.mm(tdy, tw, out=tout),
+            "grad_weight": lambda: torch.mm(tdy.t(), tx, out=tout),
+        }[step]
     stride, pad = [layer.stride] * 2, [layer.pad] * 2
     groups = layer.c_in if layer.kind == "dw" else 1
     conv_bwd = torch.ops.aten.convolution_backward
@@ -167,6 +180,7 @@ def _torch_call(layer, step, x, w, dy, b, out):
 
 
 # ---- numpy ----------------------------------------------------------------------------------------------
+
 
 def _pad(a, p):
     return a if p == 0 else np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -182,17 +196,22 @@ def _numpy_call(layer, step, x, w, dy, b, out):
     """Plain numpy: matmul for dense layers, im2col (strided views) + einsum for convs, tap loops for dw."""
     n = x.shape[0]
     if layer.kind == "linear":
-        return {"forward": lambda: np.add(np.matmul(x, w.T, out=out), b, out=out),
-                "grad_input": lambda: np.matmul(dy, w, out=out),
-                "grad_weight": lambda: np.matmul(dy.T, x, out=out)}[step]
+        return {
+            "forward": lambda: np.add(np.matmul(x, w.T, out=out), b, out=out),
+            "grad_input": lambda: np.matmul(dy, w, out=out),
+            "grad_weight": lambda: np.matmul(dy.T, x, out=out),
+        }[step]
     if layer.kind == "pw":
         ci, co, hw = layer.c_in, layer.c_out, layer.hw * layer.hw
         x3, dy3, w2 = x.reshape(n, ci, hw), dy.reshape(n, co, hw), w.reshape(co, ci)
-        return {"forward": lambda: np.matmul(w2, x3, out=out.reshape(n, co, hw)),
-                "grad_input": lambda: np.matmul(w2.T, dy3, out=out.reshape(n, ci, hw)),
-                "grad_weight": lambda: np.tensordot(dy3, x3, axes=([0, 2], [0, 2])).reshape(out.shape)}[step]
+        return {
+            "forward": lambda: np.matmul(w2, x3, out=out.reshape(n, co, hw)),
+            "grad_input": lambda: np.matmul(w2.T, dy3, out=out.reshape(n, ci, hw)),
+            "grad_weight": lambda: np.tensordot(dy3, x3, axes=([0, 2], [0, 2])).reshape(out.shape),
+        }[step]
     k, s, p, ho = layer.k, layer.stride, layer.pad, layer.hw_out
     if layer.kind == "conv":
+
         def forward():
             out[...] = np.einsum("nchwij,ocij->nohw", _patches(_pad(x, p), k, s, ho), w, optimize=True)
 
@@ -204,8 +223,9 @@ def _numpy_call(layer, step, x, w, dy, b, out):
             dxp = np.zeros((n, layer.c_in, layer.hw + 2 * p, layer.hw + 2 * p), np.float32)
             for i in range(k):
                 for j in range(k):
-                    dxp[:, :, i:i + s * ho:s, j:j + s * ho:s] += dcol[:, :, i, j]
-            out[...] = dxp[:, :, p:p + layer.hw, p:p + layer.hw]
+                    dxp[:, :, i : i + s * ho : s, j : j + s * ho : s] += dcol[:, :, i, j]
+            out[...] = dxp[:, :, p : p + layer.hw, p : p + layer.hw]
+
         return {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}[step]
 
     w3 = w.reshape(layer.c_in, k, k)
@@ -215,20 +235,21 @@ def _numpy_call(layer, step, x, w, dy, b, out):
         out[...] = 0
         for i in range(k):
             for j in range(k):
-                out[...] += xp[:, :, i:i + s * ho:s, j:j + s * ho:s] * w3[None, :, i, j, None, None]
+                out[...] += xp[:, :, i : i + s * ho : s, j : j + s * ho : s] * w3[None, :, i, j, None, None]
 
     def dw_grad_input():
         dxp = np.zeros((n, layer.c_in, layer.hw + 2 * p, layer.hw + 2 * p), np.float32)
         for i in range(k):
             for j in range(k):
-                dxp[:, :, i:i + s * ho:s, j:j + s * ho:s] += dy * w3[None, :, i, j, None, None]
-        out[...] = dxp[:, :, p:p + layer.hw, p:p + layer.hw]
+                dxp[:, :, i : i + s * ho : s, j : j + s * ho : s] += dy * w3[None, :, i, j, None, None]
+        out[...] = dxp[:, :, p : p + layer.hw, p : p + layer.hw]
 
     def dw_grad_weight():
         xp = _pad(x, p)
         for i in range(k):
             for j in range(k):
-                out[:, 0, i, j] = np.einsum("nchw,nchw->c", xp[:, :, i:i + s * ho:s, j:j + s * ho:s], dy)
+                out[:, 0, i, j] = np.einsum("nchw,nchw->c", xp[:, :, i : i + s * ho : s, j : j + s * ho : s], dy)
+
     return {"forward": dw_forward, "grad_input": dw_grad_input, "grad_weight": dw_grad_weight}[step]
 
 
@@ -293,6 +314,7 @@ def _pulptrain_stage(buf):
             layer = STAGE_LAYERS[i]
             _pulptrain_call(layer, "grad_weight", buf.acts[i], buf.w[i], buf.grads[i + 1], None, buf.dws[i])()
             _pulptrain_call(layer, "grad_input", buf.acts[i], buf.w[i], buf.grads[i + 1], None, buf.grads[i])()
+
     return step
 
 
@@ -318,8 +340,19 @@ def _torch_stage(buf):
             layer = STAGE_LAYERS[i]
             groups = layer.c_in if layer.kind == "dw" else 1
             g, _, _ = torch.ops.aten.convolution_backward(
-                g, xs[i], ws[i], None, [layer.stride] * 2, [layer.pad] * 2, [1, 1], False, [0, 0], groups,
-                [True, True, False])
+                g,
+                xs[i],
+                ws[i],
+                None,
+                [layer.stride] * 2,
+                [layer.pad] * 2,
+                [1, 1],
+                False,
+                [0, 0],
+                groups,
+                [True, True, False],
+            )
+
     return step
 
 
@@ -351,4 +384,3 @@ def make_matmul_call(impl, size=MATMUL_SIZE):
         fn = lambda: np.matmul(a, b, out=c)
     fn()
     return fn
-

@@ -5,6 +5,7 @@ Defaults keep a run short on a 2-core box: one thread, N in {1, 16}, pulptrain a
   --bench-large           also run N = 128 (slow: minutes)
   --bench-numpy           also run the plain-numpy implementations (slow: numpy convs are 2-10x slower)
 """
+
 import os
 
 # numpy's BLAS must not start its own thread pool behind the team size under test.

@@ -4,6 +4,7 @@ Every figure in the docs names these (timings and even the final accuracy of a t
 so the scripts that write result files (benchmarks/quick.py, tools/main_job_spread.py) store
 ``machine_info()`` next to their numbers and the generated tables print ``machine_line()``.
 """
+
 import datetime
 import os
 import platform
@@ -57,16 +58,25 @@ def machine_info(build=DEFAULT_BUILD):
     model, flags = _cpu_model_and_flags()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     commit = _first_line(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
-    return {"cpu": model, "isa": isa_level(flags), "logical_cpus": os.cpu_count(), "arch": platform.machine(),
-            "compiler": _first_line([os.environ.get("CC", "cc"), "--version"]), "build": build,
-            "commit": commit, "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+    return {
+        "cpu": model,
+        "isa": isa_level(flags),
+        "logical_cpus": os.cpu_count(),
+        "arch": platform.machine(),
+        "compiler": _first_line([os.environ.get("CC", "cc"), "--version"]),
+        "build": build,
+        "commit": commit,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+    }
 
 
 def machine_line(info):
     """One line for a generated table header: CPU, ISA, cores; build and compiler; commit; date."""
-    parts = [f"{info['cpu']}, {info['isa']}, {info['logical_cpus']} logical CPUs",
-             f"build {info['build']}" + (f" ({info['compiler']})" if info.get("compiler") else "")]
+    parts = [
+        f"{info['cpu']}, {info['isa']}, {info['logical_cpus']} logical CPUs",
+        f"build {info['build']}" + (f" ({info['compiler']})" if info.get("compiler") else ""),
+    ]
     if info.get("commit"):
         parts.append(f"commit {info['commit']}")
     parts.append(info["date"])

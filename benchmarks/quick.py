@@ -8,6 +8,7 @@ median over rounds of the per-call time is reported. `--json FILE` also writes t
 which benchmarks/report.py reads like a pytest-benchmark file; given several runs, report.py takes the
 median of each row over them. For tracked results use the pytest-benchmark suite.
 """
+
 import argparse
 import json
 import os
@@ -22,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import cases  # noqa: E402
 from benchmarks.machine import DEFAULT_BUILD, machine_info  # noqa: E402
 from benchmarks.report import add_peak_option, table  # noqa: E402
-
 
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 timer = TIMERS["wall"]
@@ -75,10 +75,17 @@ def main(argv=None):
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the rows here (machine-readable)")
     add_peak_option(p)
-    p.add_argument("--build", default=DEFAULT_BUILD,
-                   help=f"how the extension was built, stored in --json (default {DEFAULT_BUILD!r})")
-    p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
-                   help="cpu: process CPU time, robust to other jobs on a busy box (one thread only)")
+    p.add_argument(
+        "--build",
+        default=DEFAULT_BUILD,
+        help=f"how the extension was built, stored in --json (default {DEFAULT_BUILD!r})",
+    )
+    p.add_argument(
+        "--timer",
+        choices=sorted(TIMERS),
+        default="wall",
+        help="cpu: process CPU time, robust to other jobs on a busy box (one thread only)",
+    )
     a = p.parse_args(argv)
     global timer
     timer = TIMERS[a.timer]
@@ -87,25 +94,48 @@ def main(argv=None):
     for threads in (int(t) for t in a.threads.split(",")):
         cases.set_threads(threads)
         for n in (int(v) for v in a.n.split(",")):
-            jobs = [(layer.name, step, layer.macs(n),
-                     {i: _Timed(cases.make_call(i, layer, step, n)) for i in impls})
-                    for layer in cases.LAYERS if a.k in layer.name for step in a.steps.split(",")]
+            jobs = [
+                (layer.name, step, layer.macs(n), {i: _Timed(cases.make_call(i, layer, step, n)) for i in impls})
+                for layer in cases.LAYERS
+                if a.k in layer.name
+                for step in a.steps.split(",")
+            ]
             if a.stage:
-                jobs.append(("adaptive stage conv5_1..fc", "train step", cases.stage_macs(n),
-                             {i: _Timed(cases.make_stage_call(i, n)) for i in impls if i != "numpy"}))
+                jobs.append(
+                    (
+                        "adaptive stage conv5_1..fc",
+                        "train step",
+                        cases.stage_macs(n),
+                        {i: _Timed(cases.make_stage_call(i, n)) for i in impls if i != "numpy"},
+                    )
+                )
             if a.matmul and n == int(a.n.split(",")[0]):
-                jobs.append(("matmul 512x512x512", "forward", cases.MATMUL_SIZE ** 3,
-                             {i: _Timed(cases.make_matmul_call(i)) for i in impls}))
+                jobs.append(
+                    (
+                        "matmul 512x512x512",
+                        "forward",
+                        cases.MATMUL_SIZE**3,
+                        {i: _Timed(cases.make_matmul_call(i)) for i in impls},
+                    )
+                )
             for name, step, macs, calls in jobs:
                 for impl, median in measure(calls, a.rounds, a.target_ms / 1e3).items():
-                    rows.append(dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs,
-                                     median=median))
+                    rows.append(
+                        dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs, median=median)
+                    )
                 print(f"  done: {name} {step} N={n} T={threads}", file=sys.stderr)
     if a.json:
-        meta = dict(argv=sys.argv[1:], timer=a.timer, rounds=a.rounds, machine=platform.machine(),
-                    processor=platform.processor(), cpus=os.cpu_count(),
-                    torch=getattr(cases.torch, "__version__", None), date=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    host=machine_info(a.build))
+        meta = dict(
+            argv=sys.argv[1:],
+            timer=a.timer,
+            rounds=a.rounds,
+            machine=platform.machine(),
+            processor=platform.processor(),
+            cpus=os.cpu_count(),
+            torch=getattr(cases.torch, "__version__", None),
+            date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            host=machine_info(a.build),
+        )
         with open(a.json, "w") as f:
             json.dump({"quick": meta, "rows": rows}, f, indent=1)
     print(table(rows, markdown=a.markdown, peak_per_core=a.peak))

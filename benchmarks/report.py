@@ -10,6 +10,7 @@ benchmarks/fma_peak.c), and numpy's median ms when that row was run. Medians, be
 ``--header`` starts the output with a line naming the machine, build, torch version, timer and date of the runs
 (from the files; ``--machine`` states the machine and build for files that did not record them).
 """
+
 import argparse
 import json
 import os
@@ -36,8 +37,17 @@ def rows_from_json(path):
         info = bench.get("extra_info", {})
         if "impl" not in info:
             continue
-        rows.append(dict(layer=info["layer"], step=info["step"], n=info["n"], threads=info["threads"],
-                         impl=info["impl"], flops=info["flops"], median=bench["stats"]["median"]))
+        rows.append(
+            dict(
+                layer=info["layer"],
+                step=info["step"],
+                n=info["n"],
+                threads=info["threads"],
+                impl=info["impl"],
+                flops=info["flops"],
+                median=bench["stats"]["median"],
+            )
+        )
     return rows
 
 
@@ -112,8 +122,20 @@ def table(rows, markdown=False, peak_per_core=PEAK_GFLOPS_PER_CORE):
         ratio = f"{pt / th:.2f}" if pt and th else "-"
         gflops = g["flops"] / pt / 1e9 if pt else None
         peak = f"{100 * gflops / (peak_per_core * threads):.0f}" if gflops else "-"
-        lines.append([str(threads), layer, step, str(n), _ms(pt), _ms(th), ratio,
-                      f"{gflops:.1f}" if gflops else "-", peak, _ms(npy)])
+        lines.append(
+            [
+                str(threads),
+                layer,
+                step,
+                str(n),
+                _ms(pt),
+                _ms(th),
+                ratio,
+                f"{gflops:.1f}" if gflops else "-",
+                peak,
+                _ms(npy),
+            ]
+        )
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(line) + " |" for line in lines]
@@ -151,24 +173,39 @@ def table_by_n(rows):
 
 
 def add_peak_option(parser):
-    parser.add_argument("--peak", type=float, default=PEAK_GFLOPS_PER_CORE, metavar="GFLOPS",
-                        help="FP32 peak of one core in GFLOP/s for the %% peak column (default: the anchor "
-                             f"machine's {PEAK_GFLOPS_PER_CORE:g}; benchmarks/fma_peak.c measures this machine's)")
+    parser.add_argument(
+        "--peak",
+        type=float,
+        default=PEAK_GFLOPS_PER_CORE,
+        metavar="GFLOPS",
+        help="FP32 peak of one core in GFLOP/s for the %% peak column (default: the anchor "
+        f"machine's {PEAK_GFLOPS_PER_CORE:g}; benchmarks/fma_peak.c measures this machine's)",
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", nargs="+",
-                        help="file written by pytest --benchmark-json=FILE or benchmarks/quick.py --json FILE; "
-                             "with several, each row is the median over the files")
+    parser.add_argument(
+        "json",
+        nargs="+",
+        help="file written by pytest --benchmark-json=FILE or benchmarks/quick.py --json FILE; "
+        "with several, each row is the median over the files",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    parser.add_argument("--by-n", action="store_true",
-                        help="compact markdown: one column per N, cells 'pulptrain ms / torch ms (ratio)'")
+    parser.add_argument(
+        "--by-n",
+        action="store_true",
+        help="compact markdown: one column per N, cells 'pulptrain ms / torch ms (ratio)'",
+    )
     add_peak_option(parser)
-    parser.add_argument("--header", action="store_true",
-                        help="first print a line naming the machine, build, torch, timer and dates of the runs")
-    parser.add_argument("--machine", metavar="TEXT",
-                        help="the machine and build for --header (default: what the files recorded)")
+    parser.add_argument(
+        "--header",
+        action="store_true",
+        help="first print a line naming the machine, build, torch, timer and dates of the runs",
+    )
+    parser.add_argument(
+        "--machine", metavar="TEXT", help="the machine and build for --header (default: what the files recorded)"
+    )
     args = parser.parse_args(argv)
     rows = median_over_runs([rows_from_json(path) for path in args.json])
     if not rows:

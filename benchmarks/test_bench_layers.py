@@ -2,6 +2,7 @@
 
 Run (see benchmarks/README.md):  python -m pytest benchmarks --benchmark-json=bench.json
 """
+
 import pytest
 
 from benchmarks import cases
@@ -25,8 +26,7 @@ def test_layer_step(benchmark, layer, step, n, impl, threads):
     cases.set_threads(threads)
     fn = cases.make_call(impl, layer, step, n)
     benchmark.group = f"{layer.name} | {step} | N={n} | threads={threads}"
-    benchmark.extra_info.update(layer=layer.name, step=step, n=n, threads=threads, impl=impl,
-                                flops=2 * layer.macs(n))
+    benchmark.extra_info.update(layer=layer.name, step=step, n=n, threads=threads, impl=impl, flops=2 * layer.macs(n))
     benchmark(fn)
 
 
@@ -39,8 +39,14 @@ def test_adaptive_stage(benchmark, n, impl, threads):
     cases.set_threads(threads)
     fn = cases.make_stage_call(impl, n)
     benchmark.group = f"adaptive stage | train step | N={n} | threads={threads}"
-    benchmark.extra_info.update(layer="adaptive stage conv5_1..fc", step="train step", n=n, threads=threads,
-                                impl=impl, flops=2 * cases.stage_macs(n))
+    benchmark.extra_info.update(
+        layer="adaptive stage conv5_1..fc",
+        step="train step",
+        n=n,
+        threads=threads,
+        impl=impl,
+        flops=2 * cases.stage_macs(n),
+    )
     benchmark(fn)
 
 
@@ -52,6 +58,7 @@ def test_matmul_512(benchmark, impl, threads):
     cases.set_threads(threads)
     fn = cases.make_matmul_call(impl)
     benchmark.group = f"matmul 512^3 | forward | N=1 | threads={threads}"
-    benchmark.extra_info.update(layer="matmul 512x512x512", step="forward", n=1, threads=threads, impl=impl,
-                                flops=2 * 512 ** 3)
+    benchmark.extra_info.update(
+        layer="matmul 512x512x512", step="forward", n=1, threads=threads, impl=impl, flops=2 * 512**3
+    )
     benchmark(fn)

@@ -6,6 +6,7 @@ serial team on bare metal); results are bitwise identical for every team size.
 Submodules load on first use, as in torch: ``import pulptrain`` then ``pulptrain.nn.Conv2d(...)`` or
 ``pulptrain.cl.LatentReplayLearner(...)`` works without importing them by name.
 """
+
 import importlib
 from typing import TYPE_CHECKING
 

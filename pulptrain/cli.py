@@ -14,6 +14,7 @@ Every setting is checked before any work starts. A bad one ends the command with
 ``pulptrain cl: error: --flag ...`` (a checkpoint that does not fit: ``pulptrain cl: checkpoint error: ...``);
 Ctrl-C ends it with status 130 and one line.
 """
+
 import argparse
 import json
 import math
@@ -47,8 +48,9 @@ def _finite(name, value, low, high=None, low_open=False, high_open=False):
     if high is not None:
         ok = ok and (value < high if high_open else value <= high)
     if not ok:
-        span = f"{'(' if low_open else '['}{low:g}, " + (f"{high:g}{')' if high_open else ']'}" if high is not None
-                                                          else "inf)")
+        span = f"{'(' if low_open else '['}{low:g}, " + (
+            f"{high:g}{')' if high_open else ']'}" if high is not None else "inf)"
+        )
         raise _CommandError(f"{name} must be a finite number in {span}, got {value!r}")
 
 
@@ -58,21 +60,34 @@ def _memory(args):
 
     _finite("--width", args.width, 0, MAX_WIDTH, low_open=True)
     _finite("--momentum", args.momentum, 0, 1, high_open=True)
-    for flag, value, low in (("--input-size", args.input_size, 1), ("--replays", args.replays, 0),
-                             ("--batch", args.batch, 1), ("--num-classes", args.num_classes, 1),
-                             ("--in-channels", args.in_channels, 1)):
+    for flag, value, low in (
+        ("--input-size", args.input_size, 1),
+        ("--replays", args.replays, 0),
+        ("--batch", args.batch, 1),
+        ("--num-classes", args.num_classes, 1),
+        ("--in-channels", args.in_channels, 1),
+    ):
         if value < low:
             raise _CommandError(f"{flag} must be an integer >= {low}, got {value}")
     if not 0 <= args.lr_layer <= MAX_LR_LAYER:
-        raise _CommandError(f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
-                            f"classifier), got {args.lr_layer}")
+        raise _CommandError(
+            f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
+            f"classifier), got {args.lr_layer}"
+        )
     if not (1 <= args.bits <= 8 or args.bits == 32):
-        raise _CommandError(f"--bits must be 1..8 (INT8 frozen stage, quantized latents) or 32 (FP32), "
-                            f"got {args.bits}")
-    breakdown = memory_breakdown(width_mult=args.width, input_size=args.input_size, lr_layer=args.lr_layer,
-                                 replays=args.replays, bits=args.bits, batch=args.batch,
-                                 num_classes=args.num_classes, in_channels=args.in_channels,
-                                 momentum=args.momentum > 0, first_stride=args.first_stride)
+        raise _CommandError(f"--bits must be 1..8 (INT8 frozen stage, quantized latents) or 32 (FP32), got {args.bits}")
+    breakdown = memory_breakdown(
+        width_mult=args.width,
+        input_size=args.input_size,
+        lr_layer=args.lr_layer,
+        replays=args.replays,
+        bits=args.bits,
+        batch=args.batch,
+        num_classes=args.num_classes,
+        in_channels=args.in_channels,
+        momentum=args.momentum > 0,
+        first_stride=args.first_stride,
+    )
     if args.json:
         print(json.dumps(breakdown.as_dict(), indent=2))
     else:
@@ -84,7 +99,7 @@ def _int_list(text):
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
@@ -130,25 +145,37 @@ def _add_experiment_arguments(p, sweep):
 
     data = p.add_argument_group("scenario")
     data.add_argument("--dataset", choices=["fashion-mnist", "core50"], default=D.dataset, help="the stream's images")
-    data.add_argument("--data-root", default=None,
-                      help="data folder (Fashion-MNIST IDX files: default $PULPTRAIN_DATA or the Debian "
-                           "dataset-fashion-mnist location; CORe50: required, and trusted: see below)")
+    data.add_argument(
+        "--data-root",
+        default=None,
+        help="data folder (Fashion-MNIST IDX files: default $PULPTRAIN_DATA or the Debian "
+        "dataset-fashion-mnist location; CORe50: required, and trusted: see below)",
+    )
     data.add_argument("--scenario", default=D.scenario, help="CORe50 scenario")
     data.add_argument("--run", type=int, default=D.run, help="CORe50 run 0..9")
-    data.add_argument("--num-batches", type=int, default=D.num_batches,
-                      help="Fashion-MNIST: batches after the initial one")
-    data.add_argument("--initial-classes", type=int, default=D.initial_classes,
-                      help="Fashion-MNIST: classes in the initial batch")
-    data.add_argument("--initial-samples", type=int, default=D.initial_samples,
-                      help="Fashion-MNIST: images in the initial batch")
-    data.add_argument("--samples-per-batch", type=int, default=D.samples_per_batch,
-                      help="Fashion-MNIST: images per later batch")
-    data.add_argument("--test-every", type=int, default=D.test_every,
-                      help="keep every k-th test image (1: the whole test set)")
+    data.add_argument(
+        "--num-batches", type=int, default=D.num_batches, help="Fashion-MNIST: batches after the initial one"
+    )
+    data.add_argument(
+        "--initial-classes", type=int, default=D.initial_classes, help="Fashion-MNIST: classes in the initial batch"
+    )
+    data.add_argument(
+        "--initial-samples", type=int, default=D.initial_samples, help="Fashion-MNIST: images in the initial batch"
+    )
+    data.add_argument(
+        "--samples-per-batch", type=int, default=D.samples_per_batch, help="Fashion-MNIST: images per later batch"
+    )
+    data.add_argument(
+        "--test-every", type=int, default=D.test_every, help="keep every k-th test image (1: the whole test set)"
+    )
     model = p.add_argument_group("model")
     model.add_argument("--width", type=float, default=D.width, help="MobileNetV1 width multiplier")
-    model.add_argument("--input-size", type=int, default=None,
-                       help="input size (None: 28 for Fashion-MNIST, 128 for CORe50, the images' size)")
+    model.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input size (None: 28 for Fashion-MNIST, 128 for CORe50, the images' size)",
+    )
     model.add_argument("--first-stride", type=int, choices=[1, 2], default=D.first_stride, help="stride of layer 0")
     model.add_argument("--pretrain-epochs", type=int, default=D.pretrain_epochs, help="pretraining epochs on batch 0")
     model.add_argument("--pretrain-lr", type=float, default=D.pretrain_lr, help="initial pretraining lr (cosine)")
@@ -160,14 +187,26 @@ def _add_experiment_arguments(p, sweep):
         cl.add_argument("--bits", type=_int_list, default=[32, 8, 7, 6, 4], help="latent bits")
         cl.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="seeds")
     else:
-        cl.add_argument("--lr-layer", type=int, default=D.lr_layer,
-                        help=f"LR layer l, 0..{MAX_LR_LAYER}: the frozen stage is layers 0..l")
+        cl.add_argument(
+            "--lr-layer",
+            type=int,
+            default=D.lr_layer,
+            help=f"LR layer l, 0..{MAX_LR_LAYER}: the frozen stage is layers 0..l",
+        )
         cl.add_argument("--replays", type=int, default=D.replays, help="buffer size (latents)")
-        cl.add_argument("--bits", type=int, default=D.bits,
-                        help="bits of the latent replays: 1..8 (INT8 frozen stage) or 32 (FP32 frozen stage)")
-        cl.add_argument("--compare", choices=COMPARE_CHOICES, default=D.compare,
-                        help="fp32: also run FP32 replays from the same pretrained stage and seed, drawn next to "
-                             "--bits (nothing more when --bits is 32); none: the --bits run alone")
+        cl.add_argument(
+            "--bits",
+            type=int,
+            default=D.bits,
+            help="bits of the latent replays: 1..8 (INT8 frozen stage) or 32 (FP32 frozen stage)",
+        )
+        cl.add_argument(
+            "--compare",
+            choices=COMPARE_CHOICES,
+            default=D.compare,
+            help="fp32: also run FP32 replays from the same pretrained stage and seed, drawn next to "
+            "--bits (nothing more when --bits is 32); none: the --bits run alone",
+        )
         cl.add_argument("--seed", type=int, default=D.seed, help="seed of the stream, model and learner")
     cl.add_argument("--epochs", type=int, default=D.epochs, help="epochs per batch")
     cl.add_argument("--first-epochs", type=int, default=D.first_epochs, help="epochs on batch 0")
@@ -178,22 +217,31 @@ def _add_experiment_arguments(p, sweep):
     cl.add_argument("--minibatch", type=int, default=D.minibatch, help="new + replays per step")
     cl.add_argument("--no-cwr", dest="cwr", action="store_false", help="plain classifier, no CWR* consolidation")
     cl.add_argument("--freeze-bn", action="store_true", help="keep the adaptive stage's BatchNorm statistics frozen")
-    cl.add_argument("--policy", choices=["reference", "reservoir", "class_balanced"], default=D.policy,
-                    help="buffer replacement policy")
-    cl.add_argument("--calibration", choices=["max", "percentile"], default=D.calibration,
-                    help="INT8 activation calibration")
+    cl.add_argument(
+        "--policy",
+        choices=["reference", "reservoir", "class_balanced"],
+        default=D.policy,
+        help="buffer replacement policy",
+    )
+    cl.add_argument(
+        "--calibration", choices=["max", "percentile"], default=D.calibration, help="INT8 activation calibration"
+    )
     run = p.add_argument_group("run")
     run.add_argument("--out", default="cl_results" if not sweep else "sweep_results", help="output folder")
     # Results do not depend on the team size (bitwise), so a single run uses the CPUs it has; a sweep's runs
     # stay on one core each, the way its backends schedule them.
     default_threads = 1 if sweep else min(available_cpus(), 8)
-    run.add_argument("--threads", type=int, default=default_threads,
-                     help="kernel threads, at most the CPUs available (results are the same for any count)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads,
+        help="kernel threads, at most the CPUs available (results are the same for any count)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _bytes_text(nbytes):
-    return f"{nbytes / 2 ** 20:.2f} MiB" if nbytes >= 2 ** 20 else f"{nbytes / 2 ** 10:.1f} KiB"
+    return f"{nbytes / 2**20:.2f} MiB" if nbytes >= 2**20 else f"{nbytes / 2**10:.1f} KiB"
 
 
 def _cl(args):
@@ -206,8 +254,10 @@ def _cl(args):
         result = run_experiment(_experiment_config(args), resume=args.resume)
     except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError; DatasetError a FileNotFoundError
         raise _CommandError(str(e), "checkpoint error" if isinstance(e, CheckpointError) else "error") from e
-    runs = "; ".join(f"{label}: final accuracy {100 * run['final_accuracy']:.2f} %, buffer "
-                     f"{_bytes_text(run['buffer_nbytes'])}" for label, run in result["runs"].items())
+    runs = "; ".join(
+        f"{label}: final accuracy {100 * run['final_accuracy']:.2f} %, buffer {_bytes_text(run['buffer_nbytes'])}"
+        for label, run in result["runs"].items()
+    )
     print(f"{runs}; {result['num_batches']} batches, {result['wall_seconds']:.0f} s; results in {args.out}")
     return 0
 
@@ -222,8 +272,14 @@ def _sweep(args):
         else:
             base = _experiment_config(args, exclude=("bits", "lr_layer", "replays"), compare="none")
             check_output_folders(base)
-            rows = run_sweep(base, bits=args.bits, lr_layers=args.lr_layer, replays=args.replays, seeds=args.seeds,
-                             append=args.append)
+            rows = run_sweep(
+                base,
+                bits=args.bits,
+                lr_layers=args.lr_layer,
+                replays=args.replays,
+                seeds=args.seeds,
+                append=args.append,
+            )
     except (ValueError, FileNotFoundError) as e:
         raise _CommandError(str(e)) from e
     print(f"{len(rows)} runs; table in {args.out}/sweep.md")
@@ -235,50 +291,67 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     memory = commands.add_parser(
-        "memory", help="memory breakdown of latent-replay training (frozen stage, FP32 adaptive stage, "
-                       "activations, replay buffer)",
+        "memory",
+        help="memory breakdown of latent-replay training (frozen stage, FP32 adaptive stage, "
+        "activations, replay buffer)",
         description="Memory of latent-replay training on MobileNetV1, computed from the architecture.",
-        formatter_class=_HelpFormatter)
+        formatter_class=_HelpFormatter,
+    )
     memory.add_argument("--model", choices=["mobilenet_v1"], default="mobilenet_v1", help="architecture")
     memory.add_argument("--width", type=float, default=1.0, help="width multiplier")
     memory.add_argument("--input-size", type=int, default=128, help="input height = width in pixels")
     memory.add_argument("--lr-layer", type=int, default=19, help="latent-replay layer l, 0..27")
     memory.add_argument("--replays", type=int, default=1500, help="latents in the replay buffer")
-    memory.add_argument("--bits", type=int, default=8,
-                        help="bits per latent value: 1..8 (INT8 frozen stage) or 32 (FP32 frozen stage and latents)")
+    memory.add_argument(
+        "--bits",
+        type=int,
+        default=8,
+        help="bits per latent value: 1..8 (INT8 frozen stage) or 32 (FP32 frozen stage and latents)",
+    )
     memory.add_argument("--batch", type=int, default=128, help="training mini-batch size")
     memory.add_argument("--num-classes", type=int, default=50, help="classifier outputs")
     memory.add_argument("--in-channels", type=int, default=3, help="input channels")
-    memory.add_argument("--first-stride", type=int, default=2, choices=[1, 2],
-                        help="stride of the first conv; 1 for small inputs")
+    memory.add_argument(
+        "--first-stride", type=int, default=2, choices=[1, 2], help="stride of the first conv; 1 for small inputs"
+    )
     memory.add_argument("--momentum", type=float, default=0.9, help="SGD momentum; 0 drops its state")
     memory.add_argument("--json", action="store_true", help="print JSON (bytes and MiB) instead of a table")
     memory.set_defaults(handler=_memory)
 
     cl = commands.add_parser(
-        "cl", help="one continual-learning experiment (Fashion-MNIST stream or CORe50)",
+        "cl",
+        help="one continual-learning experiment (Fashion-MNIST stream or CORe50)",
         description="Pretrain MobileNetV1 on the initial batch, build the frozen stage (INT8 for bits <= 8),\n"
-                    "learn the stream with latent replays at --bits and, unless --compare none, with FP32\n"
-                    "replays from the same pretrained stage; writes OUT/results.json and OUT/accuracy.png.",
-        epilog=CL_DEFAULTS_HELP, formatter_class=_HelpFormatter)
+        "learn the stream with latent replays at --bits and, unless --compare none, with FP32\n"
+        "replays from the same pretrained stage; writes OUT/results.json and OUT/accuracy.png.",
+        epilog=CL_DEFAULTS_HELP,
+        formatter_class=_HelpFormatter,
+    )
     _add_experiment_arguments(cl, sweep=False)
-    cl.add_argument("--checkpoint", default=None,
-                    help="folder for checkpoints, written atomically after every batch")
+    cl.add_argument("--checkpoint", default=None, help="folder for checkpoints, written atomically after every batch")
     cl.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
     cl.set_defaults(handler=_cl)
 
     sweep = commands.add_parser(
-        "sweep", help="a grid of CL experiments: bits x LR layers x buffer sizes x seeds",
+        "sweep",
+        help="a grid of CL experiments: bits x LR layers x buffer sizes x seeds",
         description="Runs one CL experiment per (seed, LR layer, bits, replays), pretraining once per seed\n"
-                    "and quantizing once per (seed, LR layer, bits). Writes OUT/sweep.md (mean +- std over\n"
-                    "seeds), OUT/sweep.csv (one row per run), OUT/sweep.json and OUT/accuracy_vs_memory.png.",
+        "and quantizing once per (seed, LR layer, bits). Writes OUT/sweep.md (mean +- std over\n"
+        "seeds), OUT/sweep.csv (one row per run), OUT/sweep.json and OUT/accuracy_vs_memory.png.",
         epilog="The other settings are those of 'pulptrain cl' (see pulptrain cl --help).",
-        formatter_class=_HelpFormatter)
+        formatter_class=_HelpFormatter,
+    )
     _add_experiment_arguments(sweep, sweep=True)
-    sweep.add_argument("--append", action="store_true",
-                       help="add the runs to those already in OUT/sweep.json (same settings; e.g. more seeds)")
-    sweep.add_argument("--report-only", action="store_true",
-                       help="run nothing: rewrite sweep.md, sweep.csv and the plot from OUT/sweep.json")
+    sweep.add_argument(
+        "--append",
+        action="store_true",
+        help="add the runs to those already in OUT/sweep.json (same settings; e.g. more seeds)",
+    )
+    sweep.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite sweep.md, sweep.csv and the plot from OUT/sweep.json",
+    )
     sweep.set_defaults(handler=_sweep)
     return parser
 

@@ -3,6 +3,7 @@
 Fashion-MNIST comes as four IDX files, gzip-compressed or plain; the Debian/Ubuntu package
 ``dataset-fashion-mnist`` installs them in /usr/share/datasets/fashion-mnist.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -14,17 +15,29 @@ from numpy.typing import NDArray
 __all__ = ["fashion_mnist", "DatasetError", "FASHION_MNIST_CLASSES"]
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                         "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 _FASHION_MNIST_FILES = {  # (stem, expected shape)
     "x_train": ("train-images-idx3-ubyte", (60000, 28, 28)),
     "y_train": ("train-labels-idx1-ubyte", (60000,)),
     "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
     "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
 }
-_HOW_TO_GET = ("install the Debian/Ubuntu package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-               "or download the four IDX files of Fashion-MNIST and give their folder as --data-root (pulptrain "
-               "commands), root= (Python) or PULPTRAIN_DATA")
+_HOW_TO_GET = (
+    "install the Debian/Ubuntu package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+    "or download the four IDX files of Fashion-MNIST and give their folder as --data-root (pulptrain "
+    "commands), root= (Python) or PULPTRAIN_DATA"
+)
 
 
 class DatasetError(FileNotFoundError):
@@ -44,7 +57,7 @@ def _read_idx(path: str, expected_shape: tuple[int, ...]) -> NDArray[np.uint8]:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DatasetError(f"{path} is truncated (incomplete header); {_HOW_TO_GET}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if shape != expected_shape:
         raise DatasetError(f"{path} holds shape {shape}, expected {expected_shape}; {_HOW_TO_GET}")
     count = int(np.prod(shape))
@@ -80,5 +93,4 @@ def fashion_mnist(
     for split in ("train", "test"):
         if arrays["y_" + split].max() > 9:
             raise DatasetError(f"Fashion-MNIST {split} labels in {root} are outside 0..9")
-    return (arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
-            arrays["y_test"].astype(np.int64))
+    return (arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"], arrays["y_test"].astype(np.int64))

@@ -13,12 +13,12 @@ Scheme (see pulptrain.quant for the integer arithmetic; this module builds on pu
 - the last unit requantizes straight to ``lr_bits`` codes (clip at 2**lr_bits - 1), so the latent is rounded
   once; a trailing average pool keeps its input scale and, below 8 bits, is requantized by quant.quantize.
 """
+
 from contextlib import contextmanager
 
 import numpy as np
 
-from pulptrain import nn
-from pulptrain import quant_core
+from pulptrain import nn, quant_core
 from pulptrain.quant_core import LatentCodes, check_bits
 
 __all__ = ["quantize_frozen", "QuantizedFrozenStage"]
@@ -55,8 +55,10 @@ def _parse_unit(index, unit):
     bn = parts[1] if len(parts) > 1 and isinstance(parts[1], nn.BatchNorm2d) else None
     act = parts[-1] if len(parts) > 1 and isinstance(parts[-1], nn.ReLU) else None
     if conv is None or act is None or len(parts) != (3 if bn is not None else 2):
-        raise ValueError(f"frozen stage unit {index} must be Sequential(conv, [BatchNorm2d], ReLU or ReLU6) or "
-                         f"an average pool, got {unit!r}: INT8 latents are unsigned, post-ReLU")
+        raise ValueError(
+            f"frozen stage unit {index} must be Sequential(conv, [BatchNorm2d], ReLU or ReLU6) or "
+            f"an average pool, got {unit!r}: INT8 latents are unsigned, post-ReLU"
+        )
     return conv, bn, isinstance(act, nn.ReLU6)
 
 
@@ -135,8 +137,11 @@ class QuantizedFrozenStage:
         self.float_stage, self.units, self.unit_scales = float_stage, units, unit_scales
         self.input_scale, self.input_zero_point = input_scale, input_zero_point
         self.lr_bits, self.scale, self._lr_requant = lr_bits, unit_scales[-1], lr_requant
-        self.weight_nbytes = sum(u.params.weight.nbytes + u.params.bias.nbytes + u.params.multiplier.nbytes
-                                 + u.params.shift.nbytes for u in units if isinstance(u, _Int8Unit))
+        self.weight_nbytes = sum(
+            u.params.weight.nbytes + u.params.bias.nbytes + u.params.multiplier.nbytes + u.params.shift.nbytes
+            for u in units
+            if isinstance(u, _Int8Unit)
+        )
 
     def quantize_input(self, x):
         """uint8 codes of float images x (N, C, H, W): clip(round(x / input_scale) + input_zero_point)."""
@@ -180,14 +185,19 @@ class QuantizedFrozenStage:
                 ref = h.astype(np.float64).reshape(-1)
                 diff = deq.reshape(-1) - ref
                 norm = np.linalg.norm(ref) * np.linalg.norm(deq)
-                rows.append(dict(block=i, cosine=float(ref @ deq.reshape(-1) / norm) if norm > 0 else 1.0,
-                                 relative_l2=float(np.linalg.norm(diff) / max(np.linalg.norm(ref), 1e-30)),
-                                 max_abs_error=float(np.abs(diff).max()), scale=float(self.unit_scales[i])))
+                rows.append(
+                    dict(
+                        block=i,
+                        cosine=float(ref @ deq.reshape(-1) / norm) if norm > 0 else 1.0,
+                        relative_l2=float(np.linalg.norm(diff) / max(np.linalg.norm(ref), 1e-30)),
+                        max_abs_error=float(np.abs(diff).max()),
+                        scale=float(self.unit_scales[i]),
+                    )
+                )
             return rows
 
 
-def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", percentile=99.99, batch_size=64,
-                    seed=0):
+def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", percentile=99.99, batch_size=64, seed=0):
     """Post-training quantization of a float frozen stage (a Sequential from pulptrain.models.split).
 
     frozen: Sequential whose blocks are Sequential(conv, BatchNorm2d, ReLU|ReLU6) (conv: Conv2d,
@@ -214,7 +224,7 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
     keep = calibration == "percentile"
     with _eval_mode(frozen):
         for start in range(0, x.shape[0], batch_size):
-            h = x[start:start + batch_size]
+            h = x[start : start + batch_size]
             stats_in.update(h, False)
             for block, st in zip(frozen, stats):
                 h = block.forward(h)
@@ -246,8 +256,9 @@ def quantize_frozen(frozen, calibration_x, *, lr_bits=8, calibration="max", perc
         bias = None if conv.bias is None else conv.bias.data
         w, b = conv.weight.data.astype(np.float64), bias
         if bn is not None:
-            w, b = quant_core.fold_batchnorm(w, b, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
-                                        bn.eps)
+            w, b = quant_core.fold_batchnorm(
+                w, b, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var, bn.eps
+            )
         params = quant_core.quantize_conv_params(w, b, scale, out_scale, relu6=relu6, out_bits=bits)
         units.append(_Int8Unit(conv, params, zero_point if i == 0 else 0))
         scales.append(out_scale)

@@ -11,6 +11,7 @@ is the average pool, then ``model.classifier`` (Linear, the table's layer 28) fo
 ``split(model, l)`` cuts it after block l into the frozen stage (blocks 0..l) and the adaptive stage (the
 rest, classifier included).
 """
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,8 +19,20 @@ import numpy as np
 
 from pulptrain import nn
 
-__all__ = ["MobileNetV1", "mobilenet_v1", "split", "use_batch_renorm", "MOBILENET_V1", "MOBILENET_V1_BLOCKS",
-           "LayerSpec", "LayerShape", "mobilenet_v1_layers", "scaled_channels", "POOL_INDEX", "FC_INDEX"]
+__all__ = [
+    "MobileNetV1",
+    "mobilenet_v1",
+    "split",
+    "use_batch_renorm",
+    "MOBILENET_V1",
+    "MOBILENET_V1_BLOCKS",
+    "LayerSpec",
+    "LayerShape",
+    "mobilenet_v1_layers",
+    "scaled_channels",
+    "POOL_INDEX",
+    "FC_INDEX",
+]
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class LayerSpec:
     (depthwise 3x3), "pw" (pointwise 1x1), "pool" (the average pool over the last feature map) or "fc" (the
     classifier); channels: output channels at width 1.0 (None for fc: the number of classes); stride: of
     the convolution (layer 0's is the model's first_stride)."""
+
     index: int
     name: str
     kind: str
@@ -37,27 +51,41 @@ class LayerSpec:
 
 MOBILENET_V1 = (
     LayerSpec(0, "conv1", "conv", 32, 2),
-    LayerSpec(1, "conv2_1/dw", "dw", 32, 1), LayerSpec(2, "conv2_1/pw", "pw", 64, 1),
-    LayerSpec(3, "conv2_2/dw", "dw", 64, 2), LayerSpec(4, "conv2_2/pw", "pw", 128, 1),
-    LayerSpec(5, "conv3_1/dw", "dw", 128, 1), LayerSpec(6, "conv3_1/pw", "pw", 128, 1),
-    LayerSpec(7, "conv3_2/dw", "dw", 128, 2), LayerSpec(8, "conv3_2/pw", "pw", 256, 1),
-    LayerSpec(9, "conv4_1/dw", "dw", 256, 1), LayerSpec(10, "conv4_1/pw", "pw", 256, 1),
-    LayerSpec(11, "conv4_2/dw", "dw", 256, 2), LayerSpec(12, "conv4_2/pw", "pw", 512, 1),
-    LayerSpec(13, "conv5_1/dw", "dw", 512, 1), LayerSpec(14, "conv5_1/pw", "pw", 512, 1),
-    LayerSpec(15, "conv5_2/dw", "dw", 512, 1), LayerSpec(16, "conv5_2/pw", "pw", 512, 1),
-    LayerSpec(17, "conv5_3/dw", "dw", 512, 1), LayerSpec(18, "conv5_3/pw", "pw", 512, 1),
-    LayerSpec(19, "conv5_4/dw", "dw", 512, 1), LayerSpec(20, "conv5_4/pw", "pw", 512, 1),
-    LayerSpec(21, "conv5_5/dw", "dw", 512, 1), LayerSpec(22, "conv5_5/pw", "pw", 512, 1),
-    LayerSpec(23, "conv5_6/dw", "dw", 512, 2), LayerSpec(24, "conv5_6/pw", "pw", 1024, 1),
-    LayerSpec(25, "conv6/dw", "dw", 1024, 1), LayerSpec(26, "conv6/pw", "pw", 1024, 1),
+    LayerSpec(1, "conv2_1/dw", "dw", 32, 1),
+    LayerSpec(2, "conv2_1/pw", "pw", 64, 1),
+    LayerSpec(3, "conv2_2/dw", "dw", 64, 2),
+    LayerSpec(4, "conv2_2/pw", "pw", 128, 1),
+    LayerSpec(5, "conv3_1/dw", "dw", 128, 1),
+    LayerSpec(6, "conv3_1/pw", "pw", 128, 1),
+    LayerSpec(7, "conv3_2/dw", "dw", 128, 2),
+    LayerSpec(8, "conv3_2/pw", "pw", 256, 1),
+    LayerSpec(9, "conv4_1/dw", "dw", 256, 1),
+    LayerSpec(10, "conv4_1/pw", "pw", 256, 1),
+    LayerSpec(11, "conv4_2/dw", "dw", 256, 2),
+    LayerSpec(12, "conv4_2/pw", "pw", 512, 1),
+    LayerSpec(13, "conv5_1/dw", "dw", 512, 1),
+    LayerSpec(14, "conv5_1/pw", "pw", 512, 1),
+    LayerSpec(15, "conv5_2/dw", "dw", 512, 1),
+    LayerSpec(16, "conv5_2/pw", "pw", 512, 1),
+    LayerSpec(17, "conv5_3/dw", "dw", 512, 1),
+    LayerSpec(18, "conv5_3/pw", "pw", 512, 1),
+    LayerSpec(19, "conv5_4/dw", "dw", 512, 1),
+    LayerSpec(20, "conv5_4/pw", "pw", 512, 1),
+    LayerSpec(21, "conv5_5/dw", "dw", 512, 1),
+    LayerSpec(22, "conv5_5/pw", "pw", 512, 1),
+    LayerSpec(23, "conv5_6/dw", "dw", 512, 2),
+    LayerSpec(24, "conv5_6/pw", "pw", 1024, 1),
+    LayerSpec(25, "conv6/dw", "dw", 1024, 1),
+    LayerSpec(26, "conv6/pw", "pw", 1024, 1),
     LayerSpec(27, "pool6", "pool", 1024, 1),
     LayerSpec(28, "fc", "fc", None, 1),
 )
 POOL_INDEX, FC_INDEX = 27, 28
 #: (depthwise stride, pointwise output channels) of the 13 depthwise-separable pairs at width 1.0 (pair j
 #: holds layers 2j+1 and 2j+2), read from MOBILENET_V1.
-MOBILENET_V1_BLOCKS = tuple((dw.stride, pw.channels) for dw, pw in zip(MOBILENET_V1[1:POOL_INDEX:2],
-                                                                       MOBILENET_V1[2:POOL_INDEX:2]))
+MOBILENET_V1_BLOCKS = tuple(
+    (dw.stride, pw.channels) for dw, pw in zip(MOBILENET_V1[1:POOL_INDEX:2], MOBILENET_V1[2:POOL_INDEX:2])
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +94,7 @@ class LayerShape:
     counts weights (+ the fc bias), ``bn_channels`` the channels of the BatchNorm after it (0: none),
     ``macs`` the multiply-accumulates of its forward pass; kernel_size / padding are those of the
     convolution (the pool's kernel is its whole input)."""
+
     index: int
     name: str
     kind: str
@@ -87,9 +116,13 @@ class LayerShape:
     @property
     def weight_shape(self):
         """The weight's shape in the PyTorch layout (None for the pool)."""
-        return {"conv": (self.out_channels, self.in_channels, 3, 3), "dw": (self.out_channels, 1, 3, 3),
-                "pw": (self.out_channels, self.in_channels, 1, 1), "fc": (self.out_channels, self.in_channels),
-                "pool": None}[self.kind]
+        return {
+            "conv": (self.out_channels, self.in_channels, 3, 3),
+            "dw": (self.out_channels, 1, 3, 3),
+            "pw": (self.out_channels, self.in_channels, 1, 1),
+            "fc": (self.out_channels, self.in_channels),
+            "pool": None,
+        }[self.kind]
 
 
 def scaled_channels(channels, width_mult):
@@ -118,8 +151,11 @@ def mobilenet_v1_layers(width_mult=1.0, input_size=128, num_classes=50, in_chann
         kind = spec.kind
         if kind == "fc":
             c_out = int(num_classes)
-            layers.append(LayerShape(spec.index, spec.name, kind, c_in, c_out, 1, 1, 1, c_in * c_out + c_out, 0,
-                                     c_in * c_out, 1, 0))
+            layers.append(
+                LayerShape(
+                    spec.index, spec.name, kind, c_in, c_out, 1, 1, 1, c_in * c_out + c_out, 0, c_in * c_out, 1, 0
+                )
+            )
             continue
         if kind == "pool":
             layers.append(LayerShape(spec.index, spec.name, kind, c_in, c_in, 1, size, 1, 0, 0, 0, size, 0))
@@ -129,8 +165,23 @@ def mobilenet_v1_layers(width_mult=1.0, input_size=128, num_classes=50, in_chann
         out = _conv_out(size, stride) if kind != "pw" else size
         per_output = {"conv": 9 * c_in, "dw": 9, "pw": c_in}[kind]  # MACs per output value
         kernel = 1 if kind == "pw" else 3
-        layers.append(LayerShape(spec.index, spec.name, kind, c_in, c_out, stride, size, out, per_output * c_out,
-                                 c_out, per_output * c_out * out * out, kernel, kernel // 2))
+        layers.append(
+            LayerShape(
+                spec.index,
+                spec.name,
+                kind,
+                c_in,
+                c_out,
+                stride,
+                size,
+                out,
+                per_output * c_out,
+                c_out,
+                per_output * c_out * out * out,
+                kernel,
+                kernel // 2,
+            )
+        )
         c_in, size = c_out, out
     return tuple(layers)
 
@@ -143,8 +194,9 @@ class MobileNetV1(nn.Module):
     Input (N, in_channels, input_size, input_size) -> logits (N, num_classes).
     """
 
-    def __init__(self, width_mult=1.0, num_classes=50, input_size=128, in_channels=3, first_stride=2,
-                 relu6=False, rng=None):
+    def __init__(
+        self, width_mult=1.0, num_classes=50, input_size=128, in_channels=3, first_stride=2, relu6=False, rng=None
+    ):
         super().__init__()
         self.layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
         rng = np.random.default_rng(0) if rng is None else rng
@@ -153,8 +205,9 @@ class MobileNetV1(nn.Module):
 
         def unit(layer):
             if layer.kind == "conv":
-                conv = nn.Conv2d(layer.in_channels, layer.out_channels, 3, stride=layer.stride, padding=1,
-                                 bias=False, rng=rng)
+                conv = nn.Conv2d(
+                    layer.in_channels, layer.out_channels, 3, stride=layer.stride, padding=1, bias=False, rng=rng
+                )
             elif layer.kind == "dw":
                 conv = nn.DepthwiseConv2d(layer.in_channels, 3, stride=layer.stride, padding=1, bias=False, rng=rng)
             else:
@@ -178,16 +231,22 @@ class MobileNetV1(nn.Module):
         return self.blocks._backward(dy, need_input_grad)
 
 
-def mobilenet_v1(width_mult=1.0, num_classes=50, input_size=128, in_channels=3, first_stride=2, relu6=False,
-                 rng=None):
+def mobilenet_v1(width_mult=1.0, num_classes=50, input_size=128, in_channels=3, first_stride=2, relu6=False, rng=None):
     """MobileNetV1 as in the paper (width 1.0, 128x128x3 input, 50 classes by default).
 
     width_mult scales every channel count (rounded, at least 1); first_stride=1 drops the first
     downsampling (for small inputs such as 28x28 or 32x32); relu6 uses ReLU6 instead of ReLU; rng is a
     numpy Generator for the initial weights (default: seed 0). Layer indices stay the paper's.
     """
-    return MobileNetV1(width_mult=width_mult, num_classes=num_classes, input_size=input_size,
-                       in_channels=in_channels, first_stride=first_stride, relu6=relu6, rng=rng)
+    return MobileNetV1(
+        width_mult=width_mult,
+        num_classes=num_classes,
+        input_size=input_size,
+        in_channels=in_channels,
+        first_stride=first_stride,
+        relu6=relu6,
+        rng=rng,
+    )
 
 
 def split(model, l):
@@ -201,8 +260,8 @@ def split(model, l):
         raise TypeError(f"model must be a MobileNetV1, got {type(model).__name__}")
     if isinstance(l, bool) or not isinstance(l, (int, np.integer)) or not -1 <= l <= POOL_INDEX:
         raise ValueError(f"l must be an int in [-1, {POOL_INDEX}], got {l!r}")
-    frozen = model.blocks[:l + 1]
-    adaptive = nn.Sequential(*model.blocks[l + 1:], model.flatten, model.classifier)
+    frozen = model.blocks[: l + 1]
+    adaptive = nn.Sequential(*model.blocks[l + 1 :], model.flatten, model.classifier)
     adaptive.needs_input_grad = False
     return frozen, adaptive
 

@@ -15,6 +15,7 @@ its forward input until the backward, so the input must not be modified in betwe
 between the two with ``{k: v.numpy() for k, v in torch_model.state_dict().items()}``; ``save(path)`` and
 ``load(path)`` store the same mapping as a ``.npz`` file.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,23 @@ from numpy.typing import ArrayLike, NDArray
 from pulptrain import kernels as K
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "Conv2d", "DepthwiseConv2d", "PointwiseConv2d", "Linear",
-    "BatchNorm2d", "BatchRenorm2d", "ReLU", "ReLU6", "AvgPool2d", "GlobalAvgPool2d", "MaxPool2d", "Flatten",
-    "CrossEntropyLoss", "MSELoss",
+    "Parameter",
+    "Module",
+    "Sequential",
+    "Conv2d",
+    "DepthwiseConv2d",
+    "PointwiseConv2d",
+    "Linear",
+    "BatchNorm2d",
+    "BatchRenorm2d",
+    "ReLU",
+    "ReLU6",
+    "AvgPool2d",
+    "GlobalAvgPool2d",
+    "MaxPool2d",
+    "Flatten",
+    "CrossEntropyLoss",
+    "MSELoss",
 ]
 
 
@@ -277,6 +292,7 @@ class Sequential(Module):
 
 # ---- trainable layers -------------------------------------------------------------------------------------
 
+
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     # tuple(v) keeps whatever length v has: the kernels name the argument when it is not a pair
     return (v, v) if isinstance(v, (int, np.integer)) else cast("tuple[int, int]", tuple(v))
@@ -359,8 +375,9 @@ class Conv2d(_WeightLayer):
         rng: np.random.Generator | None = None,
     ) -> None:
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        super().__init__((out_channels, in_channels) + self.kernel_size, in_channels * math.prod(self.kernel_size),
-                         bias, rng)
+        super().__init__(
+            (out_channels, in_channels) + self.kernel_size, in_channels * math.prod(self.kernel_size), bias, rng
+        )
 
     def extra_repr(self) -> str:
         o, i = self.weight.shape[:2]
@@ -369,19 +386,20 @@ class Conv2d(_WeightLayer):
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         shape = _window_out_shape(x, "Conv2d", self.weight.shape[0], self.kernel_size, self.stride, self.padding)
         self._x = x
-        return K.conv2d_forward(x, self.weight.data, self._bias_data(), stride=self.stride, padding=self.padding,
-                                out=self._out("y", shape))
+        return K.conv2d_forward(
+            x, self.weight.data, self._bias_data(), stride=self.stride, padding=self.padding, out=self._out("y", shape)
+        )
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
         x, w = self._saved_input(), self.weight
         if w.requires_grad:
-            K.conv2d_grad_weight(dy, x, w.shape, stride=self.stride, padding=self.padding, out=w.grad,
-                                 accumulate=True)
+            K.conv2d_grad_weight(dy, x, w.shape, stride=self.stride, padding=self.padding, out=w.grad, accumulate=True)
         self._bias_grad(dy)
         if not need_input_grad:
             return None
-        return K.conv2d_grad_input(dy, w.data, x.shape, stride=self.stride, padding=self.padding,
-                                   out=self._out("dx", x.shape))
+        return K.conv2d_grad_input(
+            dy, w.data, x.shape, stride=self.stride, padding=self.padding, out=self._out("dx", x.shape)
+        )
 
 
 class DepthwiseConv2d(_WeightLayer):
@@ -405,26 +423,29 @@ class DepthwiseConv2d(_WeightLayer):
         super().__init__((channels, 1) + self.kernel_size, math.prod(self.kernel_size), bias, rng)
 
     def extra_repr(self) -> str:
-        return (f"{self.weight.shape[0]}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}")
+        return f"{self.weight.shape[0]}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
-        shape = _window_out_shape(x, "DepthwiseConv2d", self.weight.shape[0], self.kernel_size, self.stride,
-                                  self.padding)
+        shape = _window_out_shape(
+            x, "DepthwiseConv2d", self.weight.shape[0], self.kernel_size, self.stride, self.padding
+        )
         self._x = x
-        return K.depthwise_conv2d_forward(x, self.weight.data, self._bias_data(), stride=self.stride,
-                                          padding=self.padding, out=self._out("y", shape))
+        return K.depthwise_conv2d_forward(
+            x, self.weight.data, self._bias_data(), stride=self.stride, padding=self.padding, out=self._out("y", shape)
+        )
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
         x, w = self._saved_input(), self.weight
         if w.requires_grad:
-            K.depthwise_conv2d_grad_weight(dy, x, w.shape, stride=self.stride, padding=self.padding, out=w.grad,
-                                           accumulate=True)
+            K.depthwise_conv2d_grad_weight(
+                dy, x, w.shape, stride=self.stride, padding=self.padding, out=w.grad, accumulate=True
+            )
         self._bias_grad(dy)
         if not need_input_grad:
             return None
-        return K.depthwise_conv2d_grad_input(dy, w.data, x.shape, stride=self.stride, padding=self.padding,
-                                             out=self._out("dx", x.shape))
+        return K.depthwise_conv2d_grad_input(
+            dy, w.data, x.shape, stride=self.stride, padding=self.padding, out=self._out("dx", x.shape)
+        )
 
 
 class PointwiseConv2d(_WeightLayer):
@@ -441,8 +462,9 @@ class PointwiseConv2d(_WeightLayer):
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         n, _, h, w = _image_shape(x, "PointwiseConv2d")
         self._x = x
-        return K.pointwise_conv2d_forward(x, self.weight.data, self._bias_data(),
-                                          out=self._out("y", (n, self.weight.shape[0], h, w)))
+        return K.pointwise_conv2d_forward(
+            x, self.weight.data, self._bias_data(), out=self._out("y", (n, self.weight.shape[0], h, w))
+        )
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
         x, w = self._saved_input(), self.weight
@@ -467,11 +489,14 @@ class Linear(_WeightLayer):
 
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise ValueError(f"Linear input must be a 2-D numpy.ndarray (N, in_features), got "
-                             f"{getattr(x, 'shape', type(x).__name__)}")
+            raise ValueError(
+                f"Linear input must be a 2-D numpy.ndarray (N, in_features), got "
+                f"{getattr(x, 'shape', type(x).__name__)}"
+            )
         self._x = x
-        return K.linear_forward(x, self.weight.data, self._bias_data(),
-                                out=self._out("y", (x.shape[0], self.weight.shape[0])))
+        return K.linear_forward(
+            x, self.weight.data, self._bias_data(), out=self._out("y", (x.shape[0], self.weight.shape[0]))
+        )
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
         x, w = self._saved_input(), self.weight
@@ -529,13 +554,31 @@ class BatchNorm2d(Module):
         self._x, self._batch_stats = x, self.training
         y, saved = self._out("y", shape), self._out("saved", (4, self.weight.shape[0]))
         if self.training:
-            K.batchnorm2d_forward_train(x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                                        eps=self.eps, momentum=self.momentum, r_max=self.r_max, d_max=self.d_max,
-                                        out=y, saved=saved)
+            K.batchnorm2d_forward_train(
+                x,
+                self.weight.data,
+                self.bias.data,
+                self.running_mean,
+                self.running_var,
+                eps=self.eps,
+                momentum=self.momentum,
+                r_max=self.r_max,
+                d_max=self.d_max,
+                out=y,
+                saved=saved,
+            )
             self.num_batches_tracked += 1
         else:
-            K.batchnorm2d_forward_eval(x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                                       eps=self.eps, out=y, saved=saved)
+            K.batchnorm2d_forward_eval(
+                x,
+                self.weight.data,
+                self.bias.data,
+                self.running_mean,
+                self.running_var,
+                eps=self.eps,
+                out=y,
+                saved=saved,
+            )
         return y
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
@@ -543,10 +586,18 @@ class BatchNorm2d(Module):
         dgamma = gamma.grad if gamma.requires_grad else self._out("dgamma", gamma.shape)
         dbeta = beta.grad if beta.requires_grad else self._out("dbeta", beta.shape)
         x = cast("NDArray[np.float32]", self._x)  # None only before the first forward
-        dx, _, _ = K.batchnorm2d_backward(dy, x, gamma.data, self._scratch["saved"],
-                                          batch_stats=self._batch_stats, input_grad=need_input_grad,
-                                          out=self._out("dx", x.shape) if need_input_grad else None,
-                                          dgamma_out=dgamma, dbeta_out=dbeta, accumulate_params=True)
+        dx, _, _ = K.batchnorm2d_backward(
+            dy,
+            x,
+            gamma.data,
+            self._scratch["saved"],
+            batch_stats=self._batch_stats,
+            input_grad=need_input_grad,
+            out=self._out("dx", x.shape) if need_input_grad else None,
+            dgamma_out=dgamma,
+            dbeta_out=dbeta,
+            accumulate_params=True,
+        )
         return dx
 
 
@@ -563,6 +614,7 @@ class BatchRenorm2d(BatchNorm2d):
 
 # ---- parameter-free layers ----------------------------------------------------------------------------------
 
+
 class ReLU(Module):
     """y = max(x, 0) elementwise (any shape)."""
 
@@ -574,8 +626,7 @@ class ReLU(Module):
 
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"{type(self).__name__} input must be a numpy.ndarray of float32, got "
-                            f"{type(x).__name__}")
+            raise TypeError(f"{type(self).__name__} input must be a numpy.ndarray of float32, got {type(x).__name__}")
         self._y = K.relu_forward(x, upper=self.upper, out=self._out("y", x.shape))
         return self._y
 
@@ -624,14 +675,21 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         shape = self._shape(x)
         self._x_shape = x.shape
-        return K.avg_pool2d_forward(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                                    out=self._out("y", shape))
+        return K.avg_pool2d_forward(
+            x, self.kernel_size, stride=self.stride, padding=self.padding, out=self._out("y", shape)
+        )
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
         if not need_input_grad:
             return None
-        return K.avg_pool2d_grad_input(dy, self._x_shape, self.kernel_size, stride=self.stride,
-                                       padding=self.padding, out=self._out("dx", self._x_shape))
+        return K.avg_pool2d_grad_input(
+            dy,
+            self._x_shape,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            out=self._out("dx", self._x_shape),
+        )
 
 
 class MaxPool2d(_Pool2d):
@@ -642,14 +700,16 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         shape = self._shape(x)
         self._x = x
-        return K.max_pool2d_forward(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                                    out=self._out("y", shape))
+        return K.max_pool2d_forward(
+            x, self.kernel_size, stride=self.stride, padding=self.padding, out=self._out("y", shape)
+        )
 
     def _backward(self, dy: NDArray[np.float32], need_input_grad: bool) -> NDArray[np.float32] | None:
         if not need_input_grad:
             return None
-        return K.max_pool2d_grad_input(dy, self._x, self.kernel_size, stride=self.stride, padding=self.padding,
-                                       out=self._out("dx", self._x.shape))
+        return K.max_pool2d_grad_input(
+            dy, self._x, self.kernel_size, stride=self.stride, padding=self.padding, out=self._out("dx", self._x.shape)
+        )
 
 
 class GlobalAvgPool2d(Module):
@@ -682,6 +742,7 @@ class Flatten(Module):
 
 
 # ---- losses -----------------------------------------------------------------------------------------------
+
 
 class _Loss:
     """``forward(prediction, target) -> float`` keeps the gradient; ``backward()`` returns it (a buffer

@@ -4,6 +4,7 @@ PyTorch semantics: ``step()`` applies one update from the accumulated ``.grad`` 
 ``requires_grad``; ``zero_grad()`` clears the gradients. ``lr`` (and the other hyper-parameters) are plain
 attributes and may be changed between steps (learning-rate schedules).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -77,9 +78,17 @@ class SGD(Optimizer):
         self._started = [False] * len(self.params)
 
     def _update(self, index: int, p: Parameter) -> None:
-        K.sgd_step(p.data, p.grad, self._buffers[index], lr=self.lr, momentum=self.momentum,
-                   dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
-                   first_step=not self._started[index])
+        K.sgd_step(
+            p.data,
+            p.grad,
+            self._buffers[index],
+            lr=self.lr,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
+            first_step=not self._started[index],
+        )
         self._started[index] = True
 
 
@@ -110,6 +119,15 @@ class Adam(Optimizer):
 
     def _update(self, index: int, p: Parameter) -> None:
         self._counts[index] += 1
-        K.adam_step(p.data, p.grad, self._exp_avg[index], self._exp_avg_sq[index], step=self._counts[index],
-                    lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
-                    decoupled=self.decoupled)
+        K.adam_step(
+            p.data,
+            p.grad,
+            self._exp_avg[index],
+            self._exp_avg_sq[index],
+            step=self._counts[index],
+            lr=self.lr,
+            betas=self.betas,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled,
+        )

@@ -40,6 +40,7 @@ float32 latents (:class:`FloatLatents`, bits 32); both have ``values(out=None)``
 of a bits argument. ``quantize_frozen`` / ``QuantizedFrozenStage`` (post-training quantization of a frozen
 stage) live in :mod:`pulptrain.frozen_int8` and are published here too.
 """
+
 from pulptrain import quant_core
 from pulptrain.frozen_int8 import QuantizedFrozenStage, quantize_frozen
 from pulptrain.quant_core import *  # noqa: F401,F403 (the arithmetic, published here)

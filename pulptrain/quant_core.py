@@ -3,6 +3,7 @@ check, the latent batch types a frozen stage emits, activation scales, and the I
 :mod:`pulptrain.frozen_int8` builds on this module, and :mod:`pulptrain.quant` publishes both, so neither
 imports the other. The scheme and the API are described in :mod:`pulptrain.quant`.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,19 +26,38 @@ from pulptrain._C import (
 )
 
 __all__ = [
-    "check_bits", "LatentCodes", "FloatLatents", "as_latents", "FP32_BITS",
-    "quantize", "dequantize", "pack_bits", "unpack_bits", "packed_size", "calibrate_scale",
-    "quantize_multiplier", "fold_batchnorm", "quantize_weights_per_channel", "relu_clip_max",
-    "QuantizedParams", "quantize_conv_params",
-    "int8_conv2d_forward", "int8_depthwise_conv2d_forward", "int8_pointwise_conv2d_forward",
-    "int8_linear_forward", "int8_avg_pool2d", "int8_global_avg_pool2d",
-    "int8_microkernels", "set_int8_microkernel", "get_int8_microkernel",
+    "check_bits",
+    "LatentCodes",
+    "FloatLatents",
+    "as_latents",
+    "FP32_BITS",
+    "quantize",
+    "dequantize",
+    "pack_bits",
+    "unpack_bits",
+    "packed_size",
+    "calibrate_scale",
+    "quantize_multiplier",
+    "fold_batchnorm",
+    "quantize_weights_per_channel",
+    "relu_clip_max",
+    "QuantizedParams",
+    "quantize_conv_params",
+    "int8_conv2d_forward",
+    "int8_depthwise_conv2d_forward",
+    "int8_pointwise_conv2d_forward",
+    "int8_linear_forward",
+    "int8_avg_pool2d",
+    "int8_global_avg_pool2d",
+    "int8_microkernels",
+    "set_int8_microkernel",
+    "get_int8_microkernel",
 ]
 
 UINT8_MAX = 255
 INT8_WEIGHT_MAX = 127  # symmetric weights: -127..127 (-128 unused, so negating a channel is exact)
 MAX_SHIFT = 62
-MULTIPLIER_BITS = 31   # multipliers are normalised into [2**30, 2**31) when the shift allows
+MULTIPLIER_BITS = 31  # multipliers are normalised into [2**30, 2**31) when the shift allows
 
 
 FP32_BITS = 32  # "bits" of latents kept in float32 (no quantization)
@@ -62,6 +82,7 @@ class LatentCodes:
     codes: uint8 array (N,) + latent shape, every value < 2**bits; scale: float > 0; bits: 1..8. What the
     INT8 frozen stage emits, and what a replay buffer of the same bits and scale stores unchanged.
     """
+
     codes: np.ndarray
     scale: float
     bits: int
@@ -113,6 +134,7 @@ class LatentCodes:
 class FloatLatents:
     """A batch of float32 latents (N,) + latent shape: the output of a float frozen stage. Same interface
     as :class:`LatentCodes` (bits is 32, FP32_BITS). :func:`as_latents` checks that the values are finite."""
+
     data: np.ndarray
     bits = FP32_BITS
 
@@ -200,14 +222,14 @@ def quantize_multiplier(real_multiplier):
     real = np.asarray(real_multiplier, dtype=np.float64)
     if not np.all(np.isfinite(real)) or np.any(real < 0):
         raise ValueError("real_multiplier must be finite and >= 0")
-    if np.any(real >= 2.0 ** 31):
+    if np.any(real >= 2.0**31):
         raise ValueError("real_multiplier must be < 2**31")
     fraction, exponent = np.frexp(real)  # real = fraction * 2**exponent, fraction in [0.5, 1)
     shift = MULTIPLIER_BITS - exponent.astype(np.int64)
     shift = np.clip(shift, 0, MAX_SHIFT)
     multiplier = np.rint(real * np.exp2(shift.astype(np.float64))).astype(np.int64)
     # rounding can reach 2**31: halve it with one less shift (exact: the value is even)
-    top = multiplier >= 2 ** 31
+    top = multiplier >= 2**31
     multiplier = np.where(top, multiplier // 2, multiplier)
     shift = np.where(top, shift - 1, shift)
     shift = np.where(real == 0, 0, shift)
@@ -273,6 +295,7 @@ class QuantizedParams:
     scales (float units per code); clip_max: the top output code (2**out_bits - 1 for ReLU, at most
     round(6/out_scale) for ReLU6). The float layer it replaces computes y ~= out_scale * int8_layer(x_u8).
     """
+
     weight: np.ndarray
     weight_scale: np.ndarray
     bias: np.ndarray
@@ -311,5 +334,6 @@ def quantize_conv_params(weight, bias, in_scale, out_scale, *, relu6=False, out_
     int32 = np.iinfo(np.int32)
     bias_i32 = np.clip(np.rint(b / (in_scale * w_scale)), int32.min, int32.max).astype(np.int32)
     multiplier, shift = quantize_multiplier(in_scale * w_scale / out_scale)
-    return QuantizedParams(w_i8, w_scale, bias_i32, multiplier, shift, in_scale, out_scale,
-                           relu_clip_max(out_scale, relu6, out_bits))
+    return QuantizedParams(
+        w_i8, w_scale, bias_i32, multiplier, shift, in_scale, out_scale, relu_clip_max(out_scale, relu6, out_bits)
+    )

@@ -2,6 +2,7 @@
 
 Used by the tests and by `python -m pulptrain.selfcheck`; never by the kernels themselves.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,7 @@ def _patches(
     wo = out_size(x.shape[3], kw, sw, pw)
     for ky in range(kh):
         for kx in range(kw):
-            yield ky, kx, xp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+            yield ky, kx, xp[:, :, ky : ky + sh * (ho - 1) + 1 : sh, kx : kx + sw * (wo - 1) + 1 : sw]
 
 
 def conv2d(
@@ -85,8 +86,8 @@ def conv2d_grad_input(
                 term = dy * w[None, :, 0, ky, kx, None, None]
             else:
                 term = np.einsum("nohw,oc->nchw", dy, w[:, :, ky, kx])
-            dxp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw] += term
-    return dxp[:, :, ph:ph + h, pw:pw + wd]
+            dxp[:, :, ky : ky + sh * (ho - 1) + 1 : sh, kx : kx + sw * (wo - 1) + 1 : sw] += term
+    return dxp[:, :, ph : ph + h, pw : pw + wd]
 
 
 def conv2d_grad_weight(

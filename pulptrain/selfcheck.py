@@ -7,6 +7,7 @@ For each layer type and step it runs the pulptrain kernel and compares it with t
 the largest absolute error and the relative error max|diff| / (1 + max|ref|), writes the same as JSON when
 asked, and exits non-zero when any relative error exceeds 1e-4.
 """
+
 import argparse
 import json
 import sys
@@ -27,13 +28,30 @@ def _mobilenet_row(label, index):
     128x128x3 input, 50 classes) from the model table."""
     layer = mobilenet_v1_layers()[index]
     size = layer.in_size
-    return (label, _KERNEL_OF_KIND[layer.kind], layer.in_channels, layer.out_channels, size, size,
-            layer.kernel_size, layer.stride, layer.padding)
+    return (
+        label,
+        _KERNEL_OF_KIND[layer.kind],
+        layer.in_channels,
+        layer.out_channels,
+        size,
+        size,
+        layer.kernel_size,
+        layer.stride,
+        layer.padding,
+    )
 
 
-LAYERS = [_mobilenet_row(label, index) for label, index in (
-    ("conv1 3x3 s2 3->32", 0), ("dw 3x3 512 @8x8", 13), ("dw 3x3 s2 512 8->4", 23), ("pw 512->512 @8x8", 14),
-    ("pw 512->1024 @4x4", 24), ("linear 1024->50", 28))]
+LAYERS = [
+    _mobilenet_row(label, index)
+    for label, index in (
+        ("conv1 3x3 s2 3->32", 0),
+        ("dw 3x3 512 @8x8", 13),
+        ("dw 3x3 s2 512 8->4", 23),
+        ("pw 512->512 @8x8", 14),
+        ("pw 512->1024 @4x4", 24),
+        ("linear 1024->50", 28),
+    )
+]
 
 
 STEPS = ("forward", "grad_input", "grad_weight")
@@ -93,8 +111,18 @@ def run(batch=2, threads=1, seed=0):
         for name, theirs in refs.items():
             for step, o, t in zip(["forward", "grad_input", "grad_weight", "bias_grad"], ours, theirs):
                 abs_err, rel_err = _errors(o, t)
-                rows.append(dict(layer=layer, kernel=kind, step=step, reference=name, batch=batch,
-                                 threads=threads, max_abs_error=abs_err, relative_error=rel_err))
+                rows.append(
+                    dict(
+                        layer=layer,
+                        kernel=kind,
+                        step=step,
+                        reference=name,
+                        batch=batch,
+                        threads=threads,
+                        max_abs_error=abs_err,
+                        relative_error=rel_err,
+                    )
+                )
     return rows
 
 
@@ -107,12 +135,16 @@ def main(argv=None):
     rows = run(batch=args.batch, threads=args.threads)
     print(f"{'layer':22s} {'step':12s} {'reference':14s} {'max |diff|':>11s} {'relative':>10s}")
     for r in rows:
-        print(f"{r['layer']:22s} {r['step']:12s} {r['reference']:14s} {r['max_abs_error']:11.3g} "
-              f"{r['relative_error']:10.3g}")
+        print(
+            f"{r['layer']:22s} {r['step']:12s} {r['reference']:14s} {r['max_abs_error']:11.3g} "
+            f"{r['relative_error']:10.3g}"
+        )
     worst = max(r["relative_error"] for r in rows)
     ok = worst <= TOLERANCE
-    print(f"worst relative error {worst:.3g} ({'ok' if ok else 'FAILED'}: tolerance {TOLERANCE:g}); "
-          f"backend {pulptrain.parallel_backend()}, {args.threads} thread(s)")
+    print(
+        f"worst relative error {worst:.3g} ({'ok' if ok else 'FAILED'}: tolerance {TOLERANCE:g}); "
+        f"backend {pulptrain.parallel_backend()}, {args.threads} thread(s)"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"tolerance": TOLERANCE, "worst_relative_error": worst, "rows": rows}, f, indent=1)

@@ -33,7 +33,27 @@ def fashion_mnist_run(tmp_path_factory):
     except DatasetError as e:
         pytest.skip(f"Fashion-MNIST not available: {e}")
     out = tmp_path_factory.mktemp("fashion_mnist")
-    args = ["--max-steps", "150", "--epochs", "1", "--width", "0.25", "--first-stride", "2", "--batch-size", "32",
-            "--lr", "0.05", "--threads", "2", "--test-limit", "1000", "--quiet",
-            "--out", str(out / "result.json"), "--save", str(out / "weights.npz")]
+    args = [
+        "--max-steps",
+        "150",
+        "--epochs",
+        "1",
+        "--width",
+        "0.25",
+        "--first-stride",
+        "2",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.05",
+        "--threads",
+        "2",
+        "--test-limit",
+        "1000",
+        "--quiet",
+        "--out",
+        str(out / "result.json"),
+        "--save",
+        str(out / "weights.npz"),
+    ]
     return train_fashion_mnist.main(args), out / "weights.npz", train_fashion_mnist.parse_args(args)

@@ -1,11 +1,11 @@
 """Every kernel and step against PyTorch autograd on MobileNetV1-like shapes (skipped without torch)."""
+
 import numpy as np
 import pytest
+from conftest import randn
 
 from pulptrain import kernels as K
-
 from pulptrain import reference as ref
-from conftest import randn
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -46,10 +46,12 @@ def test_conv_kinds_match_torch_autograd(shape):
         dx = K.conv2d_grad_input(dy, wt, x.shape, stride=stride, padding=padding)
         dw = K.conv2d_grad_weight(dy, x, wt.shape, stride=stride, padding=padding)
         # torch.nn.grad in float32, the API users already know
-        dx32 = torch.nn.grad.conv2d_input(x.shape, torch.from_numpy(wt), torch.from_numpy(dy), stride=stride,
-                                          padding=padding).numpy()
-        dw32 = torch.nn.grad.conv2d_weight(torch.from_numpy(x), wt.shape, torch.from_numpy(dy), stride=stride,
-                                           padding=padding).numpy()
+        dx32 = torch.nn.grad.conv2d_input(
+            x.shape, torch.from_numpy(wt), torch.from_numpy(dy), stride=stride, padding=padding
+        ).numpy()
+        dw32 = torch.nn.grad.conv2d_weight(
+            torch.from_numpy(x), wt.shape, torch.from_numpy(dy), stride=stride, padding=padding
+        ).numpy()
         ref.assert_close(dx, dx32)
         ref.assert_close(dw, dw32)
     elif kind == "depthwise":
@@ -61,8 +63,12 @@ def test_conv_kinds_match_torch_autograd(shape):
         dx = K.pointwise_conv2d_grad_input(dy, wt)
         dw = K.pointwise_conv2d_grad_weight(dy, x)
     db = K.bias_grad(dy)
-    for _step, ours, theirs in [("forward", y, yt.detach().numpy()), ("grad_input", dx, xt.grad.numpy()),
-                               ("grad_weight", dw, wtt.grad.numpy()), ("bias_grad", db, bt.grad.numpy())]:
+    for _step, ours, theirs in [
+        ("forward", y, yt.detach().numpy()),
+        ("grad_input", dx, xt.grad.numpy()),
+        ("grad_weight", dw, wtt.grad.numpy()),
+        ("bias_grad", db, bt.grad.numpy()),
+    ]:
         ref.assert_close(ours, theirs)
 
 

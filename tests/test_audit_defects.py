@@ -1,6 +1,7 @@
 """Regressions for defects found by an audit: byte order of written arrays, NaN through ReLU, 64-bit
 counts, range checks of every int argument (before any allocation, naming the argument), and small
 argument checks that PyTorch has too."""
+
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ def ones(*shape, dtype=f32):
 
 
 # ---- 1. byte order: inputs are converted, arrays written in place or through out= are refused ---------------
+
 
 def test_big_endian_inputs_are_read_correctly():
     x = np.arange(-4, 5, dtype=">f4").reshape(1, 1, 3, 3)
@@ -45,6 +47,7 @@ def _adam(i):
         arrays = [ones(4), ones(4), np.zeros(4, f32), np.zeros(4, f32)]
         arrays[i] = a
         K.adam_step(arrays[0], arrays[1], arrays[2], arrays[3], step=1)
+
     return call
 
 
@@ -53,6 +56,7 @@ def _bn_train(i):
         state = [np.zeros(3, f32), ones(3)]
         state[i] = a
         K.batchnorm2d_forward_train(ones(2, 3, 2, 2), ones(3), ones(3), state[0], state[1])
+
     return call
 
 
@@ -81,8 +85,11 @@ WRITTEN_ARRAYS = [
     ("out", lambda a: K.avg_pool2d_forward(X4, 2, out=a), np.zeros((2, 3, 2, 2), f32)),
     ("out", lambda a: K.max_pool2d_grad_input(ones(2, 3, 2, 2), X4, 2, out=a), np.zeros_like(X4)),
     ("out", lambda a: K.batchnorm2d_forward_eval(X4, ones(3), ones(3), ones(3), ones(3), out=a), np.zeros_like(X4)),
-    ("saved", lambda a: K.batchnorm2d_forward_train(X4, ones(3), ones(3), ones(3), ones(3), saved=a),
-     np.zeros((4, 3), f32)),
+    (
+        "saved",
+        lambda a: K.batchnorm2d_forward_train(X4, ones(3), ones(3), ones(3), ones(3), saved=a),
+        np.zeros((4, 3), f32),
+    ),
     ("dgamma_out", lambda a: K.batchnorm2d_backward(X4, X4, ones(3), ones(4, 3), dgamma_out=a), np.zeros(3, f32)),
     ("dbeta_out", lambda a: K.batchnorm2d_backward(X4, X4, ones(3), ones(4, 3), dbeta_out=a), np.zeros(3, f32)),
     ("out", lambda a: K.cross_entropy(ones(2, 3), np.array([0, 2]), out=a), np.zeros((2, 3), f32)),
@@ -109,6 +116,7 @@ def test_int_outputs_have_no_byte_order_issue_but_int32_parameters_are_converted
 
 
 # ---- 2. ReLU / ReLU6 propagate NaN, as PyTorch ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("upper", [None, 6.0])
 def test_relu_propagates_nan_and_keeps_negative_zero(upper):
@@ -137,6 +145,7 @@ def test_relu_gradient_at_nan_matches_torch(upper):
 
 
 # ---- 3. counts of 2**31 and more -----------------------------------------------------------------------------
+
 
 def test_packed_size_takes_64_bit_counts():
     for count in (2**31 - 1, 2**31, 2**32 + 3, 2**62):
@@ -248,6 +257,7 @@ def test_c_geometry_init_rejects_overflowing_values(tmp_path):
     import os
     import shutil
     import subprocess
+
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         pytest.skip("no C compiler")
@@ -255,9 +265,20 @@ def test_c_geometry_init_rejects_overflowing_values(tmp_path):
     exe = str(tmp_path / "geometry_limits")
     flags = ["-std=c11", "-Wall", "-Werror", "-fsanitize=undefined", "-fno-sanitize-recover=all"]
     includes = [f"-I{os.path.join(root, 'csrc', d)}" for d in ("core", "gemm")]
-    build = subprocess.run([cc, *flags, *includes, os.path.join(root, "tests", "c", "geometry_limits.c"),
-                            os.path.join(root, "csrc", "gemm", "im2col.c"), "-o", exe],
-                           capture_output=True, text=True, check=False)
+    build = subprocess.run(
+        [
+            cc,
+            *flags,
+            *includes,
+            os.path.join(root, "tests", "c", "geometry_limits.c"),
+            os.path.join(root, "csrc", "gemm", "im2col.c"),
+            "-o",
+            exe,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if build.returncode != 0 and "sanitize" in build.stderr:
         pytest.skip(f"the C compiler has no UBSan: {build.stderr.strip()[:200]}")
     assert build.returncode == 0, build.stderr
@@ -270,6 +291,7 @@ def test_c_geometry_init_rejects_overflowing_values(tmp_path):
 
 
 # ---- 5. small argument checks --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf"), "1"])
 def test_relu_clip_max_needs_a_positive_finite_scale(scale):

@@ -1,4 +1,5 @@
 """Bad input raises TypeError / ValueError naming the argument; nothing crashes, no out is written."""
+
 import numpy as np
 import pytest
 
@@ -134,4 +135,4 @@ def test_out_overlap_is_judged_by_byte_ranges():
     K.relu_forward(x, out=buf[6:12])  # adjacent, disjoint: fine
     for start in (1, 5):
         with pytest.raises(ValueError, match="out must not overlap an input"):
-            K.relu_forward(x, out=buf[start:start + 6])
+            K.relu_forward(x, out=buf[start : start + 6])

@@ -1,5 +1,6 @@
 """benchmarks/report.py: the table it prints from a pytest-benchmark JSON (no timing here, only the arithmetic
 of ratio, GFLOP/s and % peak on hand-made medians)."""
+
 import json
 import os
 import sys
@@ -10,14 +11,26 @@ from benchmarks import report  # noqa: E402
 
 
 def _bench(impl, median, threads=1):
-    return {"extra_info": {"layer": "pw 8->8", "step": "forward", "n": 16, "threads": threads, "impl": impl,
-                           "flops": 2e9}, "stats": {"median": median}}
+    return {
+        "extra_info": {"layer": "pw 8->8", "step": "forward", "n": 16, "threads": threads, "impl": impl, "flops": 2e9},
+        "stats": {"median": median},
+    }
 
 
 def test_report_ratio_gflops_and_peak(tmp_path, capsys):
     path = tmp_path / "run.json"
-    path.write_text(json.dumps({"benchmarks": [_bench("pulptrain", 0.04), _bench("torch", 0.05),
-                                               _bench("pulptrain", 0.025, threads=2), {"name": "no extra"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    _bench("pulptrain", 0.04),
+                    _bench("torch", 0.05),
+                    _bench("pulptrain", 0.025, threads=2),
+                    {"name": "no extra"},
+                ]
+            }
+        )
+    )
     assert report.main([str(path), "--markdown", "--peak", "100"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "pw 8->8" in line]
     one, two = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
@@ -48,8 +61,10 @@ def test_report_by_n_puts_each_batch_in_a_column(tmp_path, capsys):
 def test_report_takes_the_median_of_several_quick_runs(tmp_path, capsys):
     paths = []
     for i, (pt, th) in enumerate([(0.04, 0.05), (0.10, 0.05), (0.03, 0.06)]):
-        rows = [dict(layer="pw 8->8", step="forward", n=16, threads=1, impl=impl, flops=2e9, median=m)
-                for impl, m in (("pulptrain", pt), ("torch", th))]
+        rows = [
+            dict(layer="pw 8->8", step="forward", n=16, threads=1, impl=impl, flops=2e9, median=m)
+            for impl, m in (("pulptrain", pt), ("torch", th))
+        ]
         paths.append(tmp_path / f"quick{i}.json")
         paths[-1].write_text(json.dumps({"quick": {}, "rows": rows}))
     assert report.main([str(p) for p in paths] + ["--by-n"]) == 0

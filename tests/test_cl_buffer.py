@@ -1,8 +1,9 @@
 """LatentReplayBuffer: replacement policies, bit-packed storage, sampling, checkpoints.
 
-Quantized buffers run twice: against pulptrain.quant and against a numpy model of its documented interface (quantize / dequantize / pack_bits / unpack_bits), which
-also checks that the buffer only relies on that interface.
+Quantized buffers run twice: against pulptrain.quant and against a numpy model of its documented interface
+(quantize / dequantize / pack_bits / unpack_bits), which also checks that the buffer only relies on that interface.
 """
+
 import sys
 import types
 
@@ -16,6 +17,7 @@ from pulptrain.cl.memory import memory_breakdown
 
 def numpy_quant():
     """The documented pulptrain.quant interface in plain numpy (LSB-first little-endian bit stream)."""
+
     def written(result, out):
         if out is None:
             return result
@@ -23,7 +25,7 @@ def numpy_quant():
         return out
 
     def quantize(x, scale, bits=8, *, out=None):
-        codes = np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)), 0, 2 ** bits - 1).astype(np.uint8)
+        codes = np.clip(np.rint(np.asarray(x, np.float32) / np.float32(scale)), 0, 2**bits - 1).astype(np.uint8)
         return written(codes, out)
 
     def dequantize(codes, scale, *, out=None):
@@ -38,15 +40,14 @@ def numpy_quant():
         return out
 
     def unpack_bits(packed, bits, count, *, out=None):
-        stream = np.unpackbits(packed, bitorder="little")[:count * bits].reshape(count, bits)
+        stream = np.unpackbits(packed, bitorder="little")[: count * bits].reshape(count, bits)
         codes = np.packbits(stream, axis=1, bitorder="little").reshape(-1)
         if out is None:
             return codes
         out.reshape(-1)[...] = codes
         return out
 
-    return types.SimpleNamespace(quantize=quantize, dequantize=dequantize, pack_bits=pack_bits,
-                                 unpack_bits=unpack_bits)
+    return types.SimpleNamespace(quantize=quantize, dequantize=dequantize, pack_bits=pack_bits, unpack_bits=unpack_bits)
 
 
 @pytest.fixture(params=["numpy-model", "pulptrain.quant"])
@@ -73,6 +74,7 @@ def stored_ids(buf):
 
 
 # ------------------------------------------------------------------------------------------- policies
+
 
 def test_reference_policy_matches_the_reference_rule():
     buf = LatentReplayBuffer(10, (2, 3), bits=32, seed=0)
@@ -134,6 +136,7 @@ def test_class_balanced_policy_balances_one_class_batches():
 
 # ----------------------------------------------------------------------------------------- sampling
 
+
 def test_replay_batches_without_replacement_within_an_epoch():
     buf = LatentReplayBuffer(10, (2, 3), bits=32, seed=0)
     buf.update(*batch(range(10), 0))
@@ -149,6 +152,7 @@ def test_replay_batches_without_replacement_within_an_epoch():
 
 # ------------------------------------------------------------------------------- quantized storage
 
+
 @pytest.mark.parametrize("bits", [8, 7, 6, 4, 1])
 def test_quantized_storage_round_trip(quant, bits):
     rng = np.random.default_rng(bits)
@@ -158,7 +162,7 @@ def test_quantized_storage_round_trip(quant, bits):
     buf.update(latents, np.arange(9))
     x, y = buf.get(np.arange(9))
     order = np.argsort(y)
-    codes = np.clip(np.rint(latents.astype(np.float64) / np.float32(0.05)), 0, 2 ** bits - 1)
+    codes = np.clip(np.rint(latents.astype(np.float64) / np.float32(0.05)), 0, 2**bits - 1)
     np.testing.assert_allclose(x[order], np.float32(0.05) * codes, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(buf.codes(np.arange(9))[order], codes.astype(np.uint8))
     assert buf.nbytes == 9 * (-(-24 * bits // 8) + 2)
@@ -171,7 +175,7 @@ def test_quantized_rows_not_byte_aligned(quant, bits):
     assert buf.row_bytes == -(-3 * bits // 8)
     buf.update(latents, np.arange(3))
     x, y = buf.get(np.arange(3))
-    np.testing.assert_array_equal(x[np.argsort(y)], np.minimum(latents, 2 ** bits - 1))
+    np.testing.assert_array_equal(x[np.argsort(y)], np.minimum(latents, 2**bits - 1))
 
 
 def test_scale_calibrated_at_first_update(quant):
@@ -187,7 +191,7 @@ def test_nbytes_is_the_memory_model(quant):
     for bits in (32, 8, 7):
         buf = LatentReplayBuffer(1500, (512, 8, 8), bits=bits)
         assert buf.nbytes == memory_breakdown(lr_layer=19, replays=1500, bits=bits).replay_buffer
-    assert LatentReplayBuffer(1500, (512, 8, 8), bits=8).nbytes / 2 ** 20 == pytest.approx(46.9, abs=0.05)
+    assert LatentReplayBuffer(1500, (512, 8, 8), bits=8).nbytes / 2**20 == pytest.approx(46.9, abs=0.05)
 
 
 def test_quantized_needs_quant_module(monkeypatch):
@@ -200,11 +204,13 @@ def test_quantized_needs_quant_module(monkeypatch):
 
 # ------------------------------------------------------------------------------------- checkpoints
 
+
 @pytest.mark.parametrize("policy", ["reference", "reservoir", "class_balanced"])
 def test_state_round_trip_continues_identically(tmp_path, quant, policy):
     rng = np.random.default_rng(0)
-    stream = [(np.maximum(rng.standard_normal((7, 2, 2)), 0).astype(np.float32), rng.integers(0, 4, 7))
-              for _ in range(6)]
+    stream = [
+        (np.maximum(rng.standard_normal((7, 2, 2)), 0).astype(np.float32), rng.integers(0, 4, 7)) for _ in range(6)
+    ]
     a = LatentReplayBuffer(10, (2, 2), bits=6, policy=policy, seed=5)
     for x, y in stream[:3]:
         a.update(x, y)
@@ -226,8 +232,11 @@ def test_state_mismatch_and_corruption():
     a = LatentReplayBuffer(10, (2, 2), bits=32, seed=0)
     a.update(np.ones((3, 2, 2), np.float32), [0, 1, 2])
     state = a.state_dict()
-    for other in (LatentReplayBuffer(11, (2, 2), bits=32), LatentReplayBuffer(10, (4,), bits=32),
-                  LatentReplayBuffer(10, (2, 2), bits=32, policy="reservoir")):
+    for other in (
+        LatentReplayBuffer(11, (2, 2), bits=32),
+        LatentReplayBuffer(10, (4,), bits=32),
+        LatentReplayBuffer(10, (2, 2), bits=32, policy="reservoir"),
+    ):
         with pytest.raises(ValueError, match="does not match"):
             other.load_state_dict(state)
         assert other.size == 0
@@ -239,6 +248,7 @@ def test_state_mismatch_and_corruption():
 
 
 # ------------------------------------------------------------------------------------------- errors
+
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="capacity"):
@@ -277,6 +287,7 @@ def test_fake_quantize_matches_storage(quant):
 
 
 # ------------------------------------------------------------------------------ latent codes as they come
+
 
 def codes_by_row(buf, n):
     return {bytes(row) for row in buf.codes(np.arange(n)).reshape(n, -1)}
@@ -343,11 +354,14 @@ def test_replay_batches_into_preallocated_arrays(quant, bits):
     assert np.all(out[1][6:] == -1)  # rows past the mini-batch untouched
 
 
-@pytest.mark.parametrize("out, match", [
-    ((np.zeros((2, 3), np.float32), np.zeros(4, np.int64)), "at least 4 rows"),
-    ((np.zeros((4, 2), np.float64), np.zeros(4, np.int64)), "float32"),
-    ((np.zeros((4, 3), np.float32), np.zeros(4, np.int32)), "int64"),
-])
+@pytest.mark.parametrize(
+    "out, match",
+    [
+        ((np.zeros((2, 3), np.float32), np.zeros(4, np.int64)), "at least 4 rows"),
+        ((np.zeros((4, 2), np.float64), np.zeros(4, np.int64)), "float32"),
+        ((np.zeros((4, 3), np.float32), np.zeros(4, np.int32)), "int64"),
+    ],
+)
 def test_replay_batches_rejects_bad_out(out, match):
     buf = LatentReplayBuffer(8, (3,), bits=32)
     buf.update(np.ones((8, 3), np.float32), np.zeros(8, int))

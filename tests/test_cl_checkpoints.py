@@ -4,6 +4,7 @@ one line and resumes to exactly the result of an uninterrupted run.
 
 The data is a synthetic Fashion-MNIST-shaped set (4 classes) written as IDX files, so that subprocesses can
 read it through --data-root."""
+
 import json
 import os
 import shutil
@@ -14,9 +15,9 @@ import time
 
 import numpy as np
 import pytest
+from test_cl_cli import TINY, expect_usage_error, read_results
 
 from pulptrain import cli
-from test_cl_cli import TINY, expect_usage_error, read_results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEARNER = "learner-8-bit.npz"
@@ -37,7 +38,7 @@ def data_root(tmp_path_factory):
         y = (np.arange(n) % 4).astype(np.uint8)
         x = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
         for c in range(4):
-            x[y == c, 14 * (c // 2):14 * (c // 2) + 14, 14 * (c % 2):14 * (c % 2) + 14] += 150
+            x[y == c, 14 * (c // 2) : 14 * (c // 2) + 14, 14 * (c % 2) : 14 * (c % 2) + 14] += 150
         _write_idx(root / f"{split}-images-idx3-ubyte", x)
         _write_idx(root / f"{split}-labels-idx1-ubyte", y)
     return root
@@ -90,52 +91,109 @@ def _all_batches(lm, bm, ex, n):
 
 # (what is wrong, change(state, learner meta, buffer meta, experiment), text of the one-line error)
 CRAFTED = [
-    ("buffer label 999", lambda s, lm, bm, ex: s["buffer/labels"].__setitem__(0, 999),
-     "buffer labels must be in [0, 4), got up to 999"),
-    ("negative buffer label", lambda s, lm, bm, ex: s["buffer/labels"].__setitem__(0, -1),
-     "replay-buffer labels must be in [0, 32767]"),
-    ("buffer labels of another dtype", lambda s, lm, bm, ex: _set(s, "buffer/labels", s["buffer/labels"].astype(np.int32)),
-     "replay-buffer labels must be int16"),
-    ("batches_seen 100 with a matching history", lambda s, lm, bm, ex: _all_batches(lm, bm, ex, 100),
-     "batches_seen 100 outside 1..4"),
-    ("batches_seen differs from the buffer's", lambda s, lm, bm, ex: _set(lm, "batches_seen", 3),
-     "batches_seen 3 differs from the buffer's 4"),
-    ("batches_seen not an int", lambda s, lm, bm, ex: _set(lm, "batches_seen", "4"),
-     "batches_seen '4' differs"),
-    ("optimizer phase of batch 0", lambda s, lm, bm, ex: _set(lm, "optimizer_phase", 0),
-     "optimizer_phase 0 after 4 batches, expected 1"),
-    ("buffer size above its capacity", lambda s, lm, bm, ex: _set(bm, "size", 10 ** 6),
-     "replay-buffer counters do not fit together"),
-    ("negative buffer counter", lambda s, lm, bm, ex: _set(bm, "samples_seen", -1),
-     "replay-buffer samples_seen must be an int >= 0"),
-    ("class counts that do not add up", lambda s, lm, bm, ex: bm["class_seen"].__setitem__("0", 1),
-     "adding up to samples_seen"),
-    ("class count of a negative label", lambda s, lm, bm, ex: _set(bm, "class_seen", {"-3": bm["samples_seen"]}),
-     "replay-buffer class_seen must hold counts >= 1 of labels in [0, 32767]"),
+    (
+        "buffer label 999",
+        lambda s, lm, bm, ex: s["buffer/labels"].__setitem__(0, 999),
+        "buffer labels must be in [0, 4), got up to 999",
+    ),
+    (
+        "negative buffer label",
+        lambda s, lm, bm, ex: s["buffer/labels"].__setitem__(0, -1),
+        "replay-buffer labels must be in [0, 32767]",
+    ),
+    (
+        "buffer labels of another dtype",
+        lambda s, lm, bm, ex: _set(s, "buffer/labels", s["buffer/labels"].astype(np.int32)),
+        "replay-buffer labels must be int16",
+    ),
+    (
+        "batches_seen 100 with a matching history",
+        lambda s, lm, bm, ex: _all_batches(lm, bm, ex, 100),
+        "batches_seen 100 outside 1..4",
+    ),
+    (
+        "batches_seen differs from the buffer's",
+        lambda s, lm, bm, ex: _set(lm, "batches_seen", 3),
+        "batches_seen 3 differs from the buffer's 4",
+    ),
+    ("batches_seen not an int", lambda s, lm, bm, ex: _set(lm, "batches_seen", "4"), "batches_seen '4' differs"),
+    (
+        "optimizer phase of batch 0",
+        lambda s, lm, bm, ex: _set(lm, "optimizer_phase", 0),
+        "optimizer_phase 0 after 4 batches, expected 1",
+    ),
+    (
+        "buffer size above its capacity",
+        lambda s, lm, bm, ex: _set(bm, "size", 10**6),
+        "replay-buffer counters do not fit together",
+    ),
+    (
+        "negative buffer counter",
+        lambda s, lm, bm, ex: _set(bm, "samples_seen", -1),
+        "replay-buffer samples_seen must be an int >= 0",
+    ),
+    (
+        "class counts that do not add up",
+        lambda s, lm, bm, ex: bm["class_seen"].__setitem__("0", 1),
+        "adding up to samples_seen",
+    ),
+    (
+        "class count of a negative label",
+        lambda s, lm, bm, ex: _set(bm, "class_seen", {"-3": bm["samples_seen"]}),
+        "replay-buffer class_seen must hold counts >= 1 of labels in [0, 32767]",
+    ),
     ("NaN scale", lambda s, lm, bm, ex: _set(bm, "scale", float("nan")), "replay-buffer scale must be a finite real"),
     ("negative scale", lambda s, lm, bm, ex: _set(bm, "scale", -1.0), "replay-buffer scale must be a finite real"),
     ("missing scale", lambda s, lm, bm, ex: _set(bm, "scale", None), "replay-buffer scale must be a finite real"),
-    ("buffer metadata not a dict", lambda s, lm, bm, ex: _set(s, "buffer/meta", np.array("[1, 2]")),
-     "replay-buffer metadata must be a dict"),
+    (
+        "buffer metadata not a dict",
+        lambda s, lm, bm, ex: _set(s, "buffer/meta", np.array("[1, 2]")),
+        "replay-buffer metadata must be a dict",
+    ),
     ("negative CWR* count", lambda s, lm, bm, ex: _set(s, "cwr/past", -s["cwr/past"]), "cwr/past must count >= 0"),
-    ("CWR* rows marked without counts", lambda s, lm, bm, ex: _set(s, "cwr/cw_set", ~s["cwr/cw_set"]),
-     "cwr/cw_set mark the classes counted"),
-    ("CWR* counts of another dtype", lambda s, lm, bm, ex: _set(s, "cwr/past", s["cwr/past"].astype(np.float64)),
-     "cwr/past must be int64"),
+    (
+        "CWR* rows marked without counts",
+        lambda s, lm, bm, ex: _set(s, "cwr/cw_set", ~s["cwr/cw_set"]),
+        "cwr/cw_set mark the classes counted",
+    ),
+    (
+        "CWR* counts of another dtype",
+        lambda s, lm, bm, ex: _set(s, "cwr/past", s["cwr/past"].astype(np.float64)),
+        "cwr/past must be int64",
+    ),
     ("NaN in the CWR* rows", lambda s, lm, bm, ex: _poison(s, "cwr/cw"), "cwr/cw holds non-finite values"),
-    ("NaN in the adaptive weights", lambda s, lm, bm, ex: _poison(s, _first(s, "adaptive/")), "holds non-finite values"),
+    (
+        "NaN in the adaptive weights",
+        lambda s, lm, bm, ex: _poison(s, _first(s, "adaptive/")),
+        "holds non-finite values",
+    ),
     ("NaN in the optimizer state", lambda s, lm, bm, ex: _poison(s, _first(s, "optim/")), "holds non-finite values"),
-    ("accuracy above 1", lambda s, lm, bm, ex: ex["history"]["accuracy"].__setitem__(0, 1.5),
-     "accuracy outside [0, 1]"),
-    ("history shorter than the batches", lambda s, lm, bm, ex: ex["history"]["train_loss"].pop(),
-     "3 train_loss values for 4 batches"),
-    ("NaN accuracy", lambda s, lm, bm, ex: ex["history"]["accuracy"].__setitem__(0, float("nan")),
-     "accuracy holds a value that is not a finite number"),
-    ("negative elapsed time", lambda s, lm, bm, ex: ex["history"].__setitem__("elapsed", -1.0),
-     "negative or missing times"),
+    (
+        "accuracy above 1",
+        lambda s, lm, bm, ex: ex["history"]["accuracy"].__setitem__(0, 1.5),
+        "accuracy outside [0, 1]",
+    ),
+    (
+        "history shorter than the batches",
+        lambda s, lm, bm, ex: ex["history"]["train_loss"].pop(),
+        "3 train_loss values for 4 batches",
+    ),
+    (
+        "NaN accuracy",
+        lambda s, lm, bm, ex: ex["history"]["accuracy"].__setitem__(0, float("nan")),
+        "accuracy holds a value that is not a finite number",
+    ),
+    (
+        "negative elapsed time",
+        lambda s, lm, bm, ex: ex["history"].__setitem__("elapsed", -1.0),
+        "negative or missing times",
+    ),
     ("learner metadata not a dict", lambda s, lm, bm, ex: _set(s, "meta", np.array("[1]")), "format 'list'"),
-    ("unusable generator state", lambda s, lm, bm, ex: _set(lm, "rng", {"bit_generator": "PCG64", "state": 1}),
-     "does not fit this learner"),
+    (
+        "unusable generator state",
+        lambda s, lm, bm, ex: _set(lm, "rng", {"bit_generator": "PCG64", "state": 1}),
+        "does not fit this learner",
+    ),
 ]
 
 
@@ -144,8 +202,12 @@ def test_crafted_checkpoint_is_refused(what, change, text, finished, data_root, 
     ck = tmp_path / "ck"
     shutil.copytree(finished / "ck", ck)
     _craft(ck / LEARNER, change)
-    line = expect_usage_error(cl_args(data_root, tmp_path / "out", "--compare", "none", "--checkpoint", str(ck),
-                                      "--resume"), "", capsys, kind="checkpoint error")
+    line = expect_usage_error(
+        cl_args(data_root, tmp_path / "out", "--compare", "none", "--checkpoint", str(ck), "--resume"),
+        "",
+        capsys,
+        kind="checkpoint error",
+    )
     assert text in line, line
     assert not (tmp_path / "out" / "results.json").exists()
 
@@ -168,17 +230,28 @@ def test_pretrained_weights_with_nan_are_refused(finished, data_root, tmp_path, 
         state = {k: archive[k] for k in archive.files}
     _poison(state, _first(state, ""))
     np.savez(ck / "pretrained.npz", **state)
-    line = expect_usage_error(cl_args(data_root, tmp_path / "out", "--compare", "none", "--checkpoint", str(ck),
-                                      "--resume"), "", capsys, kind="checkpoint error")
+    line = expect_usage_error(
+        cl_args(data_root, tmp_path / "out", "--compare", "none", "--checkpoint", str(ck), "--resume"),
+        "",
+        capsys,
+        kind="checkpoint error",
+    )
     assert "pretrained weights hold non-finite values" in line
 
 
 # ------------------------------------------------------------------------------------- processes
 
+
 def _start(argv):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "pulptrain", *argv], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pulptrain", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(process, path, timeout=300):
@@ -194,8 +267,9 @@ def _wait_for(process, path, timeout=300):
 
 def test_ctrl_c_prints_one_line_and_exits_130(data_root, tmp_path):
     ck = tmp_path / "ck"
-    process = _start(cl_args(data_root, tmp_path / "out", "--num-batches", "400", "--compare", "none",
-                             "--checkpoint", str(ck)))
+    process = _start(
+        cl_args(data_root, tmp_path / "out", "--num-batches", "400", "--compare", "none", "--checkpoint", str(ck))
+    )
     assert _wait_for(process, ck / LEARNER), process.communicate()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)

@@ -1,5 +1,6 @@
 """`pulptrain cl` and `pulptrain sweep` end to end on tiny configurations (synthetic Fashion-MNIST-shaped
 data, so they run in seconds and without the data set)."""
+
 import csv
 import json
 import os
@@ -26,7 +27,7 @@ def fake_fashion_mnist(monkeypatch):
         x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
         for c in range(4):
             r, col = 14 * (c // 2), 14 * (c % 2)
-            x[y == c, r:r + 14, col:col + 14] += 150
+            x[y == c, r : r + 14, col : col + 14] += 150
         return x, y.astype(np.uint8)
 
     x_train, y_train = make(400)
@@ -34,9 +35,29 @@ def fake_fashion_mnist(monkeypatch):
     monkeypatch.setattr(pulptrain.data, "fashion_mnist", lambda root=None: (x_train, y_train, x_test, y_test))
 
 
-TINY = ["--width", "0.125", "--num-batches", "3", "--initial-classes", "2", "--initial-samples", "48",
-        "--samples-per-batch", "24", "--pretrain-epochs", "1", "--pretrain-batch", "16", "--epochs", "1",
-        "--first-epochs", "1", "--minibatch", "16", "--quiet"]
+TINY = [
+    "--width",
+    "0.125",
+    "--num-batches",
+    "3",
+    "--initial-classes",
+    "2",
+    "--initial-samples",
+    "48",
+    "--samples-per-batch",
+    "24",
+    "--pretrain-epochs",
+    "1",
+    "--pretrain-batch",
+    "16",
+    "--epochs",
+    "1",
+    "--first-epochs",
+    "1",
+    "--minibatch",
+    "16",
+    "--quiet",
+]
 
 
 def run_cl(out, *extra):
@@ -51,6 +72,7 @@ def read_results(out):
 def _fail_if_called(what):
     def fail(*args, **kwargs):
         raise AssertionError(f"{what} started before the settings were checked")
+
     return fail
 
 
@@ -128,8 +150,11 @@ def test_cl_refuses_bad_settings_before_any_work(extra, flag, text, tmp_path, ca
 
 # Limits that come from the data (fake_fashion_mnist: 4 classes of 100 training images, 80 test images).
 DATA_ERRORS = [
-    (["--initial-samples", "1000000000"], "--initial-samples",
-     "must be <= 200 (2 initial classes x 100 training images of the smallest class), got 1000000000"),
+    (
+        ["--initial-samples", "1000000000"],
+        "--initial-samples",
+        "must be <= 200 (2 initial classes x 100 training images of the smallest class), got 1000000000",
+    ),
     (["--samples-per-batch", "101"], "--samples-per-batch", "must be <= 100 (the training images of the smallest"),
     (["--test-every", "81"], "--test-every", "must be <= 80 (the test set's size), got 81"),
     (["--test-every", "100000"], "--test-every", "must be <= 80"),
@@ -139,8 +164,9 @@ DATA_ERRORS = [
 
 
 @pytest.mark.parametrize("extra, flag, text", DATA_ERRORS)
-def test_cl_refuses_settings_beyond_the_data_before_pretraining(extra, flag, text, fake_fashion_mnist, tmp_path,
-                                                                 capsys, monkeypatch):
+def test_cl_refuses_settings_beyond_the_data_before_pretraining(
+    extra, flag, text, fake_fashion_mnist, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(experiment, "pretrain", _fail_if_called("pretraining"))
     out, ck = tmp_path / "out", tmp_path / "ck"
     line = expect_usage_error(["cl", *TINY, "--out", str(out), "--checkpoint", str(ck), *extra], flag, capsys)
@@ -149,8 +175,9 @@ def test_cl_refuses_settings_beyond_the_data_before_pretraining(extra, flag, tex
 
 
 def test_cl_names_data_root_when_the_data_is_missing(tmp_path, capsys):
-    line = expect_usage_error(["cl", "--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"],
-                              "--data-root", capsys)
+    line = expect_usage_error(
+        ["cl", "--data-root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"], "--data-root", capsys
+    )
     assert "train-images-idx3-ubyte[.gz] not found in" in line and "root=" not in line.split(";")[0]
     assert not (tmp_path / "out").exists()
 
@@ -166,19 +193,23 @@ def test_cl_refuses_an_unwritable_out_folder(tmp_path, capsys, no_work):
         locked.chmod(0o700)
 
 
-@pytest.mark.parametrize("extra, flag, text", [
-    (["--lr-layer", "28"], "--lr-layer", "must be in 0..27"),
-    (["--width", "inf"], "--width", "must be a finite number in (0, 4], got inf"),
-    (["--bits", "9"], "--bits", "must be 1..8"),
-    (["--momentum", "5"], "--momentum", "must be a finite number in [0, 1), got 5.0"),
-    (["--replays", "-1"], "--replays", "must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "extra, flag, text",
+    [
+        (["--lr-layer", "28"], "--lr-layer", "must be in 0..27"),
+        (["--width", "inf"], "--width", "must be a finite number in (0, 4], got inf"),
+        (["--bits", "9"], "--bits", "must be 1..8"),
+        (["--momentum", "5"], "--momentum", "must be a finite number in [0, 1), got 5.0"),
+        (["--replays", "-1"], "--replays", "must be an integer >= 0"),
+    ],
+)
 def test_memory_refuses_bad_settings(extra, flag, text, capsys):
     assert text in expect_usage_error(["memory", *extra], flag, capsys, command="memory")
 
 
-@pytest.mark.parametrize("extra, flag", [(["--bits", "32,9"], "--bits"), (["--out", ""], "--out"),
-                                         (["--width", "nan"], "--width")])
+@pytest.mark.parametrize(
+    "extra, flag", [(["--bits", "32,9"], "--bits"), (["--out", ""], "--out"), (["--width", "nan"], "--width")]
+)
 def test_sweep_refuses_bad_settings(extra, flag, tmp_path, capsys, no_work):
     expect_usage_error(["sweep", "--quiet", *extra], flag, capsys, command="sweep")
 
@@ -203,12 +234,32 @@ def test_memory_and_cl_agree_on_layers_and_fp32(fake_fashion_mnist, tmp_path, ca
     assert run_cl(tmp_path / "run", "--lr-layer", "27", "--replays", "10", "--compare", "none") == 0
     run = read_results(tmp_path / "run")["runs"]["8-bit"]
     capsys.readouterr()
-    assert cli.main(["memory", "--width", "0.125", "--input-size", "28", "--num-classes", "4", "--in-channels", "1",
-                     "--lr-layer", "27", "--replays", "10", "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                "memory",
+                "--width",
+                "0.125",
+                "--input-size",
+                "28",
+                "--num-classes",
+                "4",
+                "--in-channels",
+                "1",
+                "--lr-layer",
+                "27",
+                "--replays",
+                "10",
+                "--json",
+            ]
+        )
+        == 0
+    )
     memory = json.loads(capsys.readouterr().out)
     assert memory["replay_buffer"] == run["buffer_nbytes"] and memory["latent_shape"] == run["latent_shape"]
-    int8, fp32 = (json.loads((cli.main(["memory", "--bits", b, "--json"]), capsys.readouterr().out)[1])
-                  for b in ("8", "32"))
+    int8, fp32 = (
+        json.loads((cli.main(["memory", "--bits", b, "--json"]), capsys.readouterr().out)[1]) for b in ("8", "32")
+    )
     layers = mobilenet_v1_layers()[:20]
     assert int8["frozen_weights"] == sum(layer.params + 8 * layer.bn_channels for layer in layers)
     # The FP32 frozen stage is what `cl --bits 32` keeps: every float array of the frozen modules.
@@ -217,8 +268,16 @@ def test_memory_and_cl_agree_on_layers_and_fp32(fake_fashion_mnist, tmp_path, ca
     assert fp32["replay_buffer"] == 1500 * (4 * 512 * 8 * 8 + 2)
 
 
-@pytest.mark.parametrize("argv", [["cl", "--bits", "eight"], ["sweep", "--bits", "8,x"], ["sweep", "--seeds", ""],
-                                  ["cl", "--dataset", "mnist"], ["cl", "--policy", "fifo"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cl", "--bits", "eight"],
+        ["sweep", "--bits", "8,x"],
+        ["sweep", "--seeds", ""],
+        ["cl", "--dataset", "mnist"],
+        ["cl", "--policy", "fifo"],
+    ],
+)
 def test_cli_parse_errors(argv, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(argv)
@@ -227,8 +286,9 @@ def test_cli_parse_errors(argv, capsys):
 
 
 def test_cl_core50_missing_data_root(tmp_path, capsys):
-    line = expect_usage_error(["cl", "--dataset", "core50", "--data-root", str(tmp_path / "nowhere"), "--quiet"],
-                              "--data-root", capsys)
+    line = expect_usage_error(
+        ["cl", "--dataset", "core50", "--data-root", str(tmp_path / "nowhere"), "--quiet"], "--data-root", capsys
+    )
     assert "data root is not a directory" in line
 
 
@@ -253,8 +313,9 @@ def test_cl_run_writes_results_and_plot(fake_fashion_mnist, tmp_path, bits):
         assert run["memory"]["replay_buffer"] == run["buffer_nbytes"]
         assert run["memory"]["lr_layer"] == 19 and run["memory"]["width_mult"] == 0.125
     # The batches where a class is seen for the first time, from the stream itself.
-    stream = experiment.load_stream(experiment.ExperimentConfig(**{
-        k: v for k, v in result["config"].items() if k != "compare"}).resolved())
+    stream = experiment.load_stream(
+        experiment.ExperimentConfig(**{k: v for k, v in result["config"].items() if k != "compare"}).resolved()
+    )
     seen, arrivals = set(stream.batch_classes(0).tolist()), []
     for i in range(1, len(stream)):
         new = sorted(set(stream.batch_classes(i).tolist()) - seen)
@@ -325,16 +386,18 @@ def test_checkpoint_errors_are_loud(fake_fashion_mnist, tmp_path, capsys):
     # An existing checkpoint is never overwritten by a fresh run.
     expect_checkpoint_error(b + ["--checkpoint", str(ck)], "exists: pass --resume", capsys)
     # Other settings: a clear error naming the difference.
-    line = expect_checkpoint_error(b + ["--checkpoint", str(ck), "--resume", "--replays", "7"], "another experiment",
-                                   capsys)
+    line = expect_checkpoint_error(
+        b + ["--checkpoint", str(ck), "--resume", "--replays", "7"], "another experiment", capsys
+    )
     assert "replays" in line
     # Nothing to resume.
-    expect_checkpoint_error(b + ["--checkpoint", str(tmp_path / "empty"), "--resume"],
-                            "--resume: no pretrained weights", capsys)
+    expect_checkpoint_error(
+        b + ["--checkpoint", str(tmp_path / "empty"), "--resume"], "--resume: no pretrained weights", capsys
+    )
     # A damaged learner checkpoint.
     path = ck / "learner-8-bit.npz"
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     expect_checkpoint_error(b + ["--checkpoint", str(ck), "--resume"], "corrupt", capsys)
     assert not os.path.exists(tmp_path / "b" / "results.json")
     # Learner files without the pretrained weights they came from.
@@ -363,16 +426,29 @@ def test_resume_after_pretraining_only_starts_the_stream(fake_fashion_mnist, tmp
 
 def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
     out = tmp_path / "sweep"
-    argv = ["sweep", *TINY, "--bits", "32,8,4", "--lr-layer", "19,23", "--replays", "8,16", "--seeds", "0,1",
-            "--out", str(out)]
+    argv = [
+        "sweep",
+        *TINY,
+        "--bits",
+        "32,8,4",
+        "--lr-layer",
+        "19,23",
+        "--replays",
+        "8,16",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+    ]
     assert cli.main(argv) == 0
     with open(out / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 * 2 * 2 * 2
     assert {(int(r["bits"]), int(r["lr_layer"]), int(r["replays"]), int(r["seed"])) for r in rows} == {
-        (b, l, r, s) for b in (32, 8, 4) for l in (19, 23) for r in (8, 16) for s in (0, 1)}
+        (b, l, r, s) for b in (32, 8, 4) for l in (19, 23) for r in (8, 16) for s in (0, 1)
+    }
     by_key = {(int(r["bits"]), int(r["lr_layer"]), int(r["replays"])): int(r["buffer_bytes"]) for r in rows}
-    assert by_key[(8, 19, 16)] == 2 * by_key[(8, 19, 8)]          # linear in the number of replays
+    assert by_key[(8, 19, 16)] == 2 * by_key[(8, 19, 8)]  # linear in the number of replays
     elements = {int(r["lr_layer"]): int(np.prod([int(d) for d in r["latent_shape"].split("x")])) for r in rows}
     for (b, l, r), nbytes in by_key.items():  # bit-packed codes (FP32: 4 bytes) + one int16 label per latent
         assert nbytes == r * ((4 * elements[l]) if b == 32 else -(-elements[l] * b // 8)) + 2 * r
@@ -384,11 +460,17 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
     with open(out / "sweep.json") as f:
         summary = json.load(f)["summary"]
     for s in summary:
-        accs = [float(r["final_accuracy"]) for r in rows
-                if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])]
+        accs = [
+            float(r["final_accuracy"])
+            for r in rows
+            if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])
+        ]
         assert s["mean"] == pytest.approx(np.mean(accs)) and s["std"] == pytest.approx(np.std(accs, ddof=1))
-        tails = [float(r["tail_accuracy"]) for r in rows
-                 if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])]
+        tails = [
+            float(r["tail_accuracy"])
+            for r in rows
+            if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])
+        ]
         assert s["tail_mean"] == pytest.approx(np.mean(tails))
     with open(out / "accuracy_vs_memory.png", "rb") as f:
         assert f.read(8) == PNG_MAGIC
@@ -408,8 +490,9 @@ def test_sweep_append_adds_seeds(fake_fashion_mnist, tmp_path, capsys):
     assert " 2 |" in (out / "sweep.md").read_text().splitlines()[-1]
     capsys.readouterr()
     assert "already in" in expect_usage_error(common + ["--seeds", "1", "--append"], "--append", capsys, "sweep")
-    assert "other settings" in expect_usage_error(common + ["--seeds", "2", "--append", "--epochs", "2"], "--append",
-                                                  capsys, "sweep")
+    assert "other settings" in expect_usage_error(
+        common + ["--seeds", "2", "--append", "--epochs", "2"], "--append", capsys, "sweep"
+    )
 
 
 def test_sweep_report_only_without_results(tmp_path, capsys):
@@ -423,8 +506,12 @@ def test_sweep_reuses_pretraining_and_matches_single_runs(fake_fashion_mnist, tm
     pretrain = experiment.pretrain
     monkeypatch.setattr("pulptrain.cl.sweep.pretrain", lambda *a, **k: calls.append(1) or pretrain(*a, **k))
     out = tmp_path / "sweep"
-    assert cli.main(["sweep", *TINY, "--bits", "32,8", "--lr-layer", "21", "--replays", "12", "--seeds", "3",
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            ["sweep", *TINY, "--bits", "32,8", "--lr-layer", "21", "--replays", "12", "--seeds", "3", "--out", str(out)]
+        )
+        == 0
+    )
     assert len(calls) == 1
     with open(out / "sweep.csv") as f:
         rows = {int(r["bits"]): float(r["final_accuracy"]) for r in csv.DictReader(f)}
@@ -439,10 +526,41 @@ def test_cl_core50_run(tmp_path):
 
     write_core50(tmp_path / "core50", scenarios=("nicv2_391",), runs=2, num_batches=3)
     out = tmp_path / "out"
-    assert cli.main(["cl", "--dataset", "core50", "--data-root", str(tmp_path / "core50"), "--run", "1",
-                     "--width", "0.125", "--pretrain-epochs", "1", "--pretrain-batch", "5", "--epochs", "1",
-                     "--first-epochs", "1", "--minibatch", "8", "--replays", "6", "--bits", "7", "--quiet",
-                     "--compare", "none", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "cl",
+                "--dataset",
+                "core50",
+                "--data-root",
+                str(tmp_path / "core50"),
+                "--run",
+                "1",
+                "--width",
+                "0.125",
+                "--pretrain-epochs",
+                "1",
+                "--pretrain-batch",
+                "5",
+                "--epochs",
+                "1",
+                "--first-epochs",
+                "1",
+                "--minibatch",
+                "8",
+                "--replays",
+                "6",
+                "--bits",
+                "7",
+                "--quiet",
+                "--compare",
+                "none",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = read_results(out)
     assert list(result["runs"]) == ["7-bit"]
     run = result["runs"]["7-bit"]

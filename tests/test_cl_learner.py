@@ -1,5 +1,6 @@
 """LatentReplayLearner: mini-batch composition, latents captured once, backward stopping at the LR layer,
 CWR*, learning, checkpoint/resume equality and bad checkpoints."""
+
 import os
 
 import numpy as np
@@ -30,7 +31,9 @@ class NumpySGD:
         for k, p in enumerate(self.params):
             g = p.grad + np.float32(self.weight_decay) * p.data
             if self.momentum:
-                self.buffers[k] = g.copy() if self.buffers[k] is None else np.float32(self.momentum) * self.buffers[k] + g
+                self.buffers[k] = (
+                    g.copy() if self.buffers[k] is None else np.float32(self.momentum) * self.buffers[k] + g
+                )
                 g = self.buffers[k]
             p.data -= np.float32(self.lr) * g
 
@@ -83,8 +86,13 @@ def make_frozen(seed=0):
 def make_adaptive(seed=1, spy=None):
     rng = np.random.default_rng(seed)
     layers = ([spy] if spy is not None else []) + [
-        nn.PointwiseConv2d(LATENT[0], 16, rng=rng), nn.BatchNorm2d(16), nn.ReLU(), nn.GlobalAvgPool2d(),
-        nn.Flatten(), nn.Linear(16, NUM_CLASSES, rng=rng)]
+        nn.PointwiseConv2d(LATENT[0], 16, rng=rng),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.GlobalAvgPool2d(),
+        nn.Flatten(),
+        nn.Linear(16, NUM_CLASSES, rng=rng),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -100,8 +108,14 @@ def make_data(n, classes, seed):
 def make_learner(frozen=None, spy=None, capacity=1500, bits=32, adaptive_seed=1, **kwargs):
     kwargs.setdefault("optimizer_factory", NumpySGD)
     buffer = LatentReplayBuffer(capacity, LATENT, bits=bits, seed=7)
-    return LatentReplayLearner(frozen if frozen is not None else make_frozen(), make_adaptive(adaptive_seed, spy),
-                               buffer, num_classes=NUM_CLASSES, seed=3, **kwargs)
+    return LatentReplayLearner(
+        frozen if frozen is not None else make_frozen(),
+        make_adaptive(adaptive_seed, spy),
+        buffer,
+        num_classes=NUM_CLASSES,
+        seed=3,
+        **kwargs,
+    )
 
 
 def test_minibatch_composition_latents_once_and_backward_stop():
@@ -137,7 +151,7 @@ def test_minibatch_composition_latents_once_and_backward_stop():
     stored_rows = {r.tobytes(): k for k, r in enumerate(stored)}
     for epoch in range(2):
         replay_slots, new_seen = [], set()
-        for a in spy.inputs[epoch * 14:(epoch + 1) * 14]:
+        for a in spy.inputs[epoch * 14 : (epoch + 1) * 14]:
             rows = a.reshape(128, -1)
             assert all(r.tobytes() in new_rows for r in rows[:21]), "new latents come first"
             replay_slots += [stored_rows[r.tobytes()] for r in rows[21:]]
@@ -233,20 +247,29 @@ def stream_batches():
     return [make_data(300, [0, 1, 2], seed=0)] + [make_data(40, [c], seed=20 + c) for c in (3, 1, 4, 0, 3)]
 
 
-@pytest.mark.parametrize("cwr, optimizer", [(False, "numpy"), (True, "numpy"), (False, "pulptrain.optim"),
-                                           (True, "pulptrain.optim")])
+@pytest.mark.parametrize(
+    "cwr, optimizer", [(False, "numpy"), (True, "numpy"), (False, "pulptrain.optim"), (True, "pulptrain.optim")]
+)
 def test_checkpoint_resume_gives_identical_results(tmp_path, cwr, optimizer):
     batches = stream_batches()
     xt, yt = make_data(200, list(range(NUM_CLASSES)), seed=9)
-    settings = dict(capacity=150, cwr=cwr, epochs=2, first_epochs=2, minibatch=32, first_lr=0.02, lr=0.005,
-                    optimizer_factory=NumpySGD if optimizer == "numpy" else None)
+    settings = dict(
+        capacity=150,
+        cwr=cwr,
+        epochs=2,
+        first_epochs=2,
+        minibatch=32,
+        first_lr=0.02,
+        lr=0.005,
+        optimizer_factory=NumpySGD if optimizer == "numpy" else None,
+    )
 
     straight = make_learner(**settings)
     run(straight, batches)
 
     first = make_learner(**settings)
     path = tmp_path / "ckpt" / "state.npz"
-    for k, (x, y) in enumerate(batches[:3]):
+    for x, y in batches[:3]:
         first.fit_batch(x, y)
         first.save_checkpoint(path)
     resumed = make_learner(adaptive_seed=42, **settings)  # other initial weights: all must come from the file
@@ -321,9 +344,13 @@ def test_quantized_buffer_and_quantize_new():
 def test_int8_frozen_stage_codes_are_stored_exactly(lr_bits):
     from pulptrain.frozen_int8 import quantize_frozen
 
-    float_stage = nn.Sequential(nn.Sequential(nn.Conv2d(IMAGE[0], LATENT[0], 3, padding=1, bias=False,
-                                                        rng=np.random.default_rng(0)),
-                                              nn.BatchNorm2d(LATENT[0]), nn.ReLU()))
+    float_stage = nn.Sequential(
+        nn.Sequential(
+            nn.Conv2d(IMAGE[0], LATENT[0], 3, padding=1, bias=False, rng=np.random.default_rng(0)),
+            nn.BatchNorm2d(LATENT[0]),
+            nn.ReLU(),
+        )
+    )
     x0, y0 = make_data(80, [0, 1], seed=0)
     frozen = quantize_frozen(float_stage, x0, lr_bits=lr_bits)
     learner = make_learner(frozen=frozen, capacity=100, bits=lr_bits, first_epochs=1)
@@ -354,8 +381,13 @@ def test_bad_arguments():
         learner.fit_batch(*make_data(4, [0], seed=0)[:1], np.array([0, 1, 2, 5]))
     with pytest.raises(ValueError, match="y must hold"):
         learner.fit_batch(make_data(4, [0], seed=0)[0], np.zeros(3, np.int64))
-    wrong = LatentReplayLearner(make_frozen(), make_adaptive(), LatentReplayBuffer(4, (2, 2), bits=32),
-                                num_classes=NUM_CLASSES, optimizer_factory=NumpySGD)
+    wrong = LatentReplayLearner(
+        make_frozen(),
+        make_adaptive(),
+        LatentReplayBuffer(4, (2, 2), bits=32),
+        num_classes=NUM_CLASSES,
+        optimizer_factory=NumpySGD,
+    )
     with pytest.raises(ValueError, match="latents of shape"):
         wrong.fit_batch(*make_data(4, [0], seed=0))
 
@@ -390,9 +422,13 @@ def test_int8_stage_codes_train_like_their_dequantized_values():
     float32 (scale * codes) goes through the buffer's quantizer. Both learn bitwise the same."""
     from pulptrain.frozen_int8 import quantize_frozen
 
-    float_stage = nn.Sequential(nn.Sequential(nn.Conv2d(IMAGE[0], LATENT[0], 3, padding=1, bias=False,
-                                                        rng=np.random.default_rng(0)),
-                                              nn.BatchNorm2d(LATENT[0]), nn.ReLU()))
+    float_stage = nn.Sequential(
+        nn.Sequential(
+            nn.Conv2d(IMAGE[0], LATENT[0], 3, padding=1, bias=False, rng=np.random.default_rng(0)),
+            nn.BatchNorm2d(LATENT[0]),
+            nn.ReLU(),
+        )
+    )
     x0, y0 = make_data(90, [0, 1], seed=0)
     int8_stage = quantize_frozen(float_stage, x0, lr_bits=6)
 
@@ -402,8 +438,9 @@ def test_int8_stage_codes_train_like_their_dequantized_values():
 
     learners = []
     for frozen in (int8_stage, Dequantized()):
-        learner = make_learner(frozen=frozen, capacity=50, bits=6, first_epochs=2, epochs=2, minibatch=16,
-                               cwr=True, frozen_batch=40)
+        learner = make_learner(
+            frozen=frozen, capacity=50, bits=6, first_epochs=2, epochs=2, minibatch=16, cwr=True, frozen_batch=40
+        )
         learner.buffer.scale = int8_stage.scale
         for i, (classes, n) in enumerate([([0, 1], 90), ([2], 40), ([3, 4], 40)]):
             learner.fit_batch(*((x0, y0) if i == 0 else make_data(n, classes, seed=i)))

@@ -1,4 +1,5 @@
 """The analytical memory model against the paper's numbers, and the `pulptrain memory` CLI."""
+
 import json
 
 import numpy as np
@@ -23,8 +24,10 @@ def test_architecture_matches_the_paper_table():
     assert b.adaptive_params / 1e6 == pytest.approx(2.17, abs=0.01)
 
 
-@pytest.mark.parametrize("replays, bits, lr_layer, mib", [
-    (1500, 8, 19, 46.9), (1500, 32, 19, 187.5), (1500, 7, 19, 41.0), (3000, 8, 19, 93.8), (3000, 8, 23, 23.4)])
+@pytest.mark.parametrize(
+    "replays, bits, lr_layer, mib",
+    [(1500, 8, 19, 46.9), (1500, 32, 19, 187.5), (1500, 7, 19, 41.0), (3000, 8, 19, 93.8), (3000, 8, 23, 23.4)],
+)
 def test_replay_buffer_matches_the_paper(replays, bits, lr_layer, mib):
     b = memory_breakdown(lr_layer=lr_layer, replays=replays, bits=bits)
     assert round(b.replay_buffer / MIB, 1) == mib
@@ -53,21 +56,42 @@ def test_width_and_input_size():
     assert packed_row_bytes(10, 3) == 4 and packed_row_bytes(10, 32) == 40
 
 
-@pytest.mark.parametrize("kwargs, match", [({"lr_layer": 28}, "lr_layer"), ({"bits": 9}, "bits"),
-                                           ({"bits": 0}, "bits"), ({"batch": 0}, "batch"),
-                                           ({"replays": -1}, "replays"), ({"width_mult": 0}, "width_mult")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr_layer": 28}, "lr_layer"),
+        ({"bits": 9}, "bits"),
+        ({"bits": 0}, "bits"),
+        ({"batch": 0}, "batch"),
+        ({"replays": -1}, "replays"),
+        ({"width_mult": 0}, "width_mult"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         memory_breakdown(**kwargs)
 
 
 def test_cli_memory_json_and_table(capsys):
-    assert cli.main(["memory", "--model", "mobilenet_v1", "--lr-layer", "19", "--replays", "1500",
-                     "--bits", "8", "--json"]) == 0
+    assert (
+        cli.main(
+            ["memory", "--model", "mobilenet_v1", "--lr-layer", "19", "--replays", "1500", "--bits", "8", "--json"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert round(out["mib"]["replay_buffer"], 1) == 46.9 and out["latent_shape"] == [512, 8, 8]
-    assert out["total"] == sum(out[c] for c in ("frozen_weights", "adaptive_weights", "adaptive_gradients",
-                                                "optimizer_state", "activations", "replay_buffer"))
+    assert out["total"] == sum(
+        out[c]
+        for c in (
+            "frozen_weights",
+            "adaptive_weights",
+            "adaptive_gradients",
+            "optimizer_state",
+            "activations",
+            "replay_buffer",
+        )
+    )
     cli.main(["memory", "--bits", "32"])
     table = capsys.readouterr().out
     assert "187.5" in table and "total" in table
@@ -80,11 +104,20 @@ def test_cli_memory_json_and_table(capsys):
 def test_matches_the_model(width, size, first_stride, l):
     from pulptrain import models
 
-    model = models.mobilenet_v1(width_mult=width, num_classes=10, input_size=size, in_channels=1,
-                                first_stride=first_stride)
+    model = models.mobilenet_v1(
+        width_mult=width, num_classes=10, input_size=size, in_channels=1, first_stride=first_stride
+    )
     frozen, adaptive = models.split(model, l)
-    b = memory_breakdown(width_mult=width, input_size=size, lr_layer=l, num_classes=10, in_channels=1,
-                         first_stride=first_stride, replays=10, batch=2)
+    b = memory_breakdown(
+        width_mult=width,
+        input_size=size,
+        lr_layer=l,
+        num_classes=10,
+        in_channels=1,
+        first_stride=first_stride,
+        replays=10,
+        batch=2,
+    )
     assert b.adaptive_params == sum(p.data.size for p in adaptive.parameters())
     assert b.frozen_params == sum(p.data.size for p in frozen.parameters() if p.data.ndim > 1)
     x = np.zeros((1, 1, size, size), np.float32)

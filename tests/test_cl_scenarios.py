@@ -1,4 +1,5 @@
 """CORe50 loader on tiny files in the exact official format, and the NIC-style stream."""
+
 import collections
 import io
 import os
@@ -58,8 +59,7 @@ def test_core50_batches_and_test_set(tmp_path, compressed):
         ref = (images[idx].astype(np.float64) / 255 - S.IMAGENET_MEAN) / S.IMAGENET_STD
         np.testing.assert_allclose(x, ref.transpose(0, 3, 1, 2), atol=1e-5)
     xt, yt = stream.test()
-    np.testing.assert_allclose(xt[:, 0, 0, 0], (np.array(lup["nicv2_391"][1][-1]) / 255 - 0.485) / 0.229,
-                               atol=1e-5)
+    np.testing.assert_allclose(xt[:, 0, 0, 0], (np.array(lup["nicv2_391"][1][-1]) / 255 - 0.485) / 0.229, atol=1e-5)
     np.testing.assert_array_equal(yt, labels["nicv2_391"][1][-1])
 
 
@@ -70,8 +70,14 @@ def test_core50_test_subsampling_and_raw_transform(tmp_path):
     expected = np.array(lup["ni"][0][-1])[::3]
     assert xt.dtype == np.uint8 and xt.shape == (len(expected), 128, 128, 3)
     np.testing.assert_array_equal(xt[:, 5, 5, 1], expected)
-    assert stream.info == {"dataset": "core50", "scenario": "ni", "run": 0, "test_every": 3, "num_batches": 3,
-                           "test_set_size": len(lup["ni"][0][-1])}
+    assert stream.info == {
+        "dataset": "core50",
+        "scenario": "ni",
+        "run": 0,
+        "test_every": 3,
+        "num_batches": 3,
+        "test_set_size": len(lup["ni"][0][-1]),
+    }
 
 
 def test_core50_missing_files(tmp_path):
@@ -98,11 +104,14 @@ class _RunsCode:
         return (os.getcwd, ())
 
 
-@pytest.mark.parametrize("name, payload, refused", [
-    ("LUP.pkl", _RunsCode(), "names posix.getcwd" if os.name == "posix" else "getcwd"),
-    ("labels.pkl", {"nicv2_391": collections.OrderedDict()}, "names collections.OrderedDict"),
-    ("paths.pkl", [np.int64(3)], "names numpy"),
-])
+@pytest.mark.parametrize(
+    "name, payload, refused",
+    [
+        ("LUP.pkl", _RunsCode(), "names posix.getcwd" if os.name == "posix" else "getcwd"),
+        ("labels.pkl", {"nicv2_391": collections.OrderedDict()}, "names collections.OrderedDict"),
+        ("paths.pkl", [np.int64(3)], "names numpy"),
+    ],
+)
 def test_core50_pickles_with_other_globals_are_refused(tmp_path, name, payload, refused):
     """Only plain data (lists, dicts, tuples, ints, strings) unpickles; any other global is refused before it
     is called, with the file's name and a word on trusting the data folder."""
@@ -124,8 +133,9 @@ def test_core50_pickles_of_plain_data_load_with_every_protocol(tmp_path):
             _rewrite_pickle(tmp_path / name, obj, protocol)
         stream = S.core50(str(tmp_path), "nicv2_391", run=1, transform=None)
         assert all(np.array_equal(a, b) for a, b in zip(stream.batch_indices, expected.batch_indices))
-    assert S._DataPickleUnpickler(io.BytesIO(b"\x80\x02c__builtin__\nset\n]K\x07a\x85R."),
-                                  encoding="latin1").load() == {7}
+    assert S._DataPickleUnpickler(
+        io.BytesIO(b"\x80\x02c__builtin__\nset\n]K\x07a\x85R."), encoding="latin1"
+    ).load() == {7}
 
 
 def test_core50_corrupt_files(tmp_path):
@@ -186,6 +196,7 @@ def test_core50_inconsistent_files(tmp_path):
 
 # ------------------------------------------------------------------------------------------------- NIC
 
+
 def synthetic(num_classes=6, per_class=50, test_per_class=5, seed=0):
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(num_classes), per_class)
@@ -243,8 +254,9 @@ def test_nic_deterministic_and_seeded():
 
 def test_nic_recycles_exhausted_classes_and_uneven_initial_split():
     x, y, xt, yt = synthetic(num_classes=3, per_class=12)
-    stream = S.nic_stream(x, y, xt, yt, num_batches=10, initial_classes=2, samples_per_batch=9,
-                          initial_samples=7, test_every=4, seed=0)
+    stream = S.nic_stream(
+        x, y, xt, yt, num_batches=10, initial_classes=2, samples_per_batch=9, initial_samples=7, test_every=4, seed=0
+    )
     assert np.bincount(stream.batch_labels[0], minlength=3)[stream.info["class_order"][:2]].tolist() == [4, 3]
     for b in range(1, 11):
         assert len(stream.batch_labels[b]) == 9
@@ -253,8 +265,7 @@ def test_nic_recycles_exhausted_classes_and_uneven_initial_split():
 
 def test_nic_transform_and_errors():
     x, y, xt, yt = synthetic()
-    stream = S.nic_stream(x, y, xt, yt, num_batches=4, initial_classes=6, seed=0,
-                          transform=S.fashion_mnist_preprocess)
+    stream = S.nic_stream(x, y, xt, yt, num_batches=4, initial_classes=6, seed=0, transform=S.fashion_mnist_preprocess)
     xb, _ = stream.batch(1)
     assert xb.dtype == np.float32 and xb.shape[1:] == (1, 4, 4)
     with pytest.raises(IndexError):
@@ -281,5 +292,4 @@ def test_fashion_mnist_stream_wiring(monkeypatch):
     assert calls == ["somewhere"] and stream.name == "fashion-mnist" and len(stream) == 10
     xb, yb = stream.batch(3)
     assert xb.shape == (5, 1, 28, 28) and xb.dtype == np.float32
-    np.testing.assert_allclose(xb[:, 0, 0, 0], (yb * 20 / 255 - S.FASHION_MNIST_MEAN) / S.FASHION_MNIST_STD,
-                               rtol=1e-5)
+    np.testing.assert_allclose(xb[:, 0, 0, 0], (yb * 20 / 255 - S.FASHION_MNIST_MEAN) / S.FASHION_MNIST_STD, rtol=1e-5)

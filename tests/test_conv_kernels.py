@@ -1,11 +1,12 @@
 """conv2d and depthwise conv2d against the float64 numpy reference, over hypothesis-drawn geometries."""
+
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from conftest import randn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulptrain import kernels as K
-
 from pulptrain import reference as ref
-from conftest import randn
 
 
 @st.composite
@@ -23,8 +24,19 @@ def conv_cases(draw, depthwise=False):
     stride = (sh, sw) if as_pair or sh != sw else sh
     padding = (ph, pw) if as_pair or ph != pw else ph
     seed = draw(st.integers(0, 2**31))
-    return dict(n=n, c_in=c_in, c_out=c_out, kh=kh, kw=kw, h=h, w=w, stride=stride, padding=padding,
-                with_bias=with_bias, seed=seed)
+    return dict(
+        n=n,
+        c_in=c_in,
+        c_out=c_out,
+        kh=kh,
+        kw=kw,
+        h=h,
+        w=w,
+        stride=stride,
+        padding=padding,
+        with_bias=with_bias,
+        seed=seed,
+    )
 
 
 def _run_all_steps(case, depthwise):
@@ -62,10 +74,12 @@ def test_conv2d_mobilenet_first_layer(rng):
     y = K.conv2d_forward(x, w, b, stride=2, padding=1)
     ref.assert_close(y, ref.conv2d(x, w, b, 2, 1))
     dy = randn(rng, *y.shape)
-    ref.assert_close(K.conv2d_grad_weight(dy, x, w.shape, stride=2, padding=1),
-                     ref.conv2d_grad_weight(dy, x, w.shape, 2, 1))
-    ref.assert_close(K.conv2d_grad_input(dy, w, x.shape, stride=2, padding=1),
-                     ref.conv2d_grad_input(dy, w, x.shape, 2, 1))
+    ref.assert_close(
+        K.conv2d_grad_weight(dy, x, w.shape, stride=2, padding=1), ref.conv2d_grad_weight(dy, x, w.shape, 2, 1)
+    )
+    ref.assert_close(
+        K.conv2d_grad_input(dy, w, x.shape, stride=2, padding=1), ref.conv2d_grad_input(dy, w, x.shape, 2, 1)
+    )
 
 
 def test_conv2d_large_reduction_spans_several_k_blocks(rng):
@@ -116,10 +130,12 @@ def test_conv2d_stride_one_odd_shapes_and_chunk_boundaries(rng):
         y = K.conv2d_forward(x, w, b, padding=pad)
         ref.assert_close(y, ref.conv2d(x, w, b, 1, pad))
         dy = randn(rng, *y.shape)
-        ref.assert_close(K.conv2d_grad_input(dy, w, x.shape, padding=pad),
-                         ref.conv2d_grad_input(dy, w, x.shape, 1, pad))
-        ref.assert_close(K.conv2d_grad_weight(dy, x, w.shape, padding=pad),
-                         ref.conv2d_grad_weight(dy, x, w.shape, 1, pad))
+        ref.assert_close(
+            K.conv2d_grad_input(dy, w, x.shape, padding=pad), ref.conv2d_grad_input(dy, w, x.shape, 1, pad)
+        )
+        ref.assert_close(
+            K.conv2d_grad_weight(dy, x, w.shape, padding=pad), ref.conv2d_grad_weight(dy, x, w.shape, 1, pad)
+        )
 
 
 def test_out_is_filled_and_returned(rng):

@@ -10,16 +10,18 @@ from pulptrain.data import DEBIAN_FASHION_MNIST, DatasetError, fashion_mnist
 def write_idx(path, array, compress):
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()
-    with (gzip.open(path, "wb", compresslevel=1) if compress else open(path, "wb")) as f:
+    with gzip.open(path, "wb", compresslevel=1) if compress else open(path, "wb") as f:
         f.write(data)
 
 
 def fake_dataset(root, compress, n_train=60000, n_test=10000):
     rng = np.random.default_rng(0)
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
-              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
-              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test)}
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
     for stem, a in arrays.items():
         write_idx(os.path.join(root, stem + (".gz" if compress else "")), a, compress)
     return arrays
@@ -63,8 +65,7 @@ def test_truncated_gzip(tmp_path):
         fashion_mnist(tmp_path)
 
 
-@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
-                    reason="dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST), reason="dataset-fashion-mnist is not installed")
 def test_installed_fashion_mnist():
     x_train, y_train, x_test, y_test = fashion_mnist(DEBIAN_FASHION_MNIST)
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)

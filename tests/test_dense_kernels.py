@@ -1,12 +1,13 @@
 """pointwise conv2d, linear, bias_grad and every matmul variant against float64 numpy."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import randn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulptrain import kernels as K
-
 from pulptrain import reference as ref
-from conftest import randn
 
 ODD_SIZES = [1, 3, 7, 17, 33]
 
@@ -39,6 +40,7 @@ def test_short_k_products_match_reference(variant, m, n, k):
     K.linear_grad_weight(dy, x, out=dw, accumulate=True)
     ref.assert_close(dw, start + dy.astype(np.float64).T @ x, 1e-5)
 
+
 def test_matmul_variant_registry():
     names = K.matmul_variants()
     for required in ["naive", "2x2", "4x2", "6x16"]:
@@ -62,8 +64,15 @@ def test_forcing_a_matmul_variant_changes_every_kernel_and_restores(rng):
 
 
 @settings(max_examples=50, deadline=None)
-@given(n=st.integers(1, 4), c_in=st.integers(1, 40), c_out=st.integers(1, 40), h=st.integers(1, 7),
-       w=st.integers(1, 7), with_bias=st.booleans(), seed=st.integers(0, 2**31))
+@given(
+    n=st.integers(1, 4),
+    c_in=st.integers(1, 40),
+    c_out=st.integers(1, 40),
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    with_bias=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_pointwise_all_steps_match_reference(n, c_in, c_out, h, w, with_bias, seed):
     rng = np.random.default_rng(seed)
     x, wt = randn(rng, n, c_in, h, w), randn(rng, c_out, c_in, 1, 1)
@@ -76,8 +85,13 @@ def test_pointwise_all_steps_match_reference(n, c_in, c_out, h, w, with_bias, se
 
 
 @settings(max_examples=50, deadline=None)
-@given(n=st.integers(1, 9), fin=st.integers(1, 70), fout=st.integers(1, 70), with_bias=st.booleans(),
-       seed=st.integers(0, 2**31))
+@given(
+    n=st.integers(1, 9),
+    fin=st.integers(1, 70),
+    fout=st.integers(1, 70),
+    with_bias=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_linear_all_steps_match_reference(n, fin, fout, with_bias, seed):
     rng = np.random.default_rng(seed)
     x, w = randn(rng, n, fin), randn(rng, fout, fin)

@@ -1,13 +1,13 @@
 """Depthwise 3x3 on small planes, on every tier the build has (the channel-block kernels on SIMD hosts, the
 plane kernels, the generic loops; each forced in turn): channel counts that are not a multiple of 8, strides 1
 and 2, paddings 0 to 2, N > 1, accumulation."""
+
 import numpy as np
 import pytest
+from conftest import randn
 
 from pulptrain import kernels as K
-
 from pulptrain import reference as ref
-from conftest import randn
 
 # (n, channels, h, w, stride, padding): MobileNet's 8x8 / 4x4 / 16x16 rows, odd planes whose pixel count is not a
 # multiple of 8, unequal strides and paddings, a 1x1 plane that is all border
@@ -49,8 +49,10 @@ def test_all_steps_match_reference(rng, shape, tier):
     n, c, h, w, stride, padding = shape
     x, wt, b, y_ref, dy = _case(rng, *shape)
     ref.assert_close(K.depthwise_conv2d_forward(x, wt, b, stride=stride, padding=padding), y_ref)
-    ref.assert_close(K.depthwise_conv2d_forward(x, wt, stride=stride, padding=padding),
-                     ref.conv2d(x, wt, None, stride, padding, depthwise=True))
+    ref.assert_close(
+        K.depthwise_conv2d_forward(x, wt, stride=stride, padding=padding),
+        ref.conv2d(x, wt, None, stride, padding, depthwise=True),
+    )
     dx_ref = ref.conv2d_grad_input(dy, wt, x.shape, stride, padding, depthwise=True)
     dw_ref = ref.conv2d_grad_weight(dy, x, wt.shape, stride, padding, depthwise=True)
     ref.assert_close(K.depthwise_conv2d_grad_input(dy, wt, x.shape, stride=stride, padding=padding), dx_ref)
@@ -74,15 +76,19 @@ def test_a_channel_gets_the_same_bits_in_any_block_position(rng, stride, hw, tie
     if tier == "plane":
         pytest.skip("the plane tier's result may depend on a plane's position in the tensor")
     x, wt, b, _, dy = _case(rng, 2, 19, hw, hw, stride, 1)
-    full = (K.depthwise_conv2d_forward(x, wt, b, stride=stride, padding=1),
-            K.depthwise_conv2d_grad_input(dy, wt, x.shape, stride=stride, padding=1),
-            K.depthwise_conv2d_grad_weight(dy, x, wt.shape, stride=stride, padding=1))
+    full = (
+        K.depthwise_conv2d_forward(x, wt, b, stride=stride, padding=1),
+        K.depthwise_conv2d_grad_input(dy, wt, x.shape, stride=stride, padding=1),
+        K.depthwise_conv2d_grad_weight(dy, x, wt.shape, stride=stride, padding=1),
+    )
 
     def steps(lo, hi):
         xs, dys, ws = np.ascontiguousarray(x[:, lo:hi]), np.ascontiguousarray(dy[:, lo:hi]), wt[lo:hi]
-        return (K.depthwise_conv2d_forward(xs, ws, b[lo:hi], stride=stride, padding=1),
-                K.depthwise_conv2d_grad_input(dys, ws, xs.shape, stride=stride, padding=1),
-                K.depthwise_conv2d_grad_weight(dys, xs, ws.shape, stride=stride, padding=1))
+        return (
+            K.depthwise_conv2d_forward(xs, ws, b[lo:hi], stride=stride, padding=1),
+            K.depthwise_conv2d_grad_input(dys, ws, xs.shape, stride=stride, padding=1),
+            K.depthwise_conv2d_grad_weight(dys, xs, ws.shape, stride=stride, padding=1),
+        )
 
     for lo, hi in [(5, 17)] + [(c, c + 1) for c in range(5, 17)]:
         for name, got, want in zip(("forward", "grad_input", "grad_weight"), steps(lo, hi), full):

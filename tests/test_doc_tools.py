@@ -1,6 +1,7 @@
 """The scripts that make the docs' tables: tools/main_job_spread.py (seed spread of the main job),
 tools/doc_tables.py (sweep tables), benchmarks/report.py --header and benchmarks/machine.py, on hand-made
 inputs checked against numpy."""
+
 import json
 import os
 import sys
@@ -13,27 +14,45 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import doc_tables  # noqa: E402
 import main_job_spread  # noqa: E402
+
 from benchmarks import machine, report  # noqa: E402
 
 
 def _machine(build, isa="AVX2+FMA, no AVX-512"):
-    return {"cpu": "Some CPU", "isa": isa, "logical_cpus": 2, "arch": "x86_64", "compiler": "cc 12", "build": build,
-            "commit": "abc1234", "python": "3.11", "date": "2026-11-30"}
+    return {
+        "cpu": "Some CPU",
+        "isa": isa,
+        "logical_cpus": 2,
+        "arch": "x86_64",
+        "compiler": "cc 12",
+        "build": build,
+        "commit": "abc1234",
+        "python": "3.11",
+        "date": "2026-11-30",
+    }
 
 
 def _runs():
-    accs = {"-O3 -march=native": [0.545, 0.543, 0.553, 0.617, 0.60],
-            "PULPTRAIN_PORTABLE=1": [0.644, 0.58]}
-    return [{"seed": seed, "threads": 1, "final_accuracy": acc, "wall_seconds": 30.0 + seed,
-             "cpu_seconds": 20.0 + seed, "machine": _machine(build)}
-            for build, values in accs.items() for seed, acc in enumerate(values)], accs
+    accs = {"-O3 -march=native": [0.545, 0.543, 0.553, 0.617, 0.60], "PULPTRAIN_PORTABLE=1": [0.644, 0.58]}
+    return [
+        {
+            "seed": seed,
+            "threads": 1,
+            "final_accuracy": acc,
+            "wall_seconds": 30.0 + seed,
+            "cpu_seconds": 20.0 + seed,
+            "machine": _machine(build),
+        }
+        for build, values in accs.items()
+        for seed, acc in enumerate(values)
+    ], accs
 
 
 def test_spread_summary_per_build_matches_numpy():
     runs, accs = _runs()
     summary = main_job_spread.summarize(runs)
     assert [g["build"] for g in summary] == list(accs)
-    for g, (build, values) in zip(summary, accs.items()):
+    for g, values in zip(summary, accs.values()):
         assert g["runs"] == len(values) and g["seeds"] == list(range(len(values)))
         assert np.isclose(g["mean"], np.mean(values)) and np.isclose(g["std"], np.std(values, ddof=1))
         assert (g["min"], g["max"]) == (min(values), max(values))
@@ -46,8 +65,10 @@ def test_spread_markdown_has_one_row_per_build_naming_the_machine():
     assert len(lines) == 2 + len(accs)
     native = [c.strip() for c in lines[2].strip("|").split("|")]
     assert native[0] == "Some CPU, AVX2+FMA, no AVX-512, 2" and native[1] == "-O3 -march=native, cc 12"
-    assert native[4] == f"{100 * np.mean(accs['-O3 -march=native']):.1f} % +- " \
-                        f"{100 * np.std(accs['-O3 -march=native'], ddof=1):.1f}"
+    assert (
+        native[4] == f"{100 * np.mean(accs['-O3 -march=native']):.1f} % +- "
+        f"{100 * np.std(accs['-O3 -march=native'], ddof=1):.1f}"
+    )
     assert native[7] == "54.5 / 54.3 / 55.3 / 61.7 / 60.0"
 
 
@@ -57,13 +78,26 @@ def test_paired_sweep_differences_match_numpy():
     for seed in range(4):
         for bits in (32, 8, 4):
             for replays in (200, 500):
-                runs.append({"seed": seed, "bits": bits, "lr_layer": 19, "replays": replays,
-                             "final_accuracy": float(rng.random()), "tail_accuracy": float(rng.random())})
+                runs.append(
+                    {
+                        "seed": seed,
+                        "bits": bits,
+                        "lr_layer": 19,
+                        "replays": replays,
+                        "final_accuracy": float(rng.random()),
+                        "tail_accuracy": float(rng.random()),
+                    }
+                )
     lines = doc_tables.paired_table({"runs": runs}).splitlines()
     fp32 = {(r["seed"], r["replays"]): r for r in runs if r["bits"] == 32}
     for line, bits in zip(lines[2:], (8, 4)):
-        d = np.array([100 * (r["final_accuracy"] - fp32[(r["seed"], r["replays"])]["final_accuracy"])
-                      for r in runs if r["bits"] == bits])
+        d = np.array(
+            [
+                100 * (r["final_accuracy"] - fp32[(r["seed"], r["replays"])]["final_accuracy"])
+                for r in runs
+                if r["bits"] == bits
+            ]
+        )
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[:2] == [str(bits), "8"]
         assert cells[2] == f"{d.mean():+.2f} +- {d.std(ddof=1) / np.sqrt(d.size):.2f}"
@@ -72,16 +106,30 @@ def test_paired_sweep_differences_match_numpy():
 def test_report_header_names_recorded_or_stated_machine(tmp_path, capsys):
     rows = [dict(layer="pw 8->8", step="forward", n=1, threads=1, impl="pulptrain", flops=2e9, median=0.04)]
     bare = tmp_path / "bare.json"
-    bare.write_text(json.dumps({"quick": {"date": "2026-11-25T10:00:00", "machine": "x86_64", "cpus": 2,
-                                          "torch": "2.13", "timer": "cpu", "rounds": 9}, "rows": rows}))
+    bare.write_text(
+        json.dumps(
+            {
+                "quick": {
+                    "date": "2026-11-25T10:00:00",
+                    "machine": "x86_64",
+                    "cpus": 2,
+                    "torch": "2.13",
+                    "timer": "cpu",
+                    "rounds": 9,
+                },
+                "rows": rows,
+            }
+        )
+    )
     assert report.main([str(bare), "--by-n", "--header", "--machine", "AMD VM, AVX2+FMA; build -O3"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("Machine: AMD VM, AVX2+FMA; build -O3; date 2026-11-25; torch 2.13")
     assert report.main([str(bare), "--by-n", "--header"]) == 0
     assert "machine not recorded (x86_64, 2 CPUs)" in capsys.readouterr().out.splitlines()[0]
     recorded = tmp_path / "recorded.json"
-    recorded.write_text(json.dumps({"quick": {"date": "2026-11-30T10:00:00", "host": _machine("-O3 -march=native")},
-                                    "rows": rows}))
+    recorded.write_text(
+        json.dumps({"quick": {"date": "2026-11-30T10:00:00", "host": _machine("-O3 -march=native")}, "rows": rows})
+    )
     assert report.main([str(recorded), "--markdown", "--header"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "Some CPU, AVX2+FMA, no AVX-512, 2 logical CPUs; build -O3 -march=native (cc 12)" in first
@@ -111,6 +159,9 @@ def test_spread_main_writes_after_every_run_and_appends(tmp_path, monkeypatch, c
     assert main_job_spread.main(["--seeds", "2", "--out", str(tmp_path), "--append", "--build", "other"]) == 0
     data = json.loads((tmp_path / "spread.json").read_text())
     assert [(r["seed"], r["machine"]["build"]) for r in data["runs"]] == [
-        (0, machine.DEFAULT_BUILD), (1, machine.DEFAULT_BUILD), (2, "other")]
+        (0, machine.DEFAULT_BUILD),
+        (1, machine.DEFAULT_BUILD),
+        (2, "other"),
+    ]
     assert "seed" not in data["settings"] and "replays" in data["settings"]
     assert (tmp_path / "spread.md").read_text() == main_job_spread.markdown(data) + "\n"

@@ -1,4 +1,5 @@
 """A short run of the Fashion-MNIST example: the training loss must fall (CI installs dataset-fashion-mnist)."""
+
 import json
 
 import numpy as np

@@ -4,12 +4,12 @@ For L(x, w) = sum(forward(x, w) * r), the directional derivative along a random 
 <grad_input(r), v> (and likewise for w). The layers are linear in each argument, so a central difference
 with a moderate step is exact up to float32 rounding.
 """
+
 import numpy as np
 import pytest
+from conftest import randn
 
 from pulptrain import kernels as K
-
-from conftest import randn
 
 CASES = [
     ("conv2d", (2, 3, 7, 6), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 0))),

@@ -1,5 +1,6 @@
 """The modules of pulptrain import each other without a cycle (top-level and function-level imports alike),
 and the two that used to import each other load on their own in a fresh interpreter."""
+
 import ast
 import pathlib
 import subprocess
@@ -41,7 +42,7 @@ def import_graph():
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:  # relative import
-                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(anchor + ([base] if base else []))
                 for alias in node.names:
                     edges.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
@@ -58,7 +59,7 @@ def find_cycle(graph):
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -93,6 +94,7 @@ def test_no_import_cycle_in_the_package():
 
 @pytest.mark.parametrize("module", ["pulptrain.frozen_int8", "pulptrain.quant", "pulptrain.cl.memory"])
 def test_module_imports_first_in_a_fresh_interpreter(module):
-    run = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=PACKAGE_DIR.parent, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr

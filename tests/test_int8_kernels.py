@@ -1,9 +1,11 @@
 """INT8 inference kernels: bit-exact against an integer numpy reference (Python ints for the requant)."""
+
 import contextlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pulptrain
 from pulptrain import kernels as K
@@ -26,6 +28,7 @@ def using(microkernel):
 
 # ---- integer references -----------------------------------------------------------------------------------
 
+
 def pad_nchw(x, ph, pw):
     return np.pad(x.astype(np.int64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
@@ -40,7 +43,7 @@ def conv_accumulators(x, w, stride, padding, depthwise=False):
     acc = np.zeros((x.shape[0], w.shape[0], ho, wo), dtype=np.int64)
     for ky in range(kh):
         for kx in range(kw):
-            window = xp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+            window = xp[:, :, ky : ky + sh * (ho - 1) + 1 : sh, kx : kx + sw * (wo - 1) + 1 : sw]
             if depthwise:
                 acc += window * w64[None, :, 0, ky, kx, None, None]
             else:
@@ -70,7 +73,7 @@ def threads():
 
 def random_requant(rng, acc, c, clip=True):
     """Per-channel (bias, multiplier, shift) that spread the outputs over the uint8 range, plus clips."""
-    bias = rng.integers(-2 ** 12, 2 ** 12, c).astype(np.int32)
+    bias = rng.integers(-(2**12), 2**12, c).astype(np.int32)
     spread = max(1.0, float(np.abs(acc).max()))
     real = (200.0 / spread) * rng.uniform(0.25, 4.0, c)
     multiplier, shift = Q.quantize_multiplier(real)
@@ -90,12 +93,22 @@ def assert_thread_invariant(call):
 
 # ---- bit-exactness (hypothesis over shapes, strides, padding, multipliers, shifts) ------------------------
 
-conv_cases = st.fixed_dictionaries({
-    "n": st.integers(1, 3), "c_in": st.integers(1, 9), "c_out": st.integers(1, 11),
-    "h": st.integers(1, 12), "w": st.integers(1, 12), "kh": st.integers(1, 4), "kw": st.integers(1, 4),
-    "sh": st.integers(1, 3), "sw": st.integers(1, 3), "ph": st.integers(0, 2), "pw": st.integers(0, 2),
-    "seed": st.integers(0, 2 ** 31),
-})
+conv_cases = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 3),
+        "c_in": st.integers(1, 9),
+        "c_out": st.integers(1, 11),
+        "h": st.integers(1, 12),
+        "w": st.integers(1, 12),
+        "kh": st.integers(1, 4),
+        "kw": st.integers(1, 4),
+        "sh": st.integers(1, 3),
+        "sw": st.integers(1, 3),
+        "ph": st.integers(0, 2),
+        "pw": st.integers(0, 2),
+        "seed": st.integers(0, 2**31),
+    }
+)
 
 
 def fits(case):
@@ -133,8 +146,14 @@ def test_depthwise_bit_exact(case):
 
 @each_microkernel
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 3), c_in=st.integers(1, 70), c_out=st.integers(1, 13), h=st.integers(1, 19),
-       w=st.integers(1, 19), seed=st.integers(0, 2 ** 31))
+@given(
+    n=st.integers(1, 3),
+    c_in=st.integers(1, 70),
+    c_out=st.integers(1, 13),
+    h=st.integers(1, 19),
+    w=st.integers(1, 19),
+    seed=st.integers(0, 2**31),
+)
 def test_pointwise_bit_exact(microkernel, n, c_in, c_out, h, w, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, c_in, h, w)).astype(np.uint8)
@@ -148,7 +167,7 @@ def test_pointwise_bit_exact(microkernel, n, c_in, c_out, h, w, seed):
 
 @each_microkernel
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 40), f_in=st.integers(1, 300), f_out=st.integers(1, 13), seed=st.integers(0, 2 ** 31))
+@given(n=st.integers(1, 40), f_in=st.integers(1, 300), f_out=st.integers(1, 13), seed=st.integers(0, 2**31))
 def test_linear_bit_exact(microkernel, n, f_in, f_out, seed):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, f_in)).astype(np.uint8)
@@ -162,14 +181,14 @@ def test_linear_bit_exact(microkernel, n, f_in, f_out, seed):
 
 @each_microkernel
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2 ** 31), c=st.integers(1, 6))
+@given(seed=st.integers(0, 2**31), c=st.integers(1, 6))
 def test_requant_edges_with_any_multiplier_and_shift(microkernel, seed, c):
     """Extreme parameters: full-range multipliers and shifts, huge biases, saturation at both ends."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, 64)).astype(np.uint8)
     w = rng.choice(np.array([-128, 127, 0, 1, -1], dtype=np.int8), (c, 64))
-    bias = rng.integers(-2 ** 31, 2 ** 31, c).astype(np.int32)
-    m = rng.integers(0, 2 ** 31, c).astype(np.int32)
+    bias = rng.integers(-(2**31), 2**31, c).astype(np.int32)
+    m = rng.integers(0, 2**31, c).astype(np.int32)
     s = rng.integers(0, 63, c).astype(np.int32)
     acc = x.astype(np.int64) @ w.astype(np.int64).T
     with using(microkernel):
@@ -186,8 +205,16 @@ def test_requant_rounds_half_up():
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 5), h=st.integers(1, 11), w=st.integers(1, 11),
-       kh=st.integers(1, 4), kw=st.integers(1, 4), stride=st.none() | st.integers(1, 3), seed=st.integers(0, 2 ** 31))
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 5),
+    h=st.integers(1, 11),
+    w=st.integers(1, 11),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    stride=st.none() | st.integers(1, 3),
+    seed=st.integers(0, 2**31),
+)
 def test_avg_pool_bit_exact(n, c, h, w, kh, kw, stride, seed):
     if kh > h or kw > w:
         return
@@ -197,7 +224,7 @@ def test_avg_pool_bit_exact(n, c, h, w, kh, kw, stride, seed):
     sums = np.zeros((n, c, ho, wo), dtype=np.int64)
     for ky in range(kh):
         for kx in range(kw):
-            sums += x[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+            sums += x[:, :, ky : ky + sh * (ho - 1) + 1 : sh, kx : kx + sw * (wo - 1) + 1 : sw]
     expected = ((2 * sums + kh * kw) // (2 * kh * kw)).astype(np.uint8)  # floor(mean + 1/2)
     np.testing.assert_array_equal(Q.int8_avg_pool2d(x, (kh, kw), stride=stride), expected)
 
@@ -209,6 +236,7 @@ def test_global_avg_pool():
 
 
 # ---- thread invariance --------------------------------------------------------------------------------------
+
 
 @each_microkernel
 def test_thread_count_does_not_change_results(threads, microkernel):
@@ -236,6 +264,7 @@ def test_thread_count_does_not_change_results(threads, microkernel):
 
 
 # ---- agreement with the float layer -------------------------------------------------------------------------
+
 
 def test_int8_conv_matches_float_conv_within_a_quantization_step():
     """Quantize a float conv with quantize_conv_params; the INT8 result agrees with the float conv of the
@@ -269,24 +298,26 @@ def test_fold_batchnorm_matches_conv_then_bn():
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
     mean, var = rng.standard_normal(5), rng.random(5) + 0.5
     y = K.conv2d_forward(x, w, b).astype(np.float64)
-    bn = gamma[None, :, None, None] * (y - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5) \
+    bn = (
+        gamma[None, :, None, None] * (y - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
         + beta[None, :, None, None]
+    )
     wf, bf = Q.fold_batchnorm(w, b, gamma, beta, mean, var)
     folded = K.conv2d_forward(x, wf.astype(np.float32), bf.astype(np.float32))
     np.testing.assert_allclose(folded, bn, atol=1e-4 * (1 + np.abs(bn).max()))
 
 
 def test_quantize_multiplier_is_accurate():
-    real = np.array([1e-9, 1e-4, 0.0123, 0.5, 0.9999999999, 1.0, 7.25, 2.0 ** 30])
+    real = np.array([1e-9, 1e-4, 0.0123, 0.5, 0.9999999999, 1.0, 7.25, 2.0**30])
     m, s = Q.quantize_multiplier(real)
     assert m.dtype == np.int32 and s.dtype == np.int32
     assert np.all((s >= 0) & (s <= 62)) and np.all(m >= 0)
-    np.testing.assert_allclose(m / np.exp2(s.astype(np.float64)), real, rtol=2.0 ** -30)
+    np.testing.assert_allclose(m / np.exp2(s.astype(np.float64)), real, rtol=2.0**-30)
     assert Q.quantize_multiplier(0.0) == (0, 0)
     with pytest.raises(ValueError):
         Q.quantize_multiplier([-1.0])
     with pytest.raises(ValueError):
-        Q.quantize_multiplier([2.0 ** 31])
+        Q.quantize_multiplier([2.0**31])
 
 
 def test_relu6_clip_max():
@@ -323,32 +354,54 @@ X = np.zeros((1, 4, 5, 5), dtype=np.uint8)
 W = np.zeros((3, 4, 3, 3), dtype=np.int8)
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: Q.int8_conv2d_forward(X.astype(np.int8), W, None, 1, 1), TypeError, "x must have dtype uint8"),
-    (lambda: Q.int8_conv2d_forward(X, W.astype(np.uint8), None, 1, 1), TypeError, "w must have dtype int8"),
-    (lambda: Q.int8_conv2d_forward(X, W[:, :3], None, 1, 1), ValueError, "w must have shape"),
-    (lambda: Q.int8_conv2d_forward(X, W, np.zeros(3, np.int64), 1, 1), TypeError, "bias must have dtype int32"),
-    (lambda: Q.int8_conv2d_forward(X, W, np.zeros(4, np.int32), 1, 1), ValueError, r"bias must have shape \(3,\)"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, -1, 1), ValueError, "multiplier must be in"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, np.ones(2, np.int32), 1), ValueError, "multiplier must have shape"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, np.ones(3, np.float32), 1), TypeError, "multiplier must have dtype"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 63), ValueError, r"shift must be in \[0, 62\]"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, np.array([0, -1, 0], np.int32)), ValueError, "shift"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, clip_max=256), ValueError, "clip_max"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, clip_min=9, clip_max=8), ValueError, "clip_min must be <="),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, stride=0), ValueError, "stride"),
-    (lambda: Q.int8_conv2d_forward(X[:, :, :2, :2], W, None, 1, 1), ValueError, "larger than the padded input"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, out=np.empty((1, 3, 3, 3), np.int8)), TypeError, "out must have dtype uint8"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, out=np.empty((1, 3, 3, 4), np.uint8)), ValueError, "out must have shape"),
-    (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, out=np.empty((1, 3, 3, 6), np.uint8)[..., ::2]), ValueError, "C-contiguous"),
-    (lambda: Q.int8_depthwise_conv2d_forward(X, W, None, 1, 1), ValueError, r"w must have shape \(4, 1, kh, kw\)"),
-    (lambda: Q.int8_pointwise_conv2d_forward(X, W, None, 1, 1), ValueError, r"w must have shape \(C_out, C_in, 1, 1\)"),
-    (lambda: Q.int8_linear_forward(X, W, None, 1, 1), ValueError, "x must be 2-D"),
-    (lambda: Q.int8_linear_forward(np.zeros((1, 70000), np.uint8), np.zeros((1, 70000), np.int8), None, 1, 1),
-     ValueError, "too long for an exact int32"),
-    (lambda: Q.int8_avg_pool2d(X, 6), ValueError, "larger than the padded input"),
-    (lambda: Q.int8_avg_pool2d(X.astype(np.float32), 2), TypeError, "x must have dtype uint8"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: Q.int8_conv2d_forward(X.astype(np.int8), W, None, 1, 1), TypeError, "x must have dtype uint8"),
+        (lambda: Q.int8_conv2d_forward(X, W.astype(np.uint8), None, 1, 1), TypeError, "w must have dtype int8"),
+        (lambda: Q.int8_conv2d_forward(X, W[:, :3], None, 1, 1), ValueError, "w must have shape"),
+        (lambda: Q.int8_conv2d_forward(X, W, np.zeros(3, np.int64), 1, 1), TypeError, "bias must have dtype int32"),
+        (lambda: Q.int8_conv2d_forward(X, W, np.zeros(4, np.int32), 1, 1), ValueError, r"bias must have shape \(3,\)"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, -1, 1), ValueError, "multiplier must be in"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, np.ones(2, np.int32), 1), ValueError, "multiplier must have shape"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, np.ones(3, np.float32), 1), TypeError, "multiplier must have dtype"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, 1, 63), ValueError, r"shift must be in \[0, 62\]"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, 1, np.array([0, -1, 0], np.int32)), ValueError, "shift"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, clip_max=256), ValueError, "clip_max"),
+        (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, clip_min=9, clip_max=8), ValueError, "clip_min must be <="),
+        (lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, stride=0), ValueError, "stride"),
+        (lambda: Q.int8_conv2d_forward(X[:, :, :2, :2], W, None, 1, 1), ValueError, "larger than the padded input"),
+        (
+            lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, out=np.empty((1, 3, 3, 3), np.int8)),
+            TypeError,
+            "out must have dtype uint8",
+        ),
+        (
+            lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, out=np.empty((1, 3, 3, 4), np.uint8)),
+            ValueError,
+            "out must have shape",
+        ),
+        (
+            lambda: Q.int8_conv2d_forward(X, W, None, 1, 1, out=np.empty((1, 3, 3, 6), np.uint8)[..., ::2]),
+            ValueError,
+            "C-contiguous",
+        ),
+        (lambda: Q.int8_depthwise_conv2d_forward(X, W, None, 1, 1), ValueError, r"w must have shape \(4, 1, kh, kw\)"),
+        (
+            lambda: Q.int8_pointwise_conv2d_forward(X, W, None, 1, 1),
+            ValueError,
+            r"w must have shape \(C_out, C_in, 1, 1\)",
+        ),
+        (lambda: Q.int8_linear_forward(X, W, None, 1, 1), ValueError, "x must be 2-D"),
+        (
+            lambda: Q.int8_linear_forward(np.zeros((1, 70000), np.uint8), np.zeros((1, 70000), np.int8), None, 1, 1),
+            ValueError,
+            "too long for an exact int32",
+        ),
+        (lambda: Q.int8_avg_pool2d(X, 6), ValueError, "larger than the padded input"),
+        (lambda: Q.int8_avg_pool2d(X.astype(np.float32), 2), TypeError, "x must have dtype uint8"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -383,18 +436,25 @@ def test_quantize_conv_params_per_channel_for_every_weight_layout():
         assert np.all(np.abs(flat).max(axis=1) == 127)  # every channel uses its full range
         scale = params.weight_scale.reshape((6,) + (1,) * (len(shape) - 1))
         assert np.all(np.abs(params.weight * scale - w) <= 0.5 * scale + 1e-12)  # half a step at most
-        np.testing.assert_allclose(params.multiplier / np.exp2(params.shift.astype(float)),
-                                   0.02 * params.weight_scale / 0.05, rtol=1e-8)
+        np.testing.assert_allclose(
+            params.multiplier / np.exp2(params.shift.astype(float)), 0.02 * params.weight_scale / 0.05, rtol=1e-8
+        )
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: Q.quantize_conv_params(np.ones((2, 3)), None, 0.0, 1.0), "in_scale and out_scale"),
-    (lambda: Q.quantize_conv_params(np.ones((2, 3)), np.ones(3), 1.0, 1.0), r"bias must have shape \(2,\)"),
-    (lambda: Q.quantize_conv_params(np.full((2, 3), np.nan), None, 1.0, 1.0), "finite"),
-    (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(3), np.ones(2), np.ones(2), np.ones(2)), "gamma"),
-    (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(2), np.ones(2), np.ones(2), -np.ones(2)), "running_var"),
-    (lambda: Q.calibrate_scale(np.ones(3), 9), "bits"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: Q.quantize_conv_params(np.ones((2, 3)), None, 0.0, 1.0), "in_scale and out_scale"),
+        (lambda: Q.quantize_conv_params(np.ones((2, 3)), np.ones(3), 1.0, 1.0), r"bias must have shape \(2,\)"),
+        (lambda: Q.quantize_conv_params(np.full((2, 3), np.nan), None, 1.0, 1.0), "finite"),
+        (lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(3), np.ones(2), np.ones(2), np.ones(2)), "gamma"),
+        (
+            lambda: Q.fold_batchnorm(np.ones((2, 3)), None, np.ones(2), np.ones(2), np.ones(2), -np.ones(2)),
+            "running_var",
+        ),
+        (lambda: Q.calibrate_scale(np.ones(3), 9), "bits"),
+    ],
+)
 def test_parameter_helpers_reject_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -411,8 +471,12 @@ def test_small_frozen_chain_matches_float_after_ptq():
         shape = {"conv": (c_out, c_in, 3, 3), "dw": (c_out, 1, 3, 3), "pw": (c_out, c_in, 1, 1)}[kind]
         fan_in = int(np.prod(shape[1:]))
         w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-        bn = (rng.uniform(0.5, 1.5, c_out), rng.normal(0.1, 0.1, c_out), rng.normal(0, 0.1, c_out),
-              rng.uniform(0.5, 1.5, c_out))
+        bn = (
+            rng.uniform(0.5, 1.5, c_out),
+            rng.normal(0.1, 0.1, c_out),
+            rng.normal(0, 0.1, c_out),
+            rng.uniform(0.5, 1.5, c_out),
+        )
         w_folded, b_folded = Q.fold_batchnorm(w, None, *bn)
         float_layers.append((kind, stride, w_folded.astype(np.float32), b_folded.astype(np.float32)))
 
@@ -430,8 +494,7 @@ def test_small_frozen_chain_matches_float_after_ptq():
 
     calibration = rng.random((8, 3, 32, 32)).astype(np.float32)  # inputs in [0, 1): post-ReLU-like, unsigned
     scales = [Q.calibrate_scale(a, 8) for a in run_float(calibration)]
-    quantized = [Q.quantize_conv_params(w, b, scales[i], scales[i + 1])
-                 for i, (_, _, w, b) in enumerate(float_layers)]
+    quantized = [Q.quantize_conv_params(w, b, scales[i], scales[i + 1]) for i, (_, _, w, b) in enumerate(float_layers)]
 
     x = rng.random((2, 3, 32, 32)).astype(np.float32)
     codes = Q.quantize(x, scales[0], 8)

@@ -1,6 +1,9 @@
 """Activation, pooling, BatchNorm, loss and optimizer kernels against float64 torch / numpy references."""
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pulptrain
 from pulptrain import kernels as K
@@ -43,6 +46,7 @@ def each_thread_count(fn):
 
 
 # ---- ReLU / ReLU6 -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("upper", [None, 6.0])
 def test_relu_forward_backward_match_torch(upper):
@@ -101,8 +105,12 @@ def test_avg_pool_matches_torch(shape, k, s, p):
     ty.backward(t64(dy))
     close(y, ty.detach().numpy(), 1e-6)
     close(K.avg_pool2d_grad_input(dy, shape, k, stride=s, padding=p), tx.grad.numpy(), 1e-6)
-    each_thread_count(lambda: (K.avg_pool2d_forward(x, k, stride=s, padding=p),
-                               K.avg_pool2d_grad_input(dy, shape, k, stride=s, padding=p)))
+    each_thread_count(
+        lambda: (
+            K.avg_pool2d_forward(x, k, stride=s, padding=p),
+            K.avg_pool2d_grad_input(dy, shape, k, stride=s, padding=p),
+        )
+    )
 
 
 @pytest.mark.parametrize("shape,k,s,p", POOL_CASES)
@@ -115,8 +123,12 @@ def test_max_pool_matches_torch(shape, k, s, p):
     ty.backward(t64(dy))
     close(y, ty.detach().numpy(), 0)
     close(K.max_pool2d_grad_input(dy, x, k, stride=s, padding=p), tx.grad.numpy(), 1e-6)
-    each_thread_count(lambda: (K.max_pool2d_forward(x, k, stride=s, padding=p),
-                               K.max_pool2d_grad_input(dy, x, k, stride=s, padding=p)))
+    each_thread_count(
+        lambda: (
+            K.max_pool2d_forward(x, k, stride=s, padding=p),
+            K.max_pool2d_grad_input(dy, x, k, stride=s, padding=p),
+        )
+    )
 
 
 def test_max_pool_ties_go_to_first_maximum():
@@ -148,6 +160,7 @@ def test_pool_bad_inputs():
 
 
 # ---- BatchNorm2d ------------------------------------------------------------------------------------------
+
 
 def bn_inputs(n=4, c=5, h=6, w=7):
     x = rand(n, c, h, w, scale=2.0) + 0.5
@@ -224,10 +237,12 @@ def test_batchnorm_threads_and_accumulate():
     def run():
         y, saved = K.batchnorm2d_forward_train(x, gamma, beta, rm.copy(), rv.copy(), r_max=2.0, d_max=1.0)
         return (y, saved) + K.batchnorm2d_backward(dy, x, gamma, saved)
+
     y, saved, dx, dg, db = each_thread_count(run)
     dg_acc, db_acc = np.ones(11, np.float32), np.ones(11, np.float32)
-    dx2, _, _ = K.batchnorm2d_backward(dy, x, gamma, saved, input_grad=False, dgamma_out=dg_acc, dbeta_out=db_acc,
-                                       accumulate_params=True)
+    dx2, _, _ = K.batchnorm2d_backward(
+        dy, x, gamma, saved, input_grad=False, dgamma_out=dg_acc, dbeta_out=db_acc, accumulate_params=True
+    )
     assert dx2 is None
     close(dg_acc, dg + 1, 1e-6)
     close(db_acc, db + 1, 1e-6)
@@ -254,6 +269,7 @@ def test_batchnorm_bad_inputs():
 
 
 # ---- losses -----------------------------------------------------------------------------------------------
+
 
 def test_cross_entropy_matches_torch():
     logits = rand(37, 10, scale=4.0)
@@ -296,9 +312,16 @@ def test_loss_bad_inputs():
 
 # ---- optimizers -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [dict(momentum=0.0), dict(momentum=0.9, weight_decay=5e-4),
-                                dict(momentum=0.9, nesterov=True, weight_decay=1e-2),
-                                dict(momentum=0.5, dampening=0.3)])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(momentum=0.0),
+        dict(momentum=0.9, weight_decay=5e-4),
+        dict(momentum=0.9, nesterov=True, weight_decay=1e-2),
+        dict(momentum=0.5, dampening=0.3),
+    ],
+)
 def test_sgd_matches_torch(kw):
     p, grads = rand(13, 17), [rand(13, 17, seed=s) for s in range(1, 5)]
     tp = torch.nn.Parameter(torch.tensor(p.astype(np.float64)))
@@ -319,8 +342,7 @@ def test_adam_matches_torch(decoupled):
     opt = cls([tp], lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
     m, v = np.zeros_like(p), np.zeros_like(p)
     for i, g in enumerate(grads):
-        K.adam_step(p, g, m, v, step=i + 1, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
-                    decoupled=decoupled)
+        K.adam_step(p, g, m, v, step=i + 1, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, decoupled=decoupled)
         tp.grad = torch.tensor(g.astype(np.float64))
         opt.step()
     close(p, tp.detach().numpy(), 1e-5)
@@ -334,6 +356,7 @@ def test_optimizers_thread_invariant():
         K.sgd_step(p, g, b, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True)
         K.adam_step(p, g, m, v, step=3, lr=0.01, weight_decay=1e-2)
         return p, b, m, v
+
     each_thread_count(run)
 
 
@@ -357,12 +380,18 @@ def test_optimizer_bad_inputs():
 
 # ---- random geometries ------------------------------------------------------------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
-       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), seed=st.integers(0, 1000))
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 4),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    seed=st.integers(0, 1000),
+)
 def test_pooling_random_geometry_matches_torch(n, c, h, w, k, s, p, seed):
     if h + 2 * p < k or w + 2 * p < k or 2 * p > k:
         return  # no output, or a padding torch refuses
@@ -381,8 +410,7 @@ def test_pooling_random_geometry_matches_torch(n, c, h, w, k, s, p, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 4), c=st.integers(1, 6), h=st.integers(1, 6), w=st.integers(1, 6),
-       seed=st.integers(0, 1000))
+@given(n=st.integers(1, 4), c=st.integers(1, 6), h=st.integers(1, 6), w=st.integers(1, 6), seed=st.integers(0, 1000))
 def test_batchnorm_random_shapes_match_torch(n, c, h, w, seed):
     if n * h * w < 2:
         return  # torch refuses a batch variance of one value

@@ -1,4 +1,5 @@
 """pulptrain.nn layers, MobileNetV1 and the optimizers against the same computation in torch."""
+
 import numpy as np
 import pytest
 
@@ -74,8 +75,17 @@ LAYERS = [
     (lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 3, 7, 7)),
     (lambda: nn.GlobalAvgPool2d(), (2, 3, 5, 4)),
     (lambda: nn.Flatten(), (2, 3, 2, 2)),
-    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU6(), nn.MaxPool2d(2),
-                           nn.Flatten(), nn.Linear(12, 4)), (3, 2, 4, 4)),
+    (
+        lambda: nn.Sequential(
+            nn.Conv2d(2, 3, 3, padding=1),
+            nn.BatchNorm2d(3),
+            nn.ReLU6(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(12, 4),
+        ),
+        (3, 2, 4, 4),
+    ),
 ]
 
 
@@ -302,8 +312,10 @@ def test_batch_renorm_layer_trains_and_evaluates():
     bn.backward(np.ones_like(y))
     assert int(bn.num_batches_tracked) == 1 and bn.running_mean.any()
     bn.eval()
-    close(bn.forward(x), (x - bn.running_mean[None, :, None, None])
-          / np.sqrt(bn.running_var[None, :, None, None] + bn.eps))
+    close(
+        bn.forward(x),
+        (x - bn.running_mean[None, :, None, None]) / np.sqrt(bn.running_var[None, :, None, None] + bn.eps),
+    )
 
 
 def test_use_batch_renorm_above_the_latent_replay_layer():

@@ -1,5 +1,6 @@
 """The op table (pulptrain/ops.py): every row is complete, its example runs and matches its float64 reference,
 and the RISC-V driver's table (tools/riscv/kernel_step.c, rv_ops) names exactly the same ops."""
+
 import os
 import re
 
@@ -16,10 +17,11 @@ def _rv_ops():
     """(name, kind, operand count) of every row of rv_ops in kernel_step.c, in order."""
     with open(os.path.join(REPO, "tools", "riscv", "kernel_step.c")) as f:
         text = f.read()
-    table = text[text.index("const rv_op_entry rv_ops[] = {"):]
-    table = table[:table.index("};")]
-    return [(name, kind, int(n)) for name, kind, n in
-            re.findall(r'\{"([^"]+)", OP_\w+, STEP_\w+, (RV_\w+), (\d+)\}', table)]
+    table = text[text.index("const rv_op_entry rv_ops[] = {") :]
+    table = table[: table.index("};")]
+    return [
+        (name, kind, int(n)) for name, kind, n in re.findall(r'\{"([^"]+)", OP_\w+, STEP_\w+, (RV_\w+), (\d+)\}', table)
+    ]
 
 
 def test_kernel_step_names_equal_the_op_table():

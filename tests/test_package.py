@@ -1,4 +1,5 @@
 """The package as a user meets it: lazy submodules, type marker, declared dependencies."""
+
 import ast
 import pathlib
 import re
@@ -37,7 +38,9 @@ def test_py_typed_marker_ships_with_the_package():
 def test_every_third_party_import_is_declared():
     tomllib = pytest.importorskip("tomllib")
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower().replace("-", "_") for spec in meta["dependencies"]}
+    declared = {
+        re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower().replace("-", "_") for spec in meta["dependencies"]
+    }
     optional = {
         re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower().replace("-", "_")
         for specs in meta.get("optional-dependencies", {}).values()

@@ -9,6 +9,7 @@ and INT8 microkernel, and team sizes 1, 2, 3 and 8:
 
 The examples and bad inputs tried are counted per category in FIGURES; `pytest -s` prints them.
 """
+
 import collections
 
 import numpy as np
@@ -55,6 +56,7 @@ def _restore_global_settings():
 
 # ---- helpers ----------------------------------------------------------------------------------------------
 
+
 def randn(rng, *shape):
     return rng.standard_normal(shape).astype(f32)
 
@@ -96,15 +98,17 @@ def check_out(call, expected, inputs, family):
     assert call(out) is out
     assert same_bits(out, expected)
     other = np.float64 if expected.dtype == f32 else np.int16
-    bad = [("out dtype", TypeError, np.zeros(expected.shape, other)),
-           ("out shape", ValueError, np.zeros(expected.shape + (1,), expected.dtype)),
-           ("out shape", ValueError, np.zeros((expected.size + 1,), expected.dtype)),
-           ("out layout", ValueError, np.zeros(expected.shape + (2,), expected.dtype)[..., 0])]
+    bad = [
+        ("out dtype", TypeError, np.zeros(expected.shape, other)),
+        ("out shape", ValueError, np.zeros(expected.shape + (1,), expected.dtype)),
+        ("out shape", ValueError, np.zeros((expected.size + 1,), expected.dtype)),
+        ("out layout", ValueError, np.zeros(expected.shape + (2,), expected.dtype)[..., 0]),
+    ]
     if expected.dtype.itemsize > 1:
         bad.append(("out byte order", TypeError, other_byte_order(np.zeros(expected.shape, expected.dtype))))
     for a in inputs:
         if a is not None and a.dtype == expected.dtype and a.size >= expected.size and a.flags.c_contiguous:
-            bad.append(("out aliasing an input", ValueError, a.reshape(-1)[:expected.size].reshape(expected.shape)))
+            bad.append(("out aliasing an input", ValueError, a.reshape(-1)[: expected.size].reshape(expected.shape)))
     for category, exc, arr in bad:
         if category == "out layout" and arr.flags.c_contiguous:
             continue  # a strided view of one element is still C-contiguous for numpy
@@ -117,8 +121,9 @@ def check_out(call, expected, inputs, family):
 
 
 # values out of range for every stride, padding and kernel-size argument
-bad_int_args = st.sampled_from([-1, -(2**40), 2**31, 2**62, 2**63, 2**64 + 5, (1, -1), (2**31, 1), (1, 2**70),
-                                (-(2**63) - 1, 1)])
+bad_int_args = st.sampled_from(
+    [-1, -(2**40), 2**31, 2**62, 2**63, 2**64 + 5, (1, -1), (2**31, 1), (1, 2**70), (-(2**63) - 1, 1)]
+)
 
 
 def expect_named_error(call, name):
@@ -128,6 +133,7 @@ def expect_named_error(call, name):
 
 
 # ---- float32 convolutions -----------------------------------------------------------------------------------
+
 
 @st.composite
 def conv_cases(draw, depthwise=False):
@@ -140,8 +146,19 @@ def conv_cases(draw, depthwise=False):
     w = draw(st.integers(max(1, kw - 2 * pw), kw - 2 * pw + 8))
     stride = (sh, sw) if sh != sw or draw(st.booleans()) else sh
     padding = (ph, pw) if ph != pw or draw(st.booleans()) else ph
-    return {"n": n, "c_in": c_in, "c_out": c_out, "kh": kh, "kw": kw, "h": h, "w": w, "stride": stride, "padding": padding,
-                "bias": draw(st.booleans()), "seed": draw(st.integers(0, 2**32 - 1))}
+    return {
+        "n": n,
+        "c_in": c_in,
+        "c_out": c_out,
+        "kh": kh,
+        "kw": kw,
+        "h": h,
+        "w": w,
+        "stride": stride,
+        "padding": padding,
+        "bias": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
 
 
 def _conv_property(case, depthwise, variant, give_out, bad_arg):
@@ -189,10 +206,19 @@ def test_depthwise_properties(case, give_out, bad_arg):
 
 # ---- pointwise, linear, bias, matmul ------------------------------------------------------------------------
 
+
 @each_variant
 @PER_VARIANT
-@given(n=st.integers(1, 3), c_in=st.integers(1, 20), c_out=st.integers(1, 20), h=st.integers(1, 6),
-       w=st.integers(1, 6), bias=st.booleans(), give_out=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 3),
+    c_in=st.integers(1, 20),
+    c_out=st.integers(1, 20),
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    bias=st.booleans(),
+    give_out=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_pointwise_properties(variant, n, c_in, c_out, h, w, bias, give_out, seed):
     FIGURES["examples pointwise"] += 1
     rng = np.random.default_rng(seed)
@@ -214,8 +240,14 @@ def test_pointwise_properties(variant, n, c_in, c_out, h, w, bias, give_out, see
 
 @each_variant
 @PER_VARIANT
-@given(n=st.integers(1, 9), fin=st.integers(1, 40), fout=st.integers(1, 40), bias=st.booleans(),
-       give_out=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 9),
+    fin=st.integers(1, 40),
+    fout=st.integers(1, 40),
+    bias=st.booleans(),
+    give_out=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_linear_properties(variant, n, fin, fout, bias, give_out, seed):
     FIGURES["examples linear"] += 1
     rng = np.random.default_rng(seed)
@@ -242,6 +274,7 @@ def test_linear_properties(variant, n, fin, fout, bias, give_out, seed):
 
 # ---- pooling ------------------------------------------------------------------------------------------------
 
+
 def pool_reference(x, k, s, p, kind):
     """float64 average (count_include_pad) or max pooling with its gradient for dy = ones * weight."""
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
@@ -251,7 +284,7 @@ def pool_reference(x, k, s, p, kind):
     y = np.empty(x.shape[:2] + (ho, wo))
     for i in range(ho):
         for j in range(wo):
-            win = xp[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+            win = xp[:, :, i * sh : i * sh + kh, j * sw : j * sw + kw]
             y[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.sum(axis=(2, 3)) / (kh * kw)
     return y
 
@@ -283,8 +316,16 @@ def pool_cases(draw):
     h = draw(st.integers(max(1, kh - 2 * ph), kh + 6))
     w = draw(st.integers(max(1, kw - 2 * pw), kw + 6))
     stride = draw(st.none() | st.tuples(st.integers(1, 4), st.integers(1, 4)))
-    return {"n": draw(st.integers(1, 2)), "c": draw(st.integers(1, 3)), "h": h, "w": w, "k": (kh, kw), "stride": stride,
-                "padding": (ph, pw), "seed": draw(st.integers(0, 2**32 - 1))}
+    return {
+        "n": draw(st.integers(1, 2)),
+        "c": draw(st.integers(1, 3)),
+        "h": h,
+        "w": w,
+        "k": (kh, kw),
+        "stride": stride,
+        "padding": (ph, pw),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
 
 
 @PROPERTY
@@ -323,8 +364,13 @@ SPECIALS = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, -6.0, 3e3
 
 
 @PROPERTY
-@given(shape=st.lists(st.integers(1, 70), min_size=1, max_size=3), upper=st.sampled_from([None, 6.0, 0.5]),
-       accumulate=st.booleans(), give_out=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    shape=st.lists(st.integers(1, 70), min_size=1, max_size=3),
+    upper=st.sampled_from([None, 6.0, 0.5]),
+    accumulate=st.booleans(),
+    give_out=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_relu_properties(shape, upper, accumulate, give_out, seed):
     FIGURES["examples activations"] += 1
     rng = np.random.default_rng(seed)
@@ -353,6 +399,7 @@ def test_relu_properties(shape, upper, accumulate, give_out, seed):
 
 # ---- BatchNorm ----------------------------------------------------------------------------------------------
 
+
 def bn_train_reference(x, gamma, beta, rm, rv, eps, momentum):
     x64 = x.astype(np.float64)
     m = x.shape[0] * x.shape[2] * x.shape[3]
@@ -380,9 +427,16 @@ def bn_backward_reference(x, dy, gamma, mean, invstd, batch_stats):
 
 
 @PROPERTY
-@given(n=st.integers(1, 4), c=st.integers(1, 5), h=st.integers(1, 5), w=st.integers(1, 5),
-       eps=st.sampled_from([1e-5, 1e-3]), momentum=st.sampled_from([0.0, 0.1, 1.0]), give_out=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 4),
+    c=st.integers(1, 5),
+    h=st.integers(1, 5),
+    w=st.integers(1, 5),
+    eps=st.sampled_from([1e-5, 1e-3]),
+    momentum=st.sampled_from([0.0, 0.1, 1.0]),
+    give_out=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_batchnorm_properties(n, c, h, w, eps, momentum, give_out, seed):
     FIGURES["examples batchnorm"] += 1
     rng = np.random.default_rng(seed)
@@ -411,23 +465,36 @@ def test_batchnorm_properties(n, c, h, w, eps, momentum, give_out, seed):
         ref.assert_close(got, expected, 1e-3)
     ye, saved_e = across_teams(lambda: K.batchnorm2d_forward_eval(x, gamma, beta, rm, rv, eps=eps))
     invstd_e = 1.0 / np.sqrt(rv.astype(np.float64) + eps)
-    ref.assert_close(ye, gamma[:, None, None] * (x - rm[:, None, None]) * invstd_e[:, None, None]
-                     + beta[:, None, None])
+    ref.assert_close(ye, gamma[:, None, None] * (x - rm[:, None, None]) * invstd_e[:, None, None] + beta[:, None, None])
     grads_e = across_teams(lambda: K.batchnorm2d_backward(dy, x, gamma, saved_e, batch_stats=False))
     for got, expected in zip(grads_e, bn_backward_reference(x, dy, gamma, rm.astype(np.float64), invstd_e, False)):
         ref.assert_close(got, expected, 1e-3)
     if give_out:
-        check_out(lambda o: K.batchnorm2d_forward_eval(x, gamma, beta, rm, rv, eps=eps, out=o)[0], ye,
-                  (x, gamma, beta, rm, rv), "batchnorm")
-        check_out(lambda o: K.batchnorm2d_backward(dy, x, gamma, saved, out=o)[0], grads[0],
-                  (dy, x, gamma, saved), "batchnorm")
+        check_out(
+            lambda o: K.batchnorm2d_forward_eval(x, gamma, beta, rm, rv, eps=eps, out=o)[0],
+            ye,
+            (x, gamma, beta, rm, rv),
+            "batchnorm",
+        )
+        check_out(
+            lambda o: K.batchnorm2d_backward(dy, x, gamma, saved, out=o)[0],
+            grads[0],
+            (dy, x, gamma, saved),
+            "batchnorm",
+        )
 
 
 # ---- losses -------------------------------------------------------------------------------------------------
 
+
 @PROPERTY
-@given(n=st.integers(1, 20), k=st.integers(1, 12), scale=st.sampled_from([1.0, 30.0]), give_out=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 20),
+    k=st.integers(1, 12),
+    scale=st.sampled_from([1.0, 30.0]),
+    give_out=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_loss_properties(n, k, scale, give_out, seed):
     FIGURES["examples losses"] += 1
     rng = np.random.default_rng(seed)
@@ -452,10 +519,17 @@ def test_loss_properties(n, k, scale, give_out, seed):
 
 # ---- optimizers ---------------------------------------------------------------------------------------------
 
+
 @PROPERTY
-@given(size=st.integers(1, 300), momentum=st.sampled_from([0.0, 0.9]), dampening=st.sampled_from([0.0, 0.3]),
-       weight_decay=st.sampled_from([0.0, 1e-2]), nesterov=st.booleans(), first=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    size=st.integers(1, 300),
+    momentum=st.sampled_from([0.0, 0.9]),
+    dampening=st.sampled_from([0.0, 0.3]),
+    weight_decay=st.sampled_from([0.0, 1e-2]),
+    nesterov=st.booleans(),
+    first=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_sgd_properties(size, momentum, dampening, weight_decay, nesterov, first, seed):
     FIGURES["examples optimizers"] += 1
     nesterov = nesterov and momentum > 0 and dampening == 0
@@ -465,8 +539,17 @@ def test_sgd_properties(size, momentum, dampening, weight_decay, nesterov, first
 
     def step():
         p1, b1 = p.copy(), buf.copy()
-        K.sgd_step(p1, g, b1, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                   nesterov=nesterov, first_step=first)
+        K.sgd_step(
+            p1,
+            g,
+            b1,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            first_step=first,
+        )
         return p1, b1
 
     p1, b1 = across_teams(step)
@@ -488,8 +571,13 @@ def test_sgd_properties(size, momentum, dampening, weight_decay, nesterov, first
 
 
 @PROPERTY
-@given(size=st.integers(1, 300), step=st.integers(1, 50), decoupled=st.booleans(),
-       weight_decay=st.sampled_from([0.0, 1e-2]), seed=st.integers(0, 2**32 - 1))
+@given(
+    size=st.integers(1, 300),
+    step=st.integers(1, 50),
+    decoupled=st.booleans(),
+    weight_decay=st.sampled_from([0.0, 1e-2]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_adam_properties(size, step, decoupled, weight_decay, seed):
     FIGURES["examples optimizers"] += 1
     rng = np.random.default_rng(seed)
@@ -498,8 +586,9 @@ def test_adam_properties(size, step, decoupled, weight_decay, seed):
 
     def run():
         arrays = [p.copy(), m.copy(), v.copy()]
-        K.adam_step(arrays[0], g, arrays[1], arrays[2], step=step, lr=lr, weight_decay=weight_decay,
-                    decoupled=decoupled)
+        K.adam_step(
+            arrays[0], g, arrays[1], arrays[2], step=step, lr=lr, weight_decay=weight_decay, decoupled=decoupled
+        )
         return tuple(arrays)
 
     p1, m1, v1 = across_teams(run)
@@ -509,10 +598,10 @@ def test_adam_properties(size, step, decoupled, weight_decay, seed):
     else:
         d = d + weight_decay * p64
     m_ref, v_ref = b1 * m + (1 - b1) * d, b2 * v + (1 - b2) * d * d
-    denom = np.sqrt(v_ref) / np.sqrt(1 - b2 ** step) + eps
+    denom = np.sqrt(v_ref) / np.sqrt(1 - b2**step) + eps
     ref.assert_close(m1, m_ref)
     ref.assert_close(v1, v_ref)
-    ref.assert_close(p1, p64 - lr / (1 - b1 ** step) * m_ref / denom, 1e-3)
+    ref.assert_close(p1, p64 - lr / (1 - b1**step) * m_ref / denom, 1e-3)
     for i, name in enumerate(("param", "exp_avg", "exp_avg_sq")):
         arrays = [p.copy(), m.copy(), v.copy()]
         arrays[i] = other_byte_order(arrays[i])
@@ -523,14 +612,23 @@ def test_adam_properties(size, step, decoupled, weight_decay, seed):
 
 # ---- INT8 kernels -------------------------------------------------------------------------------------------
 
+
 @st.composite
 def int8_conv_cases(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    return {"n": draw(st.integers(1, 2)), "c_in": draw(st.integers(1, 6)), "c_out": draw(st.integers(1, 9)),
-                "h": draw(st.integers(max(1, kh - 2 * ph), kh + 7)), "w": draw(st.integers(max(1, kw - 2 * pw), kw + 7)),
-                "kh": kh, "kw": kw, "stride": (draw(st.integers(1, 4)), draw(st.integers(1, 4))), "padding": (ph, pw),
-                "seed": draw(st.integers(0, 2**32 - 1))}
+    return {
+        "n": draw(st.integers(1, 2)),
+        "c_in": draw(st.integers(1, 6)),
+        "c_out": draw(st.integers(1, 9)),
+        "h": draw(st.integers(max(1, kh - 2 * ph), kh + 7)),
+        "w": draw(st.integers(max(1, kw - 2 * pw), kw + 7)),
+        "kh": kh,
+        "kw": kw,
+        "stride": (draw(st.integers(1, 4)), draw(st.integers(1, 4))),
+        "padding": (ph, pw),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
 
 
 def _int8_args(rng, acc, c):
@@ -562,8 +660,15 @@ def test_int8_conv_properties(microkernel, case, depthwise, give_out, bad_arg):
 
 @each_microkernel
 @PER_MICROKERNEL
-@given(n=st.integers(1, 3), c_in=st.integers(1, 40), c_out=st.integers(1, 12), hw=st.tuples(st.integers(1, 6),
-       st.integers(1, 6)), linear=st.booleans(), give_out=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 3),
+    c_in=st.integers(1, 40),
+    c_out=st.integers(1, 12),
+    hw=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    linear=st.booleans(),
+    give_out=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_int8_pointwise_linear_properties(microkernel, n, c_in, c_out, hw, linear, give_out, seed):
     FIGURES["examples int8 pointwise/linear"] += 1
     rng = np.random.default_rng(seed)
@@ -582,6 +687,7 @@ def test_int8_pointwise_linear_properties(microkernel, n, c_in, c_out, hw, linea
 
 # ---- latent codes -------------------------------------------------------------------------------------------
 
+
 def pack_reference(codes, bits):
     """The little-endian bit stream of pack_bits, built bit by bit with numpy."""
     stream = ((codes.reshape(-1, 1).astype(np.uint16) >> np.arange(bits)) & 1).astype(np.uint8).ravel()
@@ -589,14 +695,20 @@ def pack_reference(codes, bits):
 
 
 @PROPERTY
-@given(count=st.integers(1, 300), bits=st.integers(1, 8), scale=st.floats(1e-3, 10.0), give_out=st.booleans(),
-       bad_bits=st.sampled_from([0, 9, -1, 2**31, 2**63, 2**64]), seed=st.integers(0, 2**32 - 1))
+@given(
+    count=st.integers(1, 300),
+    bits=st.integers(1, 8),
+    scale=st.floats(1e-3, 10.0),
+    give_out=st.booleans(),
+    bad_bits=st.sampled_from([0, 9, -1, 2**31, 2**63, 2**64]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_quant_code_properties(count, bits, scale, give_out, bad_bits, seed):
     FIGURES["examples quant codes"] += 1
     rng = np.random.default_rng(seed)
-    x = (np.abs(randn(rng, count)) * scale * 2 ** bits / 3).astype(f32)
+    x = (np.abs(randn(rng, count)) * scale * 2**bits / 3).astype(f32)
     q = across_teams(lambda: Q.quantize(x, scale, bits))
-    np.testing.assert_array_equal(q, np.clip(np.rint(x / f32(scale)), 0, 2 ** bits - 1).astype(np.uint8))
+    np.testing.assert_array_equal(q, np.clip(np.rint(x / f32(scale)), 0, 2**bits - 1).astype(np.uint8))
     deq = across_teams(lambda: Q.dequantize(q, scale))
     assert same_bits(deq, (f32(scale) * q.astype(f32)).astype(f32))
     packed = across_teams(lambda: Q.pack_bits(q, bits))

@@ -1,7 +1,9 @@
 """Latent codes: quantize / dequantize / pack_bits / unpack_bits against numpy references."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pulptrain
 from pulptrain import quant as Q
@@ -10,7 +12,7 @@ BITS = list(range(1, 9))
 
 
 def quantize_reference(x, scale, bits):
-    return np.clip(np.rint(x / np.float32(scale)), 0, 2 ** bits - 1).astype(np.uint8)
+    return np.clip(np.rint(x / np.float32(scale)), 0, 2**bits - 1).astype(np.uint8)
 
 
 def pack_reference(codes, bits):
@@ -27,9 +29,9 @@ def threads():
 
 
 @settings(max_examples=60, deadline=None)
-@given(bits=st.integers(1, 8), count=st.integers(1, 300), seed=st.integers(0, 2 ** 31))
+@given(bits=st.integers(1, 8), count=st.integers(1, 300), seed=st.integers(0, 2**31))
 def test_pack_matches_reference_and_round_trips(bits, count, seed):
-    codes = np.random.default_rng(seed).integers(0, 2 ** bits, count).astype(np.uint8)
+    codes = np.random.default_rng(seed).integers(0, 2**bits, count).astype(np.uint8)
     packed = Q.pack_bits(codes, bits)
     assert packed.shape == (-(-count * bits // 8),) == (Q.packed_size(count, bits),)
     np.testing.assert_array_equal(packed, pack_reference(codes, bits))
@@ -37,17 +39,16 @@ def test_pack_matches_reference_and_round_trips(bits, count, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(bits=st.integers(1, 8), count=st.integers(1, 500), seed=st.integers(0, 2 ** 31),
-       scale=st.floats(1e-3, 1e3))
+@given(bits=st.integers(1, 8), count=st.integers(1, 500), seed=st.integers(0, 2**31), scale=st.floats(1e-3, 1e3))
 def test_quantize_matches_reference_and_round_trips(bits, count, seed, scale):
     rng = np.random.default_rng(seed)
-    x = (rng.standard_normal(count) * scale * 2 ** bits / 3).astype(np.float32)
+    x = (rng.standard_normal(count) * scale * 2**bits / 3).astype(np.float32)
     codes = Q.quantize(x, scale, bits)
     np.testing.assert_array_equal(codes, quantize_reference(x, scale, bits))
     back = Q.dequantize(Q.unpack_bits(Q.pack_bits(codes, bits), bits, count), scale)
     np.testing.assert_array_equal(back, np.float32(scale) * codes.astype(np.float32))
     # inside the representable range the error is at most half a step
-    inside = (x >= 0) & (x <= scale * (2 ** bits - 1))
+    inside = (x >= 0) & (x <= scale * (2**bits - 1))
     assert np.all(np.abs(back[inside] - x[inside]) <= 0.5 * scale * (1 + 1e-5))
     # quantizing the dequantized codes gives the codes back
     np.testing.assert_array_equal(Q.quantize(back, scale, bits), codes)
@@ -63,8 +64,27 @@ def tie_and_edge_values():
     halves = np.arange(-3, 300, dtype=np.float32) + np.float32(0.5)
     ints = np.arange(-3, 300, dtype=np.float32)
     near = np.concatenate([np.nextafter(halves, np.float32(np.inf)), np.nextafter(halves, np.float32(-np.inf))])
-    edges = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 0.49999997, 254.99998, 255.5, 256.0, 2.0 ** 22 + 0.5,
-                      2.0 ** 23, 2.0 ** 24 + 2, 3e38, -3e38, np.inf, -np.inf], dtype=np.float32)
+    edges = np.array(
+        [
+            0.0,
+            -0.0,
+            1e-45,
+            -1e-45,
+            1e-38,
+            0.49999997,
+            254.99998,
+            255.5,
+            256.0,
+            2.0**22 + 0.5,
+            2.0**23,
+            2.0**24 + 2,
+            3e38,
+            -3e38,
+            np.inf,
+            -np.inf,
+        ],
+        dtype=np.float32,
+    )
     return np.concatenate([halves, ints, near, edges]).astype(np.float32)
 
 
@@ -84,7 +104,7 @@ def test_quantize_ties_and_edges_match_rint(bits, scale, threads):
 @pytest.mark.parametrize("bits", BITS)
 def test_packed_size_is_exact(bits):
     for count in range(1, 40):
-        codes = np.full(count, 2 ** bits - 1, dtype=np.uint8)
+        codes = np.full(count, 2**bits - 1, dtype=np.uint8)
         packed = Q.pack_bits(codes, bits)
         assert packed.size == (count * bits + 7) // 8
         used = count * bits - 8 * (packed.size - 1)  # bits used in the last byte
@@ -94,7 +114,7 @@ def test_packed_size_is_exact(bits):
 @pytest.mark.parametrize("bits", BITS[:-1])
 def test_pack_rejects_codes_out_of_range(bits):
     codes = np.zeros(37, dtype=np.uint8)
-    codes[29] = 2 ** bits
+    codes[29] = 2**bits
     with pytest.raises(ValueError, match="codes must be <="):
         Q.pack_bits(codes, bits)
     big = np.zeros(100_000, dtype=np.uint8)  # the parallel path reports it too
@@ -106,7 +126,7 @@ def test_pack_rejects_codes_out_of_range(bits):
 @pytest.mark.parametrize("bits", [1, 3, 7, 8])
 def test_thread_count_does_not_change_results(threads, bits):
     rng = np.random.default_rng(bits)
-    x = (rng.random(100_003) * 2 ** bits).astype(np.float32)
+    x = (rng.random(100_003) * 2**bits).astype(np.float32)
     results = []
     for n in (1, 2, 3, 8):
         pulptrain.set_num_threads(n)
@@ -139,31 +159,46 @@ def test_non_contiguous_inputs_are_accepted():
     np.testing.assert_array_equal(Q.pack_bits(codes, 8), codes.ravel())
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: Q.quantize([1.0], 1.0, 8), TypeError, "x must be a numpy.ndarray"),
-    (lambda: Q.quantize(np.ones(3), 1.0, 8), TypeError, "x must have dtype float32"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 0.0, 8), ValueError, "scale must be finite and > 0"),
-    (lambda: Q.quantize(np.ones(3, np.float32), float("nan"), 8), ValueError, "scale"),
-    (lambda: Q.quantize(np.ones(3, np.float32), "1", 8), TypeError, "scale must be a real"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 1e-50, 8), ValueError, "as float32"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 1.0, 9), ValueError, r"bits must be in \[1, 8\]"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 1.0, 0), ValueError, "bits"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 1.0, True), TypeError, "bits must be an int"),
-    (lambda: Q.quantize(np.array([1, np.nan], np.float32), 1.0, 8), ValueError, "NaN"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 1.0, 8, out=np.empty(4, np.uint8)), ValueError, "out must have shape"),
-    (lambda: Q.quantize(np.ones(3, np.float32), 1.0, 8, out=np.empty(3, np.int8)), TypeError, "out must have dtype uint8"),
-    (lambda: Q.dequantize(np.ones(3, np.int8), 1.0), TypeError, "codes must have dtype uint8"),
-    (lambda: Q.pack_bits(np.ones(3, np.int32), 4), TypeError, "codes must have dtype uint8"),
-    (lambda: Q.pack_bits(np.ones(3, np.uint8), 4, out=np.empty(1, np.uint8)), ValueError, r"out must have shape \(2,\)"),
-    (lambda: Q.pack_bits(np.ones(0, np.uint8), 4), ValueError, "must not be empty"),
-    (lambda: Q.unpack_bits(np.ones(2, np.uint8), 4, 5), ValueError, "exactly 3 bytes"),
-    (lambda: Q.unpack_bits(np.ones((2, 1), np.uint8), 4, 4), ValueError, "packed must be 1-D"),
-    (lambda: Q.unpack_bits(np.ones(2, np.uint8), 4, 0), ValueError, "count must be in"),
-    (lambda: Q.unpack_bits(np.ones(2, np.uint8), 4, 4, out=np.empty(5, np.uint8)), ValueError, "hold 4 elements"),
-    (lambda: Q.calibrate_scale(np.ones(3), 8, method="mean"), ValueError, "method"),
-    (lambda: Q.calibrate_scale(np.ones(3), 8, method="percentile", percentile=0), ValueError, "percentile"),
-    (lambda: Q.calibrate_scale(np.array([1.0, np.inf]), 8), ValueError, "finite"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: Q.quantize([1.0], 1.0, 8), TypeError, "x must be a numpy.ndarray"),
+        (lambda: Q.quantize(np.ones(3), 1.0, 8), TypeError, "x must have dtype float32"),
+        (lambda: Q.quantize(np.ones(3, np.float32), 0.0, 8), ValueError, "scale must be finite and > 0"),
+        (lambda: Q.quantize(np.ones(3, np.float32), float("nan"), 8), ValueError, "scale"),
+        (lambda: Q.quantize(np.ones(3, np.float32), "1", 8), TypeError, "scale must be a real"),
+        (lambda: Q.quantize(np.ones(3, np.float32), 1e-50, 8), ValueError, "as float32"),
+        (lambda: Q.quantize(np.ones(3, np.float32), 1.0, 9), ValueError, r"bits must be in \[1, 8\]"),
+        (lambda: Q.quantize(np.ones(3, np.float32), 1.0, 0), ValueError, "bits"),
+        (lambda: Q.quantize(np.ones(3, np.float32), 1.0, True), TypeError, "bits must be an int"),
+        (lambda: Q.quantize(np.array([1, np.nan], np.float32), 1.0, 8), ValueError, "NaN"),
+        (
+            lambda: Q.quantize(np.ones(3, np.float32), 1.0, 8, out=np.empty(4, np.uint8)),
+            ValueError,
+            "out must have shape",
+        ),
+        (
+            lambda: Q.quantize(np.ones(3, np.float32), 1.0, 8, out=np.empty(3, np.int8)),
+            TypeError,
+            "out must have dtype uint8",
+        ),
+        (lambda: Q.dequantize(np.ones(3, np.int8), 1.0), TypeError, "codes must have dtype uint8"),
+        (lambda: Q.pack_bits(np.ones(3, np.int32), 4), TypeError, "codes must have dtype uint8"),
+        (
+            lambda: Q.pack_bits(np.ones(3, np.uint8), 4, out=np.empty(1, np.uint8)),
+            ValueError,
+            r"out must have shape \(2,\)",
+        ),
+        (lambda: Q.pack_bits(np.ones(0, np.uint8), 4), ValueError, "must not be empty"),
+        (lambda: Q.unpack_bits(np.ones(2, np.uint8), 4, 5), ValueError, "exactly 3 bytes"),
+        (lambda: Q.unpack_bits(np.ones((2, 1), np.uint8), 4, 4), ValueError, "packed must be 1-D"),
+        (lambda: Q.unpack_bits(np.ones(2, np.uint8), 4, 0), ValueError, "count must be in"),
+        (lambda: Q.unpack_bits(np.ones(2, np.uint8), 4, 4, out=np.empty(5, np.uint8)), ValueError, "hold 4 elements"),
+        (lambda: Q.calibrate_scale(np.ones(3), 8, method="mean"), ValueError, "method"),
+        (lambda: Q.calibrate_scale(np.ones(3), 8, method="percentile", percentile=0), ValueError, "percentile"),
+        (lambda: Q.calibrate_scale(np.array([1.0, np.inf]), 8), ValueError, "finite"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -178,8 +213,7 @@ def test_out_overlapping_input_is_rejected():
 def test_calibrate_scale():
     x = np.concatenate([np.linspace(0, 1, 10_000), [50.0]])
     assert Q.calibrate_scale(x, 8) == pytest.approx(50.0 / 255)
-    assert Q.calibrate_scale(x, 4, method="percentile", percentile=99.0) == pytest.approx(
-        np.percentile(x, 99.0) / 15)
+    assert Q.calibrate_scale(x, 4, method="percentile", percentile=99.0) == pytest.approx(np.percentile(x, 99.0) / 15)
     assert Q.calibrate_scale(np.zeros(5), 8) == 1.0
     codes = Q.quantize(x.astype(np.float32), Q.calibrate_scale(x, 8), 8)
     assert codes.max() == 255
@@ -187,14 +221,18 @@ def test_calibrate_scale():
 
 # ---- the bits check and the latent batch types --------------------------------------------------------
 
-@pytest.mark.parametrize("bits, kwargs, error, match", [
-    (9, {}, ValueError, "bits must be an int in 1..8, got 9"),
-    (0, {"name": "lr_bits"}, ValueError, "lr_bits must be an int in 1..8, got 0"),
-    (32, {}, ValueError, "1..8"),
-    (16, {"allow_fp32": True}, ValueError, r"bits must be 1..8 \(quantized\) or 32 \(FP32\), got 16"),
-    (8.0, {}, TypeError, "bits must be an int"),
-    (True, {"name": "out_bits"}, TypeError, "out_bits must be an int"),
-])
+
+@pytest.mark.parametrize(
+    "bits, kwargs, error, match",
+    [
+        (9, {}, ValueError, "bits must be an int in 1..8, got 9"),
+        (0, {"name": "lr_bits"}, ValueError, "lr_bits must be an int in 1..8, got 0"),
+        (32, {}, ValueError, "1..8"),
+        (16, {"allow_fp32": True}, ValueError, r"bits must be 1..8 \(quantized\) or 32 \(FP32\), got 16"),
+        (8.0, {}, TypeError, "bits must be an int"),
+        (True, {"name": "out_bits"}, TypeError, "out_bits must be an int"),
+    ],
+)
 def test_check_bits_rejects(bits, kwargs, error, match):
     with pytest.raises(error, match=match):
         Q.check_bits(bits, **kwargs)
@@ -234,15 +272,18 @@ def test_float_latents_and_as_latents():
     np.testing.assert_array_equal(Q.FloatLatents.concatenate([lat.take([3]), lat.take([0])]).values(), x[[3, 0]])
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda: Q.LatentCodes(np.zeros(3, np.int8), 1.0, 8), TypeError, "codes must be a uint8 array"),
-    (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 0.0, 8), ValueError, "scale must be finite and > 0"),
-    (lambda: Q.LatentCodes(np.uint8(3), 1.0, 8), TypeError, r"codes must be a uint8 array \(N, ...\)"),
-    (lambda: Q.LatentCodes(np.zeros(3, np.uint8), float("nan"), 8), ValueError, "scale"),
-    (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 1.0, 9), ValueError, "bits must be an int in 1..8"),
-    (lambda: Q.as_latents(np.array([1.0, np.inf], np.float32)), ValueError, "latents must be finite"),
-    (lambda: Q.as_latents(np.float32(1.0)), ValueError, r"latents must be an array \(N, ...\)"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: Q.LatentCodes(np.zeros(3, np.int8), 1.0, 8), TypeError, "codes must be a uint8 array"),
+        (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 0.0, 8), ValueError, "scale must be finite and > 0"),
+        (lambda: Q.LatentCodes(np.uint8(3), 1.0, 8), TypeError, r"codes must be a uint8 array \(N, ...\)"),
+        (lambda: Q.LatentCodes(np.zeros(3, np.uint8), float("nan"), 8), ValueError, "scale"),
+        (lambda: Q.LatentCodes(np.zeros(3, np.uint8), 1.0, 9), ValueError, "bits must be an int in 1..8"),
+        (lambda: Q.as_latents(np.array([1.0, np.inf], np.float32)), ValueError, "latents must be finite"),
+        (lambda: Q.as_latents(np.float32(1.0)), ValueError, r"latents must be an array \(N, ...\)"),
+    ],
+)
 def test_latent_batches_reject_bad_values(make, error, match):
     with pytest.raises(error, match=match):
         make()

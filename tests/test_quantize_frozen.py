@@ -1,4 +1,5 @@
 """Post-training quantization of a frozen stage (INT8 kernels) on a MobileNetV1 trained on Fashion-MNIST."""
+
 import numpy as np
 import pytest
 
@@ -18,8 +19,9 @@ def _images(x, size):
 @pytest.fixture(scope="module")
 def trained(fashion_mnist_run):
     _, weights, args = fashion_mnist_run
-    model = models.mobilenet_v1(args.width, num_classes=10, input_size=args.input_size, in_channels=1,
-                                first_stride=args.first_stride)
+    model = models.mobilenet_v1(
+        args.width, num_classes=10, input_size=args.input_size, in_channels=1, first_stride=args.first_stride
+    )
     model.load(str(weights))
     model.eval()
     x_train, _, x_test, y_test = fashion_mnist()
@@ -98,8 +100,9 @@ def test_negative_inputs_use_an_exact_zero_point():
     latent_codes = qf.forward(x)
     codes, scale = latent_codes.codes, latent_codes.scale
     ref = frozen.forward(x)
-    assert np.max(np.abs(quant.dequantize(codes, scale) - ref)) <= 3 * (scale + qf.input_scale * np.abs(
-        conv.weight.data).sum(axis=(1, 2, 3)).max())
+    assert np.max(np.abs(quant.dequantize(codes, scale) - ref)) <= 3 * (
+        scale + qf.input_scale * np.abs(conv.weight.data).sum(axis=(1, 2, 3)).max()
+    )
 
 
 def test_bad_arguments_are_rejected():

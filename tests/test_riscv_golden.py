@@ -1,6 +1,7 @@
 """The RISC-V golden-data generator (tools/riscv/gen_golden.py) on the host: it must run against the built
 package (and agree with torch, which it asserts itself) and encode floats exactly. The target side runs with
 `make -C tools/riscv test`."""
+
 import importlib.util
 import os
 import re
@@ -30,8 +31,9 @@ def test_infinities_and_integers_are_written_exactly():
         values = np.array([info.min, -1 if info.min < 0 else 1, 0, info.max], dtype=dtype)
         text = gen_golden.c_array("v", values)
         assert text.startswith(f"static const {ctype} v[4]")
-        np.testing.assert_array_equal(np.array(re.findall(r"-?\d+(?=[,\n])", text.split("=", 1)[1]), dtype=np.int64),
-                                      values.astype(np.int64))
+        np.testing.assert_array_equal(
+            np.array(re.findall(r"-?\d+(?=[,\n])", text.split("=", 1)[1]), dtype=np.int64), values.astype(np.int64)
+        )
 
 
 def test_header_holds_every_case(tmp_path):
@@ -48,12 +50,18 @@ def test_header_holds_every_case(tmp_path):
         assert {(op, s) for s in ("forward", "grad_input", "grad_weight")} <= steps
     assert any(c.get("stride_h") == 2 and c.get("pad_h") == 1 for c in cases)
     assert any(c.get("accumulate") for c in cases)
-    typed_table = text[text.index("golden_typed_cases[] = {"):]
-    typed_table = typed_table[:typed_table.index("golden_args_cases[] = {")]
+    typed_table = text[text.index("golden_typed_cases[] = {") :]
+    typed_table = typed_table[: typed_table.index("golden_args_cases[] = {")]
     assert len(re.findall(r'^    \{"([a-z0-9_.]+)", \{', typed_table, flags=re.M)) == len(typed)
     ops = {c["op"] for c in typed}
-    assert {"int8_conv2d", "int8_depthwise_conv2d", "int8_pointwise_conv2d", "int8_linear", "int8_avg_pool2d",
-            "int8_global_avg_pool2d"} <= ops
+    assert {
+        "int8_conv2d",
+        "int8_depthwise_conv2d",
+        "int8_pointwise_conv2d",
+        "int8_linear",
+        "int8_avg_pool2d",
+        "int8_global_avg_pool2d",
+    } <= ops
     for op in ("pack_bits", "unpack_bits"):
         assert {c["bits"] for c in typed if c["op"] == op} == set(range(1, 9))
         assert any(c["count"] % 8 and c["count"] > 16384 for c in typed if c["op"] == op)  # parallel, ragged end
@@ -67,8 +75,9 @@ def test_int8_reference_agrees_with_the_formula_on_hand_values():
     c = gen_golden.int8("int8_conv2d", 1, 1, 3, 3, 1, 3, 1, 1)
     x = np.arange(9, dtype=np.uint8).reshape(1, 1, 3, 3)
     w = np.ones((1, 1, 3, 3), dtype=np.int8)
-    np.testing.assert_array_equal(gen_golden.int8_accumulators(c, x, w)[0, 0],
-                                  [[8, 15, 12], [21, 36, 27], [20, 33, 24]])
+    np.testing.assert_array_equal(
+        gen_golden.int8_accumulators(c, x, w)[0, 0], [[8, 15, 12], [21, 36, 27], [20, 33, 24]]
+    )
 
 
 def test_operand_shapes_follow_pytorch_conv_arithmetic():

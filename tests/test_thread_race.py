@@ -6,17 +6,17 @@ another thread keeps flipping the settings: every result must equal the serial o
 settings that were flipped through (a forced matmul variant may change float rounding; the team size and the
 INT8 microkernel never change a bit). PULPTRAIN_RACE_SECONDS sets how long the race runs (default 3 s).
 """
+
 import os
 import threading
 import time
 
 import numpy as np
+from conftest import randn
 
 import pulptrain
 from pulptrain import kernels as K
 from pulptrain import quant as Q
-
-from conftest import randn
 
 RACE_SECONDS = float(os.environ.get("PULPTRAIN_RACE_SECONDS", "3"))
 CALLER_LOOPS = 3
@@ -25,7 +25,7 @@ FLIPPED_VARIANTS = (None, "8x8", "4x2", "naive")
 
 
 def _requant(rng, c):
-    bias = rng.integers(-2 ** 10, 2 ** 10, c).astype(np.int32)
+    bias = rng.integers(-(2**10), 2**10, c).astype(np.int32)
     multiplier, shift = Q.quantize_multiplier(rng.uniform(0.001, 0.01, c))
     return bias, multiplier, shift
 

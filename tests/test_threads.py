@@ -1,15 +1,15 @@
 """Results are bitwise identical for every team size, and kernels are safe to call from Python threads."""
+
 import threading
 
 import numpy as np
 import pytest
+from conftest import randn
 
 import pulptrain
 from pulptrain import kernels as K
 from pulptrain import ops
-
 from pulptrain import reference as ref
-from conftest import randn
 
 THREAD_COUNTS = [1, 2, 3, 8]
 
@@ -90,8 +90,9 @@ def test_every_op_of_the_table_is_bitwise_identical_for_any_thread_count(op):
             for t in THREAD_COUNTS[1:]:
                 for single, team in zip(results[1], results[t]):
                     for name, value in single.items():
-                        assert np.array_equal(np.asarray(value), np.asarray(team[name])), \
+                        assert np.array_equal(np.asarray(value), np.asarray(team[name])), (
                             f"{op.name} {name} (variant {variant}) differs between 1 and {t} threads"
+                        )
     finally:
         ops.use_tier(op, None)
 
@@ -174,5 +175,6 @@ def test_forced_matmul_variant_is_bitwise_identical_for_any_thread_count(variant
         K.set_matmul_variant(None)
     for t in THREAD_COUNTS[1:]:
         for name, value in results[1].items():
-            assert np.array_equal(value, results[t][name]), \
+            assert np.array_equal(value, results[t][name]), (
                 f"{name} with variant {variant} differs between 1 and {t} threads"
+            )

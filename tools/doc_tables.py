@@ -22,6 +22,7 @@ one column per bit width; ``--paired``: each run's difference to its FP32 twin, 
 anchor times, and `record-riscv` copies a counts.json, adding the toolchain, QEMU, commit and date it was
 measured with.
 """
+
 import argparse
 import datetime
 import glob
@@ -110,6 +111,7 @@ def rewrite(root=ROOT, failed=None):
 
 # ------------------------------------------------------------------------------------------ renderers
 
+
 def _bits_name(bits):
     return "FP32" if bits == FP32_BITS else f"{bits}-bit"
 
@@ -120,8 +122,10 @@ def sweep_table(data, compact=False, machine=None):
 
     summary = data["summary"]
     seeds = sorted({r["seed"] for r in data["runs"]})
-    lines = [f"{len(data['runs'])} runs (seeds {', '.join(map(str, seeds))}), {data['wall_seconds']:.0f} s wall "
-             f"with {data['threads']} thread(s)" + (f"; machine: {machine}" if machine else "") + "."]
+    lines = [
+        f"{len(data['runs'])} runs (seeds {', '.join(map(str, seeds))}), {data['wall_seconds']:.0f} s wall "
+        f"with {data['threads']} thread(s)" + (f"; machine: {machine}" if machine else "") + "."
+    ]
     lines.append("")
     if not compact:
         lines.append(markdown_table(summary))
@@ -135,8 +139,9 @@ def sweep_table(data, compact=False, machine=None):
         cells = []
         for b in bits:
             s = by_key.get((lr_layer, replays, b))
-            cells.append("-" if s is None else f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f} % "
-                                               f"({s['buffer_mib']:.3f} MiB)")
+            cells.append(
+                "-" if s is None else f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f} % ({s['buffer_mib']:.3f} MiB)"
+            )
         lines.append(f"| l={lr_layer}, {replays} replays | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -159,8 +164,10 @@ def paired_table(data):
         sem = statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else float("nan")
         return f"{statistics.fmean(v):+.2f} +- {sem:.2f}"
 
-    lines = ["| bits | runs paired with FP32 | final: mean diff +- s.e.m. (pp) | "
-             "last batches: mean diff +- s.e.m. (pp) |", "|---:|---:|---:|---:|"]
+    lines = [
+        "| bits | runs paired with FP32 | final: mean diff +- s.e.m. (pp) | last batches: mean diff +- s.e.m. (pp) |",
+        "|---:|---:|---:|---:|",
+    ]
     for bits in sorted(diffs, reverse=True):
         final, tail = diffs[bits]
         lines.append(f"| {bits} | {len(final)} | {mean_sem(final)} | {mean_sem(tail)} |")
@@ -171,9 +178,12 @@ def anchors_table(data):
     """The PyTorch anchors (benchmarks/anchors_torch.json): one row per layer, one column per N,
     cells 'forward / grad_input / grad_weight' ms, after a line naming machine, software and date."""
     m, sw = data["machine"], data["software"]
-    lines = [f"Machine: {m['cpu']}, {m['isa']}, {m['logical_cpus']} logical CPUs, {m['clock']}, "
-             f"FP32 peak {m['fp32_peak_gflops_per_core']:g} GFLOP/s per core ({m['peak_method']}); "
-             f"torch {sw['torch']}, {sw['threads']} thread, {sw['malloc']}; date {data['date']}.", ""]
+    lines = [
+        f"Machine: {m['cpu']}, {m['isa']}, {m['logical_cpus']} logical CPUs, {m['clock']}, "
+        f"FP32 peak {m['fp32_peak_gflops_per_core']:g} GFLOP/s per core ({m['peak_method']}); "
+        f"torch {sw['torch']}, {sw['threads']} thread, {sw['malloc']}; date {data['date']}.",
+        "",
+    ]
     layers, ns, cells = [], [], {}
     for r in data["rows"]:
         if r["layer"] not in layers:
@@ -202,21 +212,32 @@ def riscv_tables(data, summary=False):
     ``summary``: only that line, the INT8 frozen stage and the goals."""
     count_table = _riscv_module()
     rows, rec = data["rows"], data.get("recorded", {})
-    head = (f"{data['target']}; {rec.get('compiler', 'compiler not recorded')}, {rec.get('qemu', 'QEMU not recorded')}"
-            f"; commit {rec.get('commit', '?')}, {rec.get('date', 'date not recorded')}.")
+    head = (
+        f"{data['target']}; {rec.get('compiler', 'compiler not recorded')}, {rec.get('qemu', 'QEMU not recorded')}"
+        f"; commit {rec.get('commit', '?')}, {rec.get('date', 'date not recorded')}."
+    )
     parts = [head] if summary else [head, "", count_table.table(rows)]
     if count_table.code_table(rows) and not summary:
-        parts += ["", "Latent codes, one latent at the default LR layer (instructions per code):", "",
-                  count_table.code_table(rows)]
+        parts += [
+            "",
+            "Latent codes, one latent at the default LR layer (instructions per code):",
+            "",
+            count_table.code_table(rows),
+        ]
     stage = data.get("int8_frozen_stage_lr19")
     if stage:
-        parts += ["", f"INT8 frozen stage to LR layer 19 (conv1 .. conv5_4/dw): {stage['macs']:,} MACs, "
-                      f"{stage['instret']:,} rv32 instr, {stage['instr_per_mac']:.2f} instr/MAC, "
-                      f"{data['cores']}-core max/ideal {stage['balance']:.2f}."]
+        parts += [
+            "",
+            f"INT8 frozen stage to LR layer 19 (conv1 .. conv5_4/dw): {stage['macs']:,} MACs, "
+            f"{stage['instret']:,} rv32 instr, {stage['instr_per_mac']:.2f} instr/MAC, "
+            f"{data['cores']}-core max/ideal {stage['balance']:.2f}.",
+        ]
     if data.get("goals"):
         parts.append("")
-        parts += [f"- {g['goal']} = {g['measured']:.2f} (goal <= {g['limit']}): {'met' if g['met'] else 'missed'}"
-                  for g in data["goals"]]
+        parts += [
+            f"- {g['goal']} = {g['measured']:.2f} (goal <= {g['limit']}): {'met' if g['met'] else 'missed'}"
+            for g in data["goals"]
+        ]
     return "\n".join(parts)
 
 
@@ -232,10 +253,12 @@ def record_riscv(src, dst, prefix="riscv64-unknown-elf-", qemu="qemu-system-risc
     """Copy counts.json to dst with a "recorded" dict: compiler and QEMU versions, source commit, date."""
     with open(src) as f:
         data = json.load(f)
-    data["recorded"] = {"compiler": _first_line([prefix + "gcc", "--version"]),
-                        "qemu": _first_line([qemu, "--version"]),
-                        "commit": _first_line(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
-                        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+    data["recorded"] = {
+        "compiler": _first_line([prefix + "gcc", "--version"]),
+        "qemu": _first_line([qemu, "--version"]),
+        "commit": _first_line(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+    }
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     with open(dst, "w") as f:
         json.dump(data, f, indent=1)
@@ -263,8 +286,7 @@ def main(argv=None):
     if a.what == "check":
         stale = stale_sections()
         for path, cmd in stale:
-            print(f"{path}: section '{cmd}' differs from its command's output (run: python3 tools/doc_tables.py "
-                  f"write)")
+            print(f"{path}: section '{cmd}' differs from its command's output (run: python3 tools/doc_tables.py write)")
         return 1 if stale else 0
     if a.what == "write":
         failed = []

@@ -17,6 +17,7 @@ Writes ``OUT/spread.json`` (every run with its machine info, the settings) and `
 ``--append`` adds runs (another build, more seeds) to an existing ``spread.json``. Both files are rewritten
 after every run.
 """
+
 import argparse
 import json
 import os
@@ -47,33 +48,66 @@ def summarize(runs):
     out = []
     for (cpu, isa, cpus, build, compiler), members in groups.items():
         acc = [r["final_accuracy"] for r in members]
-        out.append({"cpu": cpu, "isa": isa, "logical_cpus": cpus, "build": build, "compiler": compiler,
-                    "runs": len(members), "seeds": [r["seed"] for r in members],
-                    "mean": statistics.fmean(acc), "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                    "min": min(acc), "max": max(acc),
-                    "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in members),
-                    "threads": sorted({r["threads"] for r in members}),
-                    "dates": sorted({r["machine"]["date"] for r in members}),
-                    "commits": sorted({r["machine"]["commit"] or "?" for r in members})})
+        out.append(
+            {
+                "cpu": cpu,
+                "isa": isa,
+                "logical_cpus": cpus,
+                "build": build,
+                "compiler": compiler,
+                "runs": len(members),
+                "seeds": [r["seed"] for r in members],
+                "mean": statistics.fmean(acc),
+                "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                "min": min(acc),
+                "max": max(acc),
+                "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in members),
+                "threads": sorted({r["threads"] for r in members}),
+                "dates": sorted({r["machine"]["date"] for r in members}),
+                "commits": sorted({r["machine"]["commit"] or "?" for r in members}),
+            }
+        )
     return out
 
 
 def markdown(data):
     """The table of ``spread.json``: one row per machine and build."""
-    head = ["machine (CPU, ISA, logical CPUs)", "build", "commit, date", "seeds", "final accuracy mean +- std",
-            "min", "max", "per seed", "CPU s per run (median; threads)"]
+    head = [
+        "machine (CPU, ISA, logical CPUs)",
+        "build",
+        "commit, date",
+        "seeds",
+        "final accuracy mean +- std",
+        "min",
+        "max",
+        "per seed",
+        "CPU s per run (median; threads)",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     for g in summarize(data["runs"]):
-        by_seed = {r["seed"]: r["final_accuracy"] for r in data["runs"] if _group_key(r) == (
-            g["cpu"], g["isa"], g["logical_cpus"], g["build"], g["compiler"])}
+        by_seed = {
+            r["seed"]: r["final_accuracy"]
+            for r in data["runs"]
+            if _group_key(r) == (g["cpu"], g["isa"], g["logical_cpus"], g["build"], g["compiler"])
+        }
         build = g["build"] + (f", {g['compiler']}" if g["compiler"] else "")
-        lines.append("| " + " | ".join([
-            f"{g['cpu']}, {g['isa']}, {g['logical_cpus']}", build,
-            f"{', '.join(g['commits'])}, {', '.join(g['dates'])}",
-            f"{g['runs']} ({min(g['seeds'])}..{max(g['seeds'])})",
-            f"{100 * g['mean']:.1f} % +- {100 * g['std']:.1f}", f"{100 * g['min']:.1f} %", f"{100 * g['max']:.1f} %",
-            " / ".join(f"{100 * by_seed[s]:.1f}" for s in sorted(by_seed)),
-            f"{g['median_cpu_seconds']:.0f} ({', '.join(map(str, g['threads']))})"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{g['cpu']}, {g['isa']}, {g['logical_cpus']}",
+                    build,
+                    f"{', '.join(g['commits'])}, {', '.join(g['dates'])}",
+                    f"{g['runs']} ({min(g['seeds'])}..{max(g['seeds'])})",
+                    f"{100 * g['mean']:.1f} % +- {100 * g['std']:.1f}",
+                    f"{100 * g['min']:.1f} %",
+                    f"{100 * g['max']:.1f} %",
+                    " / ".join(f"{100 * by_seed[s]:.1f}" for s in sorted(by_seed)),
+                    f"{g['median_cpu_seconds']:.0f} ({', '.join(map(str, g['threads']))})",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -90,11 +124,20 @@ def run_seeds(seeds, threads=1, build=DEFAULT_BUILD, data_root=None, progress=pr
     for seed in seeds:
         start, cpu_start = time.perf_counter(), time.process_time()
         result = run_experiment(replace(base, seed=seed))
-        runs.append({"seed": seed, "threads": threads, "final_accuracy": float(result["runs"][run_label(base.bits)]["final_accuracy"]),
-                     "wall_seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
-                     "machine": host})
-        progress(f"seed {seed}: final accuracy {100 * runs[-1]['final_accuracy']:.2f} %, "
-                 f"{runs[-1]['cpu_seconds']:.1f} CPU s, {runs[-1]['wall_seconds']:.1f} s wall")
+        runs.append(
+            {
+                "seed": seed,
+                "threads": threads,
+                "final_accuracy": float(result["runs"][run_label(base.bits)]["final_accuracy"]),
+                "wall_seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu_start,
+                "machine": host,
+            }
+        )
+        progress(
+            f"seed {seed}: final accuracy {100 * runs[-1]['final_accuracy']:.2f} %, "
+            f"{runs[-1]['cpu_seconds']:.1f} CPU s, {runs[-1]['wall_seconds']:.1f} s wall"
+        )
         if after_run:
             after_run(runs, base.settings())
     return runs, base.settings()
@@ -104,12 +147,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default 0,1,2,3,4)")
     p.add_argument("--threads", type=int, default=1, help="threads per run (default 1)")
-    p.add_argument("--build", default=DEFAULT_BUILD,
-                   help=f"how the extension was built, stored with the runs (default {DEFAULT_BUILD!r}, setup.py's "
-                        "default; say 'PULPTRAIN_PORTABLE=1' for a portable build)")
-    p.add_argument("--package-dir", metavar="DIR",
-                   help="import pulptrain from DIR: another build of this source tree, e.g. a copy built with "
-                        "PULPTRAIN_PORTABLE=1 (pass --build to describe it)")
+    p.add_argument(
+        "--build",
+        default=DEFAULT_BUILD,
+        help=f"how the extension was built, stored with the runs (default {DEFAULT_BUILD!r}, setup.py's "
+        "default; say 'PULPTRAIN_PORTABLE=1' for a portable build)",
+    )
+    p.add_argument(
+        "--package-dir",
+        metavar="DIR",
+        help="import pulptrain from DIR: another build of this source tree, e.g. a copy built with "
+        "PULPTRAIN_PORTABLE=1 (pass --build to describe it)",
+    )
     p.add_argument("--data-root", default=None, help="Fashion-MNIST folder (default: the usual locations)")
     p.add_argument("--out", default=os.path.join("results", "main_job_spread"), help="output folder")
     p.add_argument("--append", action="store_true", help="add the runs to OUT/spread.json")

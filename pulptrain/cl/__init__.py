@@ -5,11 +5,22 @@ learner, and the memory model of the paper; :mod:`pulptrain.cl.experiment` (one 
 ``pulptrain.cl.memory`` computes from the MobileNetV1 layer table of :mod:`pulptrain.models`;
 ``pulptrain.cl.scenarios`` works on its own.
 """
+
 from pulptrain.cl import memory, scenarios
 from pulptrain.cl.buffer import LatentReplayBuffer
 from pulptrain.cl.learner import CheckpointError, LatentReplayLearner
 from pulptrain.cl.memory import memory_breakdown
 from pulptrain.cl.scenarios import Stream, core50, fashion_mnist_stream, nic_stream
 
-__all__ = ["LatentReplayBuffer", "LatentReplayLearner", "CheckpointError", "memory_breakdown", "Stream",
-           "core50", "nic_stream", "fashion_mnist_stream", "memory", "scenarios"]
+__all__ = [
+    "LatentReplayBuffer",
+    "LatentReplayLearner",
+    "CheckpointError",
+    "memory_breakdown",
+    "Stream",
+    "core50",
+    "nic_stream",
+    "fashion_mnist_stream",
+    "memory",
+    "scenarios",
+]

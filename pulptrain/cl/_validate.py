@@ -1,4 +1,5 @@
 """Argument checks shared by the cl modules."""
+
 import numpy as np
 
 

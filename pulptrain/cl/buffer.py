@@ -34,6 +34,7 @@ the caller preallocated (the learner's mini-batch), through scratch rows the buf
 allocates no new arrays. All randomness comes from the buffer's own ``numpy.random.Generator`` (``seed``),
 which is part of the state saved by :meth:`state_dict`.
 """
+
 import json
 
 import numpy as np
@@ -96,7 +97,7 @@ class LatentReplayBuffer:
         self.samples_seen = 0
         self._class_seen = {}
         self.rng = np.random.default_rng(seed)
-        self._scratch_rows = 0   # rows of the read scratch arrays (grown on demand, see _read_into)
+        self._scratch_rows = 0  # rows of the read scratch arrays (grown on demand, see _read_into)
         self._packed_scratch = self._codes_scratch = None
 
     # ------------------------------------------------------------------------------------------ storage
@@ -109,11 +110,11 @@ class LatentReplayBuffer:
     @property
     def labels(self):
         """Labels of the occupied slots 0..size-1 (int64 copy)."""
-        return self._labels[:self.size].astype(np.int64)
+        return self._labels[: self.size].astype(np.int64)
 
     def class_counts(self, num_classes=None):
         """Number of stored latents per class (length ``num_classes``, or max label + 1)."""
-        return np.bincount(self._labels[:self.size], minlength=num_classes or 0)
+        return np.bincount(self._labels[: self.size], minlength=num_classes or 0)
 
     def _pack_rows(self, codes, rows):
         """Bit-pack codes (n, elements) into rows (n, row_bytes)."""
@@ -209,8 +210,9 @@ class LatentReplayBuffer:
             raise ValueError(f"latents must have shape (n,) + {self.latent_shape}, got {latents.shape}")
         if labels.shape != (len(latents),):
             raise ValueError(f"labels must have shape ({len(latents)},), got {labels.shape}")
-        if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
-                            or labels.max() > _MAX_LABEL):
+        if labels.size and (
+            not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > _MAX_LABEL
+        ):
             raise ValueError(f"labels must be integers in [0, {_MAX_LABEL}]")
         return latents, labels.astype(np.int64)
 
@@ -284,7 +286,7 @@ class LatentReplayBuffer:
     def _class_balanced_slots(self, labels):
         target = {}
         stored = self._labels.astype(np.int64)  # working copy, includes the pending writes
-        counts = dict(zip(*(u.tolist() for u in np.unique(stored[:self.size], return_counts=True))))
+        counts = dict(zip(*(u.tolist() for u in np.unique(stored[: self.size], return_counts=True))))
         seen = dict(self._class_seen)
         for k, c in enumerate(labels.tolist()):
             seen[c] = seen.get(c, 0) + 1
@@ -297,10 +299,10 @@ class LatentReplayBuffer:
                 if counts.get(c, 0) < largest:
                     biggest = [cls for cls, n in counts.items() if n == largest]
                     victim = biggest[int(self.rng.integers(len(biggest)))]
-                    slot = int(self.rng.choice(np.flatnonzero(stored[:self.size] == victim)))
+                    slot = int(self.rng.choice(np.flatnonzero(stored[: self.size] == victim)))
                     counts[victim] -= 1
                 elif int(self.rng.integers(seen[c])) < counts[c]:
-                    slot = int(self.rng.choice(np.flatnonzero(stored[:self.size] == c)))
+                    slot = int(self.rng.choice(np.flatnonzero(stored[: self.size] == c)))
                     counts[c] -= 1
             if slot is not None:
                 stored[slot] = c
@@ -320,19 +322,29 @@ class LatentReplayBuffer:
         per_step = min(int(per_step), self.size)
         if out is not None:
             latents_out, labels_out = out
-            if (not isinstance(latents_out, np.ndarray) or latents_out.dtype != np.float32
-                    or not latents_out.flags.c_contiguous or latents_out.shape[1:] != self.latent_shape
-                    or len(latents_out) < per_step):
-                raise ValueError(f"out latents must be a C-contiguous float32 array of at least {per_step} rows "
-                                 f"of shape {self.latent_shape}")
-            if (not isinstance(labels_out, np.ndarray) or labels_out.dtype != np.int64 or labels_out.ndim != 1
-                    or len(labels_out) < per_step):
+            if (
+                not isinstance(latents_out, np.ndarray)
+                or latents_out.dtype != np.float32
+                or not latents_out.flags.c_contiguous
+                or latents_out.shape[1:] != self.latent_shape
+                or len(latents_out) < per_step
+            ):
+                raise ValueError(
+                    f"out latents must be a C-contiguous float32 array of at least {per_step} rows "
+                    f"of shape {self.latent_shape}"
+                )
+            if (
+                not isinstance(labels_out, np.ndarray)
+                or labels_out.dtype != np.int64
+                or labels_out.ndim != 1
+                or len(labels_out) < per_step
+            ):
                 raise ValueError(f"out labels must be an int64 array of at least {per_step} entries")
 
         def read(slots):
             if out is None:
                 return self.get(slots)
-            return self._read_into(slots, latents_out[:len(slots)], labels_out[:len(slots)])
+            return self._read_into(slots, latents_out[: len(slots)], labels_out[: len(slots)])
 
         order, pos = self.rng.permutation(self.size), 0
         for _ in range(int(steps)):
@@ -341,20 +353,26 @@ class LatentReplayBuffer:
                 continue
             if pos + per_step > len(order):
                 order, pos = self.rng.permutation(self.size), 0
-            yield read(order[pos:pos + per_step])
+            yield read(order[pos : pos + per_step])
             pos += per_step
 
     # ------------------------------------------------------------------------------------- checkpoints
 
     def state_dict(self):
         """Everything needed to resume: a dict of numpy arrays (savable with ``numpy.savez``)."""
-        meta = {"capacity": self.capacity, "latent_shape": list(self.latent_shape), "bits": self.bits,
-                "policy": self.policy, "scale": self.scale, "size": self.size,
-                "batches_seen": self.batches_seen, "samples_seen": self.samples_seen,
-                "class_seen": {str(c): n for c, n in self._class_seen.items()},
-                "rng": self.rng.bit_generator.state}
-        return {"meta": np.array(json.dumps(meta)), "storage": self._storage.copy(),
-                "labels": self._labels.copy()}
+        meta = {
+            "capacity": self.capacity,
+            "latent_shape": list(self.latent_shape),
+            "bits": self.bits,
+            "policy": self.policy,
+            "scale": self.scale,
+            "size": self.size,
+            "batches_seen": self.batches_seen,
+            "samples_seen": self.samples_seen,
+            "class_seen": {str(c): n for c, n in self._class_seen.items()},
+            "rng": self.rng.bit_generator.state,
+        }
+        return {"meta": np.array(json.dumps(meta)), "storage": self._storage.copy(), "labels": self._labels.copy()}
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`. A buffer of another capacity, latent shape, bits or policy, or
@@ -366,14 +384,20 @@ class LatentReplayBuffer:
             raise ValueError(f"not a replay-buffer state ({type(e).__name__}: {e})") from e
         if not isinstance(meta, dict):
             raise ValueError(f"replay-buffer metadata must be a dict, got {type(meta).__name__}")
-        mine = {"capacity": self.capacity, "latent_shape": list(self.latent_shape), "bits": self.bits,
-                "policy": self.policy}
+        mine = {
+            "capacity": self.capacity,
+            "latent_shape": list(self.latent_shape),
+            "bits": self.bits,
+            "policy": self.policy,
+        }
         theirs = {key: meta.get(key) for key in mine}
         if theirs != mine:
             raise ValueError(f"replay-buffer state does not match this buffer: saved {theirs}, expected {mine}")
         if storage.shape != self._storage.shape or storage.dtype != self._storage.dtype:
-            raise ValueError(f"replay-buffer storage must be {self._storage.dtype} {self._storage.shape}, "
-                             f"got {storage.dtype} {storage.shape}")
+            raise ValueError(
+                f"replay-buffer storage must be {self._storage.dtype} {self._storage.shape}, "
+                f"got {storage.dtype} {storage.shape}"
+            )
         if labels.shape != self._labels.shape or labels.dtype != self._labels.dtype:
             raise ValueError(f"replay-buffer labels must be {self._labels.dtype} {self._labels.shape}")
         size, batches_seen, samples_seen, class_seen = self._checked_counters(meta)
@@ -383,8 +407,9 @@ class LatentReplayBuffer:
         if self.bits == FP32_BITS:
             if scale is not None or not np.all(np.isfinite(storage[:size])):
                 raise ValueError("an FP32 replay buffer has no scale and only finite latents")
-        elif (scale is None and size > 0) or not (scale is None or (isinstance(scale, float) and np.isfinite(scale)
-                                                                  and scale > 0)):
+        elif (scale is None and size > 0) or not (
+            scale is None or (isinstance(scale, float) and np.isfinite(scale) and scale > 0)
+        ):
             raise ValueError(f"replay-buffer scale must be a finite real > 0 once latents are stored, got {scale!r}")
         rng = np.random.default_rng()
         try:
@@ -400,6 +425,7 @@ class LatentReplayBuffer:
 
     def _checked_counters(self, meta):
         """``size, batches_seen, samples_seen, class_seen`` of a saved state, checked against each other."""
+
         def count(key):
             value = meta.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -408,19 +434,30 @@ class LatentReplayBuffer:
 
         size, batches_seen, samples_seen = count("size"), count("batches_seen"), count("samples_seen")
         if size > min(self.capacity, samples_seen) or (batches_seen == 0) != (samples_seen == 0):
-            raise ValueError(f"replay-buffer counters do not fit together: size {size} (capacity "
-                             f"{self.capacity}), {samples_seen} samples seen in {batches_seen} batches")
+            raise ValueError(
+                f"replay-buffer counters do not fit together: size {size} (capacity "
+                f"{self.capacity}), {samples_seen} samples seen in {batches_seen} batches"
+            )
         saved = meta.get("class_seen")
         try:
             class_seen = {int(c): n for c, n in saved.items()}
         except (AttributeError, TypeError, ValueError) as e:
             raise ValueError(f"replay-buffer class_seen must map labels to counts, got {saved!r}") from e
-        if (any(c < 0 or c > _MAX_LABEL or isinstance(n, bool) or not isinstance(n, int) or n < 1
-                for c, n in class_seen.items()) or sum(class_seen.values()) != samples_seen):
-            raise ValueError(f"replay-buffer class_seen must hold counts >= 1 of labels in [0, {_MAX_LABEL}] "
-                             f"adding up to samples_seen ({samples_seen})")
+        if (
+            any(
+                c < 0 or c > _MAX_LABEL or isinstance(n, bool) or not isinstance(n, int) or n < 1
+                for c, n in class_seen.items()
+            )
+            or sum(class_seen.values()) != samples_seen
+        ):
+            raise ValueError(
+                f"replay-buffer class_seen must hold counts >= 1 of labels in [0, {_MAX_LABEL}] "
+                f"adding up to samples_seen ({samples_seen})"
+            )
         return size, batches_seen, samples_seen, class_seen
 
     def __repr__(self):
-        return (f"LatentReplayBuffer(capacity={self.capacity}, latent_shape={self.latent_shape}, bits={self.bits}, "
-                f"policy={self.policy!r}, size={self.size}, nbytes={self.nbytes})")
+        return (
+            f"LatentReplayBuffer(capacity={self.capacity}, latent_shape={self.latent_shape}, bits={self.bits}, "
+            f"policy={self.policy!r}, size={self.size}, nbytes={self.nbytes})"
+        )

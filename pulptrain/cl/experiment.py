@@ -32,6 +32,7 @@ pretrained weights, and pretrains afresh when the folder exists but the pretrain
 a checkpoint of another experiment, a damaged file or one whose values do not fit the settings raises
 :class:`pulptrain.cl.CheckpointError`.
 """
+
 import datetime
 import json
 import math
@@ -46,9 +47,21 @@ import numpy as np
 from pulptrain.cl.learner import CheckpointError, atomic_savez, remove_stale_temporaries
 from pulptrain.quant_core import FP32_BITS, check_bits
 
-__all__ = ["ExperimentConfig", "Pretrained", "pretrain", "build_frozen", "run_stream", "run_experiment",
-           "write_results", "plot_accuracy", "load_stream", "learner_file", "run_label", "machine_info",
-           "check_output_folders"]
+__all__ = [
+    "ExperimentConfig",
+    "Pretrained",
+    "pretrain",
+    "build_frozen",
+    "run_stream",
+    "run_experiment",
+    "write_results",
+    "plot_accuracy",
+    "load_stream",
+    "learner_file",
+    "run_label",
+    "machine_info",
+    "check_output_folders",
+]
 
 PRETRAINED_FILE = "pretrained.npz"
 EXPERIMENT_FORMAT = "pulptrain.cl.experiment/1"
@@ -57,8 +70,8 @@ COMPARE_CHOICES = ("fp32", "none")
 # Settings that do not change a run's result (where output goes, threads, progress bars, which other runs
 # share the pretrained stage): not compared on resume.
 RUNTIME_FIELDS = ("data_root", "out", "checkpoint", "threads", "quiet", "compare")
-MAX_LR_LAYER = 27       # the average pool: the adaptive stage is then the classifier alone
-MAX_WIDTH = 4.0         # MobileNetV1 width multipliers in use go up to 2
+MAX_LR_LAYER = 27  # the average pool: the adaptive stage is then the classifier alone
+MAX_WIDTH = 4.0  # MobileNetV1 width multipliers in use go up to 2
 MAX_NUM_BATCHES = 100_000
 CORE50_IMAGE_SIZE = 128
 
@@ -67,6 +80,7 @@ CORE50_IMAGE_SIZE = 128
 class ExperimentConfig:
     """Every setting of one experiment. ``None`` in ``input_size`` / ``num_batches`` means the dataset's
     default (Fashion-MNIST: 28 and ``num_batches``; CORe50: 128 and the scenario's own batches)."""
+
     dataset: str = "fashion-mnist"
     data_root: Optional[str] = None
     scenario: str = "nicv2_391"
@@ -118,34 +132,52 @@ class ExperimentConfig:
         cfg = replace(self)
         if cfg.input_size is None:
             cfg.input_size = 28 if cfg.dataset == "fashion-mnist" else CORE50_IMAGE_SIZE
-        for name in ("replays", "epochs", "first_epochs", "minibatch", "pretrain_batch", "threads", "test_every",
-                     "samples_per_batch", "initial_classes", "initial_samples", "input_size"):
+        for name in (
+            "replays",
+            "epochs",
+            "first_epochs",
+            "minibatch",
+            "pretrain_batch",
+            "threads",
+            "test_every",
+            "samples_per_batch",
+            "initial_classes",
+            "initial_samples",
+            "input_size",
+        ):
             _check_int(cfg, name, 1)
         for name in ("pretrain_epochs", "num_batches", "seed", "run"):
             _check_int(cfg, name, 0)
         if cfg.dataset == "core50" and not cfg.data_root:
-            raise ValueError("--dataset core50 needs --data-root (the folder with core50_imgs.npz, paths.pkl, "
-                             "LUP.pkl, labels.pkl)")
+            raise ValueError(
+                "--dataset core50 needs --data-root (the folder with core50_imgs.npz, paths.pkl, LUP.pkl, labels.pkl)"
+            )
         if cfg.data_root is not None and not os.path.isdir(cfg.data_root):
             raise ValueError(f"--data-root {cfg.data_root}: data root is not a directory")
         if cfg.dataset == "fashion-mnist" and cfg.input_size != 28:
             raise ValueError(f"--input-size must be 28 (Fashion-MNIST images are 28x28), got {cfg.input_size}")
         if cfg.dataset == "core50" and cfg.input_size != CORE50_IMAGE_SIZE:
-            raise ValueError(f"--input-size must be {CORE50_IMAGE_SIZE} (CORe50 frames are {CORE50_IMAGE_SIZE}x"
-                             f"{CORE50_IMAGE_SIZE}), got {cfg.input_size}")
+            raise ValueError(
+                f"--input-size must be {CORE50_IMAGE_SIZE} (CORe50 frames are {CORE50_IMAGE_SIZE}x"
+                f"{CORE50_IMAGE_SIZE}), got {cfg.input_size}"
+            )
         if cfg.dataset == "core50" and cfg.scenario not in CORE50_SCENARIOS:
             raise ValueError(f"--scenario must be one of {', '.join(sorted(CORE50_SCENARIOS))}, got {cfg.scenario!r}")
         if cfg.dataset == "core50" and cfg.run >= CORE50_RUNS:
             raise ValueError(f"--run must be in 0..{CORE50_RUNS - 1} (CORe50 has {CORE50_RUNS} runs), got {cfg.run}")
         check_bits(cfg.bits, "--bits", allow_fp32=True)
         if not 0 <= cfg.lr_layer <= MAX_LR_LAYER:
-            raise ValueError(f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
-                             f"classifier), got {cfg.lr_layer}")
+            raise ValueError(
+                f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
+                f"classifier), got {cfg.lr_layer}"
+            )
         if cfg.num_batches > MAX_NUM_BATCHES:
             raise ValueError(f"--num-batches must be <= {MAX_NUM_BATCHES:,}, got {cfg.num_batches}")
         if cfg.initial_samples < cfg.initial_classes:
-            raise ValueError(f"--initial-samples must be >= --initial-classes ({cfg.initial_classes}: at least "
-                             f"one image per initial class), got {cfg.initial_samples}")
+            raise ValueError(
+                f"--initial-samples must be >= --initial-classes ({cfg.initial_classes}: at least "
+                f"one image per initial class), got {cfg.initial_samples}"
+            )
         cpus = available_cpus()
         if cfg.threads > cpus:
             raise ValueError(f"--threads must be <= {cpus} (the CPUs available to this process), got {cfg.threads}")
@@ -211,13 +243,23 @@ def _check_buffer_fits_in_memory(cfg):
         return
     bits = FP32_BITS if cfg.compare == "fp32" else cfg.bits
     in_channels, num_classes = (1, 10) if cfg.dataset == "fashion-mnist" else (3, 50)
-    memory = memory_breakdown(width_mult=cfg.width, input_size=cfg.input_size, lr_layer=cfg.lr_layer,
-                              replays=cfg.replays, bits=bits, batch=cfg.minibatch, num_classes=num_classes,
-                              in_channels=in_channels, first_stride=cfg.first_stride)
+    memory = memory_breakdown(
+        width_mult=cfg.width,
+        input_size=cfg.input_size,
+        lr_layer=cfg.lr_layer,
+        replays=cfg.replays,
+        bits=bits,
+        batch=cfg.minibatch,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        first_stride=cfg.first_stride,
+    )
     if memory.replay_buffer > ram // 2:
-        raise ValueError(f"--replays {cfg.replays}: the {run_label(bits)} replay buffer would take "
-                         f"{memory.replay_buffer / 2 ** 30:.1f} GiB, more than half of this machine's "
-                         f"{ram / 2 ** 30:.1f} GiB of memory")
+        raise ValueError(
+            f"--replays {cfg.replays}: the {run_label(bits)} replay buffer would take "
+            f"{memory.replay_buffer / 2**30:.1f} GiB, more than half of this machine's "
+            f"{ram / 2**30:.1f} GiB of memory"
+        )
 
 
 def check_output_folders(cfg):
@@ -271,6 +313,7 @@ def _runs(cfg):
 
 # ------------------------------------------------------------------------------------------ scenario
 
+
 def load_stream(cfg):
     """The :class:`pulptrain.cl.scenarios.Stream` of a resolved config. Settings whose limit comes from the
     data (images per class, classes, test set size) are checked against it before the stream is built; a
@@ -287,14 +330,24 @@ def load_stream(cfg):
         raise type(e)(f"--data-root: {e}") from e
     if cfg.dataset == "fashion-mnist":
         _check_stream_limits(cfg, y_train)
-        stream = scenarios.nic_stream(x_train, y_train, x_test, y_test, num_batches=cfg.num_batches,
-                                      initial_classes=cfg.initial_classes, initial_samples=cfg.initial_samples,
-                                      samples_per_batch=cfg.samples_per_batch, test_every=cfg.test_every,
-                                      seed=cfg.seed, transform=scenarios.fashion_mnist_preprocess,
-                                      name="fashion-mnist")
+        stream = scenarios.nic_stream(
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            num_batches=cfg.num_batches,
+            initial_classes=cfg.initial_classes,
+            initial_samples=cfg.initial_samples,
+            samples_per_batch=cfg.samples_per_batch,
+            test_every=cfg.test_every,
+            seed=cfg.seed,
+            transform=scenarios.fashion_mnist_preprocess,
+            name="fashion-mnist",
+        )
     if cfg.test_every > stream.info["test_set_size"]:
-        raise ValueError(f"--test-every must be <= {stream.info['test_set_size']} (the test set's size), "
-                         f"got {cfg.test_every}")
+        raise ValueError(
+            f"--test-every must be <= {stream.info['test_set_size']} (the test set's size), got {cfg.test_every}"
+        )
     return stream
 
 
@@ -304,33 +357,47 @@ def _check_stream_limits(cfg, y_train):
     counts = np.bincount(y_train)
     counts = counts[counts > 0]
     if cfg.initial_classes > len(counts):
-        raise ValueError(f"--initial-classes must be <= {len(counts)} (the classes of the training set), "
-                         f"got {cfg.initial_classes}")
+        raise ValueError(
+            f"--initial-classes must be <= {len(counts)} (the classes of the training set), got {cfg.initial_classes}"
+        )
     new_classes = len(counts) - cfg.initial_classes
     if cfg.num_batches < new_classes:
-        raise ValueError(f"--num-batches must be >= {new_classes} (one batch per class that arrives after the "
-                         f"{cfg.initial_classes} initial ones), got {cfg.num_batches}")
+        raise ValueError(
+            f"--num-batches must be >= {new_classes} (one batch per class that arrives after the "
+            f"{cfg.initial_classes} initial ones), got {cfg.num_batches}"
+        )
     smallest = int(counts.min())
     if cfg.samples_per_batch > smallest:
-        raise ValueError(f"--samples-per-batch must be <= {smallest} (the training images of the smallest "
-                         f"class), got {cfg.samples_per_batch}")
+        raise ValueError(
+            f"--samples-per-batch must be <= {smallest} (the training images of the smallest "
+            f"class), got {cfg.samples_per_batch}"
+        )
     if cfg.initial_samples > cfg.initial_classes * smallest:
-        raise ValueError(f"--initial-samples must be <= {cfg.initial_classes * smallest} ({cfg.initial_classes} "
-                         f"initial classes x {smallest} training images of the smallest class), "
-                         f"got {cfg.initial_samples}")
+        raise ValueError(
+            f"--initial-samples must be <= {cfg.initial_classes * smallest} ({cfg.initial_classes} "
+            f"initial classes x {smallest} training images of the smallest class), "
+            f"got {cfg.initial_samples}"
+        )
 
 
 def _model(cfg, num_classes, in_channels, rng=None):
     from pulptrain.models import mobilenet_v1
 
-    return mobilenet_v1(cfg.width, num_classes=num_classes, input_size=cfg.input_size, in_channels=in_channels,
-                        first_stride=cfg.first_stride, rng=rng)
+    return mobilenet_v1(
+        cfg.width,
+        num_classes=num_classes,
+        input_size=cfg.input_size,
+        in_channels=in_channels,
+        first_stride=cfg.first_stride,
+        rng=rng,
+    )
 
 
 @dataclass
 class Pretrained:
     """The result of pretraining: float weights (a state_dict), the batch-0 images (for calibration), the
     number of classes and input channels, the training accuracy of the last epoch and the wall time (s)."""
+
     state: dict
     calibration_x: np.ndarray
     num_classes: int
@@ -349,8 +416,9 @@ def pretrain(cfg, stream, progress=True, saved=None):
     """Train a MobileNetV1 from scratch on ``stream.batch(0)`` only (module docstring, step 2).
 
     ``saved``: a ``.npz`` of pretrained weights to load instead of training (a resumed run)."""
-    from pulptrain import nn, optim
     from tqdm import tqdm
+
+    from pulptrain import nn, optim
 
     x, y = stream.batch(0)
     start = time.perf_counter()
@@ -359,8 +427,9 @@ def pretrain(cfg, stream, progress=True, saved=None):
         try:
             model.load(saved)
         except Exception as e:
-            raise CheckpointError(f"{saved}: pretrained weights unreadable or of another model "
-                                  f"({type(e).__name__}: {e})") from e
+            raise CheckpointError(
+                f"{saved}: pretrained weights unreadable or of another model ({type(e).__name__}: {e})"
+            ) from e
         bad = [name for name, value in model.state_dict().items() if not np.all(np.isfinite(value))]
         if bad:
             raise CheckpointError(f"{saved}: pretrained weights hold non-finite values ({', '.join(bad[:3])})")
@@ -372,13 +441,14 @@ def pretrain(cfg, stream, progress=True, saved=None):
     total = steps_per_epoch * cfg.pretrain_epochs
     model.train()
     accuracy = float("nan")
-    with tqdm(total=total, desc="pretraining on batch 0", unit="step", disable=not progress, leave=False,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total, desc="pretraining on batch 0", unit="step", disable=not progress, leave=False, dynamic_ncols=True
+    ) as bar:
         for epoch in range(cfg.pretrain_epochs):
             order = rng.permutation(len(x))
             correct = 0
             for s in range(steps_per_epoch):
-                picked = order[s * cfg.pretrain_batch:(s + 1) * cfg.pretrain_batch]
+                picked = order[s * cfg.pretrain_batch : (s + 1) * cfg.pretrain_batch]
                 opt.lr = 0.5 * cfg.pretrain_lr * (1 + np.cos(np.pi * (epoch * steps_per_epoch + s) / total))
                 opt.zero_grad()
                 logits = model.forward(x[picked])
@@ -390,8 +460,7 @@ def pretrain(cfg, stream, progress=True, saved=None):
             accuracy = correct / len(x)
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}")
     model.eval()
-    return Pretrained(model.state_dict(), x, stream.num_classes, x.shape[1], accuracy,
-                      time.perf_counter() - start)
+    return Pretrained(model.state_dict(), x, stream.num_classes, x.shape[1], accuracy, time.perf_counter() - start)
 
 
 def build_frozen(cfg, pretrained):
@@ -410,16 +479,30 @@ def build_frozen(cfg, pretrained):
 
 # ----------------------------------------------------------------------------------------- the stream
 
+
 def _learner(cfg, frozen, adaptive, num_classes, latent_shape):
     from pulptrain.cl.buffer import LatentReplayBuffer
     from pulptrain.cl.learner import LatentReplayLearner
 
-    buffer = LatentReplayBuffer(cfg.replays, latent_shape, bits=cfg.bits, policy=cfg.policy,
-                                seed=np.random.SeedSequence([cfg.seed, 2]))
-    return LatentReplayLearner(frozen, adaptive, buffer, num_classes=num_classes, lr=cfg.lr, first_lr=cfg.first_lr,
-                               momentum=cfg.momentum, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                               first_epochs=cfg.first_epochs, minibatch=cfg.minibatch, cwr=cfg.cwr,
-                               freeze_bn=cfg.freeze_bn, seed=cfg.seed)
+    buffer = LatentReplayBuffer(
+        cfg.replays, latent_shape, bits=cfg.bits, policy=cfg.policy, seed=np.random.SeedSequence([cfg.seed, 2])
+    )
+    return LatentReplayLearner(
+        frozen,
+        adaptive,
+        buffer,
+        num_classes=num_classes,
+        lr=cfg.lr,
+        first_lr=cfg.first_lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        epochs=cfg.epochs,
+        first_epochs=cfg.first_epochs,
+        minibatch=cfg.minibatch,
+        cwr=cfg.cwr,
+        freeze_bn=cfg.freeze_bn,
+        seed=cfg.seed,
+    )
 
 
 def _frozen_latent_shape(frozen, x):
@@ -428,8 +511,9 @@ def _frozen_latent_shape(frozen, x):
 
 def _save_progress(path, learner, cfg, history):
     state = learner.state_dict()
-    state["experiment"] = np.array(json.dumps({"format": EXPERIMENT_FORMAT, "settings": cfg.settings(),
-                                               "history": history}))
+    state["experiment"] = np.array(
+        json.dumps({"format": EXPERIMENT_FORMAT, "settings": cfg.settings(), "history": history})
+    )
     atomic_savez(path, state)
 
 
@@ -441,8 +525,9 @@ def _load_progress(path, learner, cfg, num_batches):
             state = {k: archive[k] for k in archive.files}
         experiment = json.loads(str(state.pop("experiment")))
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not an experiment checkpoint "
-                              f"({type(e).__name__}: {e})") from e
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not an experiment checkpoint ({type(e).__name__}: {e})"
+        ) from e
     if not isinstance(experiment, dict) or experiment.get("format") != EXPERIMENT_FORMAT:
         found = experiment.get("format") if isinstance(experiment, dict) else type(experiment).__name__
         raise CheckpointError(f"{path}: format {found!r}, expected {EXPERIMENT_FORMAT!r}")
@@ -452,8 +537,9 @@ def _load_progress(path, learner, cfg, num_batches):
         raise CheckpointError(f"{path}: written by another experiment; differing settings (saved, now): {diff}")
     learner.load_state_dict(state, where=path)
     if not 1 <= learner.batches_seen <= num_batches:
-        raise CheckpointError(f"{path}: batches_seen {learner.batches_seen} outside 1..{num_batches} (the "
-                              f"stream's batches)")
+        raise CheckpointError(
+            f"{path}: batches_seen {learner.batches_seen} outside 1..{num_batches} (the stream's batches)"
+        )
     return _checked_history(experiment.get("history"), learner.batches_seen, path)
 
 
@@ -511,8 +597,15 @@ def run_stream(cfg, stream, pretrained, shared=None, resume=False, progress=True
             raise CheckpointError(f"{ckpt} exists: pass --resume to continue it, or remove it to start afresh")
         history = _load_progress(ckpt, learner, cfg, len(stream))
     elapsed_before = history["elapsed"]
-    with tqdm(total=len(stream), initial=learner.batches_seen, desc=f"CL {run_label(cfg.bits)} l={cfg.lr_layer} "
-              f"{cfg.replays} LRs", unit="batch", disable=not progress, leave=False, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=len(stream),
+        initial=learner.batches_seen,
+        desc=f"CL {run_label(cfg.bits)} l={cfg.lr_layer} {cfg.replays} LRs",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    ) as bar:
         for i in range(learner.batches_seen, len(stream)):
             t = time.perf_counter()
             x, y = stream.batch(i)
@@ -527,18 +620,35 @@ def run_stream(cfg, stream, pretrained, shared=None, resume=False, progress=True
             bar.update(1)
             bar.set_postfix(acc=f"{accuracy:.3f}")
 
-    memory = memory_breakdown(width_mult=cfg.width, input_size=cfg.input_size, lr_layer=cfg.lr_layer,
-                              replays=cfg.replays, bits=cfg.bits, batch=cfg.minibatch,
-                              num_classes=stream.num_classes, in_channels=pretrained.in_channels,
-                              momentum=cfg.momentum > 0, first_stride=cfg.first_stride)
-    return {"settings": cfg.settings(), "stream": stream.info, "num_batches": len(stream),
-            "test_samples": int(len(y_test)), "latent_shape": list(latent_shape),
-            "accuracy": history["accuracy"], "final_accuracy": history["accuracy"][-1],
-            "train_loss": history["train_loss"], "batch_seconds": history["batch_seconds"],
-            "stream_seconds": history["elapsed"], "pretrain_seconds": pretrained.seconds,
-            "pretrain_train_accuracy": pretrained.train_accuracy,
-            "buffer_nbytes": int(learner.buffer.nbytes), "buffer_mib": learner.buffer.nbytes / 2 ** 20,
-            "memory": memory.as_dict()}
+    memory = memory_breakdown(
+        width_mult=cfg.width,
+        input_size=cfg.input_size,
+        lr_layer=cfg.lr_layer,
+        replays=cfg.replays,
+        bits=cfg.bits,
+        batch=cfg.minibatch,
+        num_classes=stream.num_classes,
+        in_channels=pretrained.in_channels,
+        momentum=cfg.momentum > 0,
+        first_stride=cfg.first_stride,
+    )
+    return {
+        "settings": cfg.settings(),
+        "stream": stream.info,
+        "num_batches": len(stream),
+        "test_samples": int(len(y_test)),
+        "latent_shape": list(latent_shape),
+        "accuracy": history["accuracy"],
+        "final_accuracy": history["accuracy"][-1],
+        "train_loss": history["train_loss"],
+        "batch_seconds": history["batch_seconds"],
+        "stream_seconds": history["elapsed"],
+        "pretrain_seconds": pretrained.seconds,
+        "pretrain_train_accuracy": pretrained.train_accuracy,
+        "buffer_nbytes": int(learner.buffer.nbytes),
+        "buffer_mib": learner.buffer.nbytes / 2**20,
+        "memory": memory.as_dict(),
+    }
 
 
 def run_experiment(cfg, resume=False):
@@ -557,10 +667,10 @@ def run_experiment(cfg, resume=False):
     runs = _runs(cfg)
     saved = os.path.join(cfg.checkpoint, PRETRAINED_FILE) if cfg.checkpoint else None
     learner_files = [os.path.join(cfg.checkpoint, learner_file(run)) for run in runs] if cfg.checkpoint else []
-    if resume and (not os.path.isdir(cfg.checkpoint)
-                   or (not os.path.isfile(saved) and any(map(os.path.exists, learner_files)))):
-        raise CheckpointError(f"--resume: no pretrained weights at {saved} (nothing to continue: run without "
-                              f"--resume)")
+    if resume and (
+        not os.path.isdir(cfg.checkpoint) or (not os.path.isfile(saved) and any(map(os.path.exists, learner_files)))
+    ):
+        raise CheckpointError(f"--resume: no pretrained weights at {saved} (nothing to continue: run without --resume)")
     for path in learner_files:
         if not resume and os.path.exists(path):
             raise CheckpointError(f"{path} exists: pass --resume to continue it, or remove it to start afresh")
@@ -583,11 +693,16 @@ def run_experiment(cfg, resume=False):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": {**cfg.settings(), "compare": cfg.compare},
         "machine": machine_info(),
-        "stream": stream.info, "num_batches": len(stream), "test_samples": result["test_samples"],
+        "stream": stream.info,
+        "num_batches": len(stream),
+        "test_samples": result["test_samples"],
         "initial_classes": sorted(int(c) for c in stream.batch_classes(0)),
         "new_classes": new_classes(stream),
-        "pretraining": {"loaded": load_pretrained, "seconds": None if load_pretrained else pretrained.seconds,
-                        "train_accuracy": None if load_pretrained else pretrained.train_accuracy},
+        "pretraining": {
+            "loaded": load_pretrained,
+            "seconds": None if load_pretrained else pretrained.seconds,
+            "train_accuracy": None if load_pretrained else pretrained.train_accuracy,
+        },
         "runs": per_run,
         "wall_seconds": time.perf_counter() - start,
         "resumed": bool(resume),
@@ -624,16 +739,24 @@ def machine_info():
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
     except OSError:
         pass
-    return {"cpu": cpu or platform.processor() or None, "cpus": os.cpu_count(),
-            "cpus_available": available_cpus(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "pulptrain": pulptrain.__version__,
-            "threads": pulptrain.get_num_threads(), "parallel_backend": pulptrain.parallel_backend()}
+    return {
+        "cpu": cpu or platform.processor() or None,
+        "cpus": os.cpu_count(),
+        "cpus_available": available_cpus(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pulptrain": pulptrain.__version__,
+        "threads": pulptrain.get_num_threads(),
+        "parallel_backend": pulptrain.parallel_backend(),
+    }
 
 
 # ------------------------------------------------------------------------------------------- outputs
 
+
 def _bytes_text(nbytes):
-    return f"{nbytes / 2 ** 20:.2f} MiB" if nbytes >= 2 ** 20 else f"{nbytes / 2 ** 10:.1f} KiB"
+    return f"{nbytes / 2**20:.2f} MiB" if nbytes >= 2**20 else f"{nbytes / 2**10:.1f} KiB"
 
 
 def write_results(out, result):
@@ -645,16 +768,22 @@ def write_results(out, result):
     curves = {}
     for label, run in result["runs"].items():
         precision = "FP32" if label == "fp32" else label
-        curves[f"{precision} replays: buffer {_bytes_text(run['buffer_nbytes'])}, final "
-               f"{100 * run['final_accuracy']:.1f} %"] = run["accuracy"]
+        curves[
+            f"{precision} replays: buffer {_bytes_text(run['buffer_nbytes'])}, final "
+            f"{100 * run['final_accuracy']:.1f} %"
+        ] = run["accuracy"]
     names = None
     if config["dataset"] == "fashion-mnist":
         from pulptrain.data import FASHION_MNIST_CLASSES as names
     initial = ", ".join(names[c] if names else str(c) for c in result["initial_classes"])
-    plot_accuracy(os.path.join(out, "accuracy.png"), curves,
-                  title=f"{config['dataset']}: {config['replays']} latent replays at layer {config['lr_layer']} "
-                        f"(seed {config['seed']})\ninitial batch: {initial}",
-                  arrivals=result["new_classes"], class_names=names)
+    plot_accuracy(
+        os.path.join(out, "accuracy.png"),
+        curves,
+        title=f"{config['dataset']}: {config['replays']} latent replays at layer {config['lr_layer']} "
+        f"(seed {config['seed']})\ninitial batch: {initial}",
+        arrivals=result["new_classes"],
+        class_names=names,
+    )
 
 
 def plot_accuracy(path, curves, title="", arrivals=(), class_names=None):
@@ -668,14 +797,22 @@ def plot_accuracy(path, curves, title="", arrivals=(), class_names=None):
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for k, arrival in enumerate(arrivals):
-        names = ", ".join(class_names[c] if class_names is not None and c < len(class_names) else str(c)
-                          for c in arrival["classes"])
-        ax.axvline(arrival["batch"], color="0.55", linestyle=":", linewidth=1, zorder=0,
-                   label="a new class arrives" if k == 0 else None)
+        names = ", ".join(
+            class_names[c] if class_names is not None and c < len(class_names) else str(c) for c in arrival["classes"]
+        )
+        ax.axvline(
+            arrival["batch"],
+            color="0.55",
+            linestyle=":",
+            linewidth=1,
+            zorder=0,
+            label="a new class arrives" if k == 0 else None,
+        )
         ax.text(arrival["batch"] + 0.15, 1.5, names, rotation=90, fontsize=7, color="0.35", va="bottom")
     for label, accuracy in curves.items():
-        ax.plot(np.arange(len(accuracy)), 100 * np.asarray(accuracy), marker="o", markersize=2.5, linewidth=1.3,
-                label=label)
+        ax.plot(
+            np.arange(len(accuracy)), 100 * np.asarray(accuracy), marker="o", markersize=2.5, linewidth=1.3, label=label
+        )
     ax.set_xlabel("training batch (0 = initial batch)")
     ax.set_ylabel("test accuracy after the batch (%)")
     ax.set_ylim(0, 100)

@@ -37,6 +37,7 @@ Checkpoints (:meth:`save_checkpoint`, :meth:`load_checkpoint`) hold everything t
 weights and statistics, optimizer state, buffer, CWR* state, batch counter, random generators), so a
 resumed run ends exactly where an uninterrupted one does.
 """
+
 import hashlib
 import json
 import os
@@ -154,12 +155,36 @@ class LatentReplayLearner:
         default ``pulptrain.optim.SGD``.
     """
 
-    def __init__(self, frozen, adaptive, buffer, *, num_classes, lr=5e-5, first_lr=1e-3, momentum=0.9,
-                 weight_decay=5e-4, epochs=4, first_epochs=4, minibatch=128, cwr=False, classifier=None,
-                 freeze_bn=False, quantize_new=False, frozen_batch=256, seed=0, optimizer_factory=None):
+    def __init__(
+        self,
+        frozen,
+        adaptive,
+        buffer,
+        *,
+        num_classes,
+        lr=5e-5,
+        first_lr=1e-3,
+        momentum=0.9,
+        weight_decay=5e-4,
+        epochs=4,
+        first_epochs=4,
+        minibatch=128,
+        cwr=False,
+        classifier=None,
+        freeze_bn=False,
+        quantize_new=False,
+        frozen_batch=256,
+        seed=0,
+        optimizer_factory=None,
+    ):
         nn = _nn()
-        for name, value in (("num_classes", num_classes), ("epochs", epochs), ("first_epochs", first_epochs),
-                            ("minibatch", minibatch), ("frozen_batch", frozen_batch)):
+        for name, value in (
+            ("num_classes", num_classes),
+            ("epochs", epochs),
+            ("first_epochs", first_epochs),
+            ("minibatch", minibatch),
+            ("frozen_batch", frozen_batch),
+        ):
             check_int(value, name, 1)
         for name, value in (("lr", lr), ("first_lr", first_lr)):
             if not (np.isfinite(value) and value > 0):
@@ -169,10 +194,19 @@ class LatentReplayLearner:
         if not isinstance(adaptive, nn.Module):
             raise TypeError(f"adaptive must be a pulptrain.nn.Module, got {type(adaptive).__name__}")
         self.frozen, self.adaptive, self.buffer = frozen, adaptive, buffer
-        self.settings = {"num_classes": int(num_classes), "lr": float(lr), "first_lr": float(first_lr),
-                         "momentum": float(momentum), "weight_decay": float(weight_decay),
-                         "epochs": int(epochs), "first_epochs": int(first_epochs), "minibatch": int(minibatch),
-                         "cwr": bool(cwr), "freeze_bn": bool(freeze_bn), "quantize_new": bool(quantize_new)}
+        self.settings = {
+            "num_classes": int(num_classes),
+            "lr": float(lr),
+            "first_lr": float(first_lr),
+            "momentum": float(momentum),
+            "weight_decay": float(weight_decay),
+            "epochs": int(epochs),
+            "first_epochs": int(first_epochs),
+            "minibatch": int(minibatch),
+            "cwr": bool(cwr),
+            "freeze_bn": bool(freeze_bn),
+            "quantize_new": bool(quantize_new),
+        }
         self.num_classes, self.minibatch, self.frozen_batch = int(num_classes), int(minibatch), int(frozen_batch)
         self.classifier = classifier if classifier is not None else _last_linear(adaptive)
         if cwr and (self.classifier is None or self.classifier.weight.data.shape[0] != num_classes):
@@ -188,8 +222,8 @@ class LatentReplayLearner:
         self.rng = np.random.default_rng(seed)
         self.batches_seen = 0
         features = self.classifier.weight.data.shape[1] if self.classifier is not None else 0
-        self.cw = np.zeros((self.num_classes, features), np.float32)   # consolidated classifier rows
-        self.cb = np.zeros(self.num_classes, np.float32)               # consolidated biases
+        self.cw = np.zeros((self.num_classes, features), np.float32)  # consolidated classifier rows
+        self.cb = np.zeros(self.num_classes, np.float32)  # consolidated biases
         self.cw_set = np.zeros(self.num_classes, bool)
         self.past = np.zeros(self.num_classes, np.int64)
         self._batch_latents = self._batch_labels = None  # see _minibatch_arrays
@@ -200,12 +234,15 @@ class LatentReplayLearner:
         """The frozen stage's output for images x (N >= 1), computed ``frozen_batch`` images at a time, as
         one latent batch: LatentCodes from an INT8 stage, FloatLatents (a copy: nn layers reuse their output
         arrays) from a float one."""
-        chunks = [as_latents(self.frozen.forward(np.ascontiguousarray(x[s:s + self.frozen_batch])), copy=True)
-                  for s in range(0, len(x), self.frozen_batch)]
+        chunks = [
+            as_latents(self.frozen.forward(np.ascontiguousarray(x[s : s + self.frozen_batch])), copy=True)
+            for s in range(0, len(x), self.frozen_batch)
+        ]
         out = chunks[0] if len(chunks) == 1 else chunks[0].concatenate(chunks)
         if out.shape[1:] != self.buffer.latent_shape:
-            raise ValueError(f"the frozen stage gives latents of shape {out.shape[1:]}, the buffer holds "
-                             f"{self.buffer.latent_shape}")
+            raise ValueError(
+                f"the frozen stage gives latents of shape {out.shape[1:]}, the buffer holds {self.buffer.latent_shape}"
+            )
         return out
 
     def latents(self, x):
@@ -227,8 +264,9 @@ class LatentReplayLearner:
         if self._optimizer_phase != phase:
             lr = self.settings["first_lr"] if phase == 0 else self.settings["lr"]
             params = [p for p in self.adaptive.parameters() if p.requires_grad]
-            self.optimizer = self._optimizer_factory(params, lr, self.settings["momentum"],
-                                                     self.settings["weight_decay"])
+            self.optimizer = self._optimizer_factory(
+                params, lr, self.settings["momentum"], self.settings["weight_decay"]
+            )
             self._optimizer_phase = phase
         return self.optimizer
 
@@ -286,11 +324,14 @@ class LatentReplayLearner:
         for _ in range(epochs):
             order = self.rng.permutation(len(latents))
             # replays go straight into the mini-batch rows after the new samples
-            replay_iter = (self.buffer.replay_batches(replays, steps, out=(batch_latents[new:], batch_labels[new:]))
-                           if replays else None)
+            replay_iter = (
+                self.buffer.replay_batches(replays, steps, out=(batch_latents[new:], batch_labels[new:]))
+                if replays
+                else None
+            )
             losses, correct, seen = [], 0, 0
             for step in range(steps):
-                picked = order[step * new:(step + 1) * new]
+                picked = order[step * new : (step + 1) * new]
                 rows = len(picked)  # == new whenever there are replays (steps = N // new)
                 # mode="clip": picked is valid, and "raise" would copy the output first
                 np.take(latents, picked, axis=0, out=batch_latents[:rows], mode="clip")
@@ -314,9 +355,16 @@ class LatentReplayLearner:
         if self.settings["cwr"]:
             self._cwr_load_all()
         self.batches_seen += 1
-        return {"batch": i, "samples": len(y), "new_per_step": new, "replays_per_step": replays,
-                "steps_per_epoch": steps, "epochs": epochs, "loss": float(np.mean(losses)),
-                "train_accuracy": correct / max(seen, 1)}
+        return {
+            "batch": i,
+            "samples": len(y),
+            "new_per_step": new,
+            "replays_per_step": replays,
+            "steps_per_epoch": steps,
+            "epochs": epochs,
+            "loss": float(np.mean(losses)),
+            "train_accuracy": correct / max(seen, 1),
+        }
 
     # -------------------------------------------------------------------------------------------- CWR*
 
@@ -374,8 +422,10 @@ class LatentReplayLearner:
         if latents.shape[1:] != self.buffer.latent_shape:
             raise ValueError(f"latents must have shape (N,) + {self.buffer.latent_shape}, got {latents.shape}")
         self.adaptive.eval()
-        out = [np.argmax(self.adaptive.forward(np.ascontiguousarray(latents[s:s + batch])), axis=1)
-               for s in range(0, len(latents), batch)]
+        out = [
+            np.argmax(self.adaptive.forward(np.ascontiguousarray(latents[s : s + batch])), axis=1)
+            for s in range(0, len(latents), batch)
+        ]
         return np.concatenate(out).astype(np.int64) if out else np.empty(0, np.int64)
 
     def evaluate(self, x, y, batch=256):
@@ -386,8 +436,9 @@ class LatentReplayLearner:
         """Accuracy on latents computed by :meth:`latents` (see :meth:`predict_latents`)."""
         y = np.asarray(y)
         if len(y) != len(latents) or len(y) == 0:
-            raise ValueError(f"inputs and labels must be non-empty and of the same length, got {len(latents)} "
-                             f"and {len(y)}")
+            raise ValueError(
+                f"inputs and labels must be non-empty and of the same length, got {len(latents)} and {len(y)}"
+            )
         return float(np.mean(self.predict_latents(latents, batch) == y))
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -414,12 +465,24 @@ class LatentReplayLearner:
         if self.optimizer is not None:
             arrays, optimizer_meta = _flatten(_optimizer_state(self.optimizer))
             state.update({f"optim/{k}": v for k, v in arrays.items()})
-        state.update({"cwr/cw": self.cw.copy(), "cwr/cb": self.cb.copy(), "cwr/cw_set": self.cw_set.copy(),
-                      "cwr/past": self.past.copy()})
-        meta = {"format": CHECKPOINT_FORMAT, "settings": self.settings, "batches_seen": self.batches_seen,
-                "optimizer_phase": self._optimizer_phase, "optimizer": optimizer_meta,
-                "rng": self.rng.bit_generator.state, "frozen": self._frozen_fingerprint(),
-                "latent_shape": list(self.buffer.latent_shape)}
+        state.update(
+            {
+                "cwr/cw": self.cw.copy(),
+                "cwr/cb": self.cb.copy(),
+                "cwr/cw_set": self.cw_set.copy(),
+                "cwr/past": self.past.copy(),
+            }
+        )
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "settings": self.settings,
+            "batches_seen": self.batches_seen,
+            "optimizer_phase": self._optimizer_phase,
+            "optimizer": optimizer_meta,
+            "rng": self.rng.bit_generator.state,
+            "frozen": self._frozen_fingerprint(),
+            "latent_shape": list(self.buffer.latent_shape),
+        }
         state["meta"] = np.array(json.dumps(meta))
         return state
 
@@ -439,8 +502,7 @@ class LatentReplayLearner:
                 state = {k: archive[k] for k in archive.files}
             meta = json.loads(str(state["meta"]))
         except Exception as e:
-            raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint "
-                                  f"({type(e).__name__}: {e})") from e
+            raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint ({type(e).__name__}: {e})") from e
         self.load_state_dict(state, meta, where=path)
 
     def load_state_dict(self, state, meta=None, where="state"):
@@ -453,17 +515,21 @@ class LatentReplayLearner:
             found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
             raise CheckpointError(f"{where}: format {found!r}, expected {CHECKPOINT_FORMAT!r}")
         if meta.get("settings") != self.settings:
-            diff = {k: (meta.get("settings", {}).get(k), v) for k, v in self.settings.items()
-                    if meta.get("settings", {}).get(k) != v}
+            diff = {
+                k: (meta.get("settings", {}).get(k), v)
+                for k, v in self.settings.items()
+                if meta.get("settings", {}).get(k) != v
+            }
             raise CheckpointError(f"{where}: written with other settings (saved, current): {diff}")
         if meta.get("frozen") != self._frozen_fingerprint():
             raise CheckpointError(f"{where}: written with another frozen stage (its weights differ)")
         if meta.get("latent_shape") != list(self.buffer.latent_shape):
-            raise CheckpointError(f"{where}: latent shape {meta.get('latent_shape')}, expected "
-                                  f"{list(self.buffer.latent_shape)}")
+            raise CheckpointError(
+                f"{where}: latent shape {meta.get('latent_shape')}, expected {list(self.buffer.latent_shape)}"
+            )
 
         def group(prefix):
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
         # Validate everything on copies first, so a bad checkpoint leaves this learner untouched.
         adaptive_now = self.adaptive.state_dict()
@@ -503,18 +569,23 @@ class LatentReplayLearner:
             raise ValueError(f"batches_seen {batches!r} differs from the buffer's {self.buffer.batches_seen}")
         phase = None if batches == 0 else 0 if batches == 1 else 1
         if meta.get("optimizer_phase") != phase:
-            raise ValueError(f"optimizer_phase {meta.get('optimizer_phase')!r} after {batches} batches, "
-                             f"expected {phase!r}")
+            raise ValueError(
+                f"optimizer_phase {meta.get('optimizer_phase')!r} after {batches} batches, expected {phase!r}"
+            )
         labels = self.buffer.labels
         if labels.size and labels.max() >= self.num_classes:
             raise ValueError(f"buffer labels must be in [0, {self.num_classes}), got up to {labels.max()}")
         for key, dtype in (("cw", np.float32), ("cb", np.float32), ("cw_set", np.bool_), ("past", np.int64)):
             if cwr[key].dtype != dtype:
                 raise ValueError(f"cwr/{key} must be {np.dtype(dtype)}, got {cwr[key].dtype}")
-        if cwr["past"].min() < 0 or not np.array_equal(cwr["cw_set"], cwr["past"] > 0) or (
-                not self.settings["cwr"] and cwr["past"].any()):
-            raise ValueError("cwr/past must count >= 0 samples, and cwr/cw_set mark the classes counted "
-                             "(none without CWR*)")
+        if (
+            cwr["past"].min() < 0
+            or not np.array_equal(cwr["cw_set"], cwr["past"] > 0)
+            or (not self.settings["cwr"] and cwr["past"].any())
+        ):
+            raise ValueError(
+                "cwr/past must count >= 0 samples, and cwr/cw_set mark the classes counted (none without CWR*)"
+            )
         arrays = [(f"cwr/{k}", cwr[k]) for k in ("cw", "cb")]
         arrays += [(f"adaptive/{k}", v) for k, v in self.adaptive.state_dict().items()]
         arrays += [(f"optim/{k}", v) for k, v in optimizer_arrays.items()]

@@ -28,6 +28,7 @@ What each entry of :func:`memory_breakdown` counts (bytes):
 Reference point (the paper's setting): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
 46.9 MiB buffer at 8 bits (187.5 MiB at FP32, 41.0 MiB at 7 bits).
 """
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,8 +37,16 @@ from pulptrain.cl._validate import check_int
 from pulptrain.models import POOL_INDEX, LayerShape, mobilenet_v1_layers, scaled_channels
 from pulptrain.quant_core import FP32_BITS, check_bits
 
-__all__ = ["LayerShape", "mobilenet_v1_layers", "memory_breakdown", "MemoryBreakdown", "packed_row_bytes",
-           "scaled_channels", "LABEL_DTYPE", "MIB"]
+__all__ = [
+    "LayerShape",
+    "mobilenet_v1_layers",
+    "memory_breakdown",
+    "MemoryBreakdown",
+    "packed_row_bytes",
+    "scaled_channels",
+    "LABEL_DTYPE",
+    "MIB",
+]
 
 MIB = 1024 * 1024
 #: dtype of the labels stored next to the latents in the replay buffer.
@@ -53,6 +62,7 @@ def packed_row_bytes(elements, bits):
 @dataclass(frozen=True)
 class MemoryBreakdown:
     """Bytes per component (see the module docstring) and the settings they were computed for."""
+
     width_mult: float
     input_size: int
     lr_layer: int
@@ -72,8 +82,14 @@ class MemoryBreakdown:
     activations: int
     replay_buffer: int
 
-    COMPONENTS = ("frozen_weights", "adaptive_weights", "adaptive_gradients", "optimizer_state",
-                  "activations", "replay_buffer")
+    COMPONENTS = (
+        "frozen_weights",
+        "adaptive_weights",
+        "adaptive_gradients",
+        "optimizer_state",
+        "activations",
+        "replay_buffer",
+    )
 
     @property
     def total(self):
@@ -89,26 +105,41 @@ class MemoryBreakdown:
 
     def table(self):
         """A human-readable table in MiB."""
-        labels = {"frozen_weights": "frozen stage, FP32 weights (+ BatchNorm)" if self.bits == 32
-                  else "frozen stage, INT8 weights (+ requant params)",
-                  "adaptive_weights": "adaptive stage, FP32 weights",
-                  "adaptive_gradients": "adaptive stage, FP32 gradients",
-                  "optimizer_state": "adaptive stage, SGD momentum",
-                  "activations": f"activations, one mini-batch of {self.batch}",
-                  "replay_buffer": f"replay buffer, {self.replays} x {'x'.join(map(str, self.latent_shape))}"
-                                   f" at {self.bits} bits"}
+        labels = {
+            "frozen_weights": "frozen stage, FP32 weights (+ BatchNorm)"
+            if self.bits == 32
+            else "frozen stage, INT8 weights (+ requant params)",
+            "adaptive_weights": "adaptive stage, FP32 weights",
+            "adaptive_gradients": "adaptive stage, FP32 gradients",
+            "optimizer_state": "adaptive stage, SGD momentum",
+            "activations": f"activations, one mini-batch of {self.batch}",
+            "replay_buffer": f"replay buffer, {self.replays} x {'x'.join(map(str, self.latent_shape))}"
+            f" at {self.bits} bits",
+        }
         shape = "x".join(map(str, self.latent_shape))
-        lines = [f"MobileNetV1 {self.width_mult} at {self.input_size}x{self.input_size}, LR layer "
-                 f"{self.lr_layer} (latent {shape}), {self.frozen_params:,} frozen / "
-                 f"{self.adaptive_params:,} adaptive parameters",
-                 f"{'component':<58}{'MiB':>10}"]
+        lines = [
+            f"MobileNetV1 {self.width_mult} at {self.input_size}x{self.input_size}, LR layer "
+            f"{self.lr_layer} (latent {shape}), {self.frozen_params:,} frozen / "
+            f"{self.adaptive_params:,} adaptive parameters",
+            f"{'component':<58}{'MiB':>10}",
+        ]
         lines += [f"{labels[name]:<58}{getattr(self, name) / MIB:>10.1f}" for name in self.COMPONENTS]
         lines.append(f"{'total':<58}{self.total / MIB:>10.1f}")
         return "\n".join(lines)
 
 
-def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, bits=8, batch=128,
-                     num_classes=50, in_channels=3, momentum=True, first_stride=2):
+def memory_breakdown(
+    width_mult=1.0,
+    input_size=128,
+    lr_layer=19,
+    replays=1500,
+    bits=8,
+    batch=128,
+    num_classes=50,
+    in_channels=3,
+    momentum=True,
+    first_stride=2,
+):
     """Memory of latent-replay training of MobileNetV1 split at ``lr_layer`` (0..27), in bytes per
     component; see the module docstring for what each component counts."""
     lr_layer = check_int(lr_layer, "lr_layer", 0)
@@ -118,7 +149,7 @@ def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, 
     batch = check_int(batch, "batch", 1)
     bits = check_bits(bits, allow_fp32=True)
     layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
-    frozen, adaptive = layers[:lr_layer + 1], layers[lr_layer + 1:]
+    frozen, adaptive = layers[: lr_layer + 1], layers[lr_layer + 1 :]
     latent = frozen[-1]
     latent_shape = (latent.out_channels, latent.out_size, latent.out_size)
     latent_elements = latent.out_elements
@@ -137,8 +168,14 @@ def memory_breakdown(width_mult=1.0, input_size=128, lr_layer=19, replays=1500, 
 
     replay_buffer = replays * (packed_row_bytes(latent_elements, bits) + LABEL_DTYPE.itemsize)
     return MemoryBreakdown(
-        width_mult=float(width_mult), input_size=int(input_size), lr_layer=lr_layer, replays=replays,
-        bits=bits, batch=batch, num_classes=int(num_classes), latent_shape=latent_shape,
+        width_mult=float(width_mult),
+        input_size=int(input_size),
+        lr_layer=lr_layer,
+        replays=replays,
+        bits=bits,
+        batch=batch,
+        num_classes=int(num_classes),
+        latent_shape=latent_shape,
         frozen_params=sum(layer.params for layer in frozen),
         adaptive_params=trainable,
         frozen_macs=sum(layer.macs for layer in frozen),

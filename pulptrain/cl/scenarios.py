@@ -14,6 +14,7 @@ over the batches in order, and ``stream.test() -> (x, y)``. Images are kept as t
 full CORe50 array is 8 GB, so it is memory-mapped when the archive allows it) and converted batch by batch
 by the stream's ``transform`` into float32 NCHW.
 """
+
 import os
 import pickle
 import zipfile
@@ -25,8 +26,14 @@ import numpy as np
 from pulptrain.cl._validate import check_int
 
 __all__ = [
-    "Stream", "core50", "core50_preprocess", "CORE50_SCENARIOS", "CORE50_NUM_CLASSES",
-    "nic_stream", "fashion_mnist_stream", "fashion_mnist_preprocess",
+    "Stream",
+    "core50",
+    "core50_preprocess",
+    "CORE50_SCENARIOS",
+    "CORE50_NUM_CLASSES",
+    "nic_stream",
+    "fashion_mnist_stream",
+    "fashion_mnist_preprocess",
 ]
 
 #: Number of training batches of every CORe50 scenario in the official ``LUP.pkl`` (the files the tests
@@ -47,6 +54,7 @@ class Stream:
     batch to the float32 array the model takes (identity when None). ``info`` records how the stream was
     made (scenario, run, seed, protocol parameters), for results files.
     """
+
     name: str
     num_classes: int
     train_images: np.ndarray
@@ -89,6 +97,7 @@ class Stream:
 
 # ----------------------------------------------------------------------------------------------- CORe50
 
+
 def core50_preprocess(images):
     """The reference preprocessing: uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W), x/255 then ImageNet
     mean/std per channel, no augmentation."""
@@ -106,16 +115,21 @@ class _DataPickleUnpickler(pickle.Unpickler):
     at all; any other global (a class or function: how a pickle runs code) is refused. The built-in
     containers below are the only ones a Python 2 pickle may name explicitly."""
 
-    ALLOWED = frozenset({("builtins", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int",
-                                                         "str")}
-                        | {("__builtin__", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int",
-                                                              "long", "str", "unicode")})
+    ALLOWED = frozenset(
+        {("builtins", name) for name in ("list", "dict", "tuple", "set", "frozenset", "int", "str")}
+        | {
+            ("__builtin__", name)
+            for name in ("list", "dict", "tuple", "set", "frozenset", "int", "long", "str", "unicode")
+        }
+    )
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
-            raise _RefusedGlobal(f"it names {module}.{name}, and only lists, dicts, tuples, ints and "
-                                         f"strings are accepted (a pickle can run code: use a data folder you "
-                                         f"trust)")
+            raise _RefusedGlobal(
+                f"it names {module}.{name}, and only lists, dicts, tuples, ints and "
+                f"strings are accepted (a pickle can run code: use a data folder you "
+                f"trust)"
+            )
         return super().find_class(module, name)
 
 
@@ -147,8 +161,7 @@ def _npz_member_memmap(path, member):
         extra_len = int.from_bytes(local_header[28:30], "little")
         f.seek(info.header_offset + 30 + name_len + extra_len)
         version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(f)
         offset = f.tell()
     if fortran_order or dtype.hasobject:
@@ -183,8 +196,9 @@ def _label_from_path(path):
     return int(parts[-2][1:]) - 1
 
 
-def core50(root, scenario="nicv2_391", run=0, *, test_every=1, mmap=True, transform=core50_preprocess,
-           check_labels=True):
+def core50(
+    root, scenario="nicv2_391", run=0, *, test_every=1, mmap=True, transform=core50_preprocess, check_labels=True
+):
     """Load one run of one CORe50 scenario.
 
     Parameters
@@ -219,12 +233,16 @@ def core50(root, scenario="nicv2_391", run=0, *, test_every=1, mmap=True, transf
         raise ValueError(f"CORe50: paths.pkl must list one path per image: {n} paths for {images.shape[0]} images")
     runs_idx, runs_lab = _scenario_runs(lup, "LUP.pkl", scenario), _scenario_runs(labels, "labels.pkl", scenario)
     if run >= len(runs_idx) or run >= len(runs_lab):
-        raise ValueError(f"CORe50: run {run} not available for {scenario} "
-                         f"(LUP.pkl has {len(runs_idx)} runs, labels.pkl {len(runs_lab)})")
+        raise ValueError(
+            f"CORe50: run {run} not available for {scenario} "
+            f"(LUP.pkl has {len(runs_idx)} runs, labels.pkl {len(runs_lab)})"
+        )
     run_idx, run_lab = runs_idx[run], runs_lab[run]
     if len(run_idx) < 2 or len(run_idx) != len(run_lab):
-        raise ValueError(f"CORe50: {scenario} run {run}: LUP.pkl has {len(run_idx)} entries and labels.pkl "
-                         f"{len(run_lab)}; both need the training batches followed by the test set")
+        raise ValueError(
+            f"CORe50: {scenario} run {run}: LUP.pkl has {len(run_idx)} entries and labels.pkl "
+            f"{len(run_lab)}; both need the training batches followed by the test set"
+        )
 
     path_labels = np.array([_label_from_path(p) for p in paths], dtype=np.int64) if check_labels else None
     batches_idx, batches_lab = [], []
@@ -235,18 +253,33 @@ def core50(root, scenario="nicv2_391", run=0, *, test_every=1, mmap=True, transf
             raise ValueError(f"CORe50: {where}: {len(idx)} indices in LUP.pkl but {len(lab)} labels in labels.pkl")
         if check_labels and not np.array_equal(path_labels[idx], lab):
             bad = int(np.flatnonzero(path_labels[idx] != lab)[0])
-            raise ValueError(f"CORe50: {where}: labels.pkl says {int(lab[bad])} for image {int(idx[bad])} "
-                             f"but paths.pkl names object {path_labels[idx[bad]] + 1} ({paths[idx[bad]]})")
+            raise ValueError(
+                f"CORe50: {where}: labels.pkl says {int(lab[bad])} for image {int(idx[bad])} "
+                f"but paths.pkl names object {path_labels[idx[bad]] + 1} ({paths[idx[bad]]})"
+            )
         batches_idx.append(idx)
         batches_lab.append(lab)
     test_set_size = len(batches_idx[-1])
     test_idx, test_lab = batches_idx.pop()[::test_every], batches_lab.pop()[::test_every]
-    return Stream(name=f"core50-{scenario}-run{run}", num_classes=CORE50_NUM_CLASSES, train_images=images,
-                  batch_indices=batches_idx, batch_labels=batches_lab, test_images=images,
-                  test_indices=test_idx, test_labels=test_lab, transform=transform,
-                  info={"dataset": "core50", "scenario": scenario, "run": int(run),
-                        "test_every": int(test_every), "test_set_size": test_set_size,
-                        "num_batches": len(batches_idx)})
+    return Stream(
+        name=f"core50-{scenario}-run{run}",
+        num_classes=CORE50_NUM_CLASSES,
+        train_images=images,
+        batch_indices=batches_idx,
+        batch_labels=batches_lab,
+        test_images=images,
+        test_indices=test_idx,
+        test_labels=test_lab,
+        transform=transform,
+        info={
+            "dataset": "core50",
+            "scenario": scenario,
+            "run": int(run),
+            "test_every": int(test_every),
+            "test_set_size": test_set_size,
+            "num_batches": len(batches_idx),
+        },
+    )
 
 
 def _scenario_runs(table, what, scenario):
@@ -269,8 +302,9 @@ def _index_array(values, where, num_images):
         raise ValueError(f"CORe50: {where}: LUP.pkl entry must be a flat list of ints, got {idx.dtype} {idx.shape}")
     idx = idx.astype(np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= num_images):
-        raise ValueError(f"CORe50: {where}: LUP.pkl index out of range [0, {num_images}): "
-                         f"min {idx.min()}, max {idx.max()}")
+        raise ValueError(
+            f"CORe50: {where}: LUP.pkl index out of range [0, {num_images}): min {idx.min()}, max {idx.max()}"
+        )
     return idx
 
 
@@ -286,9 +320,22 @@ def _label_array(values, where):
 
 # ------------------------------------------------------------------------------------- NIC-style stream
 
-def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_classes=3,
-               samples_per_batch=200, initial_samples=None, test_every=1, seed=0, transform=None,
-               name="nic"):
+
+def nic_stream(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    num_batches=60,
+    initial_classes=3,
+    samples_per_batch=200,
+    initial_samples=None,
+    test_every=1,
+    seed=0,
+    transform=None,
+    name="nic",
+):
     """A NIC-style (new instances and classes) stream over labelled arrays.
 
     Protocol (everything random is drawn from ``numpy.random.default_rng(seed)``, so the stream is a
@@ -329,8 +376,10 @@ def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_clas
         raise ValueError(f"initial_classes={initial_classes} but y_train has only {len(classes)} classes")
     num_new = len(classes) - initial_classes
     if num_batches < num_new:
-        raise ValueError(f"num_batches={num_batches} is too small for {num_new} new classes to arrive "
-                         f"(needs num_batches >= {num_new})")
+        raise ValueError(
+            f"num_batches={num_batches} is too small for {num_new} new classes to arrive "
+            f"(needs num_batches >= {num_new})"
+        )
     if initial_samples is None:
         initial_samples = samples_per_batch * initial_classes
     initial_samples = check_int(initial_samples, "initial_samples", initial_classes)
@@ -341,15 +390,17 @@ def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_clas
 
     batch_indices, batch_labels = [], []
     initial = order[:initial_classes]
-    per_class = [initial_samples // initial_classes + (k < initial_samples % initial_classes)
-                 for k in range(initial_classes)]
+    per_class = [
+        initial_samples // initial_classes + (k < initial_samples % initial_classes) for k in range(initial_classes)
+    ]
     first = np.concatenate([queues[int(c)].take(n) for c, n in zip(initial, per_class)])
     first = first[rng.permutation(len(first))]
     batch_indices.append(first)
     batch_labels.append(y_train[first].astype(np.int64))
 
-    arrival = {1 + (j * num_batches) // num_new: int(c) for j, c in enumerate(order[initial_classes:])} \
-        if num_new else {}
+    arrival = (
+        {1 + (j * num_batches) // num_new: int(c) for j, c in enumerate(order[initial_classes:])} if num_new else {}
+    )
     seen = [int(c) for c in initial]
     for b in range(1, num_batches + 1):
         if b in arrival:
@@ -363,14 +414,29 @@ def nic_stream(x_train, y_train, x_test, y_test, *, num_batches=60, initial_clas
 
     test_idx = np.arange(0, len(x_test), test_every)
     num_classes = int(max(classes.max(), y_test.max() if y_test.size else 0)) + 1
-    return Stream(name=name, num_classes=num_classes, train_images=x_train, batch_indices=batch_indices,
-                  batch_labels=batch_labels, test_images=x_test, test_indices=test_idx,
-                  test_labels=y_test[test_idx].astype(np.int64), transform=transform,
-                  info={"dataset": name, "protocol": "nic", "num_batches": num_batches,
-                        "initial_classes": initial_classes, "initial_samples": initial_samples,
-                        "samples_per_batch": samples_per_batch, "test_every": test_every,
-                        "test_set_size": len(x_test), "seed": seed,
-                        "class_order": [int(c) for c in order]})
+    return Stream(
+        name=name,
+        num_classes=num_classes,
+        train_images=x_train,
+        batch_indices=batch_indices,
+        batch_labels=batch_labels,
+        test_images=x_test,
+        test_indices=test_idx,
+        test_labels=y_test[test_idx].astype(np.int64),
+        transform=transform,
+        info={
+            "dataset": name,
+            "protocol": "nic",
+            "num_batches": num_batches,
+            "initial_classes": initial_classes,
+            "initial_samples": initial_samples,
+            "samples_per_batch": samples_per_batch,
+            "test_every": test_every,
+            "test_set_size": len(x_test),
+            "seed": seed,
+            "class_order": [int(c) for c in order],
+        },
+    )
 
 
 class _ClassQueue:
@@ -386,7 +452,7 @@ class _ClassQueue:
             if self.pos == len(self.queue):
                 self.queue, self.pos = self.rng.permutation(self.indices), 0
             k = min(n, len(self.queue) - self.pos)
-            out.append(self.queue[self.pos:self.pos + k])
+            out.append(self.queue[self.pos : self.pos + k])
             self.pos += k
             n -= k
         return np.concatenate(out).astype(np.int64)

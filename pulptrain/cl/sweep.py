@@ -10,6 +10,7 @@ over the last ``TAIL`` batches, which is less sensitive to which class the last 
 their differences to FP32 with the same LR layer and buffer size) and ``accuracy_vs_memory.png``.
 :func:`rewrite_outputs` regenerates them from ``sweep.json`` (``pulptrain sweep --report-only``).
 """
+
 import csv
 import json
 import os
@@ -20,21 +21,32 @@ import numpy as np
 
 from pulptrain.cl.experiment import FP32_BITS, load_stream, pretrain, run_stream
 
-__all__ = ["run_sweep", "summarize", "markdown_table", "plot_accuracy_vs_memory", "write_outputs",
-           "rewrite_outputs"]
+__all__ = ["run_sweep", "summarize", "markdown_table", "plot_accuracy_vs_memory", "write_outputs", "rewrite_outputs"]
 
 TAIL = 10  # batches averaged for the "last batches" accuracy
 
-CSV_FIELDS = ("seed", "bits", "lr_layer", "replays", "final_accuracy", "tail_accuracy", "buffer_bytes", "buffer_mib",
-              "total_memory_mib", "latent_shape", "stream_seconds")
+CSV_FIELDS = (
+    "seed",
+    "bits",
+    "lr_layer",
+    "replays",
+    "final_accuracy",
+    "tail_accuracy",
+    "buffer_bytes",
+    "buffer_mib",
+    "total_memory_mib",
+    "latent_shape",
+    "stream_seconds",
+)
 
 
 def run_sweep(base, bits, lr_layers, replays, seeds, append=False):
     """Run the grid around ``base`` (an ExperimentConfig; its bits / lr_layer / replays / seed are replaced)
     and write the outputs into ``base.out``. ``append``: add the runs to those of ``base.out/sweep.json``
     (same settings otherwise, no run twice), e.g. more seeds. Returns the list of row dicts."""
-    import pulptrain
     from tqdm import tqdm
+
+    import pulptrain
 
     grid = [(s, l, b, r) for s in seeds for l in lr_layers for b in bits for r in replays]
     if not grid:
@@ -58,14 +70,23 @@ def run_sweep(base, bits, lr_layers, replays, seeds, append=False):
                     for r in replays:
                         cfg = replace(seed_cfg, lr_layer=lr_layer, bits=b, replays=r).resolved()
                         result = run_stream(cfg, stream, pretrained, shared=shared, progress=progress)
-                        rows.append({"seed": seed, "bits": b, "lr_layer": lr_layer, "replays": r,
-                                     "final_accuracy": result["final_accuracy"],
-                                     "tail_accuracy": float(np.mean(result["accuracy"][-TAIL:])),
-                                     "buffer_bytes": result["buffer_nbytes"], "buffer_mib": result["buffer_mib"],
-                                     "total_memory_mib": result["memory"]["mib"]["total"],
-                                     "latent_shape": "x".join(map(str, result["latent_shape"])),
-                                     "stream_seconds": result["stream_seconds"],
-                                     "pretrain_seconds": pretrained.seconds, "accuracy": result["accuracy"]})
+                        rows.append(
+                            {
+                                "seed": seed,
+                                "bits": b,
+                                "lr_layer": lr_layer,
+                                "replays": r,
+                                "final_accuracy": result["final_accuracy"],
+                                "tail_accuracy": float(np.mean(result["accuracy"][-TAIL:])),
+                                "buffer_bytes": result["buffer_nbytes"],
+                                "buffer_mib": result["buffer_mib"],
+                                "total_memory_mib": result["memory"]["mib"]["total"],
+                                "latent_shape": "x".join(map(str, result["latent_shape"])),
+                                "stream_seconds": result["stream_seconds"],
+                                "pretrain_seconds": pretrained.seconds,
+                                "accuracy": result["accuracy"],
+                            }
+                        )
                         write_outputs(out, rows, base, time.perf_counter() - start)
                         bar.update(1)
                         bar.set_postfix(last=f"{b}b l={lr_layer} R={r}: {100 * result['final_accuracy']:.1f}%")
@@ -110,9 +131,20 @@ def summarize(rows):
     for (b, l, r), members in groups.items():
         mean, std = _mean_std([m["final_accuracy"] for m in members])
         tail_mean, tail_std = _mean_std([np.mean(m["accuracy"][-TAIL:]) for m in members])
-        summary.append({"bits": b, "lr_layer": l, "replays": r, "seeds": len(members), "mean": mean, "std": std,
-                        "tail_mean": tail_mean, "tail_std": tail_std, "buffer_mib": members[0]["buffer_mib"],
-                        "total_memory_mib": members[0]["total_memory_mib"]})
+        summary.append(
+            {
+                "bits": b,
+                "lr_layer": l,
+                "replays": r,
+                "seeds": len(members),
+                "mean": mean,
+                "std": std,
+                "tail_mean": tail_mean,
+                "tail_std": tail_std,
+                "buffer_mib": members[0]["buffer_mib"],
+                "total_memory_mib": members[0]["total_memory_mib"],
+            }
+        )
     fp32 = {(s["lr_layer"], s["replays"]): s for s in summary if s["bits"] == FP32_BITS}
     for s in summary:
         ref = fp32.get((s["lr_layer"], s["replays"]))
@@ -124,17 +156,22 @@ def summarize(rows):
 
 def markdown_table(summary):
     """The summary as a markdown table (accuracies in %, differences in percentage points)."""
+
     def delta(s, key):
         return "" if s[key] is None or s["bits"] == FP32_BITS else f"{100 * s[key]:+.2f}"
 
-    lines = [f"| bits | LR layer | replays | buffer MiB | final accuracy % | vs FP32 (pp) | last {TAIL} batches % "
-             f"| vs FP32 (pp) | seeds |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| bits | LR layer | replays | buffer MiB | final accuracy % | vs FP32 (pp) | last {TAIL} batches % "
+        f"| vs FP32 (pp) | seeds |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in summary:
-        lines.append(f"| {'FP32' if s['bits'] == FP32_BITS else s['bits']} | {s['lr_layer']} | {s['replays']} | "
-                     f"{s['buffer_mib']:.4f} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} | "
-                     f"{delta(s, 'delta_vs_fp32')} | {100 * s['tail_mean']:.2f} +- {100 * s['tail_std']:.2f} | "
-                     f"{delta(s, 'tail_delta_vs_fp32')} | {s['seeds']} |")
+        lines.append(
+            f"| {'FP32' if s['bits'] == FP32_BITS else s['bits']} | {s['lr_layer']} | {s['replays']} | "
+            f"{s['buffer_mib']:.4f} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} | "
+            f"{delta(s, 'delta_vs_fp32')} | {100 * s['tail_mean']:.2f} +- {100 * s['tail_std']:.2f} | "
+            f"{delta(s, 'tail_delta_vs_fp32')} | {s['seeds']} |"
+        )
     return "\n".join(lines)
 
 
@@ -156,10 +193,16 @@ def plot_accuracy_vs_memory(path, summary, title=""):
             pts = sorted((s for s in summary if s["bits"] == b and s["lr_layer"] == l), key=lambda s: s["buffer_mib"])
             if not pts:
                 continue
-            ax.errorbar([s["buffer_mib"] for s in pts], [100 * s["mean"] for s in pts],
-                        yerr=[100 * s["std"] for s in pts], color=color, marker=markers[k % len(markers)],
-                        capsize=3, linestyle="-" if k == 0 else "--",
-                        label=f"{'FP32' if b == FP32_BITS else f'{b}-bit'}, l={l}")
+            ax.errorbar(
+                [s["buffer_mib"] for s in pts],
+                [100 * s["mean"] for s in pts],
+                yerr=[100 * s["std"] for s in pts],
+                color=color,
+                marker=markers[k % len(markers)],
+                capsize=3,
+                linestyle="-" if k == 0 else "--",
+                label=f"{'FP32' if b == FP32_BITS else f'{b}-bit'}, l={l}",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("replay buffer (MiB, log scale)")
     ax.set_ylabel("final test accuracy (%)")
@@ -198,10 +241,16 @@ def _write(out, rows, settings, threads, seconds):
         writer.writerows(rows)
     summary = summarize(rows)
     with open(os.path.join(out, "sweep.json"), "w") as f:
-        json.dump({"settings": settings, "wall_seconds": seconds, "threads": threads, "summary": summary,
-                   "runs": rows}, f, indent=1)
+        json.dump(
+            {"settings": settings, "wall_seconds": seconds, "threads": threads, "summary": summary, "runs": rows},
+            f,
+            indent=1,
+        )
     with open(os.path.join(out, "sweep.md"), "w") as f:
         f.write(f"{len(rows)} runs on {settings['dataset']}, {seconds:.0f} s wall with {threads} thread(s).\n\n")
         f.write(markdown_table(summary) + "\n")
-    plot_accuracy_vs_memory(os.path.join(out, "accuracy_vs_memory.png"), summary,
-                            title=f"{settings['dataset']}: final accuracy vs replay memory")
+    plot_accuracy_vs_memory(
+        os.path.join(out, "accuracy_vs_memory.png"),
+        summary,
+        title=f"{settings['dataset']}: final accuracy vs replay memory",
+    )

@@ -11,6 +11,7 @@ the first convolution (a 32x32 input then ends in 2x2 feature maps). SGD with Ne
 cosine learning-rate schedule. Progress is shown with tqdm; the result (config, per-epoch loss and
 accuracy, wall time) is written as JSON.
 """
+
 import argparse
 import json
 import math
@@ -31,8 +32,11 @@ IMAGE = 28
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pulptrain.examples.train_fashion_mnist", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m pulptrain.examples.train_fashion_mnist",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--epochs", type=int, default=4, help="passes over the training set (default 4)")
     p.add_argument("--width", type=float, default=0.25, help="MobileNetV1 width multiplier (default 0.25)")
     p.add_argument("--input-size", type=int, default=32, help="canvas size the 28x28 images are placed in (>= 28)")
@@ -45,8 +49,11 @@ def parse_args(argv=None):
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many SGD steps (short runs)")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images only")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=None, help="folder with the IDX files (default $PULPTRAIN_DATA or the Debian "
-                                                "dataset-fashion-mnist location)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="folder with the IDX files (default $PULPTRAIN_DATA or the Debian dataset-fashion-mnist location)",
+    )
     p.add_argument("--out", default="fashion_mnist_result.json", help="JSON result file")
     p.add_argument("--save", default=None, help="also write the trained weights to this .npz file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,7 +70,7 @@ def to_canvas(images, size, offsets):
     pixels = (images.astype(np.float32) / 255.0 - MEAN) / STD
     for i in range(n):
         r, c = offsets[i]
-        out[i, 0, r:r + IMAGE, c:c + IMAGE] = pixels[i]
+        out[i, 0, r : r + IMAGE, c : c + IMAGE] = pixels[i]
     return out
 
 
@@ -73,9 +80,9 @@ def evaluate(model, x_test, y_test, size, batch=500):
     centre = (size - IMAGE) // 2
     correct = 0
     for s in range(0, len(x_test), batch):
-        images = x_test[s:s + batch]
+        images = x_test[s : s + batch]
         x = to_canvas(images, size, np.full((len(images), 2), centre))
-        correct += int((model.forward(x).argmax(axis=1) == y_test[s:s + batch]).sum())
+        correct += int((model.forward(x).argmax(axis=1) == y_test[s : s + batch]).sum())
     model.train()
     return correct / len(x_test)
 
@@ -86,12 +93,18 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     x_train, y_train, x_test, y_test = fashion_mnist(args.data)
     if args.test_limit:
-        x_test, y_test = x_test[:args.test_limit], y_test[:args.test_limit]
+        x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
 
-    model = mobilenet_v1(args.width, num_classes=10, input_size=args.input_size, in_channels=1,
-                         first_stride=args.first_stride, rng=rng)
-    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                    nesterov=args.momentum > 0)
+    model = mobilenet_v1(
+        args.width, num_classes=10, input_size=args.input_size, in_channels=1, first_stride=args.first_stride, rng=rng
+    )
+    opt = optim.SGD(
+        model.parameters(),
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        nesterov=args.momentum > 0,
+    )
     loss_fn = nn.CrossEntropyLoss()
     steps_per_epoch = len(x_train) // args.batch_size
     total_steps = args.epochs * steps_per_epoch
@@ -99,10 +112,15 @@ def main(argv=None):
         total_steps = min(total_steps, args.max_steps)
     shift = args.input_size - IMAGE
 
-    result = {"command": "python -m pulptrain.examples.train_fashion_mnist " + " ".join(sys.argv[1:] if argv is None
-                                                                                        else argv),
-              "config": vars(args), "parallel_backend": pulptrain.parallel_backend(),
-              "parameters": int(sum(p.data.size for p in model.parameters())), "epochs": [], "losses": []}
+    result = {
+        "command": "python -m pulptrain.examples.train_fashion_mnist "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": vars(args),
+        "parallel_backend": pulptrain.parallel_backend(),
+        "parameters": int(sum(p.data.size for p in model.parameters())),
+        "epochs": [],
+        "losses": [],
+    }
     start = time.perf_counter()
     step = 0
     for epoch in range(args.epochs):
@@ -111,10 +129,11 @@ def main(argv=None):
         order = rng.permutation(len(x_train))
         epoch_start, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
         n_steps = min(steps_per_epoch, total_steps - step)
-        bar = tqdm(range(n_steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step", disable=args.quiet,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            range(n_steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step", disable=args.quiet, dynamic_ncols=True
+        )
         for i in bar:
-            idx = order[i * args.batch_size:(i + 1) * args.batch_size]
+            idx = order[i * args.batch_size : (i + 1) * args.batch_size]
             x = to_canvas(x_train[idx], args.input_size, rng.integers(0, shift + 1, (len(idx), 2)))
             labels = y_train[idx]
             opt.lr = 0.5 * args.lr * (1 + math.cos(math.pi * step / total_steps))
@@ -132,12 +151,23 @@ def main(argv=None):
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", lr=f"{opt.lr:.4f}")
         train_seconds = time.perf_counter() - epoch_start
         test_acc = evaluate(model, x_test, y_test, args.input_size)
-        result["epochs"].append({"epoch": epoch + 1, "steps": n_steps, "train_loss": loss_sum / seen,
-                                 "train_accuracy": correct / seen, "test_accuracy": test_acc,
-                                 "train_seconds": train_seconds, "images_per_second": seen / train_seconds})
+        result["epochs"].append(
+            {
+                "epoch": epoch + 1,
+                "steps": n_steps,
+                "train_loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "test_accuracy": test_acc,
+                "train_seconds": train_seconds,
+                "images_per_second": seen / train_seconds,
+            }
+        )
         if not args.quiet:
-            print(f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f}, train acc {correct / seen:.4f}, "
-                  f"test acc {test_acc:.4f}, {seen / train_seconds:.0f} images/s", flush=True)
+            print(
+                f"epoch {epoch + 1}: train loss {loss_sum / seen:.4f}, train acc {correct / seen:.4f}, "
+                f"test acc {test_acc:.4f}, {seen / train_seconds:.0f} images/s",
+                flush=True,
+            )
     result["steps"] = step
     result["test_accuracy"] = result["epochs"][-1]["test_accuracy"] if result["epochs"] else None
     result["wall_seconds"] = time.perf_counter() - start
@@ -146,8 +176,10 @@ def main(argv=None):
     if args.save:
         model.save(args.save)
     if not args.quiet:
-        print(f"test accuracy {result['test_accuracy']:.4f} after {step} steps, {result['wall_seconds']:.0f} s; "
-              f"result written to {args.out}")
+        print(
+            f"test accuracy {result['test_accuracy']:.4f} after {step} steps, {result['wall_seconds']:.0f} s; "
+            f"result written to {args.out}"
+        )
     return result
 
 

@@ -10,6 +10,7 @@ count instructions per code instead of per MAC and go into a second table.
 
 Usage: python count_table.py COUNT_LOG OUT_JSON
 """
+
 import json
 import shlex
 import sys
@@ -17,9 +18,9 @@ import sys
 INT_FIELDS = ("macs", "instret", "cores", "team_instret", "critical", "core_max", "core_sum", "forks", "bits")
 
 # The measured goals of the issue (benchmarks, not tests).
-GOAL_POINTWISE_IPM = 1.6   # pointwise forward 512->512 at 8x8, best matmul variant
-GOAL_DEPTHWISE_IPM = 3.0   # depthwise 3x3 forward
-GOAL_BALANCE = 1.10        # largest core / ideal, every conv5/conv6 shape and step
+GOAL_POINTWISE_IPM = 1.6  # pointwise forward 512->512 at 8x8, best matmul variant
+GOAL_DEPTHWISE_IPM = 3.0  # depthwise 3x3 forward
+GOAL_BALANCE = 1.10  # largest core / ideal, every conv5/conv6 shape and step
 
 
 def parse(path):
@@ -28,7 +29,7 @@ def parse(path):
         for line in f:
             if not line.startswith("COUNT "):
                 continue
-            row = dict(token.split("=", 1) for token in shlex.split(line[len("COUNT "):]))
+            row = dict(token.split("=", 1) for token in shlex.split(line[len("COUNT ") :]))
             row.setdefault("bits", "0")
             row.setdefault("unit", "MAC")
             for key in INT_FIELDS:
@@ -53,11 +54,34 @@ def balance_cells(r):
 def table(rows):
     """The layer table (MACs): float training steps and INT8 inference."""
     cores = rows[0]["cores"]
-    head = ["layer", "step", "variant", "shape", "MACs", "rv32 instr", "instr/MAC",
-            f"{cores}-core max", f"ideal (/{cores})", "max/ideal"]
-    return markdown(head, lambda r: [r["layer"], f"{r['op']} {r['step']}", r["variant"], r["shape"], f"{r['macs']:,}",
-                                     f"{r['instret']:,}", f"{r['instr_per_mac']:.2f}"] + balance_cells(r),
-                    [r for r in rows if r["unit"] == "MAC"])
+    head = [
+        "layer",
+        "step",
+        "variant",
+        "shape",
+        "MACs",
+        "rv32 instr",
+        "instr/MAC",
+        f"{cores}-core max",
+        f"ideal (/{cores})",
+        "max/ideal",
+    ]
+    return markdown(
+        head,
+        lambda r: (
+            [
+                r["layer"],
+                f"{r['op']} {r['step']}",
+                r["variant"],
+                r["shape"],
+                f"{r['macs']:,}",
+                f"{r['instret']:,}",
+                f"{r['instr_per_mac']:.2f}",
+            ]
+            + balance_cells(r)
+        ),
+        [r for r in rows if r["unit"] == "MAC"],
+    )
 
 
 def code_table(rows):
@@ -66,16 +90,44 @@ def code_table(rows):
     if not rows:
         return ""
     cores = rows[0]["cores"]
-    head = ["kernel", "bits", "codes", "rv32 instr", "instr/code", f"{cores}-core max", f"ideal (/{cores})",
-            "max/ideal"]
-    return markdown(head, lambda r: [r["op"], str(r["bits"]), f"{r['macs']:,}", f"{r['instret']:,}",
-                                     f"{r['instr_per_mac']:.2f}"] + balance_cells(r), rows)
+    head = [
+        "kernel",
+        "bits",
+        "codes",
+        "rv32 instr",
+        "instr/code",
+        f"{cores}-core max",
+        f"ideal (/{cores})",
+        "max/ideal",
+    ]
+    return markdown(
+        head,
+        lambda r: (
+            [r["op"], str(r["bits"]), f"{r['macs']:,}", f"{r['instret']:,}", f"{r['instr_per_mac']:.2f}"]
+            + balance_cells(r)
+        ),
+        rows,
+    )
 
 
 # The INT8 frozen stage below the default LR layer (l = 19, conv5_4/dw output): layer -> times it occurs.
-FROZEN_STAGE = {"conv1": 1, "conv2_1/dw": 1, "conv2_1/pw": 1, "conv2_2/dw": 1, "conv2_2/pw": 1, "conv3_1/dw": 1,
-                "conv3_1/pw": 1, "conv3_2/dw": 1, "conv3_2/pw": 1, "conv4_1/dw": 1, "conv4_1/pw": 1, "conv4_2/dw": 1,
-                "conv4_2/pw": 1, "conv5_x/dw": 4, "conv5_x/pw": 3}
+FROZEN_STAGE = {
+    "conv1": 1,
+    "conv2_1/dw": 1,
+    "conv2_1/pw": 1,
+    "conv2_2/dw": 1,
+    "conv2_2/pw": 1,
+    "conv3_1/dw": 1,
+    "conv3_1/pw": 1,
+    "conv3_2/dw": 1,
+    "conv3_2/pw": 1,
+    "conv4_1/dw": 1,
+    "conv4_1/pw": 1,
+    "conv4_2/dw": 1,
+    "conv4_2/pw": 1,
+    "conv5_x/dw": 4,
+    "conv5_x/pw": 3,
+}
 
 
 def frozen_stage(rows):
@@ -83,8 +135,10 @@ def frozen_stage(rows):
     int8 = {r["layer"]: r for r in rows if r["op"].startswith("int8_")}
     if not set(FROZEN_STAGE) <= set(int8):
         return None
-    total = {key: sum(int8[layer][key] * times for layer, times in FROZEN_STAGE.items())
-             for key in ("macs", "instret", "critical")}
+    total = {
+        key: sum(int8[layer][key] * times for layer, times in FROZEN_STAGE.items())
+        for key in ("macs", "instret", "critical")
+    }
     total["instr_per_mac"] = total["instret"] / total["macs"]
     total["balance"] = total["critical"] / (total["instret"] / rows[0]["cores"])
     return total
@@ -92,19 +146,33 @@ def frozen_stage(rows):
 
 def goals(rows):
     """(description, measured, goal, met) for each measured goal of the issue."""
-    pw = [r for r in rows if r["layer"] == "conv5_x/pw" and r["op"] == "pointwise" and r["step"] == "forward"
-          and r["variant"] != "auto"]
+    pw = [
+        r
+        for r in rows
+        if r["layer"] == "conv5_x/pw" and r["op"] == "pointwise" and r["step"] == "forward" and r["variant"] != "auto"
+    ]
     best = min(pw, key=lambda r: r["instr_per_mac"])
     dw = next(r for r in rows if r["layer"] == "conv5_x/dw" and r["op"] == "depthwise" and r["step"] == "forward")
-    layers = [r for r in rows if r["layer"].startswith(("conv5", "conv6")) and r["variant"] in ("auto", "-")
-              and r["op"] in ("depthwise", "pointwise")]
+    layers = [
+        r
+        for r in rows
+        if r["layer"].startswith(("conv5", "conv6"))
+        and r["variant"] in ("auto", "-")
+        and r["op"] in ("depthwise", "pointwise")
+    ]
     worst = max(layers, key=lambda r: r["balance"])
     return [
-        (f"pointwise forward 512->512 8x8, best variant ({best['variant']}): instr/MAC",
-         best["instr_per_mac"], GOAL_POINTWISE_IPM),
+        (
+            f"pointwise forward 512->512 8x8, best variant ({best['variant']}): instr/MAC",
+            best["instr_per_mac"],
+            GOAL_POINTWISE_IPM,
+        ),
         ("depthwise 3x3 forward (conv5): instr/MAC", dw["instr_per_mac"], GOAL_DEPTHWISE_IPM),
-        (f"8-core max/ideal, worst conv5/conv6 step ({worst['layer']} {worst['step']})", worst["balance"],
-         GOAL_BALANCE),
+        (
+            f"8-core max/ideal, worst conv5/conv6 step ({worst['layer']} {worst['step']})",
+            worst["balance"],
+            GOAL_BALANCE,
+        ),
     ]
 
 
@@ -114,11 +182,17 @@ def main(log_path, json_path):
         sys.exit(f"no COUNT lines in {log_path}")
     checked = goals(rows)
     with open(json_path, "w") as f:
-        json.dump({"target": "rv32imfc/ilp32f bare metal, qemu-system-riscv32 -icount shift=0 (instret)",
-                   "cores": rows[0]["cores"],
-                   "goals": [dict(goal=g, measured=m, limit=lim, met=m <= lim) for g, m, lim in checked],
-                   "int8_frozen_stage_lr19": frozen_stage(rows),
-                   "rows": rows}, f, indent=1)
+        json.dump(
+            {
+                "target": "rv32imfc/ilp32f bare metal, qemu-system-riscv32 -icount shift=0 (instret)",
+                "cores": rows[0]["cores"],
+                "goals": [dict(goal=g, measured=m, limit=lim, met=m <= lim) for g, m, lim in checked],
+                "int8_frozen_stage_lr19": frozen_stage(rows),
+                "rows": rows,
+            },
+            f,
+            indent=1,
+        )
     print(table(rows))
     print()
     if code_table(rows):
@@ -126,9 +200,11 @@ def main(log_path, json_path):
         print()
     stage = frozen_stage(rows)
     if stage:
-        print(f"INT8 frozen stage to LR layer 19 (conv1 .. conv5_4/dw): {stage['macs']:,} MACs, "
-              f"{stage['instret']:,} rv32 instr, {stage['instr_per_mac']:.2f} instr/MAC, "
-              f"{rows[0]['cores']}-core max/ideal {stage['balance']:.2f}")
+        print(
+            f"INT8 frozen stage to LR layer 19 (conv1 .. conv5_4/dw): {stage['macs']:,} MACs, "
+            f"{stage['instret']:,} rv32 instr, {stage['instr_per_mac']:.2f} instr/MAC, "
+            f"{rows[0]['cores']}-core max/ideal {stage['balance']:.2f}"
+        )
     for g, m, lim in checked:
         print(f"goal: {g} = {m:.2f} (goal <= {lim}): {'met' if m <= lim else 'MISSED'}")
     print(f"wrote {json_path}")

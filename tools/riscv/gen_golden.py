@@ -18,6 +18,7 @@ reference; the target must reproduce them bit for bit.
 
 Usage: python tools/riscv/gen_golden.py OUT.h   (with pulptrain built in place: setup.py build_ext --inplace)
 """
+
 import os
 import re
 import sys
@@ -47,16 +48,34 @@ def conv(op, step, batch, c_in, h, w, c_out, k, stride, pad, has_bias=False, acc
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (pad, pad) if isinstance(pad, int) else pad
-    return dict(name=op_name(op, step), op=op, step=step, batch=batch, c_in=c_in, h=h, w=w, c_out=c_out, kh=kh, kw=kw,
-                stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw, has_bias=has_bias, accumulate=accumulate)
+    return dict(
+        name=op_name(op, step),
+        op=op,
+        step=step,
+        batch=batch,
+        c_in=c_in,
+        h=h,
+        w=w,
+        c_out=c_out,
+        kh=kh,
+        kw=kw,
+        stride_h=sh,
+        stride_w=sw,
+        pad_h=ph,
+        pad_w=pw,
+        has_bias=has_bias,
+        accumulate=accumulate,
+    )
 
 
 def triad(op, *shape, **kwargs):
     """forward (with bias), grad_input and grad_weight of one shape; gradients optionally accumulate."""
     acc = kwargs.pop("accumulate", False)
-    return [conv(op, "forward", *shape, has_bias=True, **kwargs),
-            conv(op, "grad_input", *shape, accumulate=acc, **kwargs),
-            conv(op, "grad_weight", *shape, accumulate=acc, **kwargs)]
+    return [
+        conv(op, "forward", *shape, has_bias=True, **kwargs),
+        conv(op, "grad_input", *shape, accumulate=acc, **kwargs),
+        conv(op, "grad_weight", *shape, accumulate=acc, **kwargs),
+    ]
 
 
 def dense(op, step, batch, c_in, c_out, hw=(1, 1), has_bias=False, accumulate=False):
@@ -65,8 +84,10 @@ def dense(op, step, batch, c_in, c_out, hw=(1, 1), has_bias=False, accumulate=Fa
 
 def cases():
     """The fixed case list: small enough for QEMU, shaped like MobileNetV1 layers."""
-    out = [dict(name="matmul", op="matmul", step="forward", m=m, n=n, k=k) for m, n, k in
-           [(7, 5, 3), (24, 40, 36), (33, 19, 300), (64, 64, 64)]]
+    out = [
+        dict(name="matmul", op="matmul", step="forward", m=m, n=n, k=k)
+        for m, n, k in [(7, 5, 3), (24, 40, 36), (33, 19, 300), (64, 64, 64)]
+    ]
     # conv2d: the stem (3 -> 8, 3x3, stride 2, pad 1), a stride-1 case, a rectangular kernel/stride/pad.
     out += triad("conv2d", 2, 3, 17, 17, 8, 3, 2, 1)
     out += triad("conv2d", 1, 4, 9, 11, 6, 3, 1, 1, accumulate=True)
@@ -76,18 +97,27 @@ def cases():
     out += triad("depthwise_conv2d", 1, 16, 9, 9, 16, 3, 2, 1, accumulate=True)
     out += triad("depthwise_conv2d", 1, 5, 7, 6, 5, 3, 2, 0)
     # pointwise: batch 2, a conv5-like 8x8 plane, odd channel counts.
-    for batch, c_in, c_out, hw, acc in [(2, 16, 24, (6, 6), False), (1, 64, 32, (8, 8), True),
-                                        (1, 40, 72, (3, 3), False)]:
-        out += [dense("pointwise_conv2d", "forward", batch, c_in, c_out, hw, has_bias=True),
-                dense("pointwise_conv2d", "grad_input", batch, c_in, c_out, hw, accumulate=acc),
-                dense("pointwise_conv2d", "grad_weight", batch, c_in, c_out, hw, accumulate=acc)]
+    for batch, c_in, c_out, hw, acc in [
+        (2, 16, 24, (6, 6), False),
+        (1, 64, 32, (8, 8), True),
+        (1, 40, 72, (3, 3), False),
+    ]:
+        out += [
+            dense("pointwise_conv2d", "forward", batch, c_in, c_out, hw, has_bias=True),
+            dense("pointwise_conv2d", "grad_input", batch, c_in, c_out, hw, accumulate=acc),
+            dense("pointwise_conv2d", "grad_weight", batch, c_in, c_out, hw, accumulate=acc),
+        ]
     # linear: the classifier (in -> 50 classes) and a small batch.
     for batch, c_in, c_out, acc in [(1, 128, 50, False), (3, 64, 10, True)]:
-        out += [dense("linear", "forward", batch, c_in, c_out, has_bias=True),
-                dense("linear", "grad_input", batch, c_in, c_out, accumulate=acc),
-                dense("linear", "grad_weight", batch, c_in, c_out, accumulate=acc)]
-    out += [dense("bias_grad", "grad_bias", 2, 1, 8, (5, 5)),
-            dense("bias_grad", "grad_bias", 1, 1, 50, accumulate=True)]
+        out += [
+            dense("linear", "forward", batch, c_in, c_out, has_bias=True),
+            dense("linear", "grad_input", batch, c_in, c_out, accumulate=acc),
+            dense("linear", "grad_weight", batch, c_in, c_out, accumulate=acc),
+        ]
+    out += [
+        dense("bias_grad", "grad_bias", 2, 1, 8, (5, 5)),
+        dense("bias_grad", "grad_bias", 1, 1, 50, accumulate=True),
+    ]
     return out
 
 
@@ -123,8 +153,11 @@ def run_package(c, a, b, bias, init):
         return K.bias_grad(a, **acc)
     if op == "linear" or op == "pointwise_conv2d":
         fw, gi, gw = (getattr(K, f"{op}_{s}") for s in ("forward", "grad_input", "grad_weight"))
-        return {"forward": lambda: fw(a, b, bias), "grad_input": lambda: gi(a, b, **acc),
-                "grad_weight": lambda: gw(a, b, **acc)}[step]()
+        return {
+            "forward": lambda: fw(a, b, bias),
+            "grad_input": lambda: gi(a, b, **acc),
+            "grad_weight": lambda: gw(a, b, **acc),
+        }[step]()
     prefix = op
     geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
     x_shape, w_shape = operand_shapes(dict(c, step="forward"))[0:2]
@@ -150,8 +183,9 @@ def torch_reference(c, a, b, bias, init):
     elif op == "bias_grad":
         ref = a.sum(dim=(0, 2, 3))
     elif op == "linear":
-        ref = {"forward": lambda: F.linear(a, b, bias), "grad_input": lambda: a @ b,
-               "grad_weight": lambda: a.T @ b}[step]()
+        ref = {"forward": lambda: F.linear(a, b, bias), "grad_input": lambda: a @ b, "grad_weight": lambda: a.T @ b}[
+            step
+        ]()
     else:
         geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
         geo["groups"] = c["c_in"] if op == "depthwise_conv2d" else 1
@@ -167,6 +201,7 @@ def torch_reference(c, a, b, bias, init):
 
 
 # ---- INT8 inference and latent codes: typed operands, bit-exact expected outputs ----------------------------
+
 
 def int8(op, batch, c_in, h, w, c_out, k, stride, pad, has_bias=True, clip=(0, 255)):
     """An INT8 forward case (op: int8_conv2d, int8_depthwise_conv2d, int8_pointwise_conv2d, int8_linear,
@@ -185,25 +220,30 @@ PARALLEL_COUNT = 20003  # codes: above quant.c's serial threshold, so teams real
 def typed_cases():
     """INT8 layers shaped like MobileNetV1 (stride 2, padding, tails of the 4x2 tile, several pixel panels) and
     the latent codes at every bit width."""
-    out = [int8("int8_conv2d", 2, 3, 17, 17, 8, 3, 2, 1),                 # the stem
-           int8("int8_conv2d", 1, 4, 9, 11, 6, 3, 1, 1, clip=(3, 200)),    # ReLU6-like clip, c_out % 4 != 0
-           int8("int8_conv2d", 1, 5, 8, 7, 4, (3, 2), (2, 1), (1, 0), has_bias=False),
-           int8("int8_depthwise_conv2d", 2, 8, 10, 10, 8, 3, 1, 1),
-           int8("int8_depthwise_conv2d", 1, 16, 9, 9, 16, 3, 2, 1, clip=(0, 120)),
-           int8("int8_depthwise_conv2d", 1, 5, 7, 6, 5, 3, 2, 0, has_bias=False),
-           int8("int8_depthwise_conv2d", 1, 2, 4, 300, 2, 3, 1, 1),               # rows longer than one column chunk
-           int8("int8_pointwise_conv2d", 2, 16, 6, 6, 24, 1, 1, 0),
-           int8("int8_pointwise_conv2d", 1, 64, 8, 8, 32, 1, 1, 0, clip=(0, 100)),
-           int8("int8_pointwise_conv2d", 1, 40, 3, 3, 70, 1, 1, 0),               # odd pixels, c_out % 4 == 2
-           int8("int8_pointwise_conv2d", 1, 8, 20, 20, 12, 1, 1, 0),              # 400 pixels: several panels
-           int8("int8_linear", 1, 128, 1, 1, 50, 1, 1, 0),
-           int8("int8_linear", 3, 64, 1, 1, 10, 1, 1, 0, has_bias=False),
-           int8("int8_avg_pool2d", 2, 8, 8, 8, 8, 2, 2, 0),
-           int8("int8_global_avg_pool2d", 1, 16, 4, 4, 16, 4, 4, 0),       # global 4x4 (pool6)
-           int8("int8_avg_pool2d", 1, 3, 7, 7, 3, 3, 2, 0)]                # odd windows: rounding half up
+    out = [
+        int8("int8_conv2d", 2, 3, 17, 17, 8, 3, 2, 1),  # the stem
+        int8("int8_conv2d", 1, 4, 9, 11, 6, 3, 1, 1, clip=(3, 200)),  # ReLU6-like clip, c_out % 4 != 0
+        int8("int8_conv2d", 1, 5, 8, 7, 4, (3, 2), (2, 1), (1, 0), has_bias=False),
+        int8("int8_depthwise_conv2d", 2, 8, 10, 10, 8, 3, 1, 1),
+        int8("int8_depthwise_conv2d", 1, 16, 9, 9, 16, 3, 2, 1, clip=(0, 120)),
+        int8("int8_depthwise_conv2d", 1, 5, 7, 6, 5, 3, 2, 0, has_bias=False),
+        int8("int8_depthwise_conv2d", 1, 2, 4, 300, 2, 3, 1, 1),  # rows longer than one column chunk
+        int8("int8_pointwise_conv2d", 2, 16, 6, 6, 24, 1, 1, 0),
+        int8("int8_pointwise_conv2d", 1, 64, 8, 8, 32, 1, 1, 0, clip=(0, 100)),
+        int8("int8_pointwise_conv2d", 1, 40, 3, 3, 70, 1, 1, 0),  # odd pixels, c_out % 4 == 2
+        int8("int8_pointwise_conv2d", 1, 8, 20, 20, 12, 1, 1, 0),  # 400 pixels: several panels
+        int8("int8_linear", 1, 128, 1, 1, 50, 1, 1, 0),
+        int8("int8_linear", 3, 64, 1, 1, 10, 1, 1, 0, has_bias=False),
+        int8("int8_avg_pool2d", 2, 8, 8, 8, 8, 2, 2, 0),
+        int8("int8_global_avg_pool2d", 1, 16, 4, 4, 16, 4, 4, 0),  # global 4x4 (pool6)
+        int8("int8_avg_pool2d", 1, 3, 7, 7, 3, 3, 2, 0),
+    ]  # odd windows: rounding half up
     out += [latent("quantize", 1000, bits, 0.25) for bits in (1, 4, 7, 8)]
-    out += [latent("quantize", PARALLEL_COUNT, 8, 0.0371), latent("dequantize", 777, 8, 0.0371),
-            latent("dequantize", PARALLEL_COUNT, 8, 1.7)]
+    out += [
+        latent("quantize", PARALLEL_COUNT, 8, 0.0371),
+        latent("dequantize", 777, 8, 0.0371),
+        latent("dequantize", PARALLEL_COUNT, 8, 1.7),
+    ]
     for op in ("pack_bits", "unpack_bits"):
         out += [latent(op, 1001, bits) for bits in range(1, 9)]
         out += [latent(op, PARALLEL_COUNT, bits) for bits in (3, 7)]
@@ -215,7 +255,7 @@ def int8_operand_shapes(c):
     if c["op"].endswith("avg_pool2d"):
         x, _, _, y = operand_shapes(dict(c, op="depthwise_conv2d"))
         return x, None, y
-    x, w, _, y = operand_shapes(dict(c, op=c["op"][len("int8_"):]))
+    x, w, _, y = operand_shapes(dict(c, op=c["op"][len("int8_") :]))
     return x, w, y
 
 
@@ -229,7 +269,7 @@ def int8_accumulators(c, x, w):
     acc = 0
     for ky in range(kh):
         for kx in range(kw):
-            tap = xp[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+            tap = xp[:, :, ky : ky + sh * (ho - 1) + 1 : sh, kx : kx + sw * (wo - 1) + 1 : sw]
             if c["op"].endswith("avg_pool2d"):
                 acc = acc + tap
             elif c["op"] == "int8_depthwise_conv2d":
@@ -245,8 +285,7 @@ def requant_reference(acc, bias, multiplier, shift, clip):
     for ch in range(acc.shape[1]):
         m, s = int(multiplier[ch]), int(shift[ch])
         b = 0 if bias is None else int(bias[ch])
-        y[:, ch] = np.reshape([((int(a) + b) * m + (1 << s >> 1)) >> s for a in acc[:, ch].ravel()],
-                              y[:, ch].shape)
+        y[:, ch] = np.reshape([((int(a) + b) * m + (1 << s >> 1)) >> s for a in acc[:, ch].ravel()], y[:, ch].shape)
     return np.clip(y, *clip).astype(np.uint8)
 
 
@@ -263,18 +302,21 @@ def int8_case(c, rng):
     w = rng.integers(-127, 128, w_shape, dtype=np.int8)
     acc = int8_accumulators(c, x, w)
     channels = w_shape[0]
-    bias = rng.integers(-2 ** 12, 2 ** 12, channels).astype(np.int32) if c["has_bias"] else None
+    bias = rng.integers(-(2**12), 2**12, channels).astype(np.int32) if c["has_bias"] else None
     # Real factors that spread the outputs over (and past) the uint8 range; one channel has multiplier 0.
     real = 200.0 / max(1.0, float(np.abs(acc).max())) * rng.uniform(0.25, 4.0, channels)
     real[channels // 2] = 0.0
     multiplier, shift = Q.quantize_multiplier(real)
     geo = dict(stride=(c["stride_h"], c["stride_w"]), padding=(c["pad_h"], c["pad_w"]))
     requant = dict(clip_min=c["clip"][0], clip_max=c["clip"][1])
-    run = {"int8_conv2d": lambda: Q.int8_conv2d_forward(x, w, bias, multiplier, shift, **geo, **requant),
-           "int8_depthwise_conv2d": lambda: Q.int8_depthwise_conv2d_forward(x, w, bias, multiplier, shift, **geo,
-                                                                             **requant),
-           "int8_pointwise_conv2d": lambda: Q.int8_pointwise_conv2d_forward(x, w, bias, multiplier, shift, **requant),
-           "int8_linear": lambda: Q.int8_linear_forward(x, w, bias, multiplier, shift, **requant)}[c["op"]]
+    run = {
+        "int8_conv2d": lambda: Q.int8_conv2d_forward(x, w, bias, multiplier, shift, **geo, **requant),
+        "int8_depthwise_conv2d": lambda: Q.int8_depthwise_conv2d_forward(
+            x, w, bias, multiplier, shift, **geo, **requant
+        ),
+        "int8_pointwise_conv2d": lambda: Q.int8_pointwise_conv2d_forward(x, w, bias, multiplier, shift, **requant),
+        "int8_linear": lambda: Q.int8_linear_forward(x, w, bias, multiplier, shift, **requant),
+    }[c["op"]]
     y = np.asarray(run())
     assert y.shape == y_shape, (c, y.shape, y_shape)
     assert np.array_equal(y, requant_reference(acc, bias, multiplier, shift, c["clip"])), f"int8 mismatch on {c}"
@@ -314,6 +356,7 @@ def latent_case(c, rng):
 
 # ---- activations, pooling, BatchNorm, losses, optimizers: operand lists from pulptrain/ops.py ------------
 
+
 def pool(batch, c_in, h, w, k, stride, pad):
     return dict(batch=batch, c_in=c_in, h=h, w=w, kh=k, kw=k, stride_h=stride, stride_w=stride, pad_h=pad, pad_w=pad)
 
@@ -333,8 +376,14 @@ def args_cases():
     out.update({"global_avg_pool2d.forward": PLANE_CASES[:1], "global_avg_pool2d.grad_input": PLANE_CASES[:1]})
     for step in ("forward_train", "forward_renorm", "forward_eval", "backward", "backward_eval"):
         out[f"batchnorm2d.{step}"] = PLANE_CASES
-    out.update({"cross_entropy": [dict(batch=7, c_out=10), dict(batch=1, c_out=50)], "mse_loss": FLAT_CASES,
-                "sgd_step": FLAT_CASES[:1], "adam_step": FLAT_CASES[:1]})
+    out.update(
+        {
+            "cross_entropy": [dict(batch=7, c_out=10), dict(batch=1, c_out=50)],
+            "mse_loss": FLAT_CASES,
+            "sgd_step": FLAT_CASES[:1],
+            "adam_step": FLAT_CASES[:1],
+        }
+    )
     return out
 
 
@@ -352,27 +401,44 @@ def args_step_fields(name, size, params):
     if family == "batchnorm2d" and "batch_stats" in params:
         fields["batch_stats"] = int(params["batch_stats"])
     elif family == "batchnorm2d":
-        fields["bn"] = dict(eps=params["eps"], momentum=params.get("momentum", 0.0),
-                            r_max=params.get("r_max") or 0.0, d_max=params.get("d_max") or 0.0)
+        fields["bn"] = dict(
+            eps=params["eps"],
+            momentum=params.get("momentum", 0.0),
+            r_max=params.get("r_max") or 0.0,
+            d_max=params.get("d_max") or 0.0,
+        )
     if family == "sgd_step":
-        fields["sgd"] = dict(lr=params["lr"], momentum=params["momentum"], dampening=params["dampening"],
-                             weight_decay=params["weight_decay"], nesterov=int(params["nesterov"]))
+        fields["sgd"] = dict(
+            lr=params["lr"],
+            momentum=params["momentum"],
+            dampening=params["dampening"],
+            weight_decay=params["weight_decay"],
+            nesterov=int(params["nesterov"]),
+        )
         fields["first_step"] = int(params.get("first_step", False))
     if family == "adam_step":
-        fields["adam"] = dict(lr=params["lr"], beta1=params["betas"][0], beta2=params["betas"][1], eps=params["eps"],
-                              weight_decay=params["weight_decay"], decoupled=int(params["decoupled"]))
+        fields["adam"] = dict(
+            lr=params["lr"],
+            beta1=params["betas"][0],
+            beta2=params["betas"][1],
+            eps=params["eps"],
+            weight_decay=params["weight_decay"],
+            decoupled=int(params["decoupled"]),
+        )
         fields["adam_step"] = params["step"]
     return fields
 
 
 def c_initializer(fields):
     """C designated initializers: ints as ints, floats as exact hexadecimal literals, dicts nested."""
+
     def value(v):
         if isinstance(v, dict):
             return "{" + c_initializer(v) + "}"
         if isinstance(v, (bool, int, np.integer)):
             return str(int(v))
         return float(np.float32(v)).hex() + "f"
+
     return ", ".join(f".{key} = {value(v)}" for key, v in fields.items())
 
 
@@ -394,12 +460,17 @@ def c_args_case(i, name, fields, operands):
         ptr = lambda v, role: f"golden_a{i}_{j}_{role}" if v is not None else "NULL"  # noqa: E731
         nbytes = (data if data is not None else expected).nbytes
         return f"{{{ptr(data, 'data')}, {ptr(expected, 'expected')}, {nbytes}}}"
+
     entries = ", ".join(entry(j, d, e) for j, (d, e) in enumerate(operands))
-    return f"    {{\"{name}\", {{{c_initializer(fields)}}},\n     {len(operands)}, {{{entries}}}}},\n"
+    return f'    {{"{name}", {{{c_initializer(fields)}}},\n     {len(operands)}, {{{entries}}}}},\n'
 
 
-C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t",
-           np.dtype(np.int64): "int64_t"}
+C_TYPES = {
+    np.dtype(np.uint8): "uint8_t",
+    np.dtype(np.int8): "int8_t",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.int64): "int64_t",
+}
 TYPED_ROLES = ("a", "b", "bias", "multiplier", "shift", "expected")
 
 
@@ -409,15 +480,27 @@ def c_array(name, values):
     if values.dtype == np.float32:
         return c_floats(name, values)
     flat = [str(int(v)) for v in values.ravel()]
-    rows = [", ".join(flat[i:i + 24]) for i in range(0, len(flat), 24)]
-    return (f"static const {C_TYPES[values.dtype]} {name}[{len(flat)}] = {{\n    " + ",\n    ".join(rows)
-            + "\n};\n")
+    rows = [", ".join(flat[i : i + 24]) for i in range(0, len(flat), 24)]
+    return f"static const {C_TYPES[values.dtype]} {name}[{len(flat)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
 
 def c_typed_case(i, c, arrays):
     fields = []
-    for key in ("batch", "c_in", "h", "w", "c_out", "kh", "kw", "stride_h", "stride_w", "pad_h", "pad_w",
-                "count", "bits"):
+    for key in (
+        "batch",
+        "c_in",
+        "h",
+        "w",
+        "c_out",
+        "kh",
+        "kw",
+        "stride_h",
+        "stride_w",
+        "pad_h",
+        "pad_w",
+        "count",
+        "bits",
+    ):
         if key in c:
             fields.append(f".{key} = {int(c[key])}")
     if "scale" in c:
@@ -426,29 +509,54 @@ def c_typed_case(i, c, arrays):
     nbytes = lambda role: arrays[role].nbytes if arrays.get(role) is not None else 0  # noqa: E731
     channels = arrays["multiplier"].size if arrays.get("multiplier") is not None else 0
     clip = c.get("clip", (0, 0))
-    return (f"    {{\"{c['name']}\", {{{', '.join(fields)}}},\n     {ptr('a')}, {nbytes('a')}, {ptr('b')}, {nbytes('b')}, "
-            f"{ptr('bias')}, {ptr('multiplier')}, {ptr('shift')}, {channels}, {clip[0]}, {clip[1]}, "
-            f"{ptr('expected')}, {nbytes('expected')}}},\n")
+    return (
+        f'    {{"{c["name"]}", {{{", ".join(fields)}}},\n     {ptr("a")}, {nbytes("a")}, {ptr("b")}, {nbytes("b")}, '
+        f"{ptr('bias')}, {ptr('multiplier')}, {ptr('shift')}, {channels}, {clip[0]}, {clip[1]}, "
+        f"{ptr('expected')}, {nbytes('expected')}}},\n"
+    )
 
 
 def c_floats(name, values):
     """A C array of exact hexadecimal float literals (INFINITY for infinities)."""
-    flat = [("-INFINITY" if v < 0 else "INFINITY") if np.isinf(v) else re.sub(r"\.?0*p", "p", float(v).hex()) + "f"
-            for v in np.asarray(values, dtype=np.float32).ravel()]
-    rows = [", ".join(flat[i:i + 8]) for i in range(0, len(flat), 8)]
+    flat = [
+        ("-INFINITY" if v < 0 else "INFINITY") if np.isinf(v) else re.sub(r"\.?0*p", "p", float(v).hex()) + "f"
+        for v in np.asarray(values, dtype=np.float32).ravel()
+    ]
+    rows = [", ".join(flat[i : i + 8]) for i in range(0, len(flat), 8)]
     return f"static const float {name}[{len(flat)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
 
 
 def c_case(i, c, arrays):
     fields = []
-    for key in ("m", "n", "k", "batch", "c_in", "h", "w", "c_out", "kh", "kw", "stride_h", "stride_w",
-                "pad_h", "pad_w", "has_bias", "accumulate"):
+    for key in (
+        "m",
+        "n",
+        "k",
+        "batch",
+        "c_in",
+        "h",
+        "w",
+        "c_out",
+        "kh",
+        "kw",
+        "stride_h",
+        "stride_w",
+        "pad_h",
+        "pad_w",
+        "has_bias",
+        "accumulate",
+    ):
         if key in c:
             fields.append(f".{key} = {int(c[key])}")
     ptr = lambda role: f"golden_{i}_{role}" if arrays.get(role) is not None else "NULL"  # noqa: E731
     size = lambda role: arrays[role].size if arrays.get(role) is not None else 0  # noqa: E731
-    return (f"    {{\"{c['name']}\", {{" + ", ".join(fields) + "},\n     "
-            + ", ".join(f"{ptr(r)}, {size(r)}" for r in ROLES + ("expected",)) + "},\n")
+    return (
+        f'    {{"{c["name"]}", {{'
+        + ", ".join(fields)
+        + "},\n     "
+        + ", ".join(f"{ptr(r)}, {size(r)}" for r in ROLES + ("expected",))
+        + "},\n"
+    )
 
 
 def main(path):
@@ -460,8 +568,10 @@ def main(path):
     body, table = [], []
     for i, c in enumerate(float_cases):
         shapes = operand_shapes(c)
-        arrays = {role: None if shape is None else rng.uniform(-1, 1, shape).astype(np.float32)
-                  for role, shape in zip(("a", "b", "bias"), shapes[:3])}
+        arrays = {
+            role: None if shape is None else rng.uniform(-1, 1, shape).astype(np.float32)
+            for role, shape in zip(("a", "b", "bias"), shapes[:3])
+        }
         arrays["init"] = rng.uniform(-1, 1, shapes[3]).astype(np.float32) if c.get("accumulate") else None
         expected = np.asarray(run_package(c, arrays["a"], arrays["b"], arrays["bias"], arrays["init"]))
         assert expected.shape == shapes[3], (c, expected.shape, shapes[3])
@@ -475,16 +585,19 @@ def main(path):
     typed_table = []
     for i, c in enumerate(typed):
         arrays = (int8_case if c["op"].startswith("int8_") else latent_case)(c, rng)
-        body += [c_array(f"golden_t{i}_{role}", arrays[role]) for role in TYPED_ROLES
-                 if arrays.get(role) is not None]
+        body += [c_array(f"golden_t{i}_{role}", arrays[role]) for role in TYPED_ROLES if arrays.get(role) is not None]
         typed_table.append(c_typed_case(i, c, arrays))
     args_table = []
     for name, sizes in by_name.items():
         for size in sizes:
             i = len(args_table)
             fields, operands = args_case(OPS.get(name), size, rng)
-            body += [c_array(f"golden_a{i}_{j}_{role}", v) for j, pair in enumerate(operands)
-                     for role, v in zip(("data", "expected"), pair) if v is not None]
+            body += [
+                c_array(f"golden_a{i}_{j}_{role}", v)
+                for j, pair in enumerate(operands)
+                for role, v in zip(("data", "expected"), pair)
+                if v is not None
+            ]
             args_table.append(c_args_case(i, name, fields, operands))
     with open(path, "w") as f:
         f.write("/* Generated by tools/riscv/gen_golden.py from the pulptrain package: do not edit. */\n")
@@ -496,13 +609,16 @@ def main(path):
         f.write("};\n#define GOLDEN_NUM_CASES ((int)(sizeof(golden_cases) / sizeof(golden_cases[0])))\n")
         f.write("\nstatic const golden_typed_case golden_typed_cases[] = {\n")
         f.writelines(typed_table)
-        f.write("};\n#define GOLDEN_NUM_TYPED_CASES "
-                "((int)(sizeof(golden_typed_cases) / sizeof(golden_typed_cases[0])))\n")
+        f.write(
+            "};\n#define GOLDEN_NUM_TYPED_CASES ((int)(sizeof(golden_typed_cases) / sizeof(golden_typed_cases[0])))\n"
+        )
         f.write("\nstatic const golden_args_case golden_args_cases[] = {\n")
         f.writelines(args_table)
         f.write("};\n#define GOLDEN_NUM_ARGS_CASES ((int)(sizeof(golden_args_cases) / sizeof(golden_args_cases[0])))\n")
-    print(f"gen_golden: {len(OPS.OPS)} ops, {len(table)} float cases, {len(typed_table)} INT8 / latent-code cases, "
-          f"{len(args_table)} activation / pooling / BatchNorm / loss / optimizer cases -> {path}")
+    print(
+        f"gen_golden: {len(OPS.OPS)} ops, {len(table)} float cases, {len(typed_table)} INT8 / latent-code cases, "
+        f"{len(args_table)} activation / pooling / BatchNorm / loss / optimizer cases -> {path}"
+    )
 
 
 if __name__ == "__main__":
