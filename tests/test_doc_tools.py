@@ -151,7 +151,8 @@ def test_spread_main_writes_after_every_run_and_appends(tmp_path, monkeypatch, c
     def fake_run_experiment(cfg):  # the real one takes ~40 CPU s; here only the bookkeeping is under test
         out = tmp_path / "spread.json"
         seen.append((cfg.seed, cfg.threads, cfg.quiet, out.exists() and len(json.loads(out.read_text())["runs"])))
-        return {"final_accuracy": 0.5 + cfg.seed / 100}
+        assert cfg.compare == "none"  # the spread is of the main job's 8-bit run alone
+        return {"runs": {"8-bit": {"final_accuracy": 0.5 + cfg.seed / 100}}}
 
     monkeypatch.setattr(experiment, "run_experiment", fake_run_experiment)
     assert main_job_spread.main(["--seeds", "0,1", "--out", str(tmp_path)]) == 0
