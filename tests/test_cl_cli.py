@@ -182,6 +182,18 @@ def test_cl_names_data_root_when_the_data_is_missing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_cl_without_matplotlib_says_so_before_any_work(tmp_path, capsys, no_work, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name, *a)
+    )
+    line = expect_usage_error(["cl", "--out", str(tmp_path / "out"), "--quiet"], "--out", capsys)
+    assert "the plot needs matplotlib, which is not installed" in line
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a folder this user cannot write")
 def test_cl_refuses_an_unwritable_out_folder(tmp_path, capsys, no_work):
     locked = tmp_path / "locked"

@@ -34,6 +34,7 @@ a checkpoint of another experiment, a damaged file or one whose values do not fi
 """
 
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -279,6 +280,9 @@ def check_output_folders(cfg):
             raise ValueError(f"{_flag(name)} {getattr(cfg, name)}: {existing} is not a folder")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise ValueError(f"{_flag(name)} {getattr(cfg, name)}: {existing} is not writable")
+    if cfg.out is not None and importlib.util.find_spec("matplotlib") is None:
+        # a declared dependency: missing only from a broken install, and then said before any work, not after
+        raise ValueError(f"--out {cfg.out}: the plot needs matplotlib, which is not installed (pip install matplotlib)")
 
 
 def _make_output_folders(cfg):
