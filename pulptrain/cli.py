@@ -57,6 +57,7 @@ def _finite(name, value, low, high=None, low_open=False, high_open=False):
 def _memory(args):
     from pulptrain.cl.experiment import MAX_LR_LAYER, MAX_WIDTH
     from pulptrain.cl.memory import memory_breakdown
+    from pulptrain.quant_core import check_bits
 
     _finite("--width", args.width, 0, MAX_WIDTH, low_open=True)
     _finite("--momentum", args.momentum, 0, 1, high_open=True)
@@ -74,8 +75,10 @@ def _memory(args):
             f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
             f"classifier), got {args.lr_layer}"
         )
-    if not (1 <= args.bits <= 8 or args.bits == 32):
-        raise _CommandError(f"--bits must be 1..8 (INT8 frozen stage, quantized latents) or 32 (FP32), got {args.bits}")
+    try:
+        check_bits(args.bits, "--bits", allow_fp32=True)
+    except ValueError as e:
+        raise _CommandError(str(e)) from None
     breakdown = memory_breakdown(
         width_mult=args.width,
         input_size=args.input_size,
