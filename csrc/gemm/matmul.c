@@ -19,7 +19,14 @@
 #define NC_TARGET 1024
 
 #define BIG_BLOCK INT64_MAX
-#define SERIAL_MAX_MACS 65536 /* products below this run on one core (see pt_matmul_view) */
+/* Products below this run on one core (see pt_matmul_view). An OpenMP fork on a host costs microseconds;
+ * a fork of the serial backend (a bare-metal cluster, whose cores wake in a few dozen cycles) costs next to
+ * nothing, so there every product of a layer is shared out (the batch-1 classifier 1024->50 included). */
+#ifdef _OPENMP
+#define SERIAL_MAX_MACS 65536
+#else
+#define SERIAL_MAX_MACS 4096
+#endif
 
 pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride)
 {
@@ -606,28 +613,57 @@ static int is_row_dot(int64_t M, const pt_view *A, const pt_view *B)
            B->row_stride == 1;
 }
 
+/* Columns per dot pass: 4 x 8 partial sums fit the AVX register file; scalar lanes (rv32imfc, 32 float
+ * registers) fit 2 x 8 partial sums and a lane of A. The width never changes a value. */
+#if PT_ARCH_SIMD8
 #define DOT_COLS 4
+#else
+#define DOT_COLS 2
+#endif
 
-static inline float sum_lanes(pt_vec8 v)
+static inline float sum_lanes(const float *v)
 {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-/* out[c] = sum_k a[k] * b[c][k] for `cols` (<= DOT_COLS) columns at once (a is loaded once per step). */
-static void dot_columns(int64_t K, const float *restrict a, const float *const *b, int cols, float *out)
+/* out[c] = sum_k a[k] * b[c][k] for `cols` (<= DOT_COLS) columns at once (a is loaded once per step), with
+ * 8 partial sums per column. Always inlined with a constant `cols`, so that the partial sums live in
+ * registers. */
+static inline __attribute__((always_inline)) void dot_columns(int64_t K, const float *restrict a,
+                                                              const float *const *b, int cols, float *out)
 {
-    pt_vec8 acc[DOT_COLS] = {{0}};
     int64_t k = 0;
+#if PT_ARCH_SIMD8
+    pt_vec8 acc[DOT_COLS] = {{0}};
     for (; k + 8 <= K; k += 8) {
         const pt_vec8 av = *(const pt_vec8 *)(a + k);
         for (int c = 0; c < cols; c++) acc[c] += av * *(const pt_vec8 *)(b[c] + k);
     }
+#else
+    /* Scalar lanes: GCC lowers pt_vec8 arithmetic on rv32 through memory; these stay in registers (the same
+     * sums in the same order). */
+    float acc[DOT_COLS][8] = {{0}};
+    for (; k + 8 <= K; k += 8)
+        for (int l = 0; l < 8; l++) {
+            const float al = a[k + l];
+            for (int c = 0; c < cols; c++) acc[c][l] += al * b[c][k + l];
+        }
+#endif
     for (int c = 0; c < cols; c++) {
-        float s = sum_lanes(acc[c]);
+        float lanes[8];
+        for (int l = 0; l < 8; l++) lanes[l] = acc[c][l];
+        float s = sum_lanes(lanes);
         for (int64_t kk = k; kk < K; kk++) s += a[kk] * b[c][kk];
         out[c] = s;
     }
 }
+
+static void dot_full(int64_t K, const float *a, const float *const *b, float *out)
+{
+    dot_columns(K, a, b, DOT_COLS, out);
+}
+
+static void dot_one(int64_t K, const float *a, const float *const *b, float *out) { dot_columns(K, a, b, 1, out); }
 
 static void row_dot(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
                     int accumulate, int64_t j0, int64_t j1)
@@ -638,7 +674,10 @@ static void row_dot(int64_t K, const pt_view *A, const pt_view *B, const pt_view
         const float *bcol[DOT_COLS];
         float s[DOT_COLS];
         for (int c = 0; c < cols; c++) bcol[c] = B->data + col_offset(B, j + c);
-        dot_columns(K, A->data, bcol, cols, s);
+        if (cols == DOT_COLS)
+            dot_full(K, A->data, bcol, s);
+        else
+            for (int c = 0; c < cols; c++) dot_one(K, A->data, bcol + c, s + c);
         for (int c = 0; c < cols; c++) {
             const float v = (s[c] + rb) + ((bias && bias->col) ? bias->col[j + c] : 0.0f);
             float *d = C->data + col_offset(C, j + c);
@@ -670,7 +709,7 @@ static void matmul_worker(void *p)
     int64_t b, e;
     pt_status st = PT_OK;
     if (t->row_dot) {
-        pt_chunk(t->N, DOT_COLS, &b, &e);
+        pt_chunk(t->N, 1, &b, &e); /* single columns: 50 outputs split 7 : 6 over 8 cores, not 8 : 4 */
         if (e > b) row_dot(t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e);
     } else if (t->split_rows) {
         pt_chunk(t->M, v->mr, &b, &e);
