@@ -49,6 +49,34 @@ def test_matmul_variant_registry():
     assert K.matmul_variant_for(64, 64, 64) in names
 
 
+@pytest.mark.parametrize("variant", ["2x2", "4x4", "8x1"])
+def test_scalar_family_outer_products_with_bias_and_accumulation(variant):
+    """The scalar tile families run outer products (K <= 4) row by row without packing: with a column bias
+    (linear forward with one input feature, batch >= out), accumulating (batch-1 weight gradient, large
+    enough to be split across a team) and with every team size giving the same bits."""
+    import pulptrain
+
+    rng = np.random.default_rng(17)
+    x, w, bias = randn(rng, 80, 1), randn(rng, 70, 1), randn(rng, 70)
+    dy, xs, start = randn(rng, 1, 64), randn(rng, 1, 1030), randn(rng, 64, 1030)
+    results = []
+    try:
+        K.set_matmul_variant(variant)
+        for threads in (1, 3, 8):
+            pulptrain.set_num_threads(threads)
+            y = K.linear_forward(x, w, bias)
+            ref.assert_close(y, x.astype(np.float64) @ w.T + bias, 1e-5)
+            dw = start.copy()
+            K.linear_grad_weight(dy, xs, out=dw, accumulate=True)
+            ref.assert_close(dw, start + dy.astype(np.float64).T @ xs, 1e-5)
+            results.append((y, dw))
+    finally:
+        K.set_matmul_variant(None)
+        pulptrain.set_num_threads(1)
+    for y, dw in results[1:]:
+        assert np.array_equal(y, results[0][0]) and np.array_equal(dw, results[0][1])
+
+
 def test_forcing_a_matmul_variant_changes_every_kernel_and_restores(rng):
     x, w = randn(rng, 2, 6, 5, 5), randn(rng, 4, 6, 3, 3)
     expected = ref.conv2d(x, w, None, 1, 1)

@@ -510,6 +510,54 @@ static void wide_row_sweep(const block_tiles *x, int64_t ir)
     }
 }
 
+/* C[i0:i1, j0:j1] of an outer product (K <= OUTER_K) with plain operands and contiguous rows of B and C, for
+ * the scalar tile families: packing a K x 4 panel per tile cost more than its 16 products (rv32 4x4, batch-1
+ * linear 1024->50 grad_weight 17.3 instr/MAC). Each element is the tile kernels' chain: acc = 0, acc += a*b
+ * over k, then the tile's store (`mode`), so the value is the one a tile gives. Pointer loops: 64-bit
+ * indices cost a carry per step on rv32. */
+static inline __attribute__((always_inline)) float outer_chain(int K, const float *a, const float *const *brow,
+                                                               int64_t j)
+{
+    float acc = 0.0f;
+    for (int k = 0; k < K; k++) acc += a[k] * brow[k][j];
+    return acc;
+}
+
+static inline __attribute__((always_inline)) void outer_row(int K, const float *a, const float *const *brow,
+                                                            float *c, int64_t n, float rb, const float *cb,
+                                                            int mode)
+{
+    if (mode == TILE_STORE)
+        for (int64_t j = 0; j < n; j++) c[j] = outer_chain(K, a, brow, j);
+    else if (mode == TILE_ADD)
+        for (int64_t j = 0; j < n; j++) c[j] += outer_chain(K, a, brow, j);
+    else
+        for (int64_t j = 0; j < n; j++) {
+            const float v = (outer_chain(K, a, brow, j) + rb) + (cb ? cb[j] : 0.0f);
+            c[j] = mode == TILE_FIRST ? v : c[j] + v;
+        }
+}
+
+static void outer_product(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
+                          int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    const float *rbias = (bias && bias->row) ? bias->row : NULL, *cbias = (bias && bias->col) ? bias->col + j0 : NULL;
+    const int has_bias = rbias != NULL || cbias != NULL;
+    const int mode = !has_bias ? (accumulate ? TILE_ADD : TILE_STORE) : accumulate ? TILE_FIRST_ADD : TILE_FIRST;
+    float a[OUTER_K];
+    const float *brow[OUTER_K];
+    for (int64_t k = 0; k < K; k++) brow[k] = B->data + k * B->row_stride + j0;
+    for (int64_t i = i0; i < i1; i++) {
+        for (int64_t k = 0; k < K; k++) a[k] = A->data[i * A->row_stride + k * A->col_stride];
+        float *c = C->data + i * C->row_stride + j0;
+        const float rb = rbias ? rbias[i] : 0.0f;
+        if (K == 1) /* the batch-1 weight gradient: a constant K lets the compiler drop the k loop */
+            outer_row(1, a, brow, c, j1 - j0, rb, cbias, mode);
+        else
+            outer_row((int)K, a, brow, c, j1 - j0, rb, cbias, mode);
+    }
+}
+
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          float *workspace, int64_t workspace_floats)
@@ -527,6 +575,14 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     if (workspace == NULL) return PT_ERR_NULL_POINTER;
     if (workspace_floats < pt_gemm_workspace_floats(variant, i1 - i0, j1 - j0, K))
         return PT_ERR_WORKSPACE_TOO_SMALL;
+
+    const int plain_a = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
+    const int row_major_b = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
+    const int row_major_c = C->row_block == BIG_BLOCK && C->col_block == BIG_BLOCK && C->col_stride == 1;
+    if (K <= OUTER_K && row_tiles[variant] == NULL && plain_a && row_major_b && row_major_c) {
+        outer_product(K, A, B, C, bias, accumulate, i0, i1, j0, j1);
+        return PT_OK;
+    }
 
     const int mr = v->mr, nr = v->nr;
     const tile_fn tile = tiles[variant];
