@@ -558,6 +558,55 @@ static void outer_product(int64_t K, const pt_view *A, const pt_view *B, const p
     }
 }
 
+/* A product with one row (a batch-1 linear grad_input) from a plain A row and a row-major B, for the scalar
+ * tile families: a tile would pad the row to MR rows of zeros. Chosen from the whole product's shape in
+ * pt_matmul_view (see is_single_row), so it is the same for any team size. ROW_COLS accumulators per pass, each element
+ * the tile kernels' chain per K block (acc = 0, acc += a*b over the block, then the tile's store `mode`),
+ * so the value is the one a tile gives. */
+#define ROW_COLS 8
+
+static inline __attribute__((always_inline)) void row_columns(int cols, int kc, const float *a, int64_t cs_a,
+                                                              const float *b, int64_t ldb, float *c, float rb,
+                                                              const float *cb, int mode)
+{
+    float acc[ROW_COLS];
+    for (int q = 0; q < cols; q++) acc[q] = 0.0f;
+    for (int p = 0; p < kc; p++, a += cs_a, b += ldb) {
+        const float ap = *a;
+        for (int q = 0; q < cols; q++) acc[q] += ap * b[q];
+    }
+    for (int q = 0; q < cols; q++) switch (mode) {
+        case TILE_STORE: c[q] = acc[q]; break;
+        case TILE_FIRST: c[q] = (acc[q] + rb) + (cb ? cb[q] : 0.0f); break;
+        case TILE_FIRST_ADD: c[q] += (acc[q] + rb) + (cb ? cb[q] : 0.0f); break;
+        default: c[q] += acc[q]; break;
+        }
+}
+
+static void single_row(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
+                       int accumulate, int64_t i, int64_t j0, int64_t j1)
+{
+    const float rb = (bias && bias->row) ? bias->row[i] : 0.0f;
+    const float *cbias = (bias && bias->col) ? bias->col : NULL;
+    const int has_bias = (bias && bias->row) || cbias != NULL;
+    const float *a = A->data + i * A->row_stride;
+    float *c = C->data + i * C->row_stride;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        const int kc = (int)min64(KC, K - pc);
+        const int mode = pc > 0        ? TILE_ADD
+                         : !has_bias   ? (accumulate ? TILE_ADD : TILE_STORE)
+                         : accumulate  ? TILE_FIRST_ADD
+                                       : TILE_FIRST;
+        const float *ak = a + pc * A->col_stride, *bk = B->data + pc * B->row_stride;
+        const float *cb = pc == 0 ? cbias : NULL;
+        int64_t j = j0;
+        for (; j + ROW_COLS <= j1; j += ROW_COLS)
+            row_columns(ROW_COLS, kc, ak, A->col_stride, bk + j, B->row_stride, c + j, rb, cb ? cb + j : NULL, mode);
+        for (; j < j1; j++)
+            row_columns(1, kc, ak, A->col_stride, bk + j, B->row_stride, c + j, rb, cb ? cb + j : NULL, mode);
+    }
+}
+
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          float *workspace, int64_t workspace_floats)
@@ -753,7 +802,7 @@ typedef struct {
     float *workspace;
     int64_t per_core;
     int split_rows;
-    int row_dot;
+    int row_dot, single_row;
     pt_team_status status;
 } matmul_task;
 
@@ -767,6 +816,9 @@ static void matmul_worker(void *p)
     if (t->row_dot) {
         pt_chunk(t->N, 1, &b, &e); /* single columns: 50 outputs split 7 : 6 over 8 cores, not 8 : 4 */
         if (e > b) row_dot(t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e);
+    } else if (t->single_row) {
+        pt_chunk(t->N, ROW_COLS, &b, &e);
+        if (e > b) single_row(t->K, t->A, t->B, t->C, t->bias, t->accumulate, 0, b, e);
     } else if (t->split_rows) {
         pt_chunk(t->M, v->mr, &b, &e);
         if (e > b)
@@ -779,6 +831,14 @@ static void matmul_worker(void *p)
                                 t->workspace ? t->workspace + id * t->per_core : NULL, t->per_core);
     }
     pt_team_status_report(&t->status, st);
+}
+
+static int is_single_row(int variant, int64_t M, const pt_view *A, const pt_view *B, const pt_view *C)
+{
+    const pt_matmul_variant *v = pt_matmul_variant_info(variant);
+    return M == 1 && v->ukernel != NULL && row_tiles[variant] == NULL && A->row_block == BIG_BLOCK &&
+           A->col_block == BIG_BLOCK && B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK &&
+           B->col_stride == 1 && C->col_block == BIG_BLOCK && C->col_stride == 1;
 }
 
 /* Which axis a team splits (a core always gets whole tiles): see below. The split never changes a value. */
@@ -830,6 +890,7 @@ pt_status pt_matmul_view(const pt_team *team, int variant, int64_t M, int64_t N,
     t.per_core = per_core;
     t.split_rows = split_rows_for(variant, M, N, K, A, B, threads);
     t.row_dot = v->ukernel != NULL && is_row_dot(M, A, B);
+    t.single_row = !t.row_dot && is_single_row(variant, M, A, B, C);
     pt_team_status_clear(&t.status);
     /* A product this small costs less than forking the team (and far less than waiting for a descheduled
      * core on a busy machine): core 0 computes it alone. The split never changes a value. */
