@@ -49,6 +49,39 @@ def test_matmul_variant_registry():
     assert K.matmul_variant_for(64, 64, 64) in names
 
 
+@pytest.mark.parametrize("variant", ["2x2", "4x4", "8x1"])
+def test_scalar_family_outer_products_with_bias_and_accumulation(variant):
+    """The scalar tile families run outer products (K <= 4) and single rows without packing or padding:
+    outer products with a column bias (linear forward with one input feature, batch >= out) and
+    accumulating (batch-1 weight gradient), a single row accumulating over two K blocks (batch-1
+    grad_input, 300 outputs), each large enough to be split across a team, every team size the same bits."""
+    import pulptrain
+
+    rng = np.random.default_rng(17)
+    x, w, bias = randn(rng, 80, 1), randn(rng, 70, 1), randn(rng, 70)
+    dy, xs, start = randn(rng, 1, 64), randn(rng, 1, 1030), randn(rng, 64, 1030)
+    dy_row, w_big, dx_start = randn(rng, 1, 300), randn(rng, 300, 1030), randn(rng, 1, 1030)
+    results = []
+    try:
+        K.set_matmul_variant(variant)
+        for threads in (1, 3, 8):
+            pulptrain.set_num_threads(threads)
+            y = K.linear_forward(x, w, bias)
+            ref.assert_close(y, x.astype(np.float64) @ w.T + bias, 1e-5)
+            dw = start.copy()
+            K.linear_grad_weight(dy, xs, out=dw, accumulate=True)
+            ref.assert_close(dw, start + dy.astype(np.float64).T @ xs, 1e-5)
+            dx = dx_start.copy()
+            K.linear_grad_input(dy_row, w_big, out=dx, accumulate=True)
+            ref.assert_close(dx, dx_start + dy_row.astype(np.float64) @ w_big, 1e-5)
+            results.append((y, dw, dx))
+    finally:
+        K.set_matmul_variant(None)
+        pulptrain.set_num_threads(1)
+    for later in results[1:]:
+        assert all(np.array_equal(value, first) for value, first in zip(later, results[0]))
+
+
 def test_forcing_a_matmul_variant_changes_every_kernel_and_restores(rng):
     x, w = randn(rng, 2, 6, 5, 5), randn(rng, 4, 6, 3, 3)
     expected = ref.conv2d(x, w, None, 1, 1)

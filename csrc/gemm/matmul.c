@@ -19,7 +19,14 @@
 #define NC_TARGET 1024
 
 #define BIG_BLOCK INT64_MAX
-#define SERIAL_MAX_MACS 65536 /* products below this run on one core (see pt_matmul_view) */
+/* Products below this run on one core (see pt_matmul_view). An OpenMP fork on a host costs microseconds;
+ * a fork of the serial backend (a bare-metal cluster, whose cores wake in a few dozen cycles) costs next to
+ * nothing, so there every product of a layer is shared out (the batch-1 classifier 1024->50 included). */
+#ifdef _OPENMP
+#define SERIAL_MAX_MACS 65536
+#else
+#define SERIAL_MAX_MACS 4096
+#endif
 
 pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride)
 {
@@ -503,6 +510,103 @@ static void wide_row_sweep(const block_tiles *x, int64_t ir)
     }
 }
 
+/* C[i0:i1, j0:j1] of an outer product (K <= OUTER_K) with plain operands and contiguous rows of B and C, for
+ * the scalar tile families: packing a K x 4 panel per tile cost more than its 16 products (rv32 4x4, batch-1
+ * linear 1024->50 grad_weight 17.3 instr/MAC). Each element is the tile kernels' chain: acc = 0, acc += a*b
+ * over k, then the tile's store (`mode`), so the value is the one a tile gives. Pointer loops: 64-bit
+ * indices cost a carry per step on rv32. */
+static inline __attribute__((always_inline)) float outer_chain(int K, const float *a, const float *const *brow,
+                                                               int64_t j)
+{
+    float acc = 0.0f;
+    for (int k = 0; k < K; k++) acc += a[k] * brow[k][j];
+    return acc;
+}
+
+static inline __attribute__((always_inline)) void outer_row(int K, const float *a, const float *const *brow,
+                                                            float *c, int64_t n, float rb, const float *cb,
+                                                            int mode)
+{
+    if (mode == TILE_STORE)
+        for (int64_t j = 0; j < n; j++) c[j] = outer_chain(K, a, brow, j);
+    else if (mode == TILE_ADD)
+        for (int64_t j = 0; j < n; j++) c[j] += outer_chain(K, a, brow, j);
+    else
+        for (int64_t j = 0; j < n; j++) {
+            const float v = (outer_chain(K, a, brow, j) + rb) + (cb ? cb[j] : 0.0f);
+            c[j] = mode == TILE_FIRST ? v : c[j] + v;
+        }
+}
+
+static void outer_product(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
+                          int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    const float *rbias = (bias && bias->row) ? bias->row : NULL, *cbias = (bias && bias->col) ? bias->col + j0 : NULL;
+    const int has_bias = rbias != NULL || cbias != NULL;
+    const int mode = !has_bias ? (accumulate ? TILE_ADD : TILE_STORE) : accumulate ? TILE_FIRST_ADD : TILE_FIRST;
+    float a[OUTER_K];
+    const float *brow[OUTER_K];
+    for (int64_t k = 0; k < K; k++) brow[k] = B->data + k * B->row_stride + j0;
+    for (int64_t i = i0; i < i1; i++) {
+        for (int64_t k = 0; k < K; k++) a[k] = A->data[i * A->row_stride + k * A->col_stride];
+        float *c = C->data + i * C->row_stride + j0;
+        const float rb = rbias ? rbias[i] : 0.0f;
+        if (K == 1) /* the batch-1 weight gradient: a constant K lets the compiler drop the k loop */
+            outer_row(1, a, brow, c, j1 - j0, rb, cbias, mode);
+        else
+            outer_row((int)K, a, brow, c, j1 - j0, rb, cbias, mode);
+    }
+}
+
+/* A product with one row (a batch-1 linear grad_input) from a plain A row and a row-major B, for the scalar
+ * tile families: a tile would pad the row to MR rows of zeros. Chosen from the whole product's shape in
+ * pt_matmul_view (see is_single_row), so it is the same for any team size. ROW_COLS accumulators per pass, each element
+ * the tile kernels' chain per K block (acc = 0, acc += a*b over the block, then the tile's store `mode`),
+ * so the value is the one a tile gives. */
+#define ROW_COLS 8
+
+static inline __attribute__((always_inline)) void row_columns(int cols, int kc, const float *a, int64_t cs_a,
+                                                              const float *b, int64_t ldb, float *c, float rb,
+                                                              const float *cb, int mode)
+{
+    float acc[ROW_COLS];
+    for (int q = 0; q < cols; q++) acc[q] = 0.0f;
+    for (int p = 0; p < kc; p++, a += cs_a, b += ldb) {
+        const float ap = *a;
+        for (int q = 0; q < cols; q++) acc[q] += ap * b[q];
+    }
+    for (int q = 0; q < cols; q++) switch (mode) {
+        case TILE_STORE: c[q] = acc[q]; break;
+        case TILE_FIRST: c[q] = (acc[q] + rb) + (cb ? cb[q] : 0.0f); break;
+        case TILE_FIRST_ADD: c[q] += (acc[q] + rb) + (cb ? cb[q] : 0.0f); break;
+        default: c[q] += acc[q]; break;
+        }
+}
+
+static void single_row(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
+                       int accumulate, int64_t i, int64_t j0, int64_t j1)
+{
+    const float rb = (bias && bias->row) ? bias->row[i] : 0.0f;
+    const float *cbias = (bias && bias->col) ? bias->col : NULL;
+    const int has_bias = (bias && bias->row) || cbias != NULL;
+    const float *a = A->data + i * A->row_stride;
+    float *c = C->data + i * C->row_stride;
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        const int kc = (int)min64(KC, K - pc);
+        const int mode = pc > 0        ? TILE_ADD
+                         : !has_bias   ? (accumulate ? TILE_ADD : TILE_STORE)
+                         : accumulate  ? TILE_FIRST_ADD
+                                       : TILE_FIRST;
+        const float *ak = a + pc * A->col_stride, *bk = B->data + pc * B->row_stride;
+        const float *cb = pc == 0 ? cbias : NULL;
+        int64_t j = j0;
+        for (; j + ROW_COLS <= j1; j += ROW_COLS)
+            row_columns(ROW_COLS, kc, ak, A->col_stride, bk + j, B->row_stride, c + j, rb, cb ? cb + j : NULL, mode);
+        for (; j < j1; j++)
+            row_columns(1, kc, ak, A->col_stride, bk + j, B->row_stride, c + j, rb, cb ? cb + j : NULL, mode);
+    }
+}
+
 pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C,
                          const pt_bias *bias, int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                          float *workspace, int64_t workspace_floats)
@@ -520,6 +624,14 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     if (workspace == NULL) return PT_ERR_NULL_POINTER;
     if (workspace_floats < pt_gemm_workspace_floats(variant, i1 - i0, j1 - j0, K))
         return PT_ERR_WORKSPACE_TOO_SMALL;
+
+    const int plain_a = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
+    const int row_major_b = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
+    const int row_major_c = C->row_block == BIG_BLOCK && C->col_block == BIG_BLOCK && C->col_stride == 1;
+    if (K <= OUTER_K && row_tiles[variant] == NULL && plain_a && row_major_b && row_major_c) {
+        outer_product(K, A, B, C, bias, accumulate, i0, i1, j0, j1);
+        return PT_OK;
+    }
 
     const int mr = v->mr, nr = v->nr;
     const tile_fn tile = tiles[variant];
@@ -606,28 +718,57 @@ static int is_row_dot(int64_t M, const pt_view *A, const pt_view *B)
            B->row_stride == 1;
 }
 
+/* Columns per dot pass: 4 x 8 partial sums fit the AVX register file; scalar lanes (rv32imfc, 32 float
+ * registers) fit 2 x 8 partial sums and a lane of A. The width never changes a value. */
+#if PT_ARCH_SIMD8
 #define DOT_COLS 4
+#else
+#define DOT_COLS 2
+#endif
 
-static inline float sum_lanes(pt_vec8 v)
+static inline float sum_lanes(const float *v)
 {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-/* out[c] = sum_k a[k] * b[c][k] for `cols` (<= DOT_COLS) columns at once (a is loaded once per step). */
-static void dot_columns(int64_t K, const float *restrict a, const float *const *b, int cols, float *out)
+/* out[c] = sum_k a[k] * b[c][k] for `cols` (<= DOT_COLS) columns at once (a is loaded once per step), with
+ * 8 partial sums per column. Always inlined with a constant `cols`, so that the partial sums live in
+ * registers. */
+static inline __attribute__((always_inline)) void dot_columns(int64_t K, const float *restrict a,
+                                                              const float *const *b, int cols, float *out)
 {
-    pt_vec8 acc[DOT_COLS] = {{0}};
     int64_t k = 0;
+#if PT_ARCH_SIMD8
+    pt_vec8 acc[DOT_COLS] = {{0}};
     for (; k + 8 <= K; k += 8) {
         const pt_vec8 av = *(const pt_vec8 *)(a + k);
         for (int c = 0; c < cols; c++) acc[c] += av * *(const pt_vec8 *)(b[c] + k);
     }
+#else
+    /* Scalar lanes: GCC lowers pt_vec8 arithmetic on rv32 through memory; these stay in registers (the same
+     * sums in the same order). */
+    float acc[DOT_COLS][8] = {{0}};
+    for (; k + 8 <= K; k += 8)
+        for (int l = 0; l < 8; l++) {
+            const float al = a[k + l];
+            for (int c = 0; c < cols; c++) acc[c][l] += al * b[c][k + l];
+        }
+#endif
     for (int c = 0; c < cols; c++) {
-        float s = sum_lanes(acc[c]);
+        float lanes[8];
+        for (int l = 0; l < 8; l++) lanes[l] = acc[c][l];
+        float s = sum_lanes(lanes);
         for (int64_t kk = k; kk < K; kk++) s += a[kk] * b[c][kk];
         out[c] = s;
     }
 }
+
+static void dot_full(int64_t K, const float *a, const float *const *b, float *out)
+{
+    dot_columns(K, a, b, DOT_COLS, out);
+}
+
+static void dot_one(int64_t K, const float *a, const float *const *b, float *out) { dot_columns(K, a, b, 1, out); }
 
 static void row_dot(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
                     int accumulate, int64_t j0, int64_t j1)
@@ -638,7 +779,10 @@ static void row_dot(int64_t K, const pt_view *A, const pt_view *B, const pt_view
         const float *bcol[DOT_COLS];
         float s[DOT_COLS];
         for (int c = 0; c < cols; c++) bcol[c] = B->data + col_offset(B, j + c);
-        dot_columns(K, A->data, bcol, cols, s);
+        if (cols == DOT_COLS)
+            dot_full(K, A->data, bcol, s);
+        else
+            for (int c = 0; c < cols; c++) dot_one(K, A->data, bcol + c, s + c);
         for (int c = 0; c < cols; c++) {
             const float v = (s[c] + rb) + ((bias && bias->col) ? bias->col[j + c] : 0.0f);
             float *d = C->data + col_offset(C, j + c);
@@ -658,7 +802,7 @@ typedef struct {
     float *workspace;
     int64_t per_core;
     int split_rows;
-    int row_dot;
+    int row_dot, single_row;
     pt_team_status status;
 } matmul_task;
 
@@ -670,8 +814,11 @@ static void matmul_worker(void *p)
     int64_t b, e;
     pt_status st = PT_OK;
     if (t->row_dot) {
-        pt_chunk(t->N, DOT_COLS, &b, &e);
+        pt_chunk(t->N, 1, &b, &e); /* single columns: 50 outputs split 7 : 6 over 8 cores, not 8 : 4 */
         if (e > b) row_dot(t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e);
+    } else if (t->single_row) {
+        pt_chunk(t->N, ROW_COLS, &b, &e);
+        if (e > b) single_row(t->K, t->A, t->B, t->C, t->bias, t->accumulate, 0, b, e);
     } else if (t->split_rows) {
         pt_chunk(t->M, v->mr, &b, &e);
         if (e > b)
@@ -684,6 +831,14 @@ static void matmul_worker(void *p)
                                 t->workspace ? t->workspace + id * t->per_core : NULL, t->per_core);
     }
     pt_team_status_report(&t->status, st);
+}
+
+static int is_single_row(int variant, int64_t M, const pt_view *A, const pt_view *B, const pt_view *C)
+{
+    const pt_matmul_variant *v = pt_matmul_variant_info(variant);
+    return M == 1 && v->ukernel != NULL && row_tiles[variant] == NULL && A->row_block == BIG_BLOCK &&
+           A->col_block == BIG_BLOCK && B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK &&
+           B->col_stride == 1 && C->col_block == BIG_BLOCK && C->col_stride == 1;
 }
 
 /* Which axis a team splits (a core always gets whole tiles): see below. The split never changes a value. */
@@ -735,6 +890,7 @@ pt_status pt_matmul_view(const pt_team *team, int variant, int64_t M, int64_t N,
     t.per_core = per_core;
     t.split_rows = split_rows_for(variant, M, N, K, A, B, threads);
     t.row_dot = v->ukernel != NULL && is_row_dot(M, A, B);
+    t.single_row = !t.row_dot && is_single_row(variant, M, A, B, C);
     pt_team_status_clear(&t.status);
     /* A product this small costs less than forking the team (and far less than waiting for a descheduled
      * core on a busy machine): core 0 computes it alone. The split never changes a value. */
