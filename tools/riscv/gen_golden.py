@@ -429,6 +429,34 @@ def args_step_fields(name, size, params):
     return fields
 
 
+# The integer fields of rv_kernel_step that a case may set (kernel_step.h), in declaration order.
+STEP_INT_FIELDS = (
+    "m",
+    "n",
+    "k",
+    "batch",
+    "c_in",
+    "h",
+    "w",
+    "c_out",
+    "kh",
+    "kw",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "count",
+    "bits",
+    "has_bias",
+    "accumulate",
+)
+
+
+def c_step_fields(case, skip=()):
+    """The step fields a golden case sets (but those in `skip`), as ints, for c_initializer."""
+    return {key: int(case[key]) for key in STEP_INT_FIELDS if key in case and key not in skip}
+
+
 def c_initializer(fields):
     """C designated initializers: ints as ints, floats as exact hexadecimal literals, dicts nested."""
 
@@ -485,32 +513,16 @@ def c_array(name, values):
 
 
 def c_typed_case(i, c, arrays):
-    fields = []
-    for key in (
-        "batch",
-        "c_in",
-        "h",
-        "w",
-        "c_out",
-        "kh",
-        "kw",
-        "stride_h",
-        "stride_w",
-        "pad_h",
-        "pad_w",
-        "count",
-        "bits",
-    ):
-        if key in c:
-            fields.append(f".{key} = {int(c[key])}")
+    fields = c_step_fields(c, skip=("has_bias", "accumulate"))  # INT8 steps always take a bias, never accumulate
     if "scale" in c:
-        fields.append(f".scale = {float(np.float32(c['scale'])).hex()}f")
+        fields["scale"] = c["scale"]
     ptr = lambda role: f"golden_t{i}_{role}" if arrays.get(role) is not None else "NULL"  # noqa: E731
     nbytes = lambda role: arrays[role].nbytes if arrays.get(role) is not None else 0  # noqa: E731
     channels = arrays["multiplier"].size if arrays.get("multiplier") is not None else 0
     clip = c.get("clip", (0, 0))
     return (
-        f'    {{"{c["name"]}", {{{", ".join(fields)}}},\n     {ptr("a")}, {nbytes("a")}, {ptr("b")}, {nbytes("b")}, '
+        f'    {{"{c["name"]}", {{{c_initializer(fields)}}},\n     '
+        f"{ptr('a')}, {nbytes('a')}, {ptr('b')}, {nbytes('b')}, "
         f"{ptr('bias')}, {ptr('multiplier')}, {ptr('shift')}, {channels}, {clip[0]}, {clip[1]}, "
         f"{ptr('expected')}, {nbytes('expected')}}},\n"
     )
@@ -527,32 +539,12 @@ def c_floats(name, values):
 
 
 def c_case(i, c, arrays):
-    fields = []
-    for key in (
-        "m",
-        "n",
-        "k",
-        "batch",
-        "c_in",
-        "h",
-        "w",
-        "c_out",
-        "kh",
-        "kw",
-        "stride_h",
-        "stride_w",
-        "pad_h",
-        "pad_w",
-        "has_bias",
-        "accumulate",
-    ):
-        if key in c:
-            fields.append(f".{key} = {int(c[key])}")
+    fields = c_step_fields(c)
     ptr = lambda role: f"golden_{i}_{role}" if arrays.get(role) is not None else "NULL"  # noqa: E731
     size = lambda role: arrays[role].size if arrays.get(role) is not None else 0  # noqa: E731
     return (
         f'    {{"{c["name"]}", {{'
-        + ", ".join(fields)
+        + c_initializer(fields)
         + "},\n     "
         + ", ".join(f"{ptr(r)}, {size(r)}" for r in ROLES + ("expected",))
         + "},\n"
