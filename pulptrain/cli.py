@@ -55,7 +55,7 @@ def _finite(name, value, low, high=None, low_open=False, high_open=False):
 
 
 def _memory(args):
-    from pulptrain.cl.experiment import MAX_LR_LAYER, MAX_WIDTH
+    from pulptrain.cl.experiment import MAX_WIDTH, check_lr_layer
     from pulptrain.cl.memory import memory_breakdown
     from pulptrain.quant_core import check_bits
 
@@ -70,12 +70,8 @@ def _memory(args):
     ):
         if value < low:
             raise _CommandError(f"{flag} must be an integer >= {low}, got {value}")
-    if not 0 <= args.lr_layer <= MAX_LR_LAYER:
-        raise _CommandError(
-            f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
-            f"classifier), got {args.lr_layer}"
-        )
     try:
+        check_lr_layer(args.lr_layer)
         check_bits(args.bits, "--bits", allow_fp32=True)
     except ValueError as e:
         raise _CommandError(str(e)) from None

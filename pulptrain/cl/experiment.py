@@ -167,11 +167,7 @@ class ExperimentConfig:
         if cfg.dataset == "core50" and cfg.run >= CORE50_RUNS:
             raise ValueError(f"--run must be in 0..{CORE50_RUNS - 1} (CORe50 has {CORE50_RUNS} runs), got {cfg.run}")
         check_bits(cfg.bits, "--bits", allow_fp32=True)
-        if not 0 <= cfg.lr_layer <= MAX_LR_LAYER:
-            raise ValueError(
-                f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the "
-                f"classifier), got {cfg.lr_layer}"
-            )
+        check_lr_layer(cfg.lr_layer)
         if cfg.num_batches > MAX_NUM_BATCHES:
             raise ValueError(f"--num-batches must be <= {MAX_NUM_BATCHES:,}, got {cfg.num_batches}")
         if cfg.initial_samples < cfg.initial_classes:
@@ -217,6 +213,14 @@ def _check_int(cfg, name, minimum):
     value = getattr(cfg, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{_flag(name)} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_lr_layer(lr_layer):
+    """The one check of an LR layer (``cl``, ``sweep`` and ``memory`` accept the same range)."""
+    if not 0 <= lr_layer <= MAX_LR_LAYER:
+        raise ValueError(
+            f"--lr-layer must be in 0..{MAX_LR_LAYER} (a layer of MobileNetV1 below the classifier), got {lr_layer}"
+        )
 
 
 def available_cpus():
