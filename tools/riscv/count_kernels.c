@@ -1,7 +1,7 @@
 /* Instruction counts of every kernel step on bare-metal rv32imfc (run under qemu-system-riscv32 -icount
  * shift=0, where the instret CSR counts retired instructions exactly and reproducibly).
  *
- * Usage: count_kernels [CORES]   (default 8)
+ * Usage: count_kernels [CORES [VARIANTS]]   (default 8 all; VARIANTS = auto: only the automatic matmul choice)
  * For each MobileNetV1 layer shape (batch 1) and step it runs the kernel
  *   1. on one core: `instret` = retired instructions of the whole call;
  *   2. on a team of CORES virtual cores (serial backend): a hook around every core's share of every fork
@@ -15,10 +15,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "kernel_step.h"
 
 #define MAX_CORES 64
 
+#if defined(__riscv)
 static inline uint64_t read_instret(void)
 {
 #if __riscv_xlen == 32
@@ -35,6 +37,11 @@ static inline uint64_t read_instret(void)
     return v;
 #endif
 }
+#else
+/* Another target (tools/arm): its counter of retired instructions, pt_counter.h. */
+#include "pt_counter.h"
+#define read_instret pt_counter_read
+#endif
 
 /* ---- per-core accounting through the serial backend's hook ---- */
 static uint64_t core_start, fork_slowest, in_forks, forks_critical, core_total[MAX_CORES];
@@ -277,13 +284,14 @@ int main(int argc, char **argv)
         printf("cores must be 2..%d\n", MAX_CORES);
         return 2;
     }
+    const int every_variant = argc > 2 ? strcmp(argv[2], "auto") != 0 : 1;
     int ok = 1;
     uint32_t rng = 12345;
     for (int i = 0; i < NUM_ENTRIES; i++) {
         const count_entry *e = &entries[i];
         const int uses_matmul = e->step.op <= OP_LINEAR && e->step.op != OP_DEPTHWISE;
         /* v = -1: the automatic choice (what the layers use), then every variant when asked for. */
-        const int last = e->every_variant ? pt_matmul_num_variants() - 1 : -1;
+        const int last = e->every_variant && every_variant ? pt_matmul_num_variants() - 1 : -1;
         for (int v = -1; v <= last; v++) {
             const char *name = !uses_matmul ? "-" : v < 0 ? "auto" : pt_matmul_variant_info(v)->name;
             ok &= count_entry_variant(e, v < 0 ? PT_MATMUL_AUTO : v, name, cores, &rng);
