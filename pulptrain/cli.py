@@ -7,6 +7,9 @@ Subcommands:
   FP32 replays from the same pretrained stage; writes results.json and accuracy.png.
 * ``pulptrain sweep``: a grid of such experiments over bits, LR layers, buffer sizes and seeds
   (:mod:`pulptrain.cl.sweep`); writes sweep.md, sweep.csv and accuracy_vs_memory.png.
+* ``pulptrain energy``: the cost model of one learning event (:mod:`pulptrain.energy`): measured instruction
+  counts on a Cortex-M4F and on an 8-core RISC-V cluster -> modelled time, energy and battery life, side by
+  side with the paper's 65x, 37x and 535 h.
 * ``pulptrain memory``: the memory breakdown of latent-replay training on MobileNetV1
   (:mod:`pulptrain.cl.memory`), as a table or, with ``--json``, as JSON.
 
@@ -91,6 +94,49 @@ def _memory(args):
         print(json.dumps(breakdown.as_dict(), indent=2))
     else:
         print(breakdown.table())
+    return 0
+
+
+def _energy(args):
+    import dataclasses
+
+    from pulptrain import energy
+
+    for flag, value in (
+        ("--battery-mah", args.battery_mah),
+        ("--battery-v", args.battery_v),
+        ("--period", args.period),
+        ("--pulp-mhz", args.pulp_mhz),
+    ):
+        _finite(flag, value, 0, low_open=True)
+    try:
+        if args.proxy:
+            loaded = []
+            for path in args.proxy:
+                with open(path) as f:
+                    loaded.append(json.load(f))
+            counts = energy.proxy_counts(*loaded)
+        else:
+            counts = energy.load_counts(args.counts)
+        model = dataclasses.replace(energy.CostModel(), pulp_clock_hz=args.pulp_mhz * 1e6, xpulp=args.xpulp)
+        event = dict(battery_mah=args.battery_mah, battery_v=args.battery_v, period_s=args.period)
+        result = energy.model_event(counts, model, **event)
+        rows = energy.sensitivity(counts, model, **event)
+    except FileNotFoundError as e:
+        raise _CommandError(f"no such file: {e.filename}") from None
+    except json.JSONDecodeError as e:
+        raise _CommandError(f"--proxy: a kernel counts file is not JSON: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise _CommandError(f"--proxy: not a counts.json of make count (missing {e})") from None
+    except ValueError as e:
+        raise _CommandError(str(e)) from None
+    if args.write_counts:
+        with open(args.write_counts, "w") as f:
+            json.dump(counts, f, indent=1)
+    if args.json:
+        print(json.dumps({**result, "sensitivity": rows}, indent=1))
+    else:
+        print(energy.format_report(result, rows))
     return 0
 
 
@@ -316,6 +362,43 @@ def build_parser():
     memory.add_argument("--momentum", type=float, default=0.9, help="SGD momentum; 0 drops its state")
     memory.add_argument("--json", action="store_true", help="print JSON (bytes and MiB) instead of a table")
     memory.set_defaults(handler=_memory)
+
+    from pulptrain import energy as cost
+
+    energy = commands.add_parser(
+        "energy",
+        help="modelled time, energy and battery life of one learning event: Cortex-M4F vs 8-core PULP",
+        description="Measured instruction counts of one learning event (a counts JSON, see pulptrain.energy)\n"
+        "-> modelled time and energy per event on one Cortex-M4F core (STM32L4) and on the 8-core\n"
+        "PULP cluster (VEGA), speedup and energy ratio next to the paper's 65x and 37x, and the\n"
+        "battery life at one event per --period seconds next to the paper's 535 h; then how far each\n"
+        "assumption of the model moves the ratios. Everything after the counts is a model.",
+        formatter_class=_HelpFormatter,
+    )
+    source = energy.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "counts", nargs="?", help="counts JSON of one learning event (schema pulptrain-energy-counts/1)"
+    )
+    source.add_argument(
+        "--proxy",
+        nargs=2,
+        metavar=("RV32_COUNTS", "M4F_COUNTS"),
+        help="build a PROXY event (one training mini-batch) from the kernel counts of make -C tools/riscv count "
+        "and make -C tools/arm count (tools/*/results/counts.json)",
+    )
+    energy.add_argument("--battery-mah", type=float, default=cost.BATTERY_MAH, help="battery capacity in mAh")
+    energy.add_argument("--battery-v", type=float, default=cost.BATTERY_V, help="battery voltage")
+    energy.add_argument("--period", type=float, default=cost.EVENT_PERIOD_S, help="seconds between learning events")
+    energy.add_argument(
+        "--pulp-mhz",
+        type=float,
+        default=round(cost.PULP_CLOCK_HZ / 1e6, 1),
+        help="PULP cluster clock (power scales with it)",
+    )
+    energy.add_argument("--xpulp", action="store_true", help="model hardware loops + post-increment loads")
+    energy.add_argument("--write-counts", metavar="FILE", help="also write the counts JSON used (e.g. the proxy)")
+    energy.add_argument("--json", action="store_true", help="print JSON instead of the tables")
+    energy.set_defaults(handler=_energy)
 
     cl = commands.add_parser(
         "cl",
