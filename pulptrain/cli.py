@@ -392,7 +392,7 @@ def build_parser():
     energy.add_argument(
         "--pulp-mhz",
         type=float,
-        default=round(cost.PULP_CLOCK_HZ / 1e6, 1),
+        default=cost.PULP_CLOCK_HZ / 1e6,
         help="PULP cluster clock (power scales with it)",
     )
     energy.add_argument("--xpulp", action="store_true", help="model hardware loops + post-increment loads")
