@@ -40,6 +40,10 @@ static __attribute__((noipa)) void loop_memory_fp(uint32_t n, float *buf)
                      : "r12", "s0", "s1", "cc", "memory");
 }
 
+/* Empty markers around each loop call, for tools/arm/insn_classes.c (noipa: the calls stay). */
+__attribute__((noipa)) void pt_region_begin(void) { __asm__ volatile(""); }
+__attribute__((noipa)) void pt_region_end(void) { __asm__ volatile(""); }
+
 typedef struct {
     const char *name;
     int instructions_per_iteration;
@@ -50,10 +54,12 @@ static const loop_info loops[] = {{"alu", 4}, {"memory_fp", 6}};
 static uint64_t run_loop(int which, uint32_t n, float *buf)
 {
     const uint64_t t0 = pt_counter_read();
+    pt_region_begin();
     if (which == 0)
         loop_alu(n);
     else
         loop_memory_fp(n, buf);
+    pt_region_end();
     return pt_counter_read() - t0;
 }
 
