@@ -2,10 +2,11 @@
 single Cortex-M4F core (the STM32L4 of the paper) and on an 8-core PULP cluster (the paper's VEGA).
 
 Only the counts are measured (``make -C tools/arm count`` on the Cortex-M4F, ``make -C tools/riscv count`` on
-rv32imfc: exact retired instructions under QEMU). Everything after them is a **model**: cycles per instruction
-class, clocks and power come from the documents named next to each constant below, and the instruction-class
-mix is a stated assumption per kind of phase (no class counter exists yet). ``sensitivity()`` varies every
-assumption over a plausible range and reports how far each moves the speedup and the energy ratio.
+rv32imfc: exact retired instructions under QEMU, and their split into instruction classes by a QEMU plugin,
+tools/arm/insn_classes.c). Everything after them is a **model**: cycles per instruction class, clocks and power
+come from the documents named next to each constant below; a phase without measured classes takes the stated
+mix of its kind (PHASE_MIXES). ``sensitivity()`` varies every assumption over a plausible range and reports how
+far each moves the speedup and the energy ratio.
 
 Counts file (``COUNTS_SCHEMA``, JSON)::
 
@@ -19,7 +20,12 @@ Counts file (``COUNTS_SCHEMA``, JSON)::
                  "m4f_instructions": 123,             # one Cortex-M4F core
                  "rv32_instructions": 120,            # one rv32 core
                  "rv32_critical": 16,                 # the slowest core of the 8-core team, summed over forks
-                 "mix": {"alu": 0.5, ...}}]}          # optional: overrides the kind's mix (fractions, sum 1)
+                 "m4f_classes": {"alu": 61, ...},     # optional, measured: instructions per class (CLASSES)
+                 "rv32_classes": {"alu": 60, ...},    #   of one core; the mix of each target
+                 "mix": {"alu": 0.5, ...}}]}          # optional: a mix for both targets (fractions, sum 1)
+
+A target's mix is its measured classes, else ``mix``, else the kind's mix. The critical path of the 8-core
+team is taken to have the one-core mix.
 """
 
 import dataclasses
@@ -41,7 +47,7 @@ __all__ = [
 
 COUNTS_SCHEMA = "pulptrain-energy-counts/1"
 
-# ---- instruction classes and the assumed mix per kind of phase (ASSUMPTION, not measured) ----
+# ---- instruction classes and the assumed mix per kind of phase, for phases without measured classes ----
 CLASSES = ("alu", "load_store", "branch", "fp_load_store", "fp_arith", "fp_fma")
 
 # FP32 training kernels (matmul-lowered layers): the 4x4 register tile retires per k step 16 FMAs, 8 FP loads
@@ -158,7 +164,12 @@ class CostModel:
         return self.m4f_sleep_ua * 1e-6 * self.m4f_vdd
 
 
-def _mix_of(phase, model):
+def _mix_of(phase, model, target):
+    """The class fractions of a phase on `target` ("m4f" or "rv32"): measured classes, else mix, else kind's."""
+    classes = phase.get(f"{target}_classes")
+    if classes:
+        total = sum(classes.values())
+        return {c: classes[c] / total for c in CLASSES}
     return phase.get("mix") or model.mixes[phase["kind"]]
 
 
@@ -168,16 +179,15 @@ def _weighted_cpi(mix, cpi):
 
 def m4f_cycles(phase, model):
     """Cycles of one phase on the Cortex-M4F: instructions x mix-weighted CPI x flash stall factor."""
-    return (
-        phase["m4f_instructions"] * _weighted_cpi(_mix_of(phase, model), model.m4f_cpi) * model.m4f_flash_stall_factor
-    )
+    mix = _mix_of(phase, model, "m4f")
+    return phase["m4f_instructions"] * _weighted_cpi(mix, model.m4f_cpi) * model.m4f_flash_stall_factor
 
 
 def pulp_cycles(phase, cores, model):
     """Cycles of one phase on the cluster: the critical path's issue cycles (instructions x CPI x contention),
     or, when the cores' FP instructions exceed what the shared FPUs issue, the FPU-bound cycles
     (all cores' FP instructions / FPUs), whichever is larger."""
-    mix = _mix_of(phase, model)
+    mix = _mix_of(phase, model, "rv32")
     critical = phase["rv32_critical"] * (XPULP_INSTRUCTION_FACTOR if model.xpulp else 1.0)
     issue = critical * _weighted_cpi(mix, model.pulp_cpi) * model.pulp_contention_factor
     fp_share = mix["fp_arith"] + mix["fp_fma"]
@@ -216,6 +226,16 @@ def check_counts(counts):
             _number(p.get(key), f"{where}.{key}", integer=True)
         if p["rv32_critical"] > p["rv32_instructions"] and counts["cores"] > 1:
             raise ValueError(f"{where}.rv32_critical exceeds rv32_instructions (the critical path of a team)")
+        for target in ("m4f", "rv32"):
+            classes = p.get(f"{target}_classes")
+            if classes is None:
+                continue
+            if not isinstance(classes, dict) or set(classes) != set(CLASSES):
+                raise ValueError(f"{where}.{target}_classes must give a count for each of {list(CLASSES)}")
+            for c in CLASSES:
+                _number(classes[c], f"{where}.{target}_classes.{c}", integer=True)
+            if sum(classes.values()) == 0:
+                raise ValueError(f"{where}.{target}_classes counts no instruction")
         mix = p.get("mix")
         if mix is not None:
             if not isinstance(mix, dict) or set(mix) != set(CLASSES):
@@ -311,14 +331,6 @@ def _with_cpi(model, field, cls, value):
     return dataclasses.replace(model, **{field: {**getattr(model, field), cls: value}})
 
 
-def _with_mix(model, kind, moved_from, moved_to, fraction):
-    """A mix of `kind` with `fraction` of the event's instructions moved from one class to another."""
-    mix = dict(model.mixes[kind])
-    mix[moved_from] -= fraction
-    mix[moved_to] += fraction
-    return dataclasses.replace(model, mixes={**model.mixes, kind: mix})
-
-
 # Each assumption with its plausible range (low, high): a function of (model, value) -> model.
 SENSITIVITY = [
     ("M4F VFMA cycles (TRM 3; 1 if fully pipelined)", (1.0, 3.0), lambda m, v: _with_cpi(m, "m4f_cpi", "fp_fma", v)),
@@ -327,8 +339,8 @@ SENSITIVITY = [
     ("M4F branch cycles (1 .. 4)", (1.0, 4.0), lambda m, v: _with_cpi(m, "m4f_cpi", "branch", v)),
     ("M4F flash stall factor (1.0 .. 1.3)", (1.0, 1.3), lambda m, v: dataclasses.replace(m, m4f_flash_stall_factor=v)),
     (
-        "STM32L4 run current uA/MHz (84 .. 120)",
-        (84.0, 120.0),
+        "STM32L4 run current uA/MHz (datasheet headline 100, +-20 %)",
+        (80.0, 120.0),
         lambda m, v: dataclasses.replace(m, m4f_run_ua_per_mhz=v),
     ),
     ("PULP branch cycles (1 .. 3)", (1.0, 3.0), lambda m, v: _with_cpi(m, "pulp_cpi", "branch", v)),
@@ -340,11 +352,6 @@ SENSITIVITY = [
         lambda m, v: dataclasses.replace(m, pulp_clock_hz=v),
     ),
     ("Xpulp hardware loops + post-increment (off, on)", (0, 1), lambda m, v: dataclasses.replace(m, xpulp=bool(v))),
-    (
-        "FP32 mix: FMA share -/+ 0.10 (vs FP loads)",
-        (-0.10, 0.10),
-        lambda m, v: _with_mix(m, "fp32", "fp_load_store", "fp_fma", v),
-    ),
 ]
 
 
@@ -421,6 +428,12 @@ def proxy_counts(rv32_counts, m4f_counts, minibatch=PROXY_MINIBATCH, new_images=
             total["m4f_instructions"] += m4f[key]["instret"] * times * samples
             total["rv32_instructions"] += rv32[key]["instret"] * times * samples
             total["rv32_critical"] += rv32[key]["critical"] * times * samples
+        # measured classes (make -C tools/arm count records both targets' in the M4F file)
+        for target, field in (("m4f", "classes"), ("rv32", "rv32_classes")):
+            if all(field in m4f[key] for key, _ in keys_times):
+                total[f"{target}_classes"] = {
+                    c: sum(m4f[key][field][c] * times * samples for key, times in keys_times) for c in CLASSES
+                }
         return {"name": name, "kind": kind, **total}
 
     frozen = [((layer, _INT8_OP[layer], "forward"), times) for layer, times in FROZEN_STAGE_LR19.items()]
@@ -436,8 +449,8 @@ def proxy_counts(rv32_counts, m4f_counts, minibatch=PROXY_MINIBATCH, new_images=
         "event": f"PROXY: one training mini-batch at LR layer 19 ({new_images} new images through the INT8 frozen "
         f"stage, {minibatch} latents forward + backward through the FP32 adaptive stage), MobileNetV1 128x128",
         "proxy": True,
-        "source": "batch-1 kernel counts: tools/arm/results/counts.json (Cortex-M4F) and "
-        "tools/riscv/results/counts.json (rv32imfc, 8-core critical path), times the samples",
+        "source": "batch-1 kernel counts: tools/arm/results/counts.json (Cortex-M4F, and both targets' "
+        "instruction classes) and tools/riscv/results/counts.json (rv32imfc, 8-core critical path), times the samples",
         "cores": rv32_counts["cores"],
         "phases": [
             phase("frozen stage (INT8), new images", "int8", frozen, new_images),

@@ -16,6 +16,7 @@ count_validate = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(count_validate)
 
 TOOLS = ("make", "arm-none-eabi-gcc", "qemu-system-arm")
+CLASSES = ("alu", "load_store", "branch", "fp_load_store", "fp_arith", "fp_fma")
 
 
 def test_checker_accepts_exact_and_rejects_off_by_one_counts():
@@ -70,3 +71,56 @@ def test_counter_is_exact_on_loops_of_known_length():
         assert 0 <= constant <= count_validate.MAX_CONSTANT
     ok, messages = count_validate.check(loops)
     assert ok, messages
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in (*TOOLS, "gcc", "nm")), reason="needs gcc, nm and the Arm toolchain and QEMU"
+)
+def test_class_plugin_counts_each_class_of_known_loops(tmp_path):
+    build = os.path.join(ROOT, "build", "arm")
+    elf, plugin = os.path.join(build, "count_validate.elf"), os.path.join(build, "insn_classes.so")
+    built = subprocess.run(
+        ["make", "--no-print-directory", "-C", "tools/arm", elf, plugin], cwd=ROOT, capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    symbols = subprocess.run(["nm", elf], capture_output=True, text=True, check=True).stdout.split("\n")
+    address = {line.split()[2]: "0x" + line.split()[0] for line in symbols if len(line.split()) == 3}
+    log = tmp_path / "classes.log"
+    lengths = (1, 2, 1000)
+    run = subprocess.run(
+        [
+            "qemu-system-arm",
+            "-M",
+            "mps2-an386",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native" + "".join(f",arg={n}" for n in lengths),
+            "-kernel",
+            elf,
+            "-plugin",
+            f"{plugin},isa=thumb,begin={address['pt_region_begin']},end={address['pt_region_end']}",
+            "-d",
+            "plugin",
+            "-D",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    regions = [dict(t.split("=") for t in line.split()[1:]) for line in log.read_text().splitlines()]
+    regions = [{k: int(v) for k, v in r.items()} for r in regions]
+    assert len(regions) == 2 * len(lengths)  # the alu loop at each length, then the memory/FP loop
+    # per iteration: subs, add, eor (alu) + bne; ldr, str (load_store), vldr, vfma, subs, bne
+    per_iteration = [
+        {"alu": 3, "branch": 1},
+        {"load_store": 2, "fp_load_store": 1, "fp_fma": 1, "alu": 1, "branch": 1},
+    ]
+    for loop, step in enumerate(per_iteration):
+        first = regions[loop * len(lengths)]
+        for i, n in enumerate(lengths):
+            r = regions[loop * len(lengths) + i]
+            for c in CLASSES:
+                assert r[c] - first[c] == step.get(c, 0) * (n - lengths[0]), (loop, n, c)
+            assert r["total"] == sum(r[c] for c in CLASSES)

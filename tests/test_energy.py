@@ -87,6 +87,16 @@ def test_clock_moves_time_not_energy_and_run_current_moves_energy_not_time():
     assert swings == sorted(swings, reverse=True)
 
 
+def test_measured_classes_take_precedence_over_mix_and_kind():
+    m4f_classes = {c: 0 for c in energy.CLASSES} | {"fp_fma": 300, "alu": 700}
+    rv32_classes = {c: 0 for c in energy.CLASSES} | {"branch": 1000}
+    p = phase(10**6, 10**6, 10**5, ALU_ONLY, kind="fp32") | {"m4f_classes": m4f_classes, "rv32_classes": rv32_classes}
+    r = energy.model_event(counts_of(p))
+    # M4F: 30 % VFMA at 3 cycles + 70 % ALU at 1; PULP: all branches at 2 cycles x contention 1.1
+    assert r["m4f"]["time_s"] == pytest.approx(10**6 * (0.3 * 3 + 0.7 * 1) / 80e6, rel=1e-12)
+    assert r["pulp"]["time_s"] == pytest.approx(10**5 * 2 * 1.10 / energy.PULP_CLOCK_HZ, rel=1e-12)
+
+
 def test_event_longer_than_the_period_has_no_lifetime():
     r = energy.model_event(counts_of(phase(80_000_000 * 120, 10**6, 10**5, ALU_ONLY)))
     assert r["m4f"]["lifetime_h"] is None and r["pulp"]["lifetime_h"] is not None
@@ -126,6 +136,10 @@ def test_proxy_counts_add_the_kernel_rows():
     expect = sum(r["critical"] for layer, op in layers for r in rows(rv32, layer, op, ("grad_input", "grad_weight")))
     expect -= rows(rv32, "conv5_x/pw", "pointwise", ("grad_input",))[0]["critical"]
     assert backward["rv32_critical"] == expect * 2
+    # measured classes: each row's plugin total is its timer count minus the row's method gap
+    expect = sum((r["instret"] - r["method_gap"]) for layer, op in layers for r in rows(m4f, layer, op, ("forward",)))
+    assert sum(forward["m4f_classes"].values()) == expect * 2
+    assert sum(forward["rv32_classes"].values()) > 0
     stage = rv32["int8_frozen_stage_lr19"]
     assert frozen["rv32_instructions"] == stage["instret"] * 3 and frozen["rv32_critical"] == stage["critical"] * 3
     with pytest.raises(ValueError, match="lack the rows"):
@@ -145,6 +159,9 @@ def test_proxy_counts_add_the_kernel_rows():
         (lambda c: c["phases"][0].update(mix={"alu": 1.0}), r"phases\[0\]\.mix must give"),
         (lambda c: c["phases"][0].update(mix=ALU_ONLY | {"branch": 0.5}), "sum to 1"),
         (lambda c: c["phases"][0].update(m4f_instructions=0), "no instructions"),
+        (lambda c: c["phases"][0].update(m4f_classes={"alu": 3}), r"phases\[0\]\.m4f_classes must give"),
+        (lambda c: c["phases"][0].update(rv32_classes=dict.fromkeys(energy.CLASSES, 0)), "counts no instruction"),
+        (lambda c: c["phases"][0].update(rv32_classes=dict.fromkeys(energy.CLASSES, -1)), r"rv32_classes\.alu"),
     ],
 )
 def test_bad_counts_are_refused_naming_the_field(edit, match):

@@ -7,12 +7,12 @@ Per row: M4F instructions of the call on one core (`instret`), instructions per 
 codes), the rv32 row's single-core instructions and 8-core critical path, and the class counts of the call on
 one core on each target (`classes`, `rv32_classes`). Every call runs twice (one core, then a team), each
 between the plugin's markers, so the class logs hold two regions per COUNT line; the first is the one-core
-call. The M4F timer count and the plugin's total of the same call must differ by one and the same small
-constant on every row (the two windows differ by a counter read and a marker call): a check of one method
-against the other. The M4F "critical" fields (a team of virtual cores on the M4F) are kept but mean nothing
-for a one-core MCU.
+call. On each target the count of the call (M4F: timer; rv32: instret, from the same run) and the plugin's
+total must differ by one and the same small constant on every row (the windows differ by a counter read and a
+marker call): a check of one method against the other. The M4F "critical" fields (a team of virtual cores on
+the M4F) are kept but mean nothing for a one-core MCU.
 
-Usage: python count_table_arm.py COUNT_LOG M4F_CLASSES_LOG RV32_CLASSES_LOG RV32_COUNTS_JSON OUT_JSON
+Usage: python count_table_arm.py COUNT_LOG RV32_COUNT_LOG M4F_CLASSES_LOG RV32_CLASSES_LOG RV32_COUNTS_JSON OUT_JSON
 """
 
 import json
@@ -43,20 +43,25 @@ def parse_classes(path):
     return regions
 
 
-def attach_classes(rows, m4f_regions, rv32_regions):
-    """Adds the one-core class counts of both targets to every row; the rows whose timer count and plugin total
-    differ by another amount than the first row's, or by more than MAX_METHOD_GAP (empty when both agree)."""
+def attach_classes(rows, rv32_run, m4f_regions, rv32_regions):
+    """Adds the one-core class counts of both targets to every row (and method_gap, rv32_method_gap); the rows
+    whose count and plugin total differ by another amount than the first row's, or by more than MAX_METHOD_GAP,
+    on either target (empty when both methods agree)."""
     for regions, name in ((m4f_regions, "M4F"), (rv32_regions, "rv32")):
         if len(regions) != 2 * len(rows):
             sys.exit(f"{name} class log: {len(regions)} regions for {len(rows)} COUNT lines (expected 2 per line)")
+    if [row_key(r) for r in rv32_run] != [row_key(r) for r in rows]:
+        sys.exit("the rv32 run measured other steps than the M4F run")
     disagree = []
-    for i, r in enumerate(rows):
+    for i, (r, rv) in enumerate(zip(rows, rv32_run)):
         m4f, rv32 = m4f_regions[2 * i], rv32_regions[2 * i]
         r["classes"] = {c: m4f[c] for c in CLASS_NAMES}
         r["rv32_classes"] = {c: rv32[c] for c in CLASS_NAMES}
         r["method_gap"] = r["instret"] - m4f["total"]
-        if abs(r["method_gap"]) > MAX_METHOD_GAP or r["method_gap"] != rows[0]["method_gap"]:
-            disagree.append(r)
+        r["rv32_method_gap"] = rv["instret"] - rv32["total"]
+        for gap in ("method_gap", "rv32_method_gap"):
+            if abs(r[gap]) > MAX_METHOD_GAP or r[gap] != rows[0][gap]:
+                disagree.append(r)
     return disagree
 
 
@@ -102,19 +107,22 @@ def table(rows):
     return markdown(head, cells, rows)
 
 
-def main(log_path, m4f_classes_path, rv32_classes_path, rv32_path, json_path):
+def main(log_path, rv32_log_path, m4f_classes_path, rv32_classes_path, rv32_path, json_path):
     rows = parse(log_path)
     if not rows:
         sys.exit(f"no COUNT lines in {log_path}")
     with open(rv32_path) as f:
         join_rv32(rows, json.load(f)["rows"])
-    disagree = attach_classes(rows, parse_classes(m4f_classes_path), parse_classes(rv32_classes_path))
+    disagree = attach_classes(
+        rows, parse(rv32_log_path), parse_classes(m4f_classes_path), parse_classes(rv32_classes_path)
+    )
     failed = [r for r in rows if r["status"] != "ok"]
     with open(json_path, "w") as f:
         json.dump({"target": TARGET, "rows": rows}, f, indent=1)
     print(table(rows))
-    gaps = sorted({r["method_gap"] for r in rows})
-    print(f"timer count - plugin total, every row: {gaps} instructions (one constant <= {MAX_METHOD_GAP})")
+    for gap, what in (("method_gap", "M4F timer"), ("rv32_method_gap", "rv32 instret")):
+        gaps = sorted({r[gap] for r in rows})
+        print(f"{what} count - plugin total, every row: {gaps} instructions (one constant <= {MAX_METHOD_GAP})")
     print(f"wrote {json_path}")
     if failed:
         sys.exit(f"{len(failed)} steps did not return PT_OK")
@@ -123,6 +131,6 @@ def main(log_path, m4f_classes_path, rv32_classes_path, rv32_path, json_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) != 7:
         sys.exit(__doc__)
     main(*sys.argv[1:])
