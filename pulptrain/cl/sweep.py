@@ -79,6 +79,7 @@ CSV_FIELDS = (
     "total_memory_mib",
     "latent_shape",
     "stream_seconds",
+    "cpu_seconds",
 )
 
 
@@ -218,8 +219,11 @@ def _run_one(cfg, pretrained, session, session_start):
     import pulptrain
 
     pulptrain.set_num_threads(cfg.threads)
+    cpu = time.process_time()
     result = run_stream(cfg, _stream(cfg), pretrained, shared=_shared_stage(cfg), progress=False)
-    return _row(cfg, result, session, session_start)
+    row = _row(cfg, result, session, session_start)
+    row["cpu_seconds"] = time.process_time() - cpu  # of this process: the run's own work, however loaded the machine
+    return row
 
 
 def _pretrain_one(cfg):
@@ -339,7 +343,12 @@ def run_sweep(
     todo = [c for c in configs if (c.seed, c.lr_layer, c.bits, c.replays) not in done]
     session_start = time.time()
     session = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    info = {"backend": backend, "workers": workers if backend == "ray" else 1, "address": address}
+    info = {
+        "backend": backend,
+        "workers": workers if backend == "ray" else 1,
+        "address": address,
+        "threads": base.threads,
+    }
 
     def on_done(row):
         log.append(row)
@@ -561,6 +570,7 @@ def _write_tables(out, settings, rows, run_info):
         "run": run_info,
         "wall_seconds": seconds,
         "run_seconds": float(sum(r["stream_seconds"] for r in rows)),
+        "cpu_seconds": float(sum(r.get("cpu_seconds", 0.0) for r in rows)),
         "machine": machine_info(),
         "build": build_info(),
         "summary": summary,
@@ -583,7 +593,8 @@ def report_markdown(data):
     lines = [
         f"{len(runs)} runs on {data['settings']['dataset']} (preset {data['settings'].get('preset', 'quick')}, "
         f"seeds {_ranges(seeds)}), {data['wall_seconds']:.0f} s wall on the {backend} backend{workers}, "
-        f"{data['run_seconds']:.0f} s of stream time in all.",
+        f"{data['run_seconds']:.0f} s of stream time in all, {data['cpu_seconds'] / max(len(runs), 1):.1f} s of CPU "
+        f"per run ({run.get('threads', 1)} thread(s)).",
         "",
         f"Machine: {machine.get('cpu')}, {machine.get('cpus')} CPUs, {machine.get('platform')}; build: "
         + ", ".join(f"{k} {v}" for k, v in build.items() if k != "note")
