@@ -11,6 +11,7 @@ import pytest
 from test_cl_checkpoints import data_root  # noqa: F401  (a fixture: IDX files that Ray workers can read)
 from test_cl_cli import TINY, expect_usage_error, fake_fashion_mnist  # noqa: F401
 
+from pulptrain import cli
 from pulptrain.cl import experiment, stats, sweep
 
 # Student's t 0.975 quantiles (two-sided 95 %) from the standard published table, and the 0.95 one for df=10.
@@ -252,3 +253,22 @@ def test_evaluation_reuses_its_buffers_and_matches_one_whole_forward(fake_fashio
     assert again is predicted and np.array_equal(again, whole)
     assert _scratch_ids(adaptive) == buffers  # nothing reallocated
     assert learner.evaluate_latents(latents, y_test[:37]) == pytest.approx(np.mean(whole == y_test[:37]))
+
+
+def test_preset_defaults_yield_to_options_given_on_the_command_line(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(experiment, "run_experiment", lambda cfg, resume=False: seen.setdefault("cl", cfg) and 1 / 0)
+    monkeypatch.setattr(sweep, "run_sweep", lambda base, **grid: seen.update(sweep=(base, grid)) or [])
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["cl", "--preset", "paper-like", "--lr", "0.03", "--no-batch-renorm", "--out", str(tmp_path)])
+    cfg = seen["cl"]
+    paper = experiment.PRESETS["paper-like"]
+    assert cfg.preset == "paper-like" and cfg.lr == 0.03 and cfg.batch_renorm is False  # given: they win
+    assert cfg.num_batches == paper["num_batches"] and cfg.pretrain_source == "held-out"  # not given: the preset's
+    assert cfg.first_lr == experiment.ExperimentConfig.first_lr  # in no preset: the plain default
+    assert cli.main(["sweep", "--preset", "paper-like", "--seeds", "3,4", "--out", str(tmp_path / "s")]) == 0
+    base, grid = seen["sweep"]
+    assert base.test_every == paper["test_every"] and grid["seeds"] == [3, 4]
+    assert grid["bits"] == experiment.PRESET_GRIDS["paper-like"]["bits"] and grid["lr_layers"] == [19]
+    assert cli.main(["sweep", "--out", str(tmp_path / "q")]) == 0
+    assert seen["sweep"][0].pretrain_source == "initial-batch" and seen["sweep"][1]["replays"] == [200, 500]
