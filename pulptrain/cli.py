@@ -471,6 +471,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         checkpoint = getattr(args, "checkpoint", None)
         hint = f" (continue with --checkpoint {checkpoint} --resume)" if checkpoint else ""
+        if getattr(args, "command", None) == "sweep" and not getattr(args, "report_only", False):
+            hint = f" (the finished runs are in {args.out}/runs.jsonl: continue with --resume)"
         print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
 

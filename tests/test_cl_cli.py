@@ -485,8 +485,9 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
             if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])
         ]
         assert s["tail_mean"] == pytest.approx(np.mean(tails))
-    with open(out / "accuracy_vs_memory.png", "rb") as f:
-        assert f.read(8) == PNG_MAGIC
+    for plot in ("accuracy_vs_memory.png", "bits_curve.png"):
+        with open(out / plot, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
     # --report-only rebuilds the same table from sweep.json without running anything.
     (out / "sweep.md").unlink()
     assert cli.main(["sweep", "--report-only", "--out", str(out)]) == 0

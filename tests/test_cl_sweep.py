@@ -272,3 +272,38 @@ def test_preset_defaults_yield_to_options_given_on_the_command_line(monkeypatch,
     assert grid["bits"] == experiment.PRESET_GRIDS["paper-like"]["bits"] and grid["lr_layers"] == [19]
     assert cli.main(["sweep", "--out", str(tmp_path / "q")]) == 0
     assert seen["sweep"][0].pretrain_source == "initial-batch" and seen["sweep"][1]["replays"] == [200, 500]
+
+
+def test_doc_table_puts_the_paired_intervals_next_to_the_papers_numbers():
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+    import doc_tables
+
+    rng = np.random.default_rng(2)
+    rows = [_row(s, b, *rng.random(2)) for s in range(6) for b in (32, 8, 7, 2)]
+    for r in rows:
+        r.update(session="s", session_seconds=60.0, stream_seconds=10.0, cpu_seconds=9.0, machine={"cpu": "X"})
+        r["build"] = {"isa": "avx2"}
+    data = {
+        "settings": {"preset": "paper-like", "dataset": "fashion-mnist"},
+        "run": {"backend": "ray", "workers": 2, "threads": 1},
+        "tail_batches": sweep.TAIL,
+        "wall_seconds": sweep._wall_seconds(rows),
+        "cpu_seconds": 9.0 * len(rows),
+        "machines": sweep._distinct(rows, "machine"),
+        "builds": sweep._distinct(rows, "build"),
+        "summary": sweep.summarize(rows),
+        "paired": sweep.paired_summary(rows),
+        "runs": rows,
+    }
+    lines = doc_tables.paper_table(data).splitlines()
+    assert lines[0].startswith("24 runs (preset paper-like, 6 seeds 0..5), 1.0 min wall (ray, 2 workers), 9.0 s of CPU")
+    assert "build: isa avx2" in lines[0]
+    fp32 = {r["seed"]: r for r in rows if r["bits"] == 32}
+    for line, bits, paper in zip(lines[4:7], (8, 7, 2), ("-0.26", "down to -5", "not reported")):
+        d = np.array([100 * (r["tail_accuracy"] - fp32[r["seed"]]["tail_accuracy"]) for r in rows if r["bits"] == bits])
+        half = stats.t_quantile(0.975, 5) * d.std(ddof=1) / np.sqrt(6)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == str(bits) and cells[-1] == paper and cells[-2] == "6"
+        assert cells[4] == f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]"

@@ -188,14 +188,16 @@ def paper_table(data):
     number next to ours."""
     runs, run = data["runs"], data.get("run") or {}
     seeds = sorted({r["seed"] for r in runs})
-    build = data.get("build", {})
-    where = ", ".join(f"{k} {v}" for k, v in build.items() if k != "note")
+    from pulptrain.cl.sweep import build_text
+
+    where = "; ".join(build_text(b) for b in data["builds"]) or "not recorded"
+    cpus = "; ".join(str(m.get("cpu")) for m in data["machines"]) or "not recorded"
     backend = run.get("backend", "local") + (f", {run['workers']} workers" if run.get("backend") == "ray" else "")
     lines = [
         f"{len(runs)} runs (preset {data['settings'].get('preset', 'quick')}, {len(seeds)} seeds "
         f"{seeds[0]}..{seeds[-1]}), {data['wall_seconds'] / 60:.1f} min wall ({backend}), "
         f"{data['cpu_seconds'] / len(runs):.1f} s of CPU per run with {run.get('threads', 1)} thread(s); "
-        f"CPU {data['machine'].get('cpu')}; build: {where}.",
+        f"CPU {cpus}; build: {where}.",
         "",
         f"| bits | LR layer | replays | buffer KiB | last {data['tail_batches']} batches vs FP32, points "
         f"[95 % CI] | final vs FP32, points [95 % CI] | pairs | paper (CORe50) |",

@@ -55,6 +55,7 @@ __all__ = [
     "rewrite_outputs",
     "read_log",
     "build_info",
+    "build_text",
 ]
 
 TAIL = 10  # batches averaged for the "last batches" accuracy
@@ -223,6 +224,8 @@ def _run_one(cfg, pretrained, session, session_start):
     result = run_stream(cfg, _stream(cfg), pretrained, shared=_shared_stage(cfg), progress=False)
     row = _row(cfg, result, session, session_start)
     row["cpu_seconds"] = time.process_time() - cpu  # of this process: the run's own work, however loaded the machine
+    row["machine"] = {k: v for k, v in machine_info().items() if k in ("cpu", "cpus", "platform", "pulptrain")}
+    row["build"] = build_info()  # of the process that ran it: nodes of a cluster may differ
     return row
 
 
@@ -526,9 +529,15 @@ def build_info():
         "machine": platform.machine(),
         "cpu_simd_flags": flags,
         "parallel_backend": pulptrain.parallel_backend(),
-        "portable_build": os.environ.get("PULPTRAIN_PORTABLE") == "1",
         "note": "this version has no pulptrain.cpu_info(); the flags are the CPU's, not the build's",
     }
+
+
+def build_text(build):
+    """A build_info() dict as one line (lists joined by '+', the note left out)."""
+    return ", ".join(
+        f"{k} {'+'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in build.items() if k != "note"
+    )
 
 
 def _atomic_write(path, text):
@@ -544,6 +553,15 @@ def _atomic_write(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _distinct(rows, key):
+    """The distinct values of ``row[key]`` over the rows (dicts), in order of first appearance."""
+    seen = []
+    for r in rows:
+        if r.get(key) is not None and r[key] not in seen:
+            seen.append(r[key])
+    return seen
 
 
 def _wall_seconds(rows):
@@ -571,8 +589,8 @@ def _write_tables(out, settings, rows, run_info):
         "wall_seconds": seconds,
         "run_seconds": float(sum(r["stream_seconds"] for r in rows)),
         "cpu_seconds": float(sum(r.get("cpu_seconds", 0.0) for r in rows)),
-        "machine": machine_info(),
-        "build": build_info(),
+        "machines": _distinct(rows, "machine"),
+        "builds": _distinct(rows, "build"),
         "summary": summary,
         "paired": paired,
         "runs": sorted(rows, key=_key),
@@ -588,16 +606,16 @@ def report_markdown(data):
     run = data.get("run") or {}
     backend = run.get("backend", "local")
     workers = f" with {run['workers']} worker(s)" if backend == "ray" else ""
-    build = data.get("build", {})
-    machine = data.get("machine", {})
     lines = [
         f"{len(runs)} runs on {data['settings']['dataset']} (preset {data['settings'].get('preset', 'quick')}, "
         f"seeds {_ranges(seeds)}), {data['wall_seconds']:.0f} s wall on the {backend} backend{workers}, "
         f"{data['run_seconds']:.0f} s of stream time in all, {data['cpu_seconds'] / max(len(runs), 1):.1f} s of CPU "
         f"per run ({run.get('threads', 1)} thread(s)).",
         "",
-        f"Machine: {machine.get('cpu')}, {machine.get('cpus')} CPUs, {machine.get('platform')}; build: "
-        + ", ".join(f"{k} {v}" for k, v in build.items() if k != "note")
+        "Machine: "
+        + ("; ".join(f"{m.get('cpu')}, {m.get('cpus')} CPUs, {m.get('platform')}" for m in data["machines"]) or "?")
+        + "; build: "
+        + ("; ".join(build_text(b) for b in data["builds"]) or "?")
         + ".",
         "",
         f"Paired differences to FP32 (same seed, stream and pretrained stage), percentage points; headline: "
