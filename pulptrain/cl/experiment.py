@@ -1,16 +1,22 @@
 """One whole continual-learning experiment, as run by ``pulptrain cl`` and ``pulptrain sweep``.
 
-Steps (all randomness derives from ``config.seed``):
+Steps (all randomness derives from ``config.seed``, and the pretraining's from ``pretrain_seed`` when set;
+:data:`PRESETS` names sets of defaults, "quick" and "paper-like"):
 
 1. The scenario: Fashion-MNIST NIC stream (:func:`pulptrain.cl.scenarios.fashion_mnist_stream`) or a
    CORe50 scenario run (:func:`pulptrain.cl.scenarios.core50`).
-2. Pretraining: a MobileNetV1 (``width``, ``input_size``, ``first_stride``) is trained from scratch on the
-   initial batch (batch 0) only, for ``pretrain_epochs`` epochs of SGD (Nesterov momentum 0.9, cosine
-   learning rate from ``pretrain_lr``, mini-batches of ``pretrain_batch``). No test data and no later
-   batch is seen, so no future class leaks into the frozen stage.
-3. The model is split at ``lr_layer``. With ``bits`` <= 8 the frozen stage is quantized to INT8 with the
-   latent at ``bits`` bits (:func:`pulptrain.frozen_int8.quantize_frozen`, calibrated on batch 0); with
-   ``bits`` = 32 it stays FP32 and the buffer stores FP32 latents.
+2. Pretraining: a MobileNetV1 (``width``, ``input_size``, ``first_stride``) is trained from scratch for
+   ``pretrain_epochs`` epochs of SGD (Nesterov momentum 0.9, cosine learning rate from ``pretrain_lr``,
+   mini-batches of ``pretrain_batch``, optionally with random shifts and flips), on
+   ``pretrain_source="initial-batch"``: the initial batch (batch 0) only, so no test data and no later batch
+   is seen and no future class leaks into the frozen stage; ``"held-out"``: a source set of
+   ``held_out_per_class`` training images per class that the stream never draws from
+   (:func:`held_out_split`), as the paper's frozen stage is pretrained on ImageNet before CORe50 is seen.
+   With ``pretrain_cache`` the result is cached on disk by a hash of its settings (:func:`pretrain`).
+3. The model is split at ``lr_layer`` (with ``batch_renorm``, the BatchNorms above it become Batch
+   Renormalizations). With ``bits`` <= 8 the frozen stage is quantized to INT8 with the latent at ``bits``
+   bits (:func:`pulptrain.frozen_int8.quantize_frozen`, calibrated on batch 0, or on the first 2,000 source
+   images when held out); with ``bits`` = 32 it stays FP32 and the buffer stores FP32 latents.
 4. :class:`pulptrain.cl.LatentReplayLearner` learns the stream batch by batch (batch 0 included, as in the
    reference code); test accuracy is measured after every batch on the fixed test set, whose latents are
    computed once.
@@ -332,9 +338,10 @@ def _check_buffer_fits_in_memory(cfg):
 
 
 def check_output_folders(cfg):
-    """``out`` and ``checkpoint`` must be folders that exist or can be created: not a file, nothing but
-    folders above them, and a writable folder where they would be created (ValueError naming the flag)."""
-    for name in ("out", "checkpoint"):
+    """``out``, ``checkpoint`` and ``pretrain_cache`` must be folders that exist or can be created: not a
+    file, nothing but folders above them, and a writable folder where they would be created (ValueError
+    naming the flag)."""
+    for name in ("out", "checkpoint", "pretrain_cache"):
         path = getattr(cfg, name)
         if path is None:
             continue
