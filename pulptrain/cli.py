@@ -6,7 +6,12 @@ Subcommands:
   on the initial batch, the frozen stage, the stream with latent replays at ``--bits`` and, by default, with
   FP32 replays from the same pretrained stage; writes results.json and accuracy.png.
 * ``pulptrain sweep``: a grid of such experiments over bits, LR layers, buffer sizes and seeds
-  (:mod:`pulptrain.cl.sweep`); writes sweep.md, sweep.csv and accuracy_vs_memory.png.
+  (:mod:`pulptrain.cl.sweep`), in this process or on Ray (``--backend ray``); appends every finished run to
+  runs.jsonl (``--resume`` continues a killed sweep) and writes sweep.json, sweep.csv, sweep.md (paired
+  differences to FP32 with 95 % intervals) and the plots.
+
+``cl`` and ``sweep`` take ``--preset quick`` (the default) or ``--preset paper-like``: named defaults that
+the options given on the command line override.
 * ``pulptrain memory``: the memory breakdown of latent-replay training on MobileNetV1
   (:mod:`pulptrain.cl.memory`), as a table or, with ``--json``, as JSON.
 
@@ -106,7 +111,12 @@ def _int_list(text):
 
 
 CL_DEFAULTS_HELP = """\
-The default run (Fashion-MNIST): MobileNetV1 width 0.25 on the 28x28 images (first conv stride 2, so the
+--preset paper-like: the frozen stage pretrained offline (10 epochs, shifts and flips) on 2,000 held-out
+training images per class that no stream draws from, one pretraining for every seed (cache it with
+--pretrain-cache); Batch Renormalization above the LR layer; 20 batches of 300 images (initial batch
+1,200), adaptive lr 0.003, every 2nd test image. Which images each phase sees: docs/continual_learning.md.
+
+The default run (--preset quick, Fashion-MNIST): MobileNetV1 width 0.25 on the 28x28 images (first conv stride 2, so the
 LR layer 19 latent is 128x2x2); NIC stream with 4 initial classes (2000 images), then 40 batches of 150
 images of one class each (the 6 other classes arrive over the stream, old ones recur); pretraining on
 the initial batch only: 8 epochs of SGD (Nesterov 0.9, cosine lr from 0.05, batch 64); then the latent
