@@ -167,7 +167,7 @@ class _Log:
 # ------------------------------------------------------------------------------------------ one run
 
 
-def _row(cfg, result, session, session_start):
+def _row(cfg, result):
     return {
         "seed": cfg.seed,
         "bits": cfg.bits,
@@ -181,8 +181,6 @@ def _row(cfg, result, session, session_start):
         "latent_shape": "x".join(map(str, result["latent_shape"])),
         "stream_seconds": result["stream_seconds"],
         "pretrain_seconds": result["pretrain_seconds"],
-        "session": session,
-        "session_seconds": time.time() - session_start,
         "accuracy": result["accuracy"],
     }
 
@@ -215,14 +213,14 @@ def _stream(cfg):
     return _STREAMS[key]
 
 
-def _run_one(cfg, pretrained, session, session_start):
+def _run_one(cfg, pretrained):
     """One run of the grid (also the body of a Ray task): its row."""
     import pulptrain
 
     pulptrain.set_num_threads(cfg.threads)
     cpu = time.process_time()
     result = run_stream(cfg, _stream(cfg), pretrained, shared=_shared_stage(cfg), progress=False)
-    row = _row(cfg, result, session, session_start)
+    row = _row(cfg, result)
     row["cpu_seconds"] = time.process_time() - cpu  # of this process: the run's own work, however loaded the machine
     row["machine"] = {k: v for k, v in machine_info().items() if k in ("cpu", "cpus", "platform", "pulptrain")}
     row["build"] = build_info()  # of the process that ran it: nodes of a cluster may differ
@@ -240,7 +238,7 @@ def _pretrain_one(cfg):
 # -------------------------------------------------------------------------------------------- backends
 
 
-def _run_local(configs, on_done, session, session_start, progress):
+def _run_local(configs, on_done, progress):
     from tqdm import tqdm
 
     pretrained = {}
@@ -250,7 +248,7 @@ def _run_local(configs, on_done, session, session_start, progress):
             if key not in pretrained:
                 pretrained.clear()
                 pretrained[key] = pretrain(cfg, _stream(cfg), progress)
-            row = _run_one(cfg, pretrained[key], session, session_start)
+            row = _run_one(cfg, pretrained[key])
             on_done(row)
             bar.update(1)
             bar.set_postfix(
@@ -268,7 +266,7 @@ def _import_ray():
     return ray
 
 
-def _run_ray(configs, on_done, session, session_start, progress, workers, address):
+def _run_ray(configs, on_done, progress, workers, address):
     from tqdm import tqdm
 
     ray = _import_ray()
@@ -299,7 +297,7 @@ def _run_ray(configs, on_done, session, session_start, progress, workers, addres
             key = pretrained_cache_file(cfg)
             if key not in pretrained:
                 pretrained[key] = pretrain_task.remote(cfg)
-            pending[run_task.remote(cfg, pretrained[key], session, session_start)] = cfg
+            pending[run_task.remote(cfg, pretrained[key])] = cfg
         with tqdm(total=len(configs), desc="sweep (ray)", unit="run", disable=not progress, dynamic_ncols=True) as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -354,6 +352,7 @@ def run_sweep(
     }
 
     def on_done(row):
+        row.update(session=session, session_seconds=time.time() - session_start)  # the driver's clock
         log.append(row)
         _write_tables(out, settings, log.rows, info)
 
@@ -363,9 +362,9 @@ def run_sweep(
             import pulptrain
 
             pulptrain.set_num_threads(base.threads)
-            _run_local(todo, on_done, session, session_start, progress)
+            _run_local(todo, on_done, progress)
         else:
-            _run_ray(todo, on_done, session, session_start, progress, workers, address)
+            _run_ray(todo, on_done, progress, workers, address)
     _write_tables(out, settings, log.rows, info)
     if plots:
         _write_plots(out, settings, log.rows)
