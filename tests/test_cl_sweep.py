@@ -307,3 +307,21 @@ def test_doc_table_puts_the_paired_intervals_next_to_the_papers_numbers():
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[0] == str(bits) and cells[-1] == paper and cells[-2] == "6"
         assert cells[4] == f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]"
+
+
+def test_processes_share_a_frozen_stage_only_between_runs_of_the_same_weights_and_test_set(
+    fake_fashion_mnist,  # noqa: F811
+    tmp_path,
+):
+    cfg = _tiny_config(tmp_path, pretrain_seed=0).resolved()
+    pretrained = experiment.pretrain(cfg, experiment.load_stream(cfg), progress=False)
+    same = experiment.Pretrained(
+        {k: v.copy() for k, v in pretrained.state.items()}, pretrained.calibration_x.copy(), 4, 1, 0.0, 0.0
+    )
+    other = experiment.pretrain(replace(cfg, pretrain_seed=1), experiment.load_stream(cfg), progress=False)
+    stage = sweep._shared_stage(cfg, pretrained)
+    assert sweep._shared_stage(replace(cfg, seed=3, replays=4), same) is stage  # other seed and buffer: shared
+    assert sweep._shared_stage(cfg, other) is not stage  # other weights
+    assert sweep._shared_stage(replace(cfg, bits=4), pretrained) is not stage
+    assert sweep._shared_stage(replace(cfg, data_root=str(tmp_path)), pretrained) is not stage  # other test set
+    assert sweep._shared_stage(replace(cfg, test_every=2), pretrained) is not stage

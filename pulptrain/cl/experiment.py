@@ -540,8 +540,18 @@ CALIBRATION_IMAGES = 2000  # source images the INT8 stage is calibrated on (held
 
 def pretraining_settings(cfg):
     """The settings a pretraining depends on (the key of its cache file): the model, the pretraining
-    itself, and its images (the source set; or, for the initial batch, the stream that makes it)."""
-    keys = ["dataset", "width", "input_size", "first_stride", "pretrain_source", "pretrain_epochs", "pretrain_lr"]
+    itself, and its images (the data folder and the source set; or, for the initial batch, the stream that
+    makes it)."""
+    keys = [
+        "dataset",
+        "data_root",
+        "width",
+        "input_size",
+        "first_stride",
+        "pretrain_source",
+        "pretrain_epochs",
+        "pretrain_lr",
+    ]
     keys += ["pretrain_batch", "pretrain_augment"]
     if cfg.pretrain_source == "held-out":
         keys += ["held_out_per_class"]

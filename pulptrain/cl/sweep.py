@@ -24,6 +24,7 @@ output from ``runs.jsonl`` (``pulptrain sweep --report-only``).
 
 import csv
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -192,13 +193,21 @@ _STAGES = {}
 _STREAMS = {}
 
 
-def _stage_key(cfg):
-    return (pretrained_cache_file(cfg), cfg.lr_layer, cfg.bits, cfg.test_every, cfg.scenario, cfg.run)
+def _fingerprint(pretrained):
+    """SHA-256 of a pretraining's weights and calibration images (what a frozen stage is built from)."""
+    digest = hashlib.sha256()
+    for name, value in sorted(pretrained.state.items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    digest.update(np.ascontiguousarray(pretrained.calibration_x).tobytes())
+    return digest.hexdigest()
 
 
-def _shared_stage(cfg):
-    """The dict :func:`run_stream` keeps the frozen stage and test latents of ``cfg``'s stage in."""
-    key = _stage_key(cfg)
+def _shared_stage(cfg, pretrained):
+    """The dict :func:`run_stream` keeps the frozen stage and test latents of ``cfg``'s stage in: one per
+    pretrained weights, LR layer, bits, calibration and test set."""
+    test_set = (cfg.dataset, cfg.data_root, cfg.scenario, cfg.run, cfg.test_every)
+    key = (_fingerprint(pretrained), cfg.lr_layer, cfg.bits, cfg.calibration, cfg.batch_renorm, test_set)
     if key not in _STAGES and len(_STAGES) >= 16:
         _STAGES.clear()
     return _STAGES.setdefault(key, {})
@@ -207,7 +216,7 @@ def _shared_stage(cfg):
 def _stream(cfg):
     """The stream of ``cfg``'s seed (the same for every bits, LR layer and buffer size), kept for the next
     run of the same seed."""
-    key = json.dumps(replace(cfg, bits=FP32_BITS, lr_layer=0, replays=1).settings(), sort_keys=True)
+    key = json.dumps([cfg.data_root, replace(cfg, bits=FP32_BITS, lr_layer=0, replays=1).settings()], sort_keys=True)
     if key not in _STREAMS:
         _STREAMS.clear()
         _STREAMS[key] = load_stream(cfg)
@@ -220,7 +229,7 @@ def _run_one(cfg, pretrained):
 
     pulptrain.set_num_threads(cfg.threads)
     cpu = time.process_time()
-    result = run_stream(cfg, _stream(cfg), pretrained, shared=_shared_stage(cfg), progress=False)
+    result = run_stream(cfg, _stream(cfg), pretrained, shared=_shared_stage(cfg, pretrained), progress=False)
     row = _row(cfg, result)
     row["cpu_seconds"] = time.process_time() - cpu  # of this process: the run's own work, however loaded the machine
     row["machine"] = {k: v for k, v in machine_info().items() if k in ("cpu", "cpus", "platform", "pulptrain")}
