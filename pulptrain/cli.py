@@ -6,12 +6,18 @@ Subcommands:
   on the initial batch, the frozen stage, the stream with latent replays at ``--bits`` and, by default, with
   FP32 replays from the same pretrained stage; writes results.json and accuracy.png.
 * ``pulptrain sweep``: a grid of such experiments over bits, LR layers, buffer sizes and seeds
-  (:mod:`pulptrain.cl.sweep`); writes sweep.md, sweep.csv and accuracy_vs_memory.png.
+  (:mod:`pulptrain.cl.sweep`), in this process or on Ray (``--backend ray``); appends every finished run to
+  runs.jsonl (``--resume`` continues a killed sweep) and writes sweep.json, sweep.csv, sweep.md (paired
+  differences to FP32 with 95 % intervals) and the plots.
 * ``pulptrain energy``: the cost model of one learning event (:mod:`pulptrain.energy`): measured instruction
   counts on a Cortex-M4F and on an 8-core RISC-V cluster -> modelled time, energy and battery life, side by
   side with the paper's 65x, 37x and 535 h.
+
 * ``pulptrain memory``: the memory breakdown of latent-replay training on MobileNetV1
   (:mod:`pulptrain.cl.memory`), as a table or, with ``--json``, as JSON.
+
+``cl`` and ``sweep`` take ``--preset quick`` (the default) or ``--preset paper-like``: named defaults that
+the options given on the command line override.
 
 Every setting is checked before any work starts. A bad one ends the command with status 2 and one line,
 ``pulptrain cl: error: --flag ...`` (a checkpoint that does not fit: ``pulptrain cl: checkpoint error: ...``);
@@ -19,6 +25,7 @@ Ctrl-C ends it with status 130 and one line.
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -151,7 +158,12 @@ def _int_list(text):
 
 
 CL_DEFAULTS_HELP = """\
-The default run (Fashion-MNIST): MobileNetV1 width 0.25 on the 28x28 images (first conv stride 2, so the
+--preset paper-like: the frozen stage pretrained offline (10 epochs, shifts and flips) on 2,000 held-out
+training images per class that no stream draws from, one pretraining for every seed (cache it with
+--pretrain-cache); Batch Renormalization above the LR layer; 20 batches of 300 images (initial batch
+1,200), adaptive lr 0.003, every 2nd test image. Which images each phase sees: docs/continual_learning.md.
+
+The default run (--preset quick, Fashion-MNIST): MobileNetV1 width 0.25 on the 28x28 images (first conv stride 2, so the
 LR layer 19 latent is 128x2x2); NIC stream with 4 initial classes (2000 images), then 40 batches of 150
 images of one class each (the 6 other classes arrive over the stream, old ones recur); pretraining on
 the initial batch only: 8 epochs of SGD (Nesterov 0.9, cosine lr from 0.05, batch 64); then the latent
@@ -175,19 +187,56 @@ unpickler that accepts only lists, dicts, tuples, ints and strings, but use a da
 """
 
 
-def _experiment_config(args, exclude=(), **overrides):
-    from pulptrain.cl.experiment import ExperimentConfig, config_fields
+def _given_on_command_line(parser, argv):
+    """The destinations of the options given in ``argv`` (not left at their default): the same parser with
+    every default suppressed leaves only those in the namespace."""
+    probe = copy.deepcopy(parser)
+    parsers = [probe]
+    while parsers:
+        p = parsers.pop()
+        p.set_defaults(**{k: argparse.SUPPRESS for k in p._defaults if k != "handler"})
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.dest != "help":
+                action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
 
-    values = {name: getattr(args, name) for name in config_fields() if hasattr(args, name) and name not in exclude}
+
+def _experiment_config(args, exclude=(), **overrides):
+    """The ExperimentConfig of the command line: the defaults of ``--preset``, then the options given."""
+    from pulptrain.cl.experiment import PRESETS, config_fields, preset_config
+
+    preset = PRESETS.get(args.preset, {})
+    values = {
+        name: getattr(args, name)
+        for name in config_fields()
+        if hasattr(args, name)
+        and name not in exclude
+        and name != "preset"
+        and (name in args.given or name not in preset)
+    }
     values.update(overrides)
-    return ExperimentConfig(**values)
+    try:
+        return preset_config(args.preset, **values)
+    except ValueError as e:
+        raise _CommandError(str(e)) from e
 
 
 def _add_experiment_arguments(p, sweep):
     """Arguments shared by ``cl`` and ``sweep`` (``sweep`` takes lists for bits, lr-layer, replays, seeds)."""
-    from pulptrain.cl.experiment import COMPARE_CHOICES, MAX_LR_LAYER, available_cpus
+    from pulptrain.cl.experiment import COMPARE_CHOICES, MAX_LR_LAYER, PRESETS, PRETRAIN_SOURCES, available_cpus
     from pulptrain.cl.experiment import ExperimentConfig as D
 
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="quick",
+        help="named defaults: quick (the main job, pretraining on the initial batch) or paper-like (frozen "
+        "stage pretrained offline on a held-out source set, Batch Renormalization, 20 batches of 300; see "
+        "docs/continual_learning.md); options given on the command line override them"
+        + ("; also the default grid" if sweep else ""),
+    )
     data = p.add_argument_group("scenario")
     data.add_argument("--dataset", choices=["fashion-mnist", "core50"], default=D.dataset, help="the stream's images")
     data.add_argument(
@@ -222,15 +271,46 @@ def _add_experiment_arguments(p, sweep):
         help="input size (None: 28 for Fashion-MNIST, 128 for CORe50, the images' size)",
     )
     model.add_argument("--first-stride", type=int, choices=[1, 2], default=D.first_stride, help="stride of layer 0")
-    model.add_argument("--pretrain-epochs", type=int, default=D.pretrain_epochs, help="pretraining epochs on batch 0")
+    model.add_argument(
+        "--pretrain-source",
+        choices=PRETRAIN_SOURCES,
+        default=D.pretrain_source,
+        help="images of the pretraining: the stream's initial batch, or a held-out source set of the "
+        "Fashion-MNIST training split that no stream draws from",
+    )
+    model.add_argument(
+        "--held-out-per-class",
+        type=int,
+        default=D.held_out_per_class,
+        help="held-out source: training images per class kept out of every stream",
+    )
+    model.add_argument(
+        "--pretrain-augment",
+        action=argparse.BooleanOptionalAction,
+        default=D.pretrain_augment,
+        help="random shifts (up to 2 pixels) and horizontal flips during pretraining",
+    )
+    model.add_argument(
+        "--pretrain-seed",
+        type=int,
+        default=D.pretrain_seed,
+        help="seed of the pretraining (None: the run's seed); fixed, one pretraining serves every seed",
+    )
+    model.add_argument("--pretrain-epochs", type=int, default=D.pretrain_epochs, help="pretraining epochs")
     model.add_argument("--pretrain-lr", type=float, default=D.pretrain_lr, help="initial pretraining lr (cosine)")
     model.add_argument("--pretrain-batch", type=int, default=D.pretrain_batch, help="pretraining mini-batch")
     cl = p.add_argument_group("continual learning")
     if sweep:
-        cl.add_argument("--lr-layer", type=_int_list, default=[19, 23], help="LR layers")
-        cl.add_argument("--replays", type=_int_list, default=[200, 500], help="buffer sizes")
-        cl.add_argument("--bits", type=_int_list, default=[32, 8, 7, 6, 4], help="latent bits")
-        cl.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="seeds")
+        from pulptrain.cl.experiment import PRESET_GRIDS
+
+        def grid_help(what, name):
+            grids = "; ".join(f"{preset}: {','.join(map(str, g[name]))}" for preset, g in PRESET_GRIDS.items())
+            return f"{what}; None: the preset's grid ({grids})"
+
+        cl.add_argument("--lr-layer", type=_int_list, default=None, help=grid_help("LR layers", "lr_layer"))
+        cl.add_argument("--replays", type=_int_list, default=None, help=grid_help("buffer sizes", "replays"))
+        cl.add_argument("--bits", type=_int_list, default=None, help=grid_help("latent bits", "bits"))
+        cl.add_argument("--seeds", type=_int_list, default=None, help=grid_help("seeds", "seeds"))
     else:
         cl.add_argument(
             "--lr-layer",
@@ -263,6 +343,12 @@ def _add_experiment_arguments(p, sweep):
     cl.add_argument("--no-cwr", dest="cwr", action="store_false", help="plain classifier, no CWR* consolidation")
     cl.add_argument("--freeze-bn", action="store_true", help="keep the adaptive stage's BatchNorm statistics frozen")
     cl.add_argument(
+        "--batch-renorm",
+        action=argparse.BooleanOptionalAction,
+        default=D.batch_renorm,
+        help="Batch Renormalization above the LR layer, as the reference code (pulptrain.models.use_batch_renorm)",
+    )
+    cl.add_argument(
         "--policy",
         choices=["reference", "reservoir", "class_balanced"],
         default=D.policy,
@@ -283,6 +369,12 @@ def _add_experiment_arguments(p, sweep):
         help="kernel threads, at most the CPUs available (results are the same for any count)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--pretrain-cache",
+        default=None,
+        help="folder caching pretrainings by a hash of their settings, so later runs reuse them"
+        + ("; None: OUT/pretrained" if sweep else "; None: no cache"),
+    )
 
 
 def _bytes_text(nbytes):
@@ -308,7 +400,7 @@ def _cl(args):
 
 
 def _sweep(args):
-    from pulptrain.cl.experiment import check_output_folders
+    from pulptrain.cl.experiment import PRESET_GRIDS, check_output_folders
     from pulptrain.cl.sweep import rewrite_outputs, run_sweep
 
     try:
@@ -317,13 +409,17 @@ def _sweep(args):
         else:
             base = _experiment_config(args, exclude=("bits", "lr_layer", "replays"), compare="none")
             check_output_folders(base)
+            grid = PRESET_GRIDS[args.preset]
             rows = run_sweep(
                 base,
-                bits=args.bits,
-                lr_layers=args.lr_layer,
-                replays=args.replays,
-                seeds=args.seeds,
-                append=args.append,
+                bits=args.bits or grid["bits"],
+                lr_layers=args.lr_layer or grid["lr_layer"],
+                replays=args.replays or grid["replays"],
+                seeds=args.seeds or grid["seeds"],
+                resume=args.resume,
+                backend=args.backend,
+                workers=args.workers,
+                address=args.address,
             )
     except (ValueError, FileNotFoundError) as e:
         raise _CommandError(str(e)) from e
@@ -417,22 +513,35 @@ def build_parser():
     sweep = commands.add_parser(
         "sweep",
         help="a grid of CL experiments: bits x LR layers x buffer sizes x seeds",
-        description="Runs one CL experiment per (seed, LR layer, bits, replays), pretraining once per seed\n"
-        "and quantizing once per (seed, LR layer, bits). Writes OUT/sweep.md (mean +- std over\n"
-        "seeds), OUT/sweep.csv (one row per run), OUT/sweep.json and OUT/accuracy_vs_memory.png.",
-        epilog="The other settings are those of 'pulptrain cl' (see pulptrain cl --help).",
+        description="Runs one CL experiment per (seed, LR layer, bits, replays); one pretraining serves\n"
+        "every run with its settings (cached in OUT/pretrained). Every finished run is appended to\n"
+        "OUT/runs.jsonl, and OUT/sweep.json, sweep.csv and sweep.md (paired differences to FP32\n"
+        "with 95 % intervals, mean +- std over seeds) are rewritten; at the end the plots\n"
+        "accuracy_vs_memory.png and bits_curve.png.",
+        epilog="The other settings are those of 'pulptrain cl' (see pulptrain cl --help).\n\n"
+        "Ray: --backend ray --workers N starts a local Ray with N CPUs (one run per CPU); on a cluster\n"
+        "started with 'ray start --head' (and 'ray start --address HEAD:6379' on the other nodes),\n"
+        "--address HEAD:6379 (or auto) joins it. Every node needs pulptrain and the data set.",
         formatter_class=_HelpFormatter,
     )
     _add_experiment_arguments(sweep, sweep=True)
     sweep.add_argument(
-        "--append",
+        "--resume",
         action="store_true",
-        help="add the runs to those already in OUT/sweep.json (same settings; e.g. more seeds)",
+        help="continue the sweep in OUT: the runs of OUT/runs.jsonl are kept and not repeated (also to add "
+        "seeds or bit widths with the same settings)",
     )
+    sweep.add_argument(
+        "--backend", choices=["local", "ray"], default="local", help="local: in this process; ray: one Ray task per run"
+    )
+    sweep.add_argument(
+        "--workers", type=int, default=2, help="ray without --address: CPUs of the local Ray (parallel runs)"
+    )
+    sweep.add_argument("--address", default=None, help="ray: address of a running cluster (HEAD:6379 or auto)")
     sweep.add_argument(
         "--report-only",
         action="store_true",
-        help="run nothing: rewrite sweep.md, sweep.csv and the plot from OUT/sweep.json",
+        help="run nothing: rewrite sweep.json, sweep.md, sweep.csv and the plots from OUT/runs.jsonl",
     )
     sweep.set_defaults(handler=_sweep)
     return parser
@@ -442,7 +551,9 @@ def main(argv=None):
     """Run one subcommand; returns its exit status (argparse's own errors and bad settings exit with 2)."""
     prog, args = "pulptrain", None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.given = _given_on_command_line(parser, argv)
         prog = f"pulptrain {args.command}"
         return args.handler(args)
     except _CommandError as e:
@@ -454,6 +565,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         checkpoint = getattr(args, "checkpoint", None)
         hint = f" (continue with --checkpoint {checkpoint} --resume)" if checkpoint else ""
+        if getattr(args, "command", None) == "sweep" and not getattr(args, "report_only", False):
+            hint = f" (the finished runs are in {args.out}/runs.jsonl: continue with --resume)"
         print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return INTERRUPTED
 

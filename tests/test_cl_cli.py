@@ -465,7 +465,8 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
     for (b, l, r), nbytes in by_key.items():  # bit-packed codes (FP32: 4 bytes) + one int16 label per latent
         assert nbytes == r * ((4 * elements[l]) if b == 32 else -(-elements[l] * b // 8)) + 2 * r
     table = (out / "sweep.md").read_text().splitlines()
-    body = [line for line in table if line.startswith("| ") and not line.startswith("| bits")]
+    per_setting = table[table.index("Mean +- sample standard deviation over seeds:") :]
+    body = [line for line in per_setting if line.startswith("| ") and not line.startswith("| bits")]
     assert len(body) == 3 * 2 * 2 and all(" 2 |" in line for line in body)
     fp32_rows = [line for line in body if line.startswith("| FP32")]
     assert len(fp32_rows) == 4
@@ -484,26 +485,32 @@ def test_sweep_writes_table_csv_and_plot(fake_fashion_mnist, tmp_path):
             if (int(r["bits"]), int(r["lr_layer"]), int(r["replays"])) == (s["bits"], s["lr_layer"], s["replays"])
         ]
         assert s["tail_mean"] == pytest.approx(np.mean(tails))
-    with open(out / "accuracy_vs_memory.png", "rb") as f:
-        assert f.read(8) == PNG_MAGIC
+    for plot in ("accuracy_vs_memory.png", "bits_curve.png"):
+        with open(out / plot, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
     # --report-only rebuilds the same table from sweep.json without running anything.
     (out / "sweep.md").unlink()
     assert cli.main(["sweep", "--report-only", "--out", str(out)]) == 0
     assert (out / "sweep.md").read_text().splitlines() == table
 
 
-def test_sweep_append_adds_seeds(fake_fashion_mnist, tmp_path, capsys):
+def test_sweep_resume_adds_seeds(fake_fashion_mnist, tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     common = ["sweep", *TINY, "--bits", "8", "--lr-layer", "23", "--replays", "8", "--out", str(out)]
     assert cli.main(common + ["--seeds", "0"]) == 0
-    assert cli.main(common + ["--seeds", "1", "--append"]) == 0
+    capsys.readouterr()
+    assert "--resume" in expect_usage_error(common + ["--seeds", "1"], "--out", capsys, "sweep")
+    streams = []
+    run_stream = sweep.run_stream
+    monkeypatch.setattr(sweep, "run_stream", lambda cfg, *a, **k: streams.append(cfg.seed) or run_stream(cfg, *a, **k))
+    assert cli.main(common + ["--seeds", "0,1", "--resume"]) == 0
+    assert streams == [1]  # seed 0 was finished: kept, not repeated
     with open(out / "sweep.csv") as f:
         assert sorted(int(r["seed"]) for r in csv.DictReader(f)) == [0, 1]
     assert " 2 |" in (out / "sweep.md").read_text().splitlines()[-1]
     capsys.readouterr()
-    assert "already in" in expect_usage_error(common + ["--seeds", "1", "--append"], "--append", capsys, "sweep")
     assert "other settings" in expect_usage_error(
-        common + ["--seeds", "2", "--append", "--epochs", "2"], "--append", capsys, "sweep"
+        common + ["--seeds", "2", "--resume", "--epochs", "2"], "--resume", capsys, "sweep"
     )
 
 

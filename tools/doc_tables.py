@@ -12,15 +12,18 @@ committed JSON (or the script) and rewrite the sections.
     python3 tools/doc_tables.py check        # exit 1 and list the sections that differ from their command
     python3 tools/doc_tables.py write        # rewrite every section from its command
     python3 tools/doc_tables.py sweep results/sweep_fashion_mnist/sweep.json [--compact | --paired] [--machine TEXT]
+    python3 tools/doc_tables.py paper results/paper_like/sweep.json [--per-setting]
     python3 tools/doc_tables.py riscv tools/riscv/results/counts.json [--summary]
     python3 tools/doc_tables.py anchors benchmarks/anchors_torch.json
     python3 tools/doc_tables.py record-riscv build/riscv/counts.json tools/riscv/results/counts.json
 
 `sweep` prints the table of a `pulptrain sweep` result (``--compact``: one row per LR layer and buffer size,
 one column per bit width; ``--paired``: each run's difference to its FP32 twin, pooled per bit width),
-`riscv` the instruction-count tables of tools/riscv/count_table.py from a counts.json, `anchors` the PyTorch
-anchor times, and `record-riscv` copies a counts.json, adding the toolchain, QEMU, commit and date it was
-measured with.
+`paper` the paired differences to FP32 with 95 % intervals of a sweep written by this version of
+`pulptrain sweep` (sweep.json format 2) next to the paper's numbers (``--per-setting``: the table of means
+over seeds), `riscv` the instruction-count tables of tools/riscv/count_table.py from a counts.json,
+`anchors` the PyTorch anchor times, and `record-riscv` copies a counts.json, adding the toolchain, QEMU,
+commit and date it was measured with.
 """
 
 import argparse
@@ -174,6 +177,56 @@ def paired_table(data):
     return "\n".join(lines)
 
 
+# What the paper reports for latent replays at fewer bits against FP32 replays (CORe50 NICv2-391, l = 19,
+# 3,000 LRs; docs/paper.md): 8 bits cost 0.26 points, 7 bits up to 5 points more; nothing below 7 bits.
+PAPER_DELTAS = {8: "-0.26", 7: "down to -5"}
+
+
+def paper_table(data):
+    """A sweep's paired differences to FP32 (sweep.json format 2) as markdown, after a line naming the runs,
+    seeds, wall time, backend and workers, machine and build; one row per quantized setting, the paper's
+    number next to ours."""
+    runs, run = data["runs"], data.get("run") or {}
+    seeds = sorted({r["seed"] for r in runs})
+    from pulptrain.cl.sweep import build_text
+
+    where = "; ".join(build_text(b) for b in data["builds"]) or "not recorded"
+    cpus = "; ".join(str(m.get("cpu")) for m in data["machines"]) or "not recorded"
+    backend = run.get("backend", "local") + (f", {run['workers']} workers" if run.get("backend") == "ray" else "")
+    lines = [
+        f"{len(runs)} runs (preset {data['settings'].get('preset', 'quick')}, {len(seeds)} seeds "
+        f"{seeds[0]}..{seeds[-1]}), {data['wall_seconds'] / 60:.1f} min wall ({backend}), "
+        f"{data['cpu_seconds'] / len(runs):.1f} s of CPU per run with {run.get('threads', 1)} thread(s); "
+        f"CPU {cpus}; build: {where}.",
+        "",
+        f"| bits | LR layer | replays | buffer KiB | last {data['tail_batches']} batches vs FP32, points "
+        f"[95 % CI] | final vs FP32, points [95 % CI] | pairs | paper (CORe50) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def interval(stat):
+        if stat["ci"] is None:
+            return f"{stat['mean']:+.2f}"
+        return f"{stat['mean']:+.2f} [{stat['ci'][0]:+.2f}, {stat['ci'][1]:+.2f}]"
+
+    for p in data["paired"]:
+        lines.append(
+            f"| {p['bits']} | {p['lr_layer']} | {p['replays']} | {p['buffer_bytes'] / 1024:.1f} | "
+            f"{interval(p['tail'])} | {interval(p['final'])} | {p['tail']['n']} | "
+            f"{PAPER_DELTAS.get(p['bits'], 'not reported')} |"
+        )
+    fp32 = [s for s in data["summary"] if s["bits"] == FP32_BITS]
+    for s in fp32:
+        lines.append("")
+        lines.append(
+            f"FP32 at l={s['lr_layer']}, {s['replays']} replays ({s['buffer_mib'] * 1024:.1f} KiB): final accuracy "
+            f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f} %, last {data['tail_batches']} batches "
+            f"{100 * s['tail_mean']:.2f} +- {100 * s['tail_std']:.2f} % (mean +- std over {s['seeds']} seeds; "
+            f"paper: about 77 % final)."
+        )
+    return "\n".join(lines)
+
+
 def anchors_table(data):
     """The PyTorch anchors (benchmarks/anchors_torch.json): one row per layer, one column per N,
     cells 'forward / grad_input / grad_weight' ms, after a line naming machine, software and date."""
@@ -274,6 +327,9 @@ def main(argv=None):
     sw.add_argument("--compact", action="store_true", help="one row per setting, one column per bit width")
     sw.add_argument("--paired", action="store_true", help="differences to the FP32 run of the same seed, pooled")
     sw.add_argument("--machine", help="the machine and build, for files that do not record them")
+    pp = sub.add_parser("paper", help="print a sweep's paired differences to FP32 next to the paper's numbers")
+    pp.add_argument("json")
+    pp.add_argument("--per-setting", action="store_true", help="the table of means +- std over seeds instead")
     rv = sub.add_parser("riscv", help="print the instruction-count tables of a counts.json")
     rv.add_argument("json")
     rv.add_argument("--summary", action="store_true", help="only the INT8 frozen stage and the goals")
@@ -302,6 +358,10 @@ def main(argv=None):
         data = json.load(f)
     if a.what == "riscv":
         print(riscv_tables(data, a.summary))
+    elif a.what == "paper":
+        from pulptrain.cl.sweep import markdown_table
+
+        print(markdown_table(data["summary"]) if a.per_setting else paper_table(data))
     elif a.what == "anchors":
         print(anchors_table(data))
     else:
