@@ -12,7 +12,6 @@ Subcommands:
 * ``pulptrain energy``: the cost model of one learning event (:mod:`pulptrain.energy`): measured instruction
   counts on a Cortex-M4F and on an 8-core RISC-V cluster -> modelled time, energy and battery life, side by
   side with the paper's 65x, 37x and 535 h.
-
 * ``pulptrain memory``: the memory breakdown of latent-replay training on MobileNetV1
   (:mod:`pulptrain.cl.memory`), as a table or, with ``--json``, as JSON.
 
