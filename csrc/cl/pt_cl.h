@@ -27,6 +27,7 @@
 #ifndef PT_CL_H
 #define PT_CL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "pt_status.h"
 #include "parallel.h"
@@ -261,6 +262,10 @@ int64_t pt_cl_learner_arena_bytes(const pt_team *team, const pt_cl_settings *set
 pt_status pt_cl_learner_init(pt_cl_learner *learner, const pt_team *team, const pt_cl_settings *settings,
                              pt_cl_layer *layers, int32_t num_layers, pt_cl_buffer *buffer, const pt_cl_cwr *cwr,
                              uint8_t *arena, int64_t arena_bytes, uint64_t seed, uint64_t stream);
+/* Moves the learner to another arena (same layout rules), for another team or a larger max_new; not between
+ * begin_batch and end_batch. The state (rng, counters, optimizer phase) is kept. */
+pt_status pt_cl_learner_set_arena(pt_cl_learner *learner, const pt_team *team, int32_t max_new, uint8_t *arena,
+                                  int64_t arena_bytes);
 /* The plan for n new samples at the learner's next batch. */
 pt_cl_plan pt_cl_learner_plan(const pt_cl_learner *learner, int32_t n);
 /* Starts a batch of n (1..max_new) new samples: exactly one of latents (n x elements floats) and codes (n x
@@ -280,6 +285,9 @@ pt_status pt_cl_learner_train_step(const pt_team *team, pt_cl_learner *learner, 
  * samples (pt_cl_buffer_update, the learner's new_order as pick scratch), CWR* load of every consolidated row,
  * batches_seen + 1. */
 pt_status pt_cl_learner_end_batch(const pt_team *team, pt_cl_learner *learner);
+/* Drops the batch in progress after a failed step (the steps already run stay in the weights; the buffer is
+ * not updated and the batch is not counted). */
+pt_status pt_cl_learner_abort_batch(pt_cl_learner *learner);
 /* Classes (first maximum of the logits) of n latents (n x elements floats), forward in evaluation mode,
  * rows_max latents at a time. Not between begin_batch and end_batch. */
 pt_status pt_cl_learner_predict(const pt_team *team, pt_cl_learner *learner, const float *latents, int64_t n,
