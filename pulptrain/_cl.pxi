@@ -293,7 +293,11 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
         L.r_max, L.d_max = spec.get("r_max", 0.0), spec.get("d_max", 0.0)
         L.weight_trainable = 1 if spec.get("weight_trainable") else 0
         L.bias_trainable = 1 if spec.get("bias_trainable") else 0
-        w, b = spec.get("weight_count", 0), spec.get("bias_count", 0)
+        # the element counts C derives from the shapes (pt_cl_layer), not the spec's word for them
+        c_out, c_in, kh, kw, h_in, w_in = (int(v) for v in (L.c_out, L.c_in, L.kh, L.kw, L.h_in, L.w_in))
+        w = {0: c_out * c_in * kh * kw, 1: c_out * kh * kw, 2: c_out * c_in, 3: c_out,
+             7: c_out * c_in * h_in * w_in}.get(L.kind, 0)
+        b = c_out
         L.weight = _cl_param(spec, "weight", w, keep)
         L.weight_grad = _cl_param(spec, "weight_grad", w, keep)
         L.weight_momentum = _cl_param(spec, "weight_momentum", w, keep)
@@ -309,7 +313,7 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
 
 
 def cl_learner_arena_bytes(specs, settings, capacity, max_new, num_threads=None):
-    """Bytes of the learner arena (pt_cl_learner_arena_bytes) for layer specs (arrays may be absent), settings
+    """Bytes of the learner arena (pt_cl_learner_arena_bytes) for layer specs (with their arrays), settings
     (the learner's dict), a buffer of `capacity` rows, batches of up to `max_new` samples and a team of
     `num_threads` cores (default: the current team)."""
     cdef pt_team team = pt_team_default()
@@ -415,11 +419,14 @@ cdef class _LearnerCore:
                                                       self.buffer.buf.capacity)
         if need < 0:
             raise ValueError("the adaptive stage's layer table is invalid")
+        cdef pt_status st
         if need > self.L.arena_bytes or s.max_new != self.L.settings.max_new:
-            keep_arena = self.arena_array
+            previous = self.arena_array
             base = self._new_arena(max(need, self.L.arena_bytes))
-            _cl_check(pt_cl_learner_set_arena(&self.L, &self.team, s.max_new, base, self.arena_array.size),
-                      "learner arena")
+            st = pt_cl_learner_set_arena(&self.L, &self.team, s.max_new, base, self.arena_array.size)
+            if st != PT_OK:
+                self.arena_array = previous  # the learner still uses it
+                _cl_check(st, "learner arena")
         return 0
 
     @property

@@ -53,9 +53,8 @@ def layer_table(adaptive, latent_shape, momentum=None):
 
     def param(spec, key, p):
         if p is None:
-            spec[f"{key}_count"] = 0
             return
-        spec[key], spec[f"{key}_count"], spec[f"{key}_trainable"] = p.data, p.data.size, p.requires_grad
+        spec[key], spec[f"{key}_trainable"] = p.data, p.requires_grad
         if p.requires_grad:
             spec[f"{key}_grad"] = p.grad
             if momentum is not None:
