@@ -490,6 +490,24 @@ def test_memory_reports_the_arena_the_learner_allocates():
     assert bigger > expected
 
 
+def test_memory_command_reports_the_arena(capsys):
+    """`pulptrain memory --json` gives the arena of learner_arena_bytes; with batches of at most one mini-batch
+    the arena holds the activations of the memory model (the same tensors) plus the step's other scratch, of which
+    only the kernels' workspace (matmul packing, per core) is sizeable."""
+    import json
+
+    from pulptrain import cli
+    from pulptrain.cl.memory import memory_breakdown
+
+    shape = dict(width_mult=0.25, input_size=32, lr_layer=19, replays=300, batch=64, num_classes=10, in_channels=1)
+    flags = "--width 0.25 --input-size 32 --lr-layer 19 --replays 300 --batch 64 --num-classes 10 --in-channels 1"
+    assert cli.main(["memory", *flags.split(), "--first-stride", "1", "--threads", "2", "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)["learner_arena"]
+    assert reported == learner_arena_bytes(**shape, first_stride=1, threads=2)
+    activations = memory_breakdown(**shape, first_stride=1).activations
+    assert activations < reported < 1.25 * activations
+
+
 def test_rows_max_bounds_every_plan():
     """The arena's mini-batch rows hold the largest mini-batch any plan makes (new + replays)."""
     buffer = LatentReplayBuffer(30, LATENT, bits=32, seed=1)

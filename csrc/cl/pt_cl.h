@@ -256,9 +256,14 @@ typedef struct {
  * n + capacity >= minibatch): a plan's mini-batch never has more rows. */
 int64_t pt_cl_learner_arena_bytes(const pt_team *team, const pt_cl_settings *settings, const pt_cl_layer *layers,
                                   int32_t num_layers, int32_t capacity);
-/* Checks everything (settings, the layer table's shapes chain and pointers, the buffer, the classifier for CWR*)
- * and carves the arena (PT_ERR_WORKSPACE_TOO_SMALL when arena_bytes < pt_cl_learner_arena_bytes; the arena must
- * be PT_CL_ALIGN-aligned). State starts at batch 0, rng seeded by (seed, stream). cwr may be NULL without CWR*. */
+/* Checks everything (settings, the layer table's shapes chain and pointers, the buffer (pt_cl_buffer_init'ed or
+ * restored so that pt_cl_buffer_check passes), the classifier for CWR*) and carves the arena
+ * (PT_ERR_WORKSPACE_TOO_SMALL when arena_bytes < pt_cl_learner_arena_bytes; the arena must be PT_CL_ALIGN-aligned).
+ * State starts at batch 0, rng seeded by (seed, stream). cwr may be NULL without CWR*.
+ * To resume a saved learner (pulptrain.cl.LatentReplayLearner.state_dict: meta "rng" = [state, inc],
+ * "batches_seen", "optimizer_phase" (null = -1), "optimizer_started"), assign rng, batches_seen,
+ * optimizer_phase and optimizer_started after init; the momentum arrays ("optim/momentum/<j>", trainable
+ * parameters in table order, weight before bias) and the CWR* arrays are caller memory and keep their values. */
 pt_status pt_cl_learner_init(pt_cl_learner *learner, const pt_team *team, const pt_cl_settings *settings,
                              pt_cl_layer *layers, int32_t num_layers, pt_cl_buffer *buffer, const pt_cl_cwr *cwr,
                              uint8_t *arena, int64_t arena_bytes, uint64_t seed, uint64_t stream);
