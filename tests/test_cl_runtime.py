@@ -556,3 +556,35 @@ def test_bad_inputs_are_readable_errors():
         bad[0]["weight"] = np.zeros(2, np.float32)
         LearnerCore(bad, learner.settings, learner.buffer._core, None, 0, 0)
     assert math.isfinite(learner.fit_batch(np.ones((5,) + LATENT, np.float32), np.arange(5) % 4)["loss"])
+
+
+def test_c_application_under_sanitizers(tmp_path):
+    """tests/c/cl_step.c drives the runtime from C alone (static arrays, one arena, serial team backend as on a
+    microcontroller) under AddressSanitizer + UndefinedBehaviorSanitizer: no report, bad calls refused, and
+    teams of 1 and 3 virtual cores give bitwise the same weights, statistics, buffer and predictions."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sources = sorted(glob.glob(os.path.join(root, "csrc", "**", "*.c"), recursive=True))
+    headers = glob.glob(os.path.join(root, "csrc", "**", "*.h"), recursive=True)
+    includes = sorted({f"-I{os.path.dirname(p)}" for p in headers})
+    exe = str(tmp_path / "cl_step")
+    flags = ["-std=c11", "-O1", "-g", "-ffp-contract=fast", "-march=native", "-fsanitize=address,undefined"]
+    build = subprocess.run(
+        [cc, *flags, "-fno-sanitize-recover=all", *includes, os.path.join(root, "tests", "c", "cl_step.c"), *sources]
+        + ["-lm", "-o", exe],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if build.returncode != 0 and ("sanitize" in build.stderr or "march" in build.stderr):
+        pytest.skip(f"the C compiler has no sanitizers or no -march=native: {build.stderr.strip()[:200]}")
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([exe], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr
