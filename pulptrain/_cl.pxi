@@ -4,8 +4,8 @@
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memset
 
-_CL_POLICIES = ("reference", "reservoir", "class_balanced")
-_CL_KINDS = ("conv2d", "depthwise", "pointwise", "batchnorm", "relu", "avg_pool", "flatten", "linear")
+_CL_NUM_POLICIES = 3  # pt_cl_policy: pulptrain.cl.buffer.POLICIES in enum order
+_CL_NUM_KINDS = 8  # pt_cl_layer_kind: pulptrain.cl.stage.LAYER_KINDS in enum order
 _CL_MAX_CLASSES = 32768
 
 
@@ -98,7 +98,7 @@ cdef class _Pcg32:
 
 
 cdef class _ReplayBufferCore:
-    """The C replay buffer (pt_cl_buffer) over `storage` ((capacity, row_bytes) uint8, or (capacity, elements)
+    """The C replay buffer (pt_cl_buffer; policy: a pt_cl_policy index) over `storage` ((capacity, row_bytes) uint8, or (capacity, elements)
     float32 at bits=32) and `labels` ((capacity,) int16), both owned by the caller; the scratch and class arrays
     are allocated here. pulptrain.cl.LatentReplayBuffer is the documented interface."""
     cdef pt_cl_buffer buf
@@ -110,8 +110,7 @@ cdef class _ReplayBufferCore:
         cdef int64_t e = _int_arg(elements, "elements", 1, 2 ** 40)
         if not _is_int(bits) or not (1 <= bits <= 8 or bits == PT_CL_FP32_BITS):
             raise ValueError(f"bits must be 1..8 or 32, got {bits!r}")
-        if policy not in _CL_POLICIES:
-            raise ValueError(f"policy must be one of {_CL_POLICIES}, got {policy!r}")
+        policy = _int_arg(policy, "policy", 0, _CL_NUM_POLICIES - 1)
         cdef int32_t classes = <int32_t>_int_arg(num_classes, "num_classes", 1, _CL_MAX_CLASSES)
         cdef int64_t row = pt_cl_buffer_row_bytes(e, bits)
         if bits == PT_CL_FP32_BITS:
@@ -124,7 +123,7 @@ cdef class _ReplayBufferCore:
         self.order = np.zeros(cap, np.int32)
         self.row_codes = np.zeros(e if bits != PT_CL_FP32_BITS else 1, np.uint8)
         self.buf.capacity, self.buf.elements, self.buf.bits = cap, e, bits
-        self.buf.policy, self.buf.num_classes = _CL_POLICIES.index(policy), classes
+        self.buf.policy, self.buf.num_classes = policy, classes
         self.buf.storage = <uint8_t *>_cl_data(self.storage)
         self.buf.labels = <int16_t *>_cl_data(self.labels)
         self.buf.class_seen = <int64_t *>_cl_data(self.class_seen)
@@ -280,9 +279,7 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
     for i, spec in enumerate(specs):
         L = &layers[i]
         memset(L, 0, sizeof(pt_cl_layer))
-        if spec["kind"] not in _CL_KINDS:
-            raise ValueError(f"layer kind must be one of {_CL_KINDS}, got {spec['kind']!r}")
-        L.kind = _CL_KINDS.index(spec["kind"])
+        L.kind = <int32_t>_int_arg(spec["kind"], f"{spec['name']} kind", 0, _CL_NUM_KINDS - 1)
         L.c_in, L.h_in, L.w_in = spec["in_shape"]
         L.c_out, L.h_out, L.w_out = spec["out_shape"]
         L.kh, L.kw = spec.get("kernel", (1, 1))

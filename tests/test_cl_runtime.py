@@ -526,11 +526,11 @@ def test_rows_max_bounds_every_plan():
 def test_bad_inputs_are_readable_errors():
     storage, labels = np.zeros((4, 3), np.uint8), np.zeros(4, np.int16)
     with pytest.raises(ValueError, match="bits must be 1..8 or 32"):
-        ReplayBufferCore(4, 3, 9, "reference", 5, storage, labels, 1.0, 0, 1)
+        ReplayBufferCore(4, 3, 9, 0, 5, storage, labels, 1.0, 0, 1)
     with pytest.raises(ValueError, match="bits"):
         LatentReplayBuffer(4, (3,), bits=0)
     with pytest.raises(ValueError, match="storage must have 48 elements, got 12"):
-        ReplayBufferCore(4, 12, 8, "reference", 5, storage, labels, 1.0, 0, 1)
+        ReplayBufferCore(4, 12, 8, 0, 5, storage, labels, 1.0, 0, 1)
     buf = LatentReplayBuffer(4, (3,), bits=32, num_classes=5)
     with pytest.raises(ValueError, match=r"labels must be below num_classes \(5\)"):
         buf.update(np.zeros((2, 3), np.float32), [1, 5])
