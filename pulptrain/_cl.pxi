@@ -249,7 +249,7 @@ cdef class _ReplayBufferCore:
         return taken
 
 
-cdef int _cl_fill_settings(pt_cl_settings *s, dict settings, int32_t max_new) except -1:
+cdef int _cl_fill_settings(pt_cl_settings *s, dict settings, int32_t max_new, int32_t min_new=1) except -1:
     s.lr = settings["lr"]
     s.first_lr = settings["first_lr"]
     s.momentum = settings["momentum"]
@@ -261,6 +261,7 @@ cdef int _cl_fill_settings(pt_cl_settings *s, dict settings, int32_t max_new) ex
     s.freeze_bn = 1 if settings["freeze_bn"] else 0
     s.num_classes = settings["num_classes"]
     s.max_new = max_new
+    s.min_new = min_new
     return 0
 
 
@@ -309,15 +310,16 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
     return 0
 
 
-def cl_learner_arena_bytes(specs, settings, capacity, max_new, num_threads=None):
+def cl_learner_arena_bytes(specs, settings, capacity, max_new, num_threads=None, min_new=1):
     """Bytes of the learner arena (pt_cl_learner_arena_bytes) for layer specs (with their arrays), settings
-    (the learner's dict), a buffer of `capacity` rows, batches of up to `max_new` samples and a team of
+    (the learner's dict), a buffer of `capacity` rows, batches of `min_new` to `max_new` samples and a team of
     `num_threads` cores (default: the current team)."""
     cdef pt_team team = pt_team_default()
     if num_threads is not None:
         team = pt_team_of(<int>_int_arg(num_threads, "num_threads", 1, PT_MAX_THREADS))
     cdef pt_cl_settings s
-    _cl_fill_settings(&s, settings, <int32_t>_int_arg(max_new, "max_new", 1, 2 ** 31 - 1))
+    cdef int32_t most = <int32_t>_int_arg(max_new, "max_new", 1, 2 ** 31 - 1)
+    _cl_fill_settings(&s, settings, most, <int32_t>_int_arg(min_new, "min_new", 1, most))
     cdef int32_t cap = <int32_t>_int_arg(capacity, "capacity", 1, 2 ** 31 - 1)
     cdef int32_t count = len(specs)
     cdef pt_cl_layer *layers = <pt_cl_layer *>PyMem_Malloc(max(count, 1) * sizeof(pt_cl_layer))

@@ -490,6 +490,27 @@ def test_memory_reports_the_arena_the_learner_allocates():
     assert bigger > expected
 
 
+def test_batches_of_one_size_need_a_smaller_arena(capsys):
+    """min_new = max_new = N: the arena holds the mini-batches of N new samples only (with minibatch 32 and N =
+    100, 100 // ((100 + 1) // 32) = 33 rows) instead of those of any batch up to N (62 // 1 = 62 rows at N = 62)."""
+    from pulptrain import cli
+
+    shape = dict(width_mult=0.25, input_size=32, lr_layer=19, replays=200, batch=32, num_classes=10, in_channels=1)
+    any_size = learner_arena_bytes(**shape, first_stride=1, max_new=100, threads=1)
+    one_size = learner_arena_bytes(**shape, first_stride=1, max_new=100, min_new=100, threads=1)
+    # one more sample, fewer rows: N = 62 makes one group of 62 new rows, N = 63 two groups of 31 (+ 1 replay)
+    at_62 = learner_arena_bytes(**shape, first_stride=1, max_new=62, min_new=62, threads=1)
+    at_63 = learner_arena_bytes(**shape, first_stride=1, max_new=63, min_new=63, threads=1)
+    assert one_size < any_size
+    assert at_63 < at_62
+    with pytest.raises(ValueError, match="min_new"):
+        learner_arena_bytes(**shape, max_new=10, min_new=11)
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["memory", "--max-new", "10", "--min-new", "11"])
+    assert refused.value.code == 2
+    assert "--min-new must be at most --max-new (10), got 11" in capsys.readouterr().err
+
+
 def test_memory_command_reports_the_arena(capsys):
     """`pulptrain memory --json` gives the arena of learner_arena_bytes; with batches of at most one mini-batch
     the arena holds the activations of the memory model (the same tensors) plus the step's other scratch, of which

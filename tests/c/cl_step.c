@@ -120,6 +120,10 @@ static void run(app *a, int threads, int32_t *predicted) {
     labels[0] = CLASSES; /* out of range */
     CHECK(pt_cl_learner_begin_batch(&team, &a->learner, latents, NULL, labels, 3) == PT_ERR_VALUE_OUT_OF_RANGE);
     CHECK(pt_cl_learner_begin_batch(&team, &a->learner, latents, NULL, labels, MAX_NEW + 1) == PT_ERR_BAD_SHAPE);
+    labels[0] = 0;
+    a->learner.settings.min_new = 5; /* as if the arena were sized for batches of 5..MAX_NEW */
+    CHECK(pt_cl_learner_begin_batch(&team, &a->learner, latents, NULL, labels, 4) == PT_ERR_BAD_SHAPE);
+    a->learner.settings.min_new = 0;
     CHECK(pt_cl_learner_predict(&team, &a->learner, latents, MAX_NEW, predicted) == PT_OK);
     for (int k = 0; k < MAX_NEW; k++) CHECK(predicted[k] >= 0 && predicted[k] < CLASSES);
 }
