@@ -3,8 +3,9 @@
 -O3 for the architecture's baseline (a binary that runs on any CPU of the architecture): the x86 microkernels
 of csrc/arch/x86/ carry their own target flags and are chosen at import from cpuid (csrc/core/isa.h).
 PULPTRAIN_NATIVE=1 adds -march=native (the portable parts then use the build machine's ISA as well; the
-binary runs only on CPUs like it). PULPTRAIN_PORTABLE=1, the former opt-in, is the default and still accepted. OpenMP is used when the compiler accepts -fopenmp; otherwise the serial team backend is
-built and a warning says so.
+binary runs only on CPUs like it). PULPTRAIN_PORTABLE=1, the former opt-in, is the default and still accepted.
+OpenMP is used when the compiler accepts -fopenmp; otherwise the serial team backend is built and a warning
+says so.
 """
 
 import glob
