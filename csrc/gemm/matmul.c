@@ -60,7 +60,7 @@ static inline int64_t col_offset(const pt_view *v, int64_t c)
 /* Ordered by the ISA level a variant needs, so the variants this CPU can run are a prefix of the list. The tile
  * kernels live in matmul_tiles_generic.c and csrc/arch/x86/ (matmul_tiles.h). */
 enum {
-    V_NAIVE, V_2X2, V_4X2, V_4X4, V_8X1, V_6X16, V_8X8,
+    V_NAIVE, V_2X2, V_4X2, V_4X4, V_8X1, V_6X16, V_8X8, V_4X8,
     V_AVX2_6X16, V_AVX2_8X8, V_AVX512_6X16, V_AVX512_8X8, V_AVX512_8X32
 };
 static const pt_matmul_variant variants[] = {
@@ -71,6 +71,7 @@ static const pt_matmul_variant variants[] = {
     [V_8X1] = {"8x1", 8, 1, PT_ISA_GENERIC, &pt_tiles_8x1},
     [V_6X16] = {"6x16", 6, 16, PT_ISA_GENERIC, &pt_tiles_6x16_generic}, /* two 8-float vectors per row */
     [V_8X8] = {"8x8", 8, 8, PT_ISA_GENERIC, &pt_tiles_8x8_generic},
+    [V_4X8] = {"4x8", 4, 8, PT_ISA_GENERIC, &pt_tiles_4x8_generic},
 #if PT_ARCH_X86
     [V_AVX2_6X16] = {"avx2-6x16", 6, 16, PT_ISA_AVX2, &pt_tiles_6x16_avx2},
     [V_AVX2_8X8] = {"avx2-8x8", 8, 8, PT_ISA_AVX2, &pt_tiles_8x8_avx2},

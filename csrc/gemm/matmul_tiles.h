@@ -53,7 +53,7 @@ typedef struct pt_tile_family {
 
 /* The portable families (matmul_tiles_generic.c) */
 extern const pt_tile_family pt_tiles_2x2, pt_tiles_4x2, pt_tiles_4x4, pt_tiles_8x1;
-extern const pt_tile_family pt_tiles_6x16_generic, pt_tiles_8x8_generic;
+extern const pt_tile_family pt_tiles_6x16_generic, pt_tiles_8x8_generic, pt_tiles_4x8_generic;
 #if PT_ARCH_X86
 /* csrc/arch/x86/: run only where pt_isa_detected() reaches their level */
 extern const pt_tile_family pt_tiles_6x16_avx2, pt_tiles_8x8_avx2;
@@ -62,13 +62,14 @@ extern const pt_tile_family pt_tiles_6x16_avx512, pt_tiles_8x8_avx512, pt_tiles_
 
 #define PT_UNROLL _Pragma("GCC unroll 64")
 
-/* A vector family of VEC (LANES floats, a GCC vector type): NR = NV * LANES columns of a row are NV vectors;
- * the A value is broadcast by the scalar-times-vector product. Defines tile_v<LANES>_<MR>x<NV>. */
-#define PT_DEFINE_VEC_TILE(VEC, LANES, MR, NV)                                                                   \
-    static void tile_v##LANES##_##MR##x##NV(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,      \
+/* A vector tile kernel NAME of VEC (LANES floats, a GCC vector type): the NR columns of a row are NR / LANES
+ * vectors; the A value is broadcast by the scalar-times-vector product. */
+#define PT_DEFINE_VEC_TILE(NAME, VEC, LANES, MR, NR)                                                             \
+    static void NAME(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,      \
                                             const float *restrict b, int64_t ldb, float *const *crow,             \
                                             const float *rb, const float *cb, int mode)                           \
     {                                                                                                             \
+        enum { NV = (NR) / (LANES) };                                                                             \
         VEC acc[MR][NV];                                                                                          \
         const float *ar_ptr[MR];                                                                                  \
         PT_UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                          \

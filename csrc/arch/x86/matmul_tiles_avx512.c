@@ -12,13 +12,13 @@
 
 typedef float pt_vec16 __attribute__((vector_size(64), aligned(4), may_alias));
 
-PT_DEFINE_VEC_TILE(pt_vec16, 16, 1, 2) PT_DEFINE_VEC_TILE(pt_vec16, 16, 2, 2) PT_DEFINE_VEC_TILE(pt_vec16, 16, 3, 2)
-PT_DEFINE_VEC_TILE(pt_vec16, 16, 4, 2) PT_DEFINE_VEC_TILE(pt_vec16, 16, 5, 2) PT_DEFINE_VEC_TILE(pt_vec16, 16, 6, 2)
-PT_DEFINE_VEC_TILE(pt_vec16, 16, 7, 2) PT_DEFINE_VEC_TILE(pt_vec16, 16, 8, 2)
-PT_DEFINE_VEC_TILE(pt_vec16, 16, 1, 8) /* one row x 128 columns */
+PT_DEFINE_VEC_TILE(tile_v16_1x32, pt_vec16, 16, 1, 32) PT_DEFINE_VEC_TILE(tile_v16_2x32, pt_vec16, 16, 2, 32) PT_DEFINE_VEC_TILE(tile_v16_3x32, pt_vec16, 16, 3, 32)
+PT_DEFINE_VEC_TILE(tile_v16_4x32, pt_vec16, 16, 4, 32) PT_DEFINE_VEC_TILE(tile_v16_5x32, pt_vec16, 16, 5, 32) PT_DEFINE_VEC_TILE(tile_v16_6x32, pt_vec16, 16, 6, 32)
+PT_DEFINE_VEC_TILE(tile_v16_7x32, pt_vec16, 16, 7, 32) PT_DEFINE_VEC_TILE(tile_v16_8x32, pt_vec16, 16, 8, 32)
+PT_DEFINE_VEC_TILE(tile_v16_1x128, pt_vec16, 16, 1, 128) /* one row x 128 columns */
 
-static const pt_tile_fn rows_8x32[] = {NULL,           tile_v16_1x2, tile_v16_2x2, tile_v16_3x2, tile_v16_4x2,
-                                       tile_v16_5x2,   tile_v16_6x2, tile_v16_7x2, tile_v16_8x2};
+static const pt_tile_fn rows_8x32[] = {NULL,          tile_v16_1x32, tile_v16_2x32, tile_v16_3x32, tile_v16_4x32,
+                                       tile_v16_5x32, tile_v16_6x32, tile_v16_7x32, tile_v16_8x32};
 
-const pt_tile_family pt_tiles_8x32_avx512 = {tile_v16_8x2, rows_8x32, tile_v16_1x8, dot_rows};
+const pt_tile_family pt_tiles_8x32_avx512 = {tile_v16_8x32, rows_8x32, tile_v16_1x128, dot_rows};
 #endif
