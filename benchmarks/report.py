@@ -140,6 +140,9 @@ def table(rows, markdown=False, peak_per_core=PEAK_GFLOPS_PER_CORE):
         base = layer.rpartition(" @")[0]
         if base and "torch" not in g:
             g["torch"] = groups.get((threads, base, step, n), {}).get("torch")
+            groups.get((threads, base, step, n), {})["levels"] = True
+    # a group whose pulptrain rows all ran at forced levels has a line for each level and none of its own
+    groups = {k: g for k, g in groups.items() if "pulptrain" in g or "numpy" in g or not g.get("levels")}
     step_order = {"forward": 0, "grad_input": 1, "grad_weight": 2, "train step": 3}
     keys = sorted(groups, key=lambda k: (k[0], layer_order.index(k[1]), step_order.get(k[2], 9), k[3]))
     header = ["threads", "layer", "step", "N", "pulptrain ms", "torch ms", "ratio", "GFLOP/s", "% peak", "numpy ms"]
