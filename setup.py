@@ -10,6 +10,7 @@ says so.
 
 import glob
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -72,11 +73,14 @@ else:
 # (an arch/<isa>/ file compiles to nothing on another architecture).
 c_sources = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "csrc", "**", "*.c"), recursive=True))
 c_include_dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True)})
+# csrc/arch/x86/ is compiled in (and dispatched to) only where the build says so: other builds of csrc/ leave it
+# out and run the generic level (csrc/core/arch.h).
+x86_macros = [("PT_BUILD_ARCH_X86", "1")] if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686") else []
 extension = Extension(
     "pulptrain._C",
     sources=["pulptrain/_C.pyx"] + c_sources,
     include_dirs=c_include_dirs + [numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")] + x86_macros,
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )

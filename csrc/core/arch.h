@@ -5,8 +5,10 @@
  *                  portable build, Arm NEON as 2x128): the vector-width tiers of matmul and depthwise pay.
  *                  Elsewhere (rv32imfc) GCC lowers pt_vec8 to scalar code, so the plain-C tiers are chosen by
  *                  default.
- *   PT_ARCH_X86    an x86 build: the microkernels of csrc/arch/x86/ are compiled in (each file with its own
- *                  target flags) and run where isa.h's run-time detection finds their level.
+ *   PT_ARCH_X86    an x86 build that compiles csrc/arch/x86/ (setup.py defines PT_BUILD_ARCH_X86): those
+ *                  microkernels are in (each file with its own target flags) and run where isa.h's run-time
+ *                  detection finds their level. A build of csrc/ without them (an exported bundle, a plain
+ *                  Makefile) runs the generic level.
  * The build itself targets the architecture's baseline (no -march=native unless asked for, see setup.py).
  * Which tier a call runs can still be forced at run time (matmul variants, INT8 microkernels, depthwise tiers,
  * ISA levels); these macros only decide what exists and what is chosen by default. */
@@ -15,7 +17,7 @@
 
 #include <stdint.h>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(PT_BUILD_ARCH_X86)
 #define PT_ARCH_X86 1
 #else
 #define PT_ARCH_X86 0

@@ -1,9 +1,10 @@
 #include <string.h>
+#include "arch.h"
 #include "isa.h"
 
 static int default_level = PT_ISA_AUTO; /* the default of pt_team_default() only */
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if PT_ARCH_X86
 static unsigned detect(void)
 {
     __builtin_cpu_init();
@@ -19,31 +20,44 @@ static unsigned detect(void)
 #endif
     return f;
 }
-#else
-static unsigned detect(void) { return 0; }
-#endif
 
-unsigned pt_isa_features(void)
+static int level_of(unsigned f)
 {
-    /* cpuid is cheap and its answer never changes: a race between two first calls stores the same value */
-    static unsigned features;
-    static int known;
-    if (!known) {
-        features = detect();
-        known = 1;
-    }
-    return features;
-}
-
-int pt_isa_detected(void)
-{
-    const unsigned f = pt_isa_features();
     const unsigned avx2 = PT_CPU_AVX2 | PT_CPU_FMA;
     const unsigned avx512 = avx2 | PT_CPU_AVX512F | PT_CPU_AVX512BW | PT_CPU_AVX512VL;
     if ((f & avx512) == avx512) return PT_ISA_AVX512;
     if ((f & avx2) == avx2) return PT_ISA_AVX2;
     return PT_ISA_GENERIC;
 }
+
+/* cpuid is cheap and its answer never changes: two first calls racing store the same values */
+static unsigned features;
+static int detected_level; /* 0 until detected */
+
+static void detect_once(void)
+{
+    if (detected_level == 0) {
+        features = detect();
+        detected_level = level_of(features);
+    }
+}
+
+unsigned pt_isa_features(void)
+{
+    detect_once();
+    return features;
+}
+
+int pt_isa_detected(void)
+{
+    detect_once();
+    return detected_level;
+}
+#else
+/* no x86 microkernels in this build: the generic level only, nothing to detect */
+unsigned pt_isa_features(void) { return 0; }
+int pt_isa_detected(void) { return PT_ISA_GENERIC; }
+#endif
 
 static const char *const level_names[] = {"auto", "generic", "avx2", "avx512"};
 

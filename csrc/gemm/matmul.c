@@ -99,6 +99,7 @@ static int preferred_variant = PT_MATMUL_AUTO; /* the default of pt_team_default
 
 int pt_matmul_num_variants(void)
 {
+#if PT_ARCH_X86
     /* the CPU never changes: two first calls racing store the same count */
     static int available;
     if (available == 0) {
@@ -108,6 +109,9 @@ int pt_matmul_num_variants(void)
         available = n;
     }
     return available;
+#else
+    return NUM_VARIANTS; /* all generic */
+#endif
 }
 
 const pt_matmul_variant *pt_matmul_variant_info(int id)

@@ -15,7 +15,7 @@
 #endif
 #define DW_CAT2(a, b) a##b
 #define DW_CAT(a, b) DW_CAT2(a, b)
-#define DW_WORKER(level) DW_CAT(pt_int8_depthwise_worker_, level)
+#define DW_WORKER(level) DW_CAT(pt_int8_depthwise_worker_, level) /* a level's worker, for the API */
 
 #define PT_DW_MAX_STRIDE 64 /* column strides above this are refused (a stack array per phase) */
 
@@ -114,8 +114,7 @@ static void taps_3x3(const int16_t *xp, const int8_t *w, const int32_t *tap_offs
     }
 }
 
-void DW_WORKER(PT_INT8_DW_LEVEL)(void *arg);
-void DW_WORKER(PT_INT8_DW_LEVEL)(void *arg)
+static void forward_worker(void *arg)
 {
     const dw_task *t = (const dw_task *)arg;
     const pt_conv_geometry *g = t->g;
@@ -171,10 +170,11 @@ void DW_WORKER(PT_INT8_DW_LEVEL)(void *arg)
     }
 }
 
-#if PT_INT8_DW_API
+#if !PT_INT8_DW_API
+const pt_task_fn DW_WORKER(PT_INT8_DW_LEVEL) = forward_worker; /* for the API of the generic build */
+#else
 #if PT_ARCH_X86
-void pt_int8_depthwise_worker_avx2(void *arg);
-void pt_int8_depthwise_worker_avx512(void *arg);
+extern const pt_task_fn pt_int8_depthwise_worker_avx2, pt_int8_depthwise_worker_avx512;
 #endif
 
 /* The worker of a team's ISA level. */
@@ -185,7 +185,7 @@ static pt_task_fn level_worker(const pt_team *team)
     case PT_ISA_AVX512: return pt_int8_depthwise_worker_avx512;
     case PT_ISA_AVX2: return pt_int8_depthwise_worker_avx2;
 #endif
-    default: return pt_int8_depthwise_worker_generic;
+    default: return forward_worker;
     }
 }
 
