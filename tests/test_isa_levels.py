@@ -47,7 +47,7 @@ def test_each_level_picks_its_own_microkernels(level, at_level):
         assert not fp32.startswith(("avx2", "avx512")) and int8 == "portable-4x2"
     else:
         assert fp32.startswith(level + "-")
-        assert int8 == ("avx512vnni-4x32" if level == "avx512" and "avx512vnni" in info["features"] else "avx2-4x16")
+        assert int8 == ("avx512vnni-8x32" if level == "avx512" and "avx512vnni" in info["features"] else "avx2-4x16")
 
 
 def test_set_isa_rejects_bad_names(at_level):

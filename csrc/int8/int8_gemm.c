@@ -12,7 +12,7 @@
 
 /* Ordered by what they need, so the microkernels this CPU can run are a prefix of the list. */
 enum { MK_PORTABLE = 0, MK_AVX2 = 1, MK_VNNI = 2 };
-static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avx512vnni-4x32"};
+static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avx512vnni-8x32"};
 /* the default of pt_team_default() only: kernels use their team's choice */
 static int default_microkernel = PT_INT8_MICROKERNEL_AUTO;
 

@@ -15,9 +15,10 @@
  *                   (pixel_stride 2) and each core packs the weight blocks it uses into int16 pairs (in
  *                   its workspace, once per call), so one vpmaddwd adds the products of two k for 8
  *                   pixels, with no horizontal sums.
- *   "avx512vnni-4x32": (x86 CPUs with AVX512-VNNI) the same layouts, 4 channels x 32 pixels, one vpdpwssd
+ *   "avx512vnni-8x32": (x86 CPUs with AVX512-VNNI) the same layouts, 8 channels x 32 pixels, one vpdpwssd
  *                   (multiply pairs and accumulate) per 16 pixels.
- * All give exactly the same integers. "auto" picks the best one of the team's ISA level (isa.h). The int32 sums are requantized (int8_requant.h) straight into
+ * All give exactly the same integers. "auto" picks the best one of the team's ISA level (isa.h).
+ * The int32 sums are requantized (int8_requant.h) straight into
  *   y[img * y_img_stride + c * y_channel_stride + p * y_pixel_stride].
  * Work units are (image, pixel panel, block of output channels), split across cores; every output element
  * is computed by one core with the same integer arithmetic, so results do not depend on the team size.

@@ -23,7 +23,7 @@ void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, 
 void pt_int8_avx2_requant_row16(const pt_requant *rq, int64_t c, const int32_t acc[16], int64_t np, uint8_t *dst,
                                 int64_t ps);
 
-/* (AVX512-VNNI) The same as pt_int8_avx2_tiles with 4 x 32 tiles of vpdpwssd (panel padded to 32 pixels). */
+/* (AVX512-VNNI) The same as pt_int8_avx2_tiles with 8 x 32 tiles of vpdpwssd (panel padded to 32 pixels). */
 void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                               int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
 #endif
