@@ -11,7 +11,9 @@ import pytest
 
 import pulptrain
 from pulptrain import _C as C
+from pulptrain import kernels as K
 from pulptrain import ops
+from pulptrain import quant as Q
 from pulptrain import reference as ref
 
 LEVELS = C.isa_levels()
@@ -22,9 +24,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture
 def at_level():
-    """Sets the default ISA level for the test (restored to the automatic choice after it)."""
+    """Sets the default ISA level for the test, with the automatic matmul and INT8 choices (all three restored
+    to automatic after it: an earlier test may have left a microkernel forced)."""
+    K.set_matmul_variant(None)
+    Q.set_int8_microkernel("auto")
     yield C.set_isa
     C.set_isa("auto")
+    K.set_matmul_variant(None)
+    Q.set_int8_microkernel("auto")
 
 
 def test_cpu_info_describes_the_dispatch():
