@@ -10,9 +10,9 @@ import os
 import platform
 import subprocess
 
-# setup.py's default; PULPTRAIN_PORTABLE=1 at build time drops -march=native. The build is not recorded in the
+# setup.py's default (PULPTRAIN_NATIVE=1 at build time adds -march=native). The build is not recorded in the
 # extension itself, so scripts take it as an argument and store it.
-DEFAULT_BUILD = "-O3 -march=native"
+DEFAULT_BUILD = "-O3 portable, run-time ISA dispatch"
 
 
 def _cpu_model_and_flags():

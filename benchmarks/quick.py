@@ -4,9 +4,12 @@
                                [--json FILE]
 
 Each round times every implementation of a case back to back (so machine noise hits them alike); the
-median over rounds of the per-call time is reported. `--json FILE` also writes the rows (seconds per call),
-which benchmarks/report.py reads like a pytest-benchmark file; given several runs, report.py takes the
-median of each row over them. For tracked results use the pytest-benchmark suite.
+median over rounds of the per-call time is reported. An implementation "pulptrain@LEVEL" runs pulptrain at a
+forced ISA level (generic, avx2, avx512: pulptrain._C.isa_levels()), so `--impls
+pulptrain@generic,pulptrain@avx2,pulptrain@avx512,torch` compares the levels side by side in one process.
+`--json FILE` also writes the rows (seconds per call), which benchmarks/report.py reads like a pytest-benchmark
+file; given several runs, report.py takes the median of each row over them. For tracked results use the
+pytest-benchmark suite.
 """
 
 import argparse
@@ -23,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import cases  # noqa: E402
 from benchmarks.machine import DEFAULT_BUILD, machine_info  # noqa: E402
 from benchmarks.report import add_peak_option, table  # noqa: E402
+from pulptrain import _C  # noqa: E402
 
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 timer = TIMERS["wall"]
@@ -47,18 +51,36 @@ def measure(calls, rounds, target_s):
     samples = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
+            fn.select()
             samples[name].append(per_call_seconds(fn, target_s))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
 class _Timed:
-    """Wraps a callable so per_call_seconds can remember its repetition count."""
+    """Wraps a callable so per_call_seconds can remember its repetition count; select() sets the ISA level a
+    pulptrain implementation runs at (before its calls are timed, outside the timing)."""
 
-    def __init__(self, fn):
-        self.fn = fn
+    def __init__(self, fn, isa=None):
+        self.fn, self.isa = fn, isa
+
+    def select(self):
+        if self.isa is not None:
+            _C.set_isa(self.isa)
 
     def __call__(self):
         self.fn()
+
+
+START_ISA = _C.get_isa()  # plain "pulptrain": the level at start (the CPU's best, or PULPTRAIN_ISA)
+
+
+def _timed(make, impl, *args):
+    """_Timed(make(base impl, *args)) for an impl name "base" or "pulptrain@LEVEL" (built at that level)."""
+    base, _, level = impl.partition("@")
+    isa = (level or START_ISA) if base == "pulptrain" else None
+    if isa is not None:
+        _C.set_isa(isa)
+    return _Timed(make(base, *args), isa)
 
 
 def main(argv=None):
@@ -95,7 +117,7 @@ def main(argv=None):
         cases.set_threads(threads)
         for n in (int(v) for v in a.n.split(",")):
             jobs = [
-                (layer.name, step, layer.macs(n), {i: _Timed(cases.make_call(i, layer, step, n)) for i in impls})
+                (layer.name, step, layer.macs(n), {i: _timed(cases.make_call, i, layer, step, n) for i in impls})
                 for layer in cases.LAYERS
                 if a.k in layer.name
                 for step in a.steps.split(",")
@@ -106,7 +128,7 @@ def main(argv=None):
                         "adaptive stage conv5_1..fc",
                         "train step",
                         cases.stage_macs(n),
-                        {i: _Timed(cases.make_stage_call(i, n)) for i in impls if i != "numpy"},
+                        {i: _timed(cases.make_stage_call, i, n) for i in impls if i != "numpy"},
                     )
                 )
             if a.matmul and n == int(a.n.split(",")[0]):
@@ -115,14 +137,15 @@ def main(argv=None):
                         "matmul 512x512x512",
                         "forward",
                         cases.MATMUL_SIZE**3,
-                        {i: _Timed(cases.make_matmul_call(i)) for i in impls},
+                        {i: _timed(cases.make_matmul_call, i) for i in impls},
                     )
                 )
             for name, step, macs, calls in jobs:
                 for impl, median in measure(calls, a.rounds, a.target_ms / 1e3).items():
-                    rows.append(
-                        dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs, median=median)
-                    )
+                    row = dict(layer=name, step=step, n=n, threads=threads, impl=impl, flops=2 * macs, median=median)
+                    if calls[impl].isa is not None:
+                        row["isa"] = calls[impl].isa
+                    rows.append(row)
                 print(f"  done: {name} {step} N={n} T={threads}", file=sys.stderr)
     if a.json:
         meta = dict(

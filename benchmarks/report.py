@@ -5,8 +5,11 @@
 
 For every (layer, step, N, threads) group: pulptrain and torch median ms, their ratio (pulptrain / torch,
 below 1 means pulptrain is faster), pulptrain GFLOP/s and % of the FP32 peak (117 GFLOP/s per core times
-the thread count; `--peak G` takes a measured per-core peak instead, e.g. the output of
-benchmarks/fma_peak.c), and numpy's median ms when that row was run. Medians, because these machines are shared.
+the thread count; `--peak G` takes a measured per-core peak instead, and `--peak "generic=G1 avx2=G2 avx512=G3"`,
+the output of benchmarks/fma_peak.c, one per ISA level: a row is then against the peak of the level it ran at),
+and numpy's median ms when that row was run. A row timed at a forced ISA level (impl "pulptrain@avx2", see
+benchmarks/quick.py --impls) is its own line, the level appended to the layer name, with the group's torch
+time. Medians, because these machines are shared.
 ``--header`` starts the output with a line naming the machine, build, torch version, timer and date of the runs
 (from the files; ``--machine`` states the machine and build for files that did not record them).
 """
@@ -103,15 +106,43 @@ def _ms(seconds):
     return f"{ms:.4f}" if ms < 0.1 else f"{ms:.3f}" if ms < 10 else f"{ms:.1f}"
 
 
+def parse_peak(text):
+    """--peak: one GFLOP/s number, or 'level=GFLOPS ...' (benchmarks/fma_peak.c) as {level: GFLOP/s}."""
+    if "=" not in text:
+        return float(text)
+    try:
+        return {level: float(value) for level, value in (item.split("=") for item in text.replace(",", " ").split())}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'level=GFLOPS ...', got {text!r}") from None
+
+
+def _row_peak(peak_per_core, isa):
+    """The per-core peak of a row's ISA level (None when a per-level table lacks it)."""
+    return peak_per_core.get(isa) if isinstance(peak_per_core, dict) else peak_per_core
+
+
 def table(rows, markdown=False, peak_per_core=PEAK_GFLOPS_PER_CORE):
     """The table as text: rows grouped by (threads, layer, step, n) in first-seen layer order; % peak is
-    against peak_per_core GFLOP/s times the thread count."""
+    against peak_per_core GFLOP/s (a number, or {ISA level: number} matched to each row's "isa") times the
+    thread count."""
     groups, layer_order = {}, []
     for r in rows:
-        if r["layer"] not in layer_order:
-            layer_order.append(r["layer"])
-        key = (r["threads"], r["layer"], r["step"], r["n"])
-        groups.setdefault(key, {"flops": r["flops"]})[r["impl"]] = r["median"]
+        impl, _, level = r["impl"].partition("@")
+        layer = f"{r['layer']} @{level}" if level else r["layer"]
+        if layer not in layer_order:
+            layer_order.append(layer)
+        key = (r["threads"], layer, r["step"], r["n"])
+        group = groups.setdefault(key, {"flops": r["flops"], "isa": level or None})
+        group[impl] = r["median"]
+        if impl == "pulptrain" and not level:
+            group["isa"] = r.get("isa")
+    for (threads, layer, step, n), g in groups.items():  # a forced level's line shows the group's torch time
+        base = layer.rpartition(" @")[0]
+        if base and "torch" not in g:
+            g["torch"] = groups.get((threads, base, step, n), {}).get("torch")
+            groups.get((threads, base, step, n), {})["levels"] = True
+    # a group whose pulptrain rows all ran at forced levels has a line for each level and none of its own
+    groups = {k: g for k, g in groups.items() if "pulptrain" in g or "numpy" in g or not g.get("levels")}
     step_order = {"forward": 0, "grad_input": 1, "grad_weight": 2, "train step": 3}
     keys = sorted(groups, key=lambda k: (k[0], layer_order.index(k[1]), step_order.get(k[2], 9), k[3]))
     header = ["threads", "layer", "step", "N", "pulptrain ms", "torch ms", "ratio", "GFLOP/s", "% peak", "numpy ms"]
@@ -121,7 +152,8 @@ def table(rows, markdown=False, peak_per_core=PEAK_GFLOPS_PER_CORE):
         pt, th, npy = g.get("pulptrain"), g.get("torch"), g.get("numpy")
         ratio = f"{pt / th:.2f}" if pt and th else "-"
         gflops = g["flops"] / pt / 1e9 if pt else None
-        peak = f"{100 * gflops / (peak_per_core * threads):.0f}" if gflops else "-"
+        core_peak = _row_peak(peak_per_core, g["isa"])
+        peak = f"{100 * gflops / (core_peak * threads):.0f}" if gflops and core_peak else "-"
         lines.append(
             [
                 str(threads),
@@ -175,11 +207,12 @@ def table_by_n(rows):
 def add_peak_option(parser):
     parser.add_argument(
         "--peak",
-        type=float,
+        type=parse_peak,
         default=PEAK_GFLOPS_PER_CORE,
         metavar="GFLOPS",
-        help="FP32 peak of one core in GFLOP/s for the %% peak column (default: the anchor "
-        f"machine's {PEAK_GFLOPS_PER_CORE:g}; benchmarks/fma_peak.c measures this machine's)",
+        help="FP32 peak of one core in GFLOP/s for the %% peak column, or one per ISA level as "
+        "'generic=G avx2=G avx512=G' (the output of benchmarks/fma_peak.c, which measures this machine's; "
+        f"default: the anchor machine's {PEAK_GFLOPS_PER_CORE:g})",
     )
 
 

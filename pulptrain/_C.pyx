@@ -10,7 +10,8 @@ anything is allocated: every size, stride and padding is at most 2**31 - 1 and n
 than 2**60 elements. Scratch space comes from a per-thread buffer that is reused between calls (and
 released when a kernel fails).
 
-The runtime settings (set_num_threads, set_matmul_variant, set_int8_microkernel) are process-wide defaults:
+The runtime settings (set_num_threads, set_isa, set_matmul_variant, set_int8_microkernel) are process-wide
+defaults:
 each call reads them once, sizes its workspace from that copy and hands the same copy to the C kernel, so
 changing them from another thread while a kernel runs only affects later calls.
 """
@@ -54,6 +55,78 @@ def get_num_threads():
 def parallel_backend():
     """'openmp' when the extension was built with OpenMP, else 'serial' (the team runs one core at a time)."""
     return pt_parallel_backend().decode()
+
+
+# ---- instruction set ------------------------------------------------------------------------------------
+
+def isa_levels():
+    """The ISA levels this CPU can run, lowest first: 'generic' everywhere, then 'avx2' (AVX2 + FMA) and
+    'avx512' (AVX-512F/BW/VL) on x86 CPUs that have them."""
+    return [pt_isa_name(level).decode() for level in range(PT_ISA_AUTO + 1, pt_isa_detected() + 1)]
+
+
+def set_isa(name):
+    """Set the ISA level whose microkernels the automatic choices use ('auto' = the highest this CPU has).
+    Results are bitwise identical for any thread count within a level; they may differ between levels."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name!r}")
+    cdef int level = pt_isa_find(name.encode())
+    if level < 0:
+        raise ValueError(f"name must be 'auto' or one of {isa_levels()}, got {name!r}")
+    if pt_isa_set_default(level) != PT_OK:
+        raise ValueError(f"name {name!r}: this CPU supports only {isa_levels()}")
+    global _isa_chosen_by
+    _isa_chosen_by = "set_isa" if level != PT_ISA_AUTO else "cpuid"
+
+
+def get_isa():
+    """The ISA level the automatic choices use now (never 'auto')."""
+    return pt_isa_name(pt_isa_resolve(pt_isa_get_default())).decode()
+
+
+_CPU_FEATURES = (("avx2", PT_CPU_AVX2), ("fma", PT_CPU_FMA), ("avx512f", PT_CPU_AVX512F),
+                 ("avx512bw", PT_CPU_AVX512BW), ("avx512vl", PT_CPU_AVX512VL),
+                 ("avx512vnni", PT_CPU_AVX512VNNI), ("avxvnni", PT_CPU_AVXVNNI))
+_isa_chosen_by = "cpuid"
+
+
+def cpu_info():
+    """What the run-time dispatch saw and chose: {'features': the CPU features it looks at, 'detected': the
+    highest ISA level the CPU has, 'available': isa_levels(), 'isa': the level in use, 'chosen_by': 'cpuid',
+    'PULPTRAIN_ISA' or 'set_isa', 'fp32': the matmul variant of a large product at that level, 'int8': the
+    INT8 microkernel}."""
+    cdef unsigned f = pt_isa_features()
+    cdef pt_team team = pt_team_default()
+    return {
+        "features": [name for name, bit in _CPU_FEATURES if f & bit],
+        "detected": pt_isa_name(pt_isa_detected()).decode(),
+        "available": isa_levels(),
+        "isa": get_isa(),
+        "chosen_by": _isa_chosen_by,
+        "fp32": pt_matmul_variant_info(pt_matmul_pick(&team, 512, 512, 512)).name.decode(),
+        "int8": pt_int8_get_microkernel().decode(),
+    }
+
+
+def _isa_from_environment():
+    """PULPTRAIN_ISA=generic|avx2|avx512|auto forces the level at import: a level this CPU lacks warns and
+    keeps the highest it has; an unknown name is an error."""
+    import os
+    import warnings
+    name = os.environ.get("PULPTRAIN_ISA", "")
+    if name == "":
+        return
+    if pt_isa_find(name.encode()) < 0:
+        raise ValueError(f"PULPTRAIN_ISA must be one of {['auto'] + isa_levels()} (or unset), got {name!r}")
+    global _isa_chosen_by
+    if pt_isa_set_default(pt_isa_find(name.encode())) != PT_OK:
+        warnings.warn(f"PULPTRAIN_ISA={name}: this CPU supports only {isa_levels()}; using {get_isa()}",
+                      RuntimeWarning, stacklevel=2)
+        return
+    _isa_chosen_by = "PULPTRAIN_ISA"
+
+
+_isa_from_environment()
 
 
 # ---- matmul ---------------------------------------------------------------------------------------------

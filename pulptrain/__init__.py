@@ -10,7 +10,7 @@ Submodules load on first use, as in torch: ``import pulptrain`` then ``pulptrain
 import importlib
 from typing import TYPE_CHECKING
 
-from pulptrain._C import get_num_threads, parallel_backend, set_num_threads
+from pulptrain._C import cpu_info, get_num_threads, parallel_backend, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -20,7 +20,7 @@ _SUBMODULES = ("cl", "data", "kernels", "models", "nn", "optim", "quant", "refer
 if TYPE_CHECKING:  # static type checkers see the submodules as attributes
     from pulptrain import cl, data, kernels, models, nn, optim, quant, reference, selfcheck  # noqa: F401
 
-__all__ = ["set_num_threads", "get_num_threads", "parallel_backend", "__version__", *_SUBMODULES]
+__all__ = ["set_num_threads", "get_num_threads", "parallel_backend", "cpu_info", "__version__", *_SUBMODULES]
 
 
 def __getattr__(name: str):

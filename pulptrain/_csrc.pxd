@@ -14,8 +14,19 @@ cdef extern from "pulptrain.h" nogil:
         int matmul_variant
         int int8_microkernel
         int depthwise_tier
+        int isa_level
     pt_team pt_team_default()
     pt_team pt_team_of(int num_threads)
+
+    int PT_ISA_AUTO
+    int PT_CPU_AVX2, PT_CPU_FMA, PT_CPU_AVX512F, PT_CPU_AVX512BW, PT_CPU_AVX512VL, PT_CPU_AVX512VNNI, PT_CPU_AVXVNNI
+    unsigned pt_isa_features()
+    int pt_isa_detected()
+    const char *pt_isa_name(int level)
+    int pt_isa_find(const char *name)
+    int pt_isa_resolve(int level)
+    pt_status pt_isa_set_default(int level)
+    int pt_isa_get_default()
     pt_status pt_set_num_threads(int n)
     int pt_get_num_threads()
     const char *pt_parallel_backend()

@@ -118,8 +118,8 @@ cdef int _int8_depthwise_limits(pt_conv_geometry *g, object stride) except -1:
 
 
 def int8_microkernels():
-    """Names of the INT8 matmul microkernels available in this build ('portable-4x2' everywhere, plus
-    'avx2-4x16' on x86 built with AVX2). All give identical results."""
+    """Names of the INT8 matmul microkernels this CPU can run ('portable-4x2' everywhere, plus 'avx2-4x16' on
+    x86 CPUs with AVX2 and 'avx512vnni-8x32' on those with AVX512-VNNI). All give identical results."""
     names = []
     while pt_int8_microkernel_name(len(names)) != NULL:
         names.append(pt_int8_microkernel_name(len(names)).decode())
@@ -127,7 +127,8 @@ def int8_microkernels():
 
 
 def set_int8_microkernel(name):
-    """Select the INT8 microkernel used by conv2d / pointwise / linear ('auto' = the fastest available)."""
+    """Select the INT8 microkernel used by conv2d / pointwise / linear ('auto' = the best one of the ISA level
+    in use, see set_isa)."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {name!r}")
     if pt_int8_set_microkernel(name.encode()) != PT_OK:

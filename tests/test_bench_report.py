@@ -69,3 +69,23 @@ def test_report_takes_the_median_of_several_quick_runs(tmp_path, capsys):
         paths[-1].write_text(json.dumps({"quick": {}, "rows": rows}))
     assert report.main([str(p) for p in paths] + ["--by-n"]) == 0
     assert capsys.readouterr().out.splitlines()[2] == "| 1 | pw 8->8 | forward | 40.0 / 50.0 (0.80) |"
+
+
+def test_report_puts_each_forced_isa_level_on_its_own_line_against_its_peak(tmp_path, capsys):
+    rows = [
+        dict(layer="pw 8->8", step="forward", n=16, threads=1, impl=impl, flops=2e9, median=m, **extra)
+        for impl, m, extra in (
+            ("pulptrain@avx2", 0.04, {"isa": "avx2"}),
+            ("pulptrain@avx512", 0.02, {"isa": "avx512"}),
+            ("torch", 0.05, {}),
+        )
+    ]
+    path = tmp_path / "levels.json"
+    path.write_text(json.dumps({"quick": {}, "rows": rows}))
+    assert report.main([str(path), "--markdown", "--peak", "avx2=100 avx512=200"]) == 0
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()]
+    body = [line for line in lines if line[0] == "1"]
+    # one line per level, torch's time on each, % peak against that level's peak; no line without pulptrain
+    assert [line[1] for line in body] == ["pw 8->8 @avx2", "pw 8->8 @avx512"]
+    assert body[0][4:9] == ["40.0", "50.0", "0.80", "50.0", "50"]
+    assert body[1][4:9] == ["20.0", "50.0", "0.40", "100.0", "50"]

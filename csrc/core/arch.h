@@ -1,27 +1,32 @@
 /* The one place that says what the build's instruction set offers the kernels.
  *
  * Kernels test these macros, never compiler ISA macros directly:
- *   PT_ARCH_SIMD8      8-float vectors (pt_vec8) map onto hardware registers (x86 AVX2/AVX-512, Arm NEON as
- *                      2x128): the vector-width tiers of matmul and depthwise pay. Elsewhere (rv32imfc) GCC
- *                      lowers pt_vec8 to scalar code, so the plain-C tiers are chosen by default.
- *   PT_ARCH_X86_AVX2   the x86 AVX2 intrinsic microkernels in csrc/arch/x86/ are compiled in.
- * Which tier a call runs can still be forced at run time (matmul variants, INT8 microkernels, depthwise tiers);
- * these macros only decide what exists and what is chosen by default. */
+ *   PT_ARCH_SIMD8  8-float vectors (pt_vec8) map onto hardware registers (x86 as 2 x 128-bit SSE2 in the
+ *                  portable build, Arm NEON as 2x128): the vector-width tiers of matmul and depthwise pay.
+ *                  Elsewhere (rv32imfc) GCC lowers pt_vec8 to scalar code, so the plain-C tiers are chosen by
+ *                  default.
+ *   PT_ARCH_X86    an x86 build that compiles csrc/arch/x86/ (setup.py defines PT_BUILD_ARCH_X86): those
+ *                  microkernels are in (each file with its own target flags) and run where isa.h's run-time
+ *                  detection finds their level. A build of csrc/ without them (an exported bundle, a plain
+ *                  Makefile) runs the generic level.
+ * The build itself targets the architecture's baseline (no -march=native unless asked for, see setup.py).
+ * Which tier a call runs can still be forced at run time (matmul variants, INT8 microkernels, depthwise tiers,
+ * ISA levels); these macros only decide what exists and what is chosen by default. */
 #ifndef PT_ARCH_H
 #define PT_ARCH_H
 
 #include <stdint.h>
 
-#if defined(__GNUC__) && (defined(__AVX2__) || defined(__AVX512F__) || defined(__ARM_NEON))
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(PT_BUILD_ARCH_X86)
+#define PT_ARCH_X86 1
+#else
+#define PT_ARCH_X86 0
+#endif
+
+#if defined(__GNUC__) && (defined(__SSE2__) || defined(__ARM_NEON))
 #define PT_ARCH_SIMD8 1
 #else
 #define PT_ARCH_SIMD8 0
-#endif
-
-#if defined(__AVX2__)
-#define PT_ARCH_X86_AVX2 1
-#else
-#define PT_ARCH_X86_AVX2 0
 #endif
 
 /* 8 lanes of float / int32 (GCC vector extensions). aligned(4) and may_alias: loads and stores through these

@@ -19,7 +19,7 @@ static int serial_team_size = 1;
 
 pt_team pt_team_of(int num_threads)
 {
-    pt_team team = {num_threads, PT_MATMUL_AUTO, PT_INT8_MICROKERNEL_AUTO, PT_DEPTHWISE_AUTO, NULL};
+    pt_team team = {num_threads, PT_MATMUL_AUTO, PT_INT8_MICROKERNEL_AUTO, PT_DEPTHWISE_AUTO, NULL, PT_ISA_AUTO};
     return team;
 }
 
@@ -31,6 +31,7 @@ pt_status pt_team_check(const pt_team *team)
         return PT_ERR_UNKNOWN_VARIANT;
     if (team->int8_microkernel != PT_INT8_MICROKERNEL_AUTO && pt_int8_microkernel_name(team->int8_microkernel) == NULL)
         return PT_ERR_UNKNOWN_VARIANT;
+    if (team->isa_level < PT_ISA_AUTO || team->isa_level > pt_isa_detected()) return PT_ERR_BAD_ARGUMENT;
     if (team->depthwise_tier != PT_DEPTHWISE_AUTO && pt_depthwise_tier_name(team->depthwise_tier) == NULL)
         return PT_ERR_UNKNOWN_VARIANT;
     return PT_OK;
@@ -39,7 +40,7 @@ pt_status pt_team_check(const pt_team *team)
 pt_team pt_team_default(void)
 {
     pt_team team = {default_num_threads, pt_matmul_get_preferred(), pt_int8_get_default_microkernel(),
-                    pt_depthwise_get_default_tier(), NULL};
+                    pt_depthwise_get_default_tier(), NULL, pt_isa_get_default()};
     return team;
 }
 

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include "pt_status.h"
+#include "isa.h"
 
 typedef void (*pt_task_fn)(void *args);
 
@@ -36,12 +37,13 @@ typedef struct {
     int int8_microkernel;             /* PT_INT8_MICROKERNEL_AUTO or an index of pt_int8_microkernel_name */
     int depthwise_tier;               /* PT_DEPTHWISE_AUTO or an index of pt_depthwise_tier_name */
     pt_core_hook_fn serial_core_hook; /* NULL: none */
+    int isa_level;                    /* PT_ISA_AUTO or the level (isa.h) the automatic choices use, up to the CPU's */
 } pt_team;
 
 /* A team of num_threads cores with the automatic choices and no hook. */
 pt_team pt_team_of(int num_threads);
-/* PT_OK, or why `team` cannot run a kernel: NULL, a team size out of range, an unknown variant. Every
- * kernel checks its team first; workspace queries return 0 for a bad team. */
+/* PT_OK, or why `team` cannot run a kernel: NULL, a team size out of range, an unknown variant, an ISA level
+ * above the CPU's. Every kernel checks its team first; workspace queries return 0 for a bad team. */
 pt_status pt_team_check(const pt_team *team);
 #define PT_RETURN_IF_BAD_TEAM(team)                         \
     do {                                                    \
@@ -50,8 +52,8 @@ pt_status pt_team_check(const pt_team *team);
     } while (0)
 
 /* The process-wide defaults, for callers that keep one setting for every call (the Python binding):
- * a snapshot of pt_set_num_threads, pt_matmul_set_preferred, pt_int8_set_microkernel and
- * pt_depthwise_set_default_tier, no hook.
+ * a snapshot of pt_set_num_threads, pt_matmul_set_preferred, pt_int8_set_microkernel,
+ * pt_depthwise_set_default_tier and pt_isa_set_default, no hook.
  * Setting them while another thread runs a kernel is safe: that kernel uses its own copy. */
 pt_team pt_team_default(void);
 /* PT_ERR_BAD_ARGUMENT unless 1 <= n <= PT_MAX_THREADS. */

@@ -9,6 +9,20 @@
 #include "depthwise_conv2d.h"
 #include "parallel.h"
 
+/* This file compiles once as itself (the portable kernels, the tier choice and the API) and once more per x86
+ * ISA level from csrc/arch/x86/depthwise_conv2d_<level>.c, under that level's target flags with
+ * PT_DEPTHWISE_LEVEL set: the same kernels then use its vector width and fused multiply-adds. The API runs the
+ * kernel set of its team's ISA level (isa.h). */
+#ifndef PT_DEPTHWISE_LEVEL
+#define PT_DEPTHWISE_LEVEL generic
+#define PT_DEPTHWISE_API 1
+#else
+#define PT_DEPTHWISE_API 0
+#endif
+#define DW_CAT2(a, b) a##b
+#define DW_CAT(a, b) DW_CAT2(a, b)
+#define DW_KERNELS(level) DW_CAT(pt_depthwise_kernels_, level)
+
 typedef struct {
     const pt_conv_geometry *g;
     const float *a, *b, *bias; /* the two operands of the step (see each worker) */
@@ -16,12 +30,22 @@ typedef struct {
     int accumulate;
 } dw_task;
 
+/* kernels[tier] of one step, and the three steps of one ISA level */
+typedef struct {
+    pt_task_fn generic, plane, channel_blocks;
+} step_kernels;
+typedef struct {
+    step_kernels forward, grad_input, grad_weight;
+} dw_kernel_set;
+
+#if PT_DEPTHWISE_API
 static pt_status check(const pt_conv_geometry *g, const void *a, const void *b, const void *out)
 {
     if (g == NULL || a == NULL || b == NULL || out == NULL) return PT_ERR_NULL_POINTER;
     if (g->c_out != g->c_in) return PT_ERR_BAD_SHAPE;
     return PT_OK;
 }
+#endif
 
 /* a = x, b = w: y[n,c,oh,ow] = bias[c] + sum_{ky,kx} w[c,ky,kx] * x[n,c,ih,iw] (padding contributes 0). */
 static void forward_worker(void *arg)
@@ -155,6 +179,7 @@ static dw_buffer buffer_for(int64_t h, int64_t w, int64_t pad_top, int64_t pad_l
     return b;
 }
 
+#if PT_DEPTHWISE_API /* the tier choice (the kernels of every level share it) */
 static int direct_supported(const pt_conv_geometry *g)
 {
     if (g->kh * g->kw > DW_MAX_TAPS || g->stride_h > 2 || g->stride_w > 2) return 0;
@@ -163,6 +188,7 @@ static int direct_supported(const pt_conv_geometry *g)
     dw_buffer u = buffer_for(g->h_in, g->w_in, 0, 0, g->kh - 1, g->kw - 1, g->kw);
     return x.floats <= PT_DW_PLANE_FLOATS && u.floats <= PT_DW_PLANE_FLOATS;
 }
+#endif
 
 static void zero(float *p, int64_t n)
 {
@@ -430,6 +456,7 @@ typedef int32_t cb_index8 __attribute__((vector_size(32)));
 #endif
 #define CB_INLINE static inline __attribute__((always_inline))
 
+#if PT_DEPTHWISE_API
 static int channel_blocks_supported(const pt_conv_geometry *g)
 {
     const int64_t H = g->h_in, W = g->w_in;
@@ -437,6 +464,7 @@ static int channel_blocks_supported(const pt_conv_geometry *g)
            H * W <= CB_MAX_PLANE && (H + 2 * g->pad_h) * (W + 2 * g->pad_w) <= CB_MAX_PIXELS &&
            (H + 2) * (W + 2) <= CB_MAX_PIXELS;
 }
+#endif
 
 /* r[i][j] -> r[j][i] (unpack, 64-bit shuffle, 128-bit swap: the classic AVX sequence). */
 CB_INLINE void transpose8(pt_vec8 r[8])
@@ -739,6 +767,34 @@ static void grad_weight_blocks(void *arg)
 }
 #endif /* DW_CHANNEL_BLOCKS */
 
+#if DW_CHANNEL_BLOCKS
+#define BLOCKS(fn) fn
+#else
+#define BLOCKS(fn) NULL /* never chosen: the tier is not built */
+#endif
+const dw_kernel_set DW_KERNELS(PT_DEPTHWISE_LEVEL) = {
+    {forward_worker, forward_direct, BLOCKS(forward_blocks)},
+    {grad_input_worker, grad_input_direct, BLOCKS(grad_input_blocks)},
+    {grad_weight_worker, grad_weight_direct, BLOCKS(grad_weight_blocks)},
+};
+
+#if PT_DEPTHWISE_API
+#if PT_ARCH_X86
+extern const dw_kernel_set pt_depthwise_kernels_avx2, pt_depthwise_kernels_avx512;
+#endif
+
+/* The kernel set of a team's ISA level. */
+static const dw_kernel_set *level_kernels(const pt_team *team)
+{
+    switch (pt_isa_resolve(team->isa_level)) {
+#if PT_ARCH_X86
+    case PT_ISA_AVX512: return &pt_depthwise_kernels_avx512;
+    case PT_ISA_AVX2: return &pt_depthwise_kernels_avx2;
+#endif
+    default: return &pt_depthwise_kernels_generic;
+    }
+}
+
 static pt_status run(const pt_team *team, pt_task_fn fn, const pt_conv_geometry *g, const float *a, const float *b,
                      const float *bias, float *out, int accumulate)
 {
@@ -787,11 +843,6 @@ static int tier_for(const pt_team *team, const pt_conv_geometry *g)
     return tier;
 }
 
-/* kernels[tier] of one step */
-typedef struct {
-    pt_task_fn generic, plane, channel_blocks;
-} step_kernels;
-
 static pt_task_fn kernel_for(const pt_team *team, const pt_conv_geometry *g, const step_kernels *k)
 {
     switch (tier_for(team, g)) {
@@ -801,32 +852,24 @@ static pt_task_fn kernel_for(const pt_team *team, const pt_conv_geometry *g, con
     }
 }
 
-#if DW_CHANNEL_BLOCKS
-#define BLOCKS(fn) fn
-#else
-#define BLOCKS(fn) NULL /* never chosen: the tier is not built */
-#endif
-static const step_kernels forward_kernels = {forward_worker, forward_direct, BLOCKS(forward_blocks)};
-static const step_kernels grad_input_kernels = {grad_input_worker, grad_input_direct, BLOCKS(grad_input_blocks)};
-static const step_kernels grad_weight_kernels = {grad_weight_worker, grad_weight_direct, BLOCKS(grad_weight_blocks)};
-
 pt_status pt_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const float *x, const float *w,
                                       const float *bias, float *y)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, kernel_for(team, g, &forward_kernels), g, x, w, bias, y, 0);
+    return run(team, kernel_for(team, g, &level_kernels(team)->forward), g, x, w, bias, y, 0);
 }
 
 pt_status pt_depthwise_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, const float *dy,
                                          const float *w, float *dx, int accumulate)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, kernel_for(team, g, &grad_input_kernels), g, dy, w, NULL, dx, accumulate);
+    return run(team, kernel_for(team, g, &level_kernels(team)->grad_input), g, dy, w, NULL, dx, accumulate);
 }
 
 pt_status pt_depthwise_conv2d_grad_weight(const pt_team *team, const pt_conv_geometry *g, const float *dy,
                                           const float *x, float *dw, int accumulate)
 {
     PT_RETURN_IF_BAD_TEAM(team);
-    return run(team, kernel_for(team, g, &grad_weight_kernels), g, dy, x, NULL, dw, accumulate);
+    return run(team, kernel_for(team, g, &level_kernels(team)->grad_weight), g, dy, x, NULL, dw, accumulate);
 }
+#endif /* PT_DEPTHWISE_API */

@@ -9,6 +9,8 @@
 #include "arch.h"
 #include "int_math.h"
 #include "matmul.h"
+#include "matmul_tiles.h"
+#include "isa.h"
 #include "parallel.h"
 
 /* Cache blocking: K is cut in KC slices, an A block holds up to MC_TARGET rows, a B block up to
@@ -53,177 +55,89 @@ static inline int64_t col_offset(const pt_view *v, int64_t c)
     return (c / v->col_block) * v->col_stride_outer + (c % v->col_block) * v->col_stride;
 }
 
-/* ---- microkernels -------------------------------------------------------------------------------- */
+/* ---- variants ------------------------------------------------------------------------------------ */
 
-/* Every variant has one tile kernel: acc[MR x NR] = sum_p A(r, p) * b[p*NR + c] over p = 0..kc-1 (one fused
- * multiply-add chain per element, p ascending), with A(r, p) = a[r*rs_a + p*cs_a] (a packed panel has
- * rs_a = 1, cs_a = MR; an unpacked matrix is read in place) and B(p, c) = b[p*ldb + c] (ldb = NR for a
- * packed panel), then the tile goes to the rows crow[r]
- * (NR contiguous floats each) as `mode` says. The arithmetic does not depend on where A lives or on the
- * mode, so packed and in-place tiles, full tiles and edge tiles give the same value for an element, as long as
- * the compiler fuses the chain in every tile kernel alike (-ffp-contract=fast; with GCC also
- * --param=avoid-fma-max-bits=0, see setup.py: its Zen tunings leave some loops' chains unfused, and a layer
- * whose blocking follows the team size then rounded an element differently on 1 and on 8 cores). */
+/* Ordered by the ISA level a variant needs, so the variants this CPU can run are a prefix of the list. The tile
+ * kernels live in matmul_tiles_generic.c and csrc/arch/x86/ (matmul_tiles.h). */
 enum {
-    TILE_STORE,     /* c = acc                        (first K block without bias; edge buffer) */
-    TILE_FIRST,     /* c = (acc + rb[r]) + cb[c]      (first K block) */
-    TILE_FIRST_ADD, /* c += (acc + rb[r]) + cb[c]     (first K block, accumulating into C) */
-    TILE_ADD        /* c += acc                       (later K blocks) */
+    V_NAIVE, V_2X2, V_4X2, V_4X4, V_8X1, V_6X16, V_8X8, V_4X8,
+    V_AVX2_6X16, V_AVX2_8X8, V_AVX512_6X16, V_AVX512_8X8, V_AVX512_8X32
 };
-
-typedef void (*tile_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b, int64_t ldb,
-                        float *const *crow, const float *rb, const float *cb, int mode);
-
-/* One portable register-blocked family: plain C with compile-time tile sizes, fully unrolled so the
- * accumulators live in registers (rv32imf has 32 FP registers: 4x4 leaves room for the operands). */
-#define UNROLL _Pragma("GCC unroll 64")
-
-#define DEFINE_TILE(MR, NR)                                                                             \
-    static void tile_##MR##x##NR(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,        \
-                                 const float *restrict b, int64_t ldb, float *const *crow,               \
-                                 const float *rb, const float *cb, int mode)                             \
-    {                                                                                                    \
-        float acc[MR][NR];                                                                               \
-        const float *ar_ptr[MR];                                                                         \
-        UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                    \
-        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int c = 0; c < NR; c++) acc[r][c] = 0.0f;        \
-        for (int64_t p = 0; p < kc; p++) {                                                               \
-            const float *bp = b + p * ldb;                                                               \
-            UNROLL for (int r = 0; r < MR; r++) {                                                        \
-                const float ar = ar_ptr[r][p * cs_a];                                                    \
-                UNROLL for (int c = 0; c < NR; c++) acc[r][c] += ar * bp[c];                             \
-            }                                                                                            \
-        }                                                                                                \
-        UNROLL for (int r = 0; r < MR; r++) {                                                            \
-            float *restrict d = crow[r];                                                                 \
-            UNROLL for (int c = 0; c < NR; c++) {                                                        \
-                switch (mode) {                                                                          \
-                case TILE_STORE: d[c] = acc[r][c]; break;                                                \
-                case TILE_FIRST: d[c] = (acc[r][c] + rb[r]) + cb[c]; break;                              \
-                case TILE_FIRST_ADD: d[c] += (acc[r][c] + rb[r]) + cb[c]; break;                         \
-                default: d[c] += acc[r][c]; break;                                                       \
-                }                                                                                        \
-            }                                                                                            \
-        }                                                                                                \
-    }                                                                                                    \
-    static void ukernel_##MR##x##NR(int64_t kc, const float *a, const float *b, float *acc_out)          \
-    {                                                                                                    \
-        float *rows[MR];                                                                                 \
-        for (int r = 0; r < MR; r++) rows[r] = acc_out + r * NR;                                         \
-        tile_##MR##x##NR(kc, a, 1, MR, b, NR, rows, NULL, NULL, TILE_STORE);                             \
-    }
-
-DEFINE_TILE(2, 2)
-DEFINE_TILE(4, 2)
-DEFINE_TILE(4, 4)
-DEFINE_TILE(8, 1)
-
-/* Host-vector-width family: GCC vector extensions (8 floats = one AVX2 register; on targets without
- * SIMD GCC lowers them to scalar code, so they stay portable). The NR columns of a row are NV vectors;
- * the A value is broadcast by the scalar-times-vector product. */
-#define DEFINE_VEC_TILE(MR, NV)                                                                         \
-    static void tile_vec_##MR##x##NV(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,    \
-                                     const float *restrict b, int64_t ldb, float *const *crow,           \
-                                     const float *rb, const float *cb, int mode)                         \
-    {                                                                                                    \
-        pt_vec8 acc[MR][NV];                                                                             \
-        const float *ar_ptr[MR];                                                                         \
-        UNROLL for (int r = 0; r < MR; r++) ar_ptr[r] = a + r * rs_a;                                    \
-        UNROLL for (int r = 0; r < MR; r++) UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (pt_vec8){0}; \
-        for (int64_t p = 0; p < kc; p++) {                                                               \
-            pt_vec8 bv[NV];                                                                              \
-            UNROLL for (int v = 0; v < NV; v++) bv[v] = *(const pt_vec8 *)(b + p * ldb + v * 8);          \
-            UNROLL for (int r = 0; r < MR; r++) {                                                        \
-                const float ar = ar_ptr[r][p * cs_a];                                                    \
-                UNROLL for (int v = 0; v < NV; v++) acc[r][v] += ar * bv[v];                             \
-            }                                                                                            \
-        }                                                                                                \
-        UNROLL for (int r = 0; r < MR; r++) {                                                            \
-            UNROLL for (int v = 0; v < NV; v++) {                                                        \
-                pt_vec8 *d = (pt_vec8 *)(crow[r] + v * 8);                                               \
-                switch (mode) {                                                                          \
-                case TILE_STORE: *d = acc[r][v]; break;                                                  \
-                case TILE_FIRST: *d = (acc[r][v] + rb[r]) + *(const pt_vec8 *)(cb + v * 8); break;       \
-                case TILE_FIRST_ADD: *d += (acc[r][v] + rb[r]) + *(const pt_vec8 *)(cb + v * 8); break;  \
-                default: *d += acc[r][v]; break;                                                         \
-                }                                                                                        \
-            }                                                                                            \
-        }                                                                                                \
-    }
-
-#define DEFINE_VEC_UKERNEL(MR, NV)                                                                      \
-    static void ukernel_vec_##MR##x##NV(int64_t kc, const float *a, const float *b, float *acc_out)      \
-    {                                                                                                    \
-        float *rows[MR];                                                                                 \
-        for (int r = 0; r < MR; r++) rows[r] = acc_out + r * NV * 8;                                     \
-        tile_vec_##MR##x##NV(kc, a, 1, MR, b, NV * 8, rows, NULL, NULL, TILE_STORE);                     \
-    }
-
-/* Full tiles, and the shorter tiles that finish a block's last rows without padding: same per-element
- * arithmetic as the full tile, so an element's value does not depend on the row tile it falls in. */
-DEFINE_VEC_TILE(1, 2) DEFINE_VEC_TILE(2, 2) DEFINE_VEC_TILE(3, 2) DEFINE_VEC_TILE(4, 2) DEFINE_VEC_TILE(5, 2)
-DEFINE_VEC_TILE(6, 2)
-DEFINE_VEC_TILE(1, 1) DEFINE_VEC_TILE(2, 1) DEFINE_VEC_TILE(3, 1) DEFINE_VEC_TILE(4, 1) DEFINE_VEC_TILE(5, 1)
-DEFINE_VEC_TILE(6, 1) DEFINE_VEC_TILE(7, 1)
-DEFINE_VEC_TILE(8, 1)
-DEFINE_VEC_TILE(1, 16) /* one row x 128 columns: see wide_rows in pt_gemm_serial */
-DEFINE_VEC_UKERNEL(6, 2)
-DEFINE_VEC_UKERNEL(8, 1)
-
-static const tile_fn rows_6x16[] = {NULL, tile_vec_1x2, tile_vec_2x2, tile_vec_3x2, tile_vec_4x2, tile_vec_5x2,
-                                    tile_vec_6x2};
-static const tile_fn rows_8x8[] = {NULL, tile_vec_1x1, tile_vec_2x1, tile_vec_3x1, tile_vec_4x1, tile_vec_5x1,
-                                   tile_vec_6x1, tile_vec_7x1, tile_vec_8x1};
-
 static const pt_matmul_variant variants[] = {
-    {"naive", 1, 1, NULL},
-    {"2x2", 2, 2, ukernel_2x2},
-    {"4x2", 4, 2, ukernel_4x2},   /* PULP-TrainLib's favourite */
-    {"4x4", 4, 4, ukernel_4x4},
-    {"8x1", 8, 1, ukernel_8x1},
-    {"6x16", 6, 16, ukernel_vec_6x2}, /* host vector width: two 8-float vectors per row */
-    {"8x8", 8, 8, ukernel_vec_8x1},
+    [V_NAIVE] = {"naive", 1, 1, PT_ISA_GENERIC, NULL},
+    [V_2X2] = {"2x2", 2, 2, PT_ISA_GENERIC, &pt_tiles_2x2},
+    [V_4X2] = {"4x2", 4, 2, PT_ISA_GENERIC, &pt_tiles_4x2}, /* PULP-TrainLib's favourite */
+    [V_4X4] = {"4x4", 4, 4, PT_ISA_GENERIC, &pt_tiles_4x4},
+    [V_8X1] = {"8x1", 8, 1, PT_ISA_GENERIC, &pt_tiles_8x1},
+    [V_6X16] = {"6x16", 6, 16, PT_ISA_GENERIC, &pt_tiles_6x16_generic}, /* two 8-float vectors per row */
+    [V_8X8] = {"8x8", 8, 8, PT_ISA_GENERIC, &pt_tiles_8x8_generic},
+    [V_4X8] = {"4x8", 4, 8, PT_ISA_GENERIC, &pt_tiles_4x8_generic},
+#if PT_ARCH_X86
+    [V_AVX2_6X16] = {"avx2-6x16", 6, 16, PT_ISA_AVX2, &pt_tiles_6x16_avx2},
+    [V_AVX2_8X8] = {"avx2-8x8", 8, 8, PT_ISA_AVX2, &pt_tiles_8x8_avx2},
+    [V_AVX512_6X16] = {"avx512-6x16", 6, 16, PT_ISA_AVX512, &pt_tiles_6x16_avx512},
+    [V_AVX512_8X8] = {"avx512-8x8", 8, 8, PT_ISA_AVX512, &pt_tiles_8x8_avx512},
+    [V_AVX512_8X32] = {"avx512-8x32", 8, 32, PT_ISA_AVX512, &pt_tiles_8x32_avx512}, /* two 16-float vectors per row */
+#endif
 };
-/* The tile kernel behind each registry entry (same order), and where a variant has them, its kernels for
- * 1..MR rows (entry r computes r rows). */
-static const tile_fn tiles[] = {NULL, tile_2x2, tile_4x2, tile_4x4, tile_8x1, tile_vec_6x2, tile_vec_8x1};
-static const tile_fn *const row_tiles[] = {NULL, NULL, NULL, NULL, NULL, rows_6x16, rows_8x8};
 #define NUM_VARIANTS ((int)(sizeof(variants) / sizeof(variants[0])))
 
-#if PT_ARCH_SIMD8
-#define HOST_DEFAULT_VARIANT 5 /* 6x16 */
-#else
-#define HOST_DEFAULT_VARIANT 3 /* 4x4: 16 accumulators fit a scalar FP register file */
+/* The automatic choice of each level (a fixed per-shape rule, never a function of the thread count). */
+static int default_variant(int level, int64_t N)
+{
+    switch (level) {
+#if PT_ARCH_X86
+    /* a 32-column tile would be half padding on a product of at most 16 columns */
+    case PT_ISA_AVX512: return N <= 16 ? V_AVX512_6X16 : V_AVX512_8X32;
+    case PT_ISA_AVX2: return V_AVX2_6X16;
 #endif
+    default: return PT_ARCH_SIMD8 ? V_6X16 : V_4X4; /* 4x4: 16 accumulators fit a scalar FP register file */
+    }
+}
 
 static int preferred_variant = PT_MATMUL_AUTO; /* the default of pt_team_default() only */
 
-int pt_matmul_num_variants(void) { return NUM_VARIANTS; }
+int pt_matmul_num_variants(void)
+{
+#if PT_ARCH_X86
+    /* the CPU never changes: two first calls racing store the same count */
+    static int available;
+    if (available == 0) {
+        const int cpu = pt_isa_detected();
+        int n = 0;
+        while (n < NUM_VARIANTS && variants[n].isa_level <= cpu) n++;
+        available = n;
+    }
+    return available;
+#else
+    return NUM_VARIANTS; /* all generic */
+#endif
+}
 
 const pt_matmul_variant *pt_matmul_variant_info(int id)
 {
-    if (id < 0 || id >= NUM_VARIANTS) return NULL;
+    if (id < 0 || id >= pt_matmul_num_variants()) return NULL;
     return &variants[id];
 }
 
 int pt_matmul_variant_find(const char *name)
 {
     if (name == NULL) return -1;
-    for (int i = 0; i < NUM_VARIANTS; i++)
+    for (int i = 0; i < pt_matmul_num_variants(); i++)
         if (strcmp(variants[i].name, name) == 0) return i;
     return -1;
 }
 
 int pt_matmul_pick(const pt_team *team, int64_t M, int64_t N, int64_t K)
 {
-    (void)M; (void)N; (void)K;
+    (void)M; (void)K;
     if (team->matmul_variant != PT_MATMUL_AUTO) return team->matmul_variant;
-    return HOST_DEFAULT_VARIANT;
+    return default_variant(pt_isa_resolve(team->isa_level), N);
 }
 
 pt_status pt_matmul_set_preferred(int variant)
 {
-    if (variant != PT_MATMUL_AUTO && (variant < 0 || variant >= NUM_VARIANTS)) return PT_ERR_UNKNOWN_VARIANT;
+    if (variant != PT_MATMUL_AUTO && pt_matmul_variant_info(variant) == NULL) return PT_ERR_UNKNOWN_VARIANT;
     preferred_variant = variant;
     return PT_OK;
 }
@@ -263,7 +177,7 @@ static void axis_offsets(int64_t block, int64_t stride_outer, int64_t stride, in
 int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
 {
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
-    if (v == NULL || v->ukernel == NULL || M <= 0 || N <= 0 || K <= 0) return 0;
+    if (v == NULL || v->tiles == NULL || M <= 0 || N <= 0 || K <= 0) return 0;
     int64_t kc = min64(KC, K);
     int64_t mc = min64(mc_block(v->mr), round_up(M, v->mr));
     int64_t nc = min64(nc_block(v->nr), round_up(N, v->nr));
@@ -412,7 +326,7 @@ static operand_plan plan_operands(int variant, const pt_view *A, const pt_view *
                                   int64_t cols)
 {
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
-    const int mr = v->mr, nr = v->nr, vector_rows = row_tiles[variant] == rows_6x16;
+    const int mr = v->mr, nr = v->nr, vector_rows = v->tiles != NULL && v->tiles->wide_row != NULL;
     const int a_plain = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
     const int b_row_major = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
     operand_plan op;
@@ -441,8 +355,9 @@ static const float zero_bias[WIDE_COLS];
 /* What the tiles of one (A block, B block) pair share: see pt_gemm_serial. */
 typedef struct {
     const pt_view *A, *B, *C;
-    tile_fn tile;              /* the variant's full tile kernel */
-    const tile_fn *short_tiles; /* its kernels for fewer rows, or NULL */
+    pt_tile_fn tile;              /* the variant's full tile kernel */
+    const pt_tile_fn *short_tiles; /* its kernels for fewer rows, or NULL */
+    pt_tile_fn wide_row;          /* its 1 x PT_WIDE_COLS kernel, or NULL */
     int mr, nr;
     int64_t pc, kc, ic, jc, jc_end;
     const float *apack, *bpack;
@@ -471,7 +386,7 @@ static inline void block_tile(const block_tiles *x, int64_t ir, int64_t rows, in
     const float *rb = x->rbias ? x->rbias + ir : zero_bias;
     /* Short row tiles run their own kernel when the variant has one, else the full kernel on a zero-padded
      * panel into the edge buffer. */
-    const tile_fn kernel = rows == mr ? x->tile : x->short_tiles ? x->short_tiles[rows] : NULL;
+    const pt_tile_fn kernel = rows == mr ? x->tile : x->short_tiles ? x->short_tiles[rows] : NULL;
     const float *ap = x->apack + (ir - x->ic) * x->kc;
     int64_t rs_a = 1, cs_a = mr;
     if (x->a_in_place && kernel != NULL) {
@@ -502,7 +417,7 @@ static void wide_row_sweep(const block_tiles *x, int64_t ir)
             float *crow = x->C->data + x->c_rowoff[ir - x->ic] + coloff[0];
             const float *bp = B->data + x->pc * B->row_stride + col_offset(B, jr);
             const float *cb = x->cbias ? x->cbias + jr : zero_bias;
-            tile_vec_1x16(x->kc, ap, A->row_stride, A->col_stride, bp, B->row_stride, &crow, rb, cb, x->mode);
+            x->wide_row(x->kc, ap, A->row_stride, A->col_stride, bp, B->row_stride, &crow, rb, cb, x->mode);
             jr += WIDE_COLS - x->nr;
             continue;
         }
@@ -617,7 +532,7 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
         return PT_ERR_NULL_POINTER;
     if (K < 1 || i0 < 0 || j0 < 0 || i1 < i0 || j1 < j0) return PT_ERR_BAD_SHAPE;
     if (i1 == i0 || j1 == j0) return PT_OK;
-    if (v->ukernel == NULL) {
+    if (v->tiles == NULL) {
         gemm_naive(K, A, B, C, bias, accumulate, i0, i1, j0, j1);
         return PT_OK;
     }
@@ -628,13 +543,13 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const int plain_a = A->row_block == BIG_BLOCK && A->col_block == BIG_BLOCK;
     const int row_major_b = B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK && B->col_stride == 1;
     const int row_major_c = C->row_block == BIG_BLOCK && C->col_block == BIG_BLOCK && C->col_stride == 1;
-    if (K <= OUTER_K && row_tiles[variant] == NULL && plain_a && row_major_b && row_major_c) {
+    if (K <= OUTER_K && v->tiles->row_tiles == NULL && plain_a && row_major_b && row_major_c) {
         outer_product(K, A, B, C, bias, accumulate, i0, i1, j0, j1);
         return PT_OK;
     }
 
     const int mr = v->mr, nr = v->nr;
-    const tile_fn tile = tiles[variant];
+    const pt_tile_fn tile = v->tiles->tile;
     const int64_t kc_max = min64(KC, K);
     const int64_t mc_max = min64(mc_block(mr), round_up(i1 - i0, mr));
     const int64_t nc_max = min64(nc_block(nr), round_up(j1 - j0, nr));
@@ -650,7 +565,7 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const float *rbias = (bias && bias->row) ? bias->row : NULL;
     const float *cbias = (bias && bias->col) ? bias->col : NULL;
     const int has_bias = rbias != NULL || cbias != NULL;
-    const tile_fn *short_tiles = row_tiles[variant];
+    const pt_tile_fn *short_tiles = v->tiles->row_tiles;
     const operand_plan op = plan_operands(variant, A, B, K, i1 - i0, j1 - j0);
     const int in_place = op.a_in_place, b_in_place = op.b_in_place, wide_rows = op.wide_rows;
     const int rows_outer = K <= SHORT_K && !wide_rows;
@@ -687,7 +602,7 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                         pack_a_panel(A, c_rowoff + (ir - ic), rows, k_off, kc, mr, apack + (ir - ic) * kc);
                 }
                 axis_offsets(C->row_block, C->row_stride_outer, C->row_stride, ic, ic_end - ic, c_rowoff);
-                block_tiles x = {A, B, C, tile, short_tiles, mr, nr, pc, kc, ic, jc, jc_end, apack, bpack,
+                block_tiles x = {A, B, C, tile, short_tiles, v->tiles->wide_row, mr, nr, pc, kc, ic, jc, jc_end, apack, bpack,
                                  c_rowoff, c_coloff, in_place, b_in_place, mode,
                                  (first && rbias) ? rbias : NULL, (first && cbias) ? cbias : NULL, acc, acc_rows};
                 if (rows_outer) {
@@ -718,71 +633,16 @@ static int is_row_dot(int64_t M, const pt_view *A, const pt_view *B)
            B->row_stride == 1;
 }
 
-/* Columns per dot pass: 4 x 8 partial sums fit the AVX register file; scalar lanes (rv32imfc, 32 float
- * registers) fit 2 x 8 partial sums and a lane of A. The width never changes a value. */
-#if PT_ARCH_SIMD8
-#define DOT_COLS 4
-#else
-#define DOT_COLS 2
-#endif
-
-static inline float sum_lanes(const float *v)
-{
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-
-/* out[c] = sum_k a[k] * b[c][k] for `cols` (<= DOT_COLS) columns at once (a is loaded once per step), with
- * 8 partial sums per column. Always inlined with a constant `cols`, so that the partial sums live in
- * registers. */
-static inline __attribute__((always_inline)) void dot_columns(int64_t K, const float *restrict a,
-                                                              const float *const *b, int cols, float *out)
-{
-    int64_t k = 0;
-#if PT_ARCH_SIMD8
-    pt_vec8 acc[DOT_COLS] = {{0}};
-    for (; k + 8 <= K; k += 8) {
-        const pt_vec8 av = *(const pt_vec8 *)(a + k);
-        for (int c = 0; c < cols; c++) acc[c] += av * *(const pt_vec8 *)(b[c] + k);
-    }
-#else
-    /* Scalar lanes: GCC lowers pt_vec8 arithmetic on rv32 through memory; these stay in registers (the same
-     * sums in the same order). */
-    float acc[DOT_COLS][8] = {{0}};
-    for (; k + 8 <= K; k += 8)
-        for (int l = 0; l < 8; l++) {
-            const float al = a[k + l];
-            for (int c = 0; c < cols; c++) acc[c][l] += al * b[c][k + l];
-        }
-#endif
-    for (int c = 0; c < cols; c++) {
-        float lanes[8];
-        for (int l = 0; l < 8; l++) lanes[l] = acc[c][l];
-        float s = sum_lanes(lanes);
-        for (int64_t kk = k; kk < K; kk++) s += a[kk] * b[c][kk];
-        out[c] = s;
-    }
-}
-
-static void dot_full(int64_t K, const float *a, const float *const *b, float *out)
-{
-    dot_columns(K, a, b, DOT_COLS, out);
-}
-
-static void dot_one(int64_t K, const float *a, const float *const *b, float *out) { dot_columns(K, a, b, 1, out); }
-
-static void row_dot(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
+static void row_dot(pt_dot_fn dot, int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
                     int accumulate, int64_t j0, int64_t j1)
 {
     const float rb = (bias && bias->row) ? bias->row[0] : 0.0f;
-    for (int64_t j = j0; j < j1; j += DOT_COLS) {
-        const int cols = (int)min64(DOT_COLS, j1 - j);
-        const float *bcol[DOT_COLS];
-        float s[DOT_COLS];
+    for (int64_t j = j0; j < j1; j += PT_DOT_COLS) {
+        const int cols = (int)min64(PT_DOT_COLS, j1 - j);
+        const float *bcol[PT_DOT_COLS];
+        float s[PT_DOT_COLS];
         for (int c = 0; c < cols; c++) bcol[c] = B->data + col_offset(B, j + c);
-        if (cols == DOT_COLS)
-            dot_full(K, A->data, bcol, s);
-        else
-            for (int c = 0; c < cols; c++) dot_one(K, A->data, bcol + c, s + c);
+        dot(K, A->data, bcol, cols, s);
         for (int c = 0; c < cols; c++) {
             const float v = (s[c] + rb) + ((bias && bias->col) ? bias->col[j + c] : 0.0f);
             float *d = C->data + col_offset(C, j + c);
@@ -815,7 +675,7 @@ static void matmul_worker(void *p)
     pt_status st = PT_OK;
     if (t->row_dot) {
         pt_chunk(t->N, 1, &b, &e); /* single columns: 50 outputs split 7 : 6 over 8 cores, not 8 : 4 */
-        if (e > b) row_dot(t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e);
+        if (e > b) row_dot(v->tiles->dot, t->K, t->A, t->B, t->C, t->bias, t->accumulate, b, e);
     } else if (t->single_row) {
         pt_chunk(t->N, ROW_COLS, &b, &e);
         if (e > b) single_row(t->K, t->A, t->B, t->C, t->bias, t->accumulate, 0, b, e);
@@ -836,7 +696,7 @@ static void matmul_worker(void *p)
 static int is_single_row(int variant, int64_t M, const pt_view *A, const pt_view *B, const pt_view *C)
 {
     const pt_matmul_variant *v = pt_matmul_variant_info(variant);
-    return M == 1 && v->ukernel != NULL && row_tiles[variant] == NULL && A->row_block == BIG_BLOCK &&
+    return M == 1 && v->tiles != NULL && v->tiles->row_tiles == NULL && A->row_block == BIG_BLOCK &&
            A->col_block == BIG_BLOCK && B->row_block == BIG_BLOCK && B->col_block == BIG_BLOCK &&
            B->col_stride == 1 && C->col_block == BIG_BLOCK && C->col_stride == 1;
 }
@@ -878,7 +738,7 @@ pt_status pt_matmul_view(const pt_team *team, int variant, int64_t M, int64_t N,
         return PT_ERR_NULL_POINTER;
     int threads = team->num_threads;
     int64_t per_core = pt_gemm_workspace_floats(variant, M, N, K);
-    if (v->ukernel != NULL && (workspace == NULL || workspace_floats < per_core * threads))
+    if (v->tiles != NULL && (workspace == NULL || workspace_floats < per_core * threads))
         return workspace == NULL ? PT_ERR_NULL_POINTER : PT_ERR_WORKSPACE_TOO_SMALL;
     matmul_task t;
     t.variant = variant;
@@ -889,7 +749,7 @@ pt_status pt_matmul_view(const pt_team *team, int variant, int64_t M, int64_t N,
     t.workspace = workspace;
     t.per_core = per_core;
     t.split_rows = split_rows_for(variant, M, N, K, A, B, threads);
-    t.row_dot = v->ukernel != NULL && is_row_dot(M, A, B);
+    t.row_dot = v->tiles != NULL && is_row_dot(M, A, B);
     t.single_row = !t.row_dot && is_single_row(variant, M, A, B, C);
     pt_team_status_clear(&t.status);
     /* A product this small costs less than forking the team (and far less than waiting for a descheduled

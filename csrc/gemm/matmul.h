@@ -34,15 +34,16 @@ typedef struct {
 /* A plain strided matrix (one level per axis). */
 pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride);
 
-/* Microkernel: acc[MR x NR] (row-major, overwritten) = sum_p a[p*MR + r] * b[p*NR + c], p = 0..kc-1. */
-typedef void (*pt_ukernel_fn)(int64_t kc, const float *a, const float *b, float *acc);
+struct pt_tile_family; /* the tile kernels of a variant (matmul_tiles.h) */
 
 typedef struct {
     const char *name;
-    int mr, nr;              /* register tile */
-    pt_ukernel_fn ukernel;   /* NULL for the unpacked naive reference */
+    int mr, nr;                          /* register tile */
+    int isa_level;                       /* the ISA level (isa.h) the CPU needs to run it */
+    const struct pt_tile_family *tiles;  /* NULL for the unpacked naive reference */
 } pt_matmul_variant;
 
+/* Variants this CPU can run (those of a higher ISA level are left out); ids 0 .. count-1. */
 int pt_matmul_num_variants(void);
 /* NULL when id is out of range. */
 const pt_matmul_variant *pt_matmul_variant_info(int id);
@@ -50,7 +51,7 @@ const pt_matmul_variant *pt_matmul_variant_info(int id);
 int pt_matmul_variant_find(const char *name);
 
 /* The variant a team uses for an M x N x K product: team->matmul_variant when it forces one, else a fixed
- * per-shape rule (never a function of the thread count). pt_matmul_set_preferred sets the default that
+ * per-shape rule of the team's ISA level (never a function of the thread count). pt_matmul_set_preferred sets the default that
  * pt_team_default() reports (PT_MATMUL_AUTO restores the rule); kernels never read it. */
 int pt_matmul_pick(const pt_team *team, int64_t M, int64_t N, int64_t K);
 pt_status pt_matmul_set_preferred(int variant);

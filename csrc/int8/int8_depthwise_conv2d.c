@@ -1,6 +1,21 @@
 #include <string.h>
+#include "arch.h"
 #include "int8.h"
 #include "parallel.h"
+
+/* This file compiles once as itself (the portable worker and the API) and once more per x86 ISA level from
+ * csrc/arch/x86/int8_depthwise_conv2d_<level>.c, under that level's target flags with PT_INT8_DW_LEVEL set:
+ * the same integer loops then vectorise to its width. The API runs the worker of its team's ISA level (isa.h);
+ * the integers are the same at every level. */
+#ifndef PT_INT8_DW_LEVEL
+#define PT_INT8_DW_LEVEL generic
+#define PT_INT8_DW_API 1
+#else
+#define PT_INT8_DW_API 0
+#endif
+#define DW_CAT2(a, b) a##b
+#define DW_CAT(a, b) DW_CAT2(a, b)
+#define DW_WORKER(level) DW_CAT(pt_int8_depthwise_worker_, level) /* a level's worker, for the API */
 
 #define PT_DW_MAX_STRIDE 64 /* column strides above this are refused (a stack array per phase) */
 
@@ -15,6 +30,7 @@ typedef struct {
     int64_t hp, wq, plane_elems, acc_elems, per_core_bytes;
 } dw_plan;
 
+#if PT_INT8_DW_API
 static dw_plan make_plan(const pt_conv_geometry *g)
 {
     dw_plan p;
@@ -32,6 +48,7 @@ int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_team *team, co
     if (g == NULL) return 0;
     return make_plan(g).per_core_bytes * team->num_threads;
 }
+#endif
 
 typedef struct {
     const pt_conv_geometry *g;
@@ -153,6 +170,25 @@ static void forward_worker(void *arg)
     }
 }
 
+#if !PT_INT8_DW_API
+const pt_task_fn DW_WORKER(PT_INT8_DW_LEVEL) = forward_worker; /* for the API of the generic build */
+#else
+#if PT_ARCH_X86
+extern const pt_task_fn pt_int8_depthwise_worker_avx2, pt_int8_depthwise_worker_avx512;
+#endif
+
+/* The worker of a team's ISA level. */
+static pt_task_fn level_worker(const pt_team *team)
+{
+    switch (pt_isa_resolve(team->isa_level)) {
+#if PT_ARCH_X86
+    case PT_ISA_AVX512: return pt_int8_depthwise_worker_avx512;
+    case PT_ISA_AVX2: return pt_int8_depthwise_worker_avx2;
+#endif
+    default: return forward_worker;
+    }
+}
+
 pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, const uint8_t *x,
                                            const int8_t *w, const pt_requant *rq, uint8_t *y, void *workspace,
                                            int64_t workspace_bytes)
@@ -170,6 +206,7 @@ pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_ge
     if (st != PT_OK) return st;
     dw_task t = {g, make_plan(g), x, w, rq, y, (uint8_t *)workspace};
     if (workspace_bytes < t.plan.per_core_bytes * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
-    pt_parallel(team, forward_worker, &t);
+    pt_parallel(team, level_worker(team), &t);
     return PT_OK;
 }
+#endif

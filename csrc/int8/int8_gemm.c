@@ -2,26 +2,35 @@
 #include "int8_gemm.h"
 #include "int_math.h"
 #include "parallel.h"
+#include "isa.h"
 
-#include "int8_gemm_avx2.h"
-
-#define HAVE_AVX2 PT_INT8_HAVE_AVX2
+#include "int8_gemm_x86.h"
 
 #define TARGET_UNITS 16        /* enough independent units to keep an 8-core team busy at N = 1 */
 #define PANEL_BYTES 65536      /* bounds one core's activation panel (int16), so it stays in L2 */
 #define MAX_PANEL_PIXELS 256
-#define SIMD_PIXELS PT_INT8_AVX2_PIXELS
 
-
-enum { MK_PORTABLE = 0, MK_AVX2 = 1 };
-static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16"};
+/* Ordered by what they need, so the microkernels this CPU can run are a prefix of the list. */
+enum { MK_PORTABLE = 0, MK_AVX2 = 1, MK_VNNI = 2 };
+static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avx512vnni-8x32"};
 /* the default of pt_team_default() only: kernels use their team's choice */
 static int default_microkernel = PT_INT8_MICROKERNEL_AUTO;
 
-/* The microkernel a team's choice stands for (the team is checked: AUTO or a valid index). */
-static int resolve_microkernel(int choice)
+/* The best microkernel of an ISA level (isa.h) on this CPU. */
+static int level_microkernel(int level)
 {
-    return choice == PT_INT8_MICROKERNEL_AUTO ? (HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE) : choice;
+#if PT_ARCH_X86
+    if (level >= PT_ISA_AVX512 && (pt_isa_features() & PT_CPU_AVX512VNNI)) return MK_VNNI;
+    if (level >= PT_ISA_AVX2) return MK_AVX2;
+#endif
+    (void)level;
+    return MK_PORTABLE;
+}
+
+/* The microkernel a choice stands for (checked: AUTO or a valid index), with the team's ISA level. */
+static int resolve_microkernel(int choice, int isa_level)
+{
+    return choice == PT_INT8_MICROKERNEL_AUTO ? level_microkernel(pt_isa_resolve(isa_level)) : choice;
 }
 
 pt_status pt_int8_set_microkernel(const char *name)
@@ -39,13 +48,16 @@ pt_status pt_int8_set_microkernel(const char *name)
     return PT_ERR_UNKNOWN_VARIANT;
 }
 
-const char *pt_int8_get_microkernel(void) { return microkernel_names[resolve_microkernel(default_microkernel)]; }
+const char *pt_int8_get_microkernel(void)
+{
+    return microkernel_names[resolve_microkernel(default_microkernel, pt_isa_get_default())];
+}
 
 int pt_int8_get_default_microkernel(void) { return default_microkernel; }
 
 const char *pt_int8_microkernel_name(int index)
 {
-    return index >= 0 && index <= (HAVE_AVX2 ? MK_AVX2 : MK_PORTABLE) ? microkernel_names[index] : NULL;
+    return index >= 0 && index <= level_microkernel(pt_isa_detected()) ? microkernel_names[index] : NULL;
 }
 
 /* ---- portable microkernels: int32 dot products of int8 weight rows (stride ldw) with int16 pixel rows
@@ -121,13 +133,14 @@ static inline int32_t weight_pair(int32_t lo, int32_t hi)
 }
 
 
+/* Packs the weight blocks [b0, b1) for the x86 microkernels (only they use packed weights: the CPU has AVX2). */
 static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t b0, int64_t b1, int32_t *wp)
 {
     const int64_t K = pr->K, full_pairs = K / 2;
     for (int64_t b = b0; b < b1; b++) {
         int32_t *dst = wp + b * kpairs * 4;
-        int64_t kp0 = 0; /* pairs packed by the simd path */
-#if HAVE_AVX2
+        int64_t kp0 = 0; /* pairs packed by the AVX2 path */
+#if PT_ARCH_X86
         if (4 * b + 4 <= pr->c_out) {
             kp0 = full_pairs / 8 * 8;
             pt_int8_pack_rows_avx2(pr->w + 4 * b * K, K, kp0 / 8, dst);
@@ -150,7 +163,7 @@ static void pack_weights(const pt_int8_gemm_problem *pr, int64_t kpairs, int64_t
 /* ---- plan and parallel driver ------------------------------------------------------------------------ */
 
 typedef struct {
-    int simd;
+    int microkernel, simd; /* simd: an x86 microkernel (k-pair-major panel, packed weights) */
     int64_t kpairs, panel_pixels, padded_pixels, panels_per_image, channel_block, channel_blocks;
     int64_t weight_bytes, per_core_bytes;
 } gemm_plan;
@@ -158,12 +171,13 @@ typedef struct {
 static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, int64_t K, int64_t c_out)
 {
     gemm_plan p;
-    p.simd = resolve_microkernel(team->int8_microkernel) == MK_AVX2;
+    p.microkernel = resolve_microkernel(team->int8_microkernel, team->isa_level);
+    p.simd = p.microkernel != MK_PORTABLE;
     p.kpairs = cdiv(K, 2);
-    const int64_t granule = p.simd ? SIMD_PIXELS : 2;
+    const int64_t granule = p.microkernel == MK_VNNI ? PT_INT8_VNNI_PIXELS : p.simd ? PT_INT8_AVX2_PIXELS : 2;
     int64_t pp = max64(granule, min64(MAX_PANEL_PIXELS, PANEL_BYTES / (4 * p.kpairs)) / granule * granule);
     p.panel_pixels = min64(pixels, pp);
-    p.padded_pixels = p.simd ? cdiv(p.panel_pixels, SIMD_PIXELS) * SIMD_PIXELS : p.panel_pixels;
+    p.padded_pixels = p.simd ? cdiv(p.panel_pixels, granule) * granule : p.panel_pixels;
     p.panels_per_image = cdiv(pixels, p.panel_pixels);
     const int64_t want = max64(1, min64(cdiv(c_out, 4), cdiv(TARGET_UNITS, images * p.panels_per_image)));
     p.channel_block = cdiv(cdiv(c_out, want), 4) * 4;
@@ -220,8 +234,12 @@ static void gemm_worker(void *arg)
         }
         const int64_t c0 = cb * p->channel_block, c1 = min64(pr->c_out, c0 + p->channel_block);
         uint8_t *y = pr->y + img * pr->y_img_stride + p0 * pr->y_pixel_stride;
-#if HAVE_AVX2
-        if (p->simd) {
+#if PT_ARCH_X86
+        if (p->microkernel == MK_VNNI) {
+            pt_int8_avx512vnni_tiles(pr, c0, c1, wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
+            continue;
+        }
+        if (p->microkernel == MK_AVX2) {
             pt_int8_avx2_tiles(pr, c0, c1, wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
             continue;
         }

@@ -11,11 +11,14 @@
  *   "portable-4x2": PULP-NN's tile, 4 output channels x 2 pixels, each a dot product over K of an int8
  *                   weight row and a pixel-major int16 row (kpair_stride 2, pixel_stride K rounded up to
  *                   even). Plain C, for any target (rv32 included).
- *   "avx2-4x16":    (x86 with AVX2 only) 4 output channels x 16 pixels; the panel is k-pair-major
+ *   "avx2-4x16":    (x86 CPUs with AVX2) 4 output channels x 16 pixels; the panel is k-pair-major
  *                   (pixel_stride 2) and each core packs the weight blocks it uses into int16 pairs (in
  *                   its workspace, once per call), so one vpmaddwd adds the products of two k for 8
  *                   pixels, with no horizontal sums.
- * Both give exactly the same integers. The int32 sums are requantized (int8_requant.h) straight into
+ *   "avx512vnni-8x32": (x86 CPUs with AVX512-VNNI) the same layouts, 8 channels x 32 pixels, one vpdpwssd
+ *                   (multiply pairs and accumulate) per 16 pixels.
+ * All give exactly the same integers. "auto" picks the best one of the team's ISA level (isa.h).
+ * The int32 sums are requantized (int8_requant.h) straight into
  *   y[img * y_img_stride + c * y_channel_stride + p * y_pixel_stride].
  * Work units are (image, pixel panel, block of output channels), split across cores; every output element
  * is computed by one core with the same integer arithmetic, so results do not depend on the team size.
@@ -59,7 +62,7 @@ pt_status pt_int8_set_microkernel(const char *name);
 /* The name the default stands for, and the default itself (PT_INT8_MICROKERNEL_AUTO or an index). */
 const char *pt_int8_get_microkernel(void);
 int pt_int8_get_default_microkernel(void);
-/* Names available on this build, NULL past the end. */
+/* Names this CPU can run, NULL past the end. */
 const char *pt_int8_microkernel_name(int index);
 
 #endif

@@ -1,9 +1,10 @@
 /* The x86 AVX2 part of the INT8 engine (int8_gemm.c): weight-pair packing, the 4 x 16 vpmaddwd microkernel and
- * the vectorised requantization. Host only: a RISC-V build leaves this file out (it compiles to nothing
- * without __AVX2__ anyway). */
-#include "int8_gemm_avx2.h"
+ * the vectorised requantization. Host only: a RISC-V build leaves this file out (it compiles to nothing off
+ * x86), and int8_gemm.c calls it only where the CPU has AVX2. */
+#include "int8_gemm_x86.h"
 
-#if PT_INT8_HAVE_AVX2
+#if PT_ARCH_X86
+#pragma GCC target("avx2")
 #include <immintrin.h>
 #include <string.h>
 #include "int_math.h"
@@ -102,19 +103,23 @@ void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, 
             const int64_t mp = min64(PT_INT8_AVX2_PIXELS, np - p);
             int32_t acc[4][16];
             avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
-            for (int64_t i = 0; i < mc; i++) {
-                uint8_t *dst = y + (c + i) * cs + p * ps;
-                uint8_t codes[16];
-                if (!avx2_requant16(pr->rq, c + i, _mm256_loadu_si256((const __m256i *)acc[i]),
-                                    _mm256_loadu_si256((const __m256i *)(acc[i] + 8)), codes)) {
-                    pt_requantize_row(pr->rq, c + i, acc[i], mp, dst, ps);
-                } else if (ps == 1 && mp == 16) {
-                    memcpy(dst, codes, 16);
-                } else {
-                    for (int64_t j = 0; j < mp; j++) dst[j * ps] = codes[j];
-                }
-            }
+            for (int64_t i = 0; i < mc; i++)
+                pt_int8_avx2_requant_row16(pr->rq, c + i, acc[i], mp, y + (c + i) * cs + p * ps, ps);
         }
+    }
+}
+
+void pt_int8_avx2_requant_row16(const pt_requant *rq, int64_t c, const int32_t acc[16], int64_t np, uint8_t *dst,
+                                int64_t ps)
+{
+    uint8_t codes[16];
+    if (!avx2_requant16(rq, c, _mm256_loadu_si256((const __m256i *)acc), _mm256_loadu_si256((const __m256i *)(acc + 8)),
+                        codes)) {
+        pt_requantize_row(rq, c, acc, np, dst, ps);
+    } else if (ps == 1 && np == 16) {
+        memcpy(dst, codes, 16);
+    } else {
+        for (int64_t j = 0; j < np; j++) dst[j * ps] = codes[j];
     }
 }
 #endif

@@ -1,0 +1,31 @@
+/* The x86 microkernels of the INT8 engine (see int8_gemm.h for the panel and packed-weight layouts). Each file
+ * of csrc/arch/x86/ compiles them with its own target flags; int8_gemm.c calls them only where the CPU has the
+ * instructions (isa.h). */
+#ifndef PT_INT8_GEMM_X86_H
+#define PT_INT8_GEMM_X86_H
+
+#include "arch.h"
+#include "int8_gemm.h"
+
+#define PT_INT8_AVX2_PIXELS 16 /* pixel tile of the avx2 microkernel */
+#define PT_INT8_VNNI_PIXELS 32 /* pixel tile of the avx512vnni microkernel */
+
+#if PT_ARCH_X86
+/* (AVX2) Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into 4 int32 words per k pair. */
+void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst);
+
+/* (AVX2) Output channels [c0, c1) (c0 a multiple of 4) x np panel pixels: 4 x 16 tiles, requantized into y. */
+void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
+                        int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
+
+/* (AVX2) Requantizes the np <= 16 int32 sums acc of channel c into dst (stride ps), exactly as
+ * pt_requantize_row. */
+void pt_int8_avx2_requant_row16(const pt_requant *rq, int64_t c, const int32_t acc[16], int64_t np, uint8_t *dst,
+                                int64_t ps);
+
+/* (AVX512-VNNI) The same as pt_int8_avx2_tiles with 8 x 32 tiles of vpdpwssd (panel padded to 32 pixels). */
+void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
+                              int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
+#endif
+
+#endif
