@@ -383,7 +383,8 @@ ADAPTIVE_STAGE_LR19 = [
     ("conv6/pw", "pointwise", ("forward", "grad_input", "grad_weight"), 1),
     ("fc", "linear", ("forward", "grad_input", "grad_weight"), 1),
 ]
-# The INT8 frozen stage to LR layer 19 for one new image: layer -> times (tools/riscv/count_table.py).
+# The INT8 frozen stage to LR layer 19 for one new image (l = 19, conv5_4/dw output): layer -> times it occurs
+# (also what tools/riscv/count_table.py sums for its frozen-stage line).
 FROZEN_STAGE_LR19 = {
     "conv1": 1,
     "conv2_1/dw": 1,

@@ -76,16 +76,17 @@ LEARNER_STREAM = 0
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".tmp-", ".npz"
 
 
-def atomic_savez(path, arrays):
-    """np.savez(path, **arrays) atomically: a temporary file in the same directory, flushed to disk, then
-    os.replace and a flush of the directory, so a crash never leaves a half-written file under ``path`` (a
-    kill may leave the temporary file: :func:`remove_stale_temporaries`)."""
+def atomic_write(path, write, suffix=TEMPORARY_SUFFIX):
+    r"""Write ``path`` atomically: ``write(f)`` fills a temporary binary file in the same directory, which is
+    flushed to disk, then ``os.replace``\ d over ``path``, and the directory flushed, so a crash never leaves a
+    half-written file under ``path`` (a kill may leave the temporary file: :func:`remove_stale_temporaries`
+    finds those of checkpoints, whose ``suffix`` is the default)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=TEMPORARY_SUFFIX, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -94,6 +95,11 @@ def atomic_savez(path, arrays):
             os.unlink(tmp)
         raise
     _fsync_directory(directory)  # the rename itself reaches the disk
+
+
+def atomic_savez(path, arrays):
+    """np.savez(path, **arrays) atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _fsync_directory(directory):

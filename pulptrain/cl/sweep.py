@@ -28,8 +28,6 @@ import hashlib
 import io
 import json
 import os
-import platform
-import tempfile
 import time
 from dataclasses import replace
 
@@ -43,6 +41,7 @@ from pulptrain.cl.experiment import (
     pretrained_cache_file,
     run_stream,
 )
+from pulptrain.cl.learner import atomic_write
 from pulptrain.cl.stats import paired_differences, paired_interval
 
 __all__ = [
@@ -518,28 +517,11 @@ def paired_table(paired):
 
 
 def build_info():
-    """The build and ISA the numbers come from: ``pulptrain.cpu_info()`` when this version has it, else
-    the platform and the SIMD flags of the CPU (from /proc/cpuinfo)."""
+    """The build and ISA level the numbers come from: ``pulptrain.cpu_info()`` (features detected, level and
+    microkernels chosen) and the parallel backend."""
     import pulptrain
 
-    cpu_info = getattr(pulptrain, "cpu_info", None)
-    if callable(cpu_info):
-        info = cpu_info()
-        return dict(info) if isinstance(info, dict) else {"cpu_info": str(info)}
-    flags = []
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((line for line in f if line.startswith("flags")), "")
-        present = set(line.split(":", 1)[-1].split())
-        flags = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni") if f in present]
-    except OSError:
-        pass
-    return {
-        "machine": platform.machine(),
-        "cpu_simd_flags": flags,
-        "parallel_backend": pulptrain.parallel_backend(),
-        "note": "this version has no pulptrain.cpu_info(); the flags are the CPU's, not the build's",
-    }
+    return {**pulptrain.cpu_info(), "parallel_backend": pulptrain.parallel_backend()}
 
 
 def build_text(build):
@@ -550,18 +532,8 @@ def build_text(build):
 
 
 def _atomic_write(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write text (UTF-8) to ``path`` atomically (:func:`pulptrain.cl.learner.atomic_write`)."""
+    atomic_write(path, lambda f: f.write(text.encode()), suffix=os.path.basename(path))
 
 
 def _distinct(rows, key):

@@ -12,8 +12,12 @@ Usage: python count_table.py COUNT_LOG OUT_JSON
 """
 
 import json
+import os
 import shlex
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from pulptrain.energy import FROZEN_STAGE_LR19  # noqa: E402  (the package's one table of it)
 
 INT_FIELDS = ("macs", "instret", "cores", "team_instret", "critical", "core_max", "core_sum", "forks", "bits")
 
@@ -111,23 +115,7 @@ def code_table(rows):
 
 
 # The INT8 frozen stage below the default LR layer (l = 19, conv5_4/dw output): layer -> times it occurs.
-FROZEN_STAGE = {
-    "conv1": 1,
-    "conv2_1/dw": 1,
-    "conv2_1/pw": 1,
-    "conv2_2/dw": 1,
-    "conv2_2/pw": 1,
-    "conv3_1/dw": 1,
-    "conv3_1/pw": 1,
-    "conv3_2/dw": 1,
-    "conv3_2/pw": 1,
-    "conv4_1/dw": 1,
-    "conv4_1/pw": 1,
-    "conv4_2/dw": 1,
-    "conv4_2/pw": 1,
-    "conv5_x/dw": 4,
-    "conv5_x/pw": 3,
-}
+FROZEN_STAGE = FROZEN_STAGE_LR19
 
 
 def frozen_stage(rows):
