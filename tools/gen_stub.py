@@ -27,6 +27,7 @@ STUB_PATH = REPO_ROOT / "pulptrain" / "_C.pyi"
 
 F32 = "NDArray[np.float32]"
 U8 = "NDArray[np.uint8]"
+I32 = "NDArray[np.int32]"
 PAIR = "int | tuple[int, int]"  # an int, or an (h, w) pair
 SHAPE = "tuple[int, ...]"
 
@@ -63,6 +64,10 @@ INT8_ARG_TYPES = {
 ARG_OVERRIDES = {
     ("set_matmul_variant", "name"): "str | None",  # None restores the automatic per-shape choice
     ("set_depthwise_tier", "name"): "str | None",  # None restores the fastest tier per shape
+    ("int8_stage_forward", "table"): I32,
+    ("int8_stage_forward", "weights"): "Sequence[NDArray[np.int8] | None]",
+    ("int8_stage_forward", "requant"): f"Sequence[tuple[{I32}, {I32}, {I32}] | None]",
+    ("int8_stage_forward", "lr_step"): "tuple[float, float, int] | None",
 }
 
 RETURN_TYPES = {
@@ -91,6 +96,7 @@ RETURN_TYPES = {
     "unpack_bits": U8,
     "int8_avg_pool2d": U8,
     "int8_global_avg_pool2d": U8,
+    "int8_stage_forward": U8,
     "cross_entropy": f"tuple[float, {F32} | None]",
     "mse_loss": f"tuple[float, {F32} | None]",
     "batchnorm2d_forward_train": f"tuple[{F32}, {F32}]",  # (y, saved)
@@ -186,7 +192,8 @@ def render(module: types.ModuleType, warn: Callable[[str], None] = lambda messag
             warn(f"{name}: not a function; declared as {type(obj).__name__}")
             defs.append(f"{name}: {type(obj).__name__}")
     body = "\n".join(defs) + "\n"
-    imports = ("from typing import Any\n\n" if re.search(r"\bAny\b", body) else "") + "import numpy as np\n"
+    imports = "from collections.abc import Sequence\n" if re.search(r"\bSequence\b", body) else ""
+    imports += ("from typing import Any\n" if re.search(r"\bAny\b", body) else "") + "\nimport numpy as np\n"
     if "NDArray" in body:
         imports += "from numpy.typing import NDArray\n"
     return f"{HEADER}\n{imports}\n{body}"
