@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-INT8_LAYER_KINDS: tuple
-INT8_STAGE_COLUMNS: tuple
+INT8_LAYER_KINDS: tuple[str, ...]
+INT8_STAGE_COLUMNS: tuple[str, ...]
 
 def adam_step(
     param: NDArray[np.float32],
@@ -242,6 +242,15 @@ def int8_stage_forward(
     lr_step: tuple[float, float, int] | None = None,
     out: NDArray[np.uint8] | None = None,
 ) -> NDArray[np.uint8]: ...
+def int8_stage_workspace_bytes(
+    table: NDArray[np.int32],
+    weights: Sequence[NDArray[np.int8] | None],
+    requant: Sequence[tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.int32]] | None],
+    n: int,
+    *,
+    lr_step: tuple[float, float, int] | None = None,
+    num_threads: int = 1,
+) -> int: ...
 def linear_forward(
     x: NDArray[np.float32],
     w: NDArray[np.float32],
