@@ -1,0 +1,655 @@
+"""``pulptrain export``: a continual learner as a self-contained C bundle that learns on the device.
+
+:func:`export_bundle` takes a :class:`pulptrain.cl.LatentReplayLearner` whose frozen stage is the INT8 stage of
+:func:`pulptrain.frozen_int8.quantize_frozen` (a fresh learner, or one restored from a ``pulptrain cl``
+checkpoint) and a short stream of images, and writes a folder that builds on its own:
+
+* ``bundle.c`` / ``bundle.h``: the constant tables: the INT8 frozen stage as the layer table of
+  csrc/int8/int8_stage.h (int8 weights, int32 bias, multiplier and shift per channel), the adaptive stage as
+  the pt_cl_layer table of csrc/cl/pt_cl.h (FP32 weights, BatchNorm statistics, SGD momentum), the replay
+  buffer (packed codes, labels, counters, generator state), the CWR* state, the learner settings and state,
+  and the static arena, its size computed here by the same C query the learner uses;
+* ``stream.c``: the embedded stream: the training batches and the test images as the frozen stage's uint8
+  input codes (the input quantization is done at export), with their labels;
+* ``main.c``: the application (frozen INT8 forward -> latent codes -> training steps -> buffer update per
+  batch, then test predictions), printing ``KEY field=value`` lines (:func:`parse_log`);
+* ``Makefile``: ``run-host``, ``run-rv32`` (tools/riscv's toolchain variables), ``run-m4f``;
+* ``csrc/``: a copy of the pulptrain C sources;
+* ``manifest.json``: the settings, sizes, and the layout of the final state the application writes
+  (:func:`read_state`).
+
+The application and the Python learner run the same C: the frozen stage through
+:func:`pulptrain._C.int8_stage_forward`, the learning step through csrc/cl. Built with the Python extension's
+flags (``make run-host``), the application's final state equals the Python learner's bit for bit.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+
+import numpy as np
+
+from pulptrain._C import int8_stage_workspace_bytes
+from pulptrain.frozen_int8 import QuantizedFrozenStage
+
+__all__ = ["export_bundle", "export_experiment", "parse_log", "read_state", "fnv1a64", "csrc_root", "TEMPLATE_DIR"]
+
+TEMPLATE_DIR = pathlib.Path(__file__).resolve().parent / "export_template"
+MANIFEST_FORMAT = "pulptrain.export/1"
+CSRC_FAMILIES = ("core", "gemm", "fp32", "int8", "quant", "cl", "arch")
+
+
+def csrc_root():
+    """The csrc/ folder of this pulptrain checkout (the bundle copies it); FileNotFoundError without one."""
+    root = pathlib.Path(__file__).resolve().parent.parent / "csrc"
+    if not (root / "core" / "pulptrain.h").is_file():
+        raise FileNotFoundError(
+            f"pulptrain export needs the C sources (csrc/) next to the package, not found at {root}: "
+            "run it from a source checkout (pip install -e .)"
+        )
+    return root
+
+
+def fnv1a64(data):
+    """FNV-1a 64 of the bytes of ``data`` (an array or bytes), as the application's STATE lines print it."""
+    buf = np.frombuffer(memoryview(np.ascontiguousarray(data)).cast("B"), np.uint8)
+    h = 0xCBF29CE484222325
+    prime, mask = 0x100000001B3, (1 << 64) - 1
+    for byte in buf.tobytes():
+        h = ((h ^ byte) * prime) & mask
+    return h
+
+
+# --------------------------------------------------------------------------------------------- C text
+
+
+def _c_values(values, kind):
+    """The C initializer text of a flat array: integers in decimal, floats as exact hexadecimal literals."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if kind == "float":
+        items = [float(v).hex() + "f" for v in flat.astype(np.float32).tolist()]
+        items = [s.replace("inff", "INFINITY").replace("nanf", "NAN") for s in items]
+    elif kind == "uint64":
+        items = [f"UINT64_C({int(v)})" for v in flat.tolist()]
+    else:
+        items = [str(int(v)) for v in flat.tolist()]
+    lines = [", ".join(items[i : i + 16]) for i in range(0, len(items), 16)]
+    return "{\n    " + ",\n    ".join(lines) + "\n}" if items else "{0}"
+
+
+_C_TYPES = {
+    np.dtype(np.float32): ("float", "float"),
+    np.dtype(np.int8): ("int8_t", "int"),
+    np.dtype(np.uint8): ("uint8_t", "int"),
+    np.dtype(np.int16): ("int16_t", "int"),
+    np.dtype(np.int32): ("int32_t", "int"),
+    np.dtype(np.int64): ("int64_t", "int"),
+}
+
+
+class _CFile:
+    """Collects C definitions: arrays (const or not), and raw text."""
+
+    def __init__(self):
+        self.parts = []
+
+    def array(self, name, values, *, const=True, dtype=None, align=False, zero=False, length=None):
+        values = np.asarray(values) if values is not None else None
+        dtype = np.dtype(dtype) if dtype is not None else values.dtype
+        ctype, kind = _C_TYPES[dtype]
+        n = length if length is not None else values.size
+        attributes = " __attribute__((aligned(16)))" if align else ""
+        qualifier = "static const " if const else "static "
+        if zero or values is None or not np.any(values):
+            # all zero: .bss, no initializer (a const table of zeros still has one, to stay in flash)
+            init = " = {0}" if const else ""
+        else:
+            init = " = " + _c_values(values.astype(dtype), kind)
+        self.parts.append(f"{qualifier}{ctype} {name}[{max(n, 1)}]{attributes}{init};\n")
+        return name
+
+    def text(self, s):
+        self.parts.append(s)
+
+    def write(self, path, header):
+        with open(path, "w") as f:
+            f.write(header)
+            f.writelines(self.parts)
+
+
+# ------------------------------------------------------------------------------------------ the bundle
+
+
+def _check_learner(learner):
+    from pulptrain.cl.learner import LatentReplayLearner
+
+    if not isinstance(learner, LatentReplayLearner):
+        raise TypeError(f"learner must be a pulptrain.cl.LatentReplayLearner, got {type(learner).__name__}")
+    if not isinstance(learner.frozen, QuantizedFrozenStage):
+        raise TypeError(
+            "learner.frozen must be the INT8 stage of pulptrain.frozen_int8.quantize_frozen (a bundle runs the "
+            f"frozen stage as INT8 kernels), got {type(learner.frozen).__name__}"
+        )
+    if learner.buffer.bits != learner.frozen.lr_bits or learner.buffer.scale != learner.frozen.scale:
+        raise ValueError(
+            "the buffer must store the frozen stage's codes as they are (the same bits and scale): "
+            f"buffer {learner.buffer.bits} bits / scale {learner.buffer.scale}, frozen stage "
+            f"{learner.frozen.lr_bits} bits / scale {learner.frozen.scale}"
+        )
+    if learner.settings["quantize_new"]:
+        raise ValueError("quantize_new is not supported by a bundle: the frozen stage already emits the buffer's codes")
+
+
+def _check_stream(stream, test, input_shape, num_classes):
+    batches = []
+    if not isinstance(stream, (list, tuple)) or len(stream) == 0:
+        raise ValueError("stream must be a non-empty list of (images, labels) batches")
+    for i, item in enumerate(list(stream) + ([test] if test is not None else [])):
+        name = f"stream[{i}]" if i < len(stream) else "test"
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ValueError(f"{name} must be an (images, labels) pair")
+        x, y = np.asarray(item[0], np.float32), np.asarray(item[1])
+        if x.ndim != 4 or len(x) == 0 or (input_shape is not None and x.shape[1:] != input_shape):
+            raise ValueError(f"{name} images must be a non-empty float32 array (N, C, H, W), got shape {x.shape}")
+        input_shape = x.shape[1:]
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(f"{name} labels must be {len(x)} integers in [0, {num_classes}), got {y.dtype} {y.shape}")
+        batches.append((x, y.astype(np.int64)))
+    return batches[: len(stream)], (batches[-1] if test is not None else None), input_shape
+
+
+def _frozen_tables(c, table):
+    """The INT8 layer table as C: weights and requantization arrays, then the pt_int8_layer entries."""
+    from pulptrain._C import INT8_STAGE_COLUMNS
+
+    col = {name: i for i, name in enumerate(INT8_STAGE_COLUMNS)}
+    entries = []
+    for i, row in enumerate(table.table):
+        r = {k: int(row[j]) for k, j in col.items()}
+        weight, requant = "NULL", "{NULL, NULL, NULL, 0, 255}"
+        if table.weights[i] is not None:
+            weight = c.array(f"frozen_w{i}", table.weights[i])
+            bias, multiplier, shift = table.requant[i]
+            names = [c.array(f"frozen_{what}{i}", a) for what, a in zip(("b", "m", "s"), (bias, multiplier, shift))]
+            requant = f"{{{names[0]}, {names[1]}, {names[2]}, {r['clip_min']}, {r['clip_max']}}}"
+        geometry = ", ".join(str(r[k]) for k in INT8_STAGE_COLUMNS[:12])
+        entries.append(f"    {{{geometry}, {weight}, {requant}}},\n")
+    c.text("static const pt_int8_layer frozen_layers[] = {\n" + "".join(entries) + "};\n")
+    lr_in, lr_out, lr_bits = table.lr_step if table.lr_step is not None else (0.0, 0.0, 0)
+    c.text(
+        f"const pt_int8_stage bundle_frozen = {{{len(entries)}, frozen_layers, {float(lr_in).hex()}f, "
+        f"{float(lr_out).hex()}f, {int(lr_bits)}}};\n\n"
+    )
+
+
+def export_bundle(learner, out_dir, *, stream, test=None, cores=8):
+    """Write the C bundle of ``learner`` (its current state) and an embedded stream into ``out_dir``.
+
+    learner: a LatentReplayLearner with an INT8 frozen stage (quantize_frozen) whose buffer stores the
+    stage's codes (same bits and scale). stream: a list of (images float32 (N, C, H, W), labels) batches the
+    application learns in order; test: (images, labels) it classifies at the end, or None. cores: the largest
+    team the application may run (sizes the per-core workspaces of the arena). Returns the manifest (also
+    written to ``out_dir/manifest.json``): settings, arena and workspace bytes, and the state layout.
+    """
+    _check_learner(learner)
+    num_classes = learner.num_classes
+    batches, test_batch, input_shape = _check_stream(stream, test, None, num_classes)
+    if not isinstance(cores, (int, np.integer)) or isinstance(cores, bool) or not 1 <= cores <= 256:
+        raise ValueError(f"cores must be an int in 1..256, got {cores!r}")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    frozen = learner.frozen
+    table = frozen.layer_table(input_shape)
+    latent_elements = int(np.prod(table.output_shape))
+    if table.output_shape != tuple(learner.buffer.latent_shape):
+        raise ValueError(
+            f"the frozen stage gives latents {table.output_shape}, the buffer holds {learner.buffer.latent_shape}"
+        )
+    max_new = max(len(x) for x, _ in batches)
+    frozen_ws = int8_stage_workspace_bytes(
+        table.table, table.weights, table.requant, 1, lr_step=table.lr_step, num_threads=cores
+    )
+    layers = _adaptive_layers(learner, tuple(table.output_shape))
+    description = _describe(learner, layers, max_new, cores)
+
+    c = _CFile()
+    _frozen_tables(c, table)
+    state_layout = _emit_learner(c, learner, layers, description)
+    c.write(out / "bundle.c", '/* Written by pulptrain export: the tables of this bundle. */\n#include "bundle.h"\n\n')
+
+    _write_stream(out / "stream.c", frozen, batches, test_batch)
+    _write_header(
+        out / "bundle.h",
+        dict(
+            BUNDLE_CORES=cores,
+            BUNDLE_INPUT_CODES=int(np.prod(input_shape)),
+            BUNDLE_LATENT_ELEMENTS=latent_elements,
+            BUNDLE_NUM_LAYERS=description["num_layers"],
+            BUNDLE_MAX_NEW=max_new,
+            BUNDLE_ARENA_BYTES=description["arena_bytes"],
+            BUNDLE_FROZEN_WORKSPACE_BYTES=frozen_ws,
+            BUNDLE_STREAM_BATCHES=len(batches),
+            BUNDLE_TEST_IMAGES=len(test_batch[0]) if test_batch is not None else 0,
+            BUNDLE_MAX_STATE_ARRAYS=len(state_layout),
+        ),
+    )
+    for name in ("main.c", "Makefile"):
+        shutil.copyfile(TEMPLATE_DIR / name, out / name)
+    _copy_csrc(out / "csrc")
+    manifest = dict(
+        format=MANIFEST_FORMAT,
+        input_shape=list(input_shape),
+        latent_shape=list(table.output_shape),
+        cores=cores,
+        max_new=max_new,
+        batch_sizes=[len(x) for x, _ in batches],
+        test_images=len(test_batch[0]) if test_batch is not None else 0,
+        arena_bytes=description["arena_bytes"],
+        frozen_workspace_bytes=frozen_ws,
+        settings=description["settings"],
+        state=state_layout,
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+# ------------------------------------------------------------------------------ the adaptive stage
+
+# pt_cl_layer_kind (csrc/cl/pt_cl.h)
+_KIND = dict(conv2d=0, depthwise=1, pointwise=2, batchnorm=3, relu=4, avg_pool=5, flatten=6, linear=7)
+_RELU_NO_CLIP = -1.0  # PT_RELU_NO_CLIP
+
+
+def _leaves(module, prefix=""):
+    """(state_dict prefix, module) of every leaf module in forward order."""
+    children = list(module._modules.items())
+    if not children:
+        yield prefix, module
+    for name, child in children:
+        yield from _leaves(child, f"{prefix}{name}.")
+
+
+def _adaptive_layers(learner, latent_shape):
+    """One dict per pt_cl_layer of the adaptive stage: kind, shapes per sample, window, the module."""
+    from pulptrain import nn
+
+    layers, (c, h, w) = [], latent_shape
+    for prefix, m in _leaves(learner.adaptive):
+        d = dict(prefix=prefix, module=m, c_in=c, h_in=h, w_in=w, kh=1, kw=1, stride=(1, 1), pad=(0, 0))
+        if isinstance(m, (nn.Conv2d, nn.DepthwiseConv2d, nn.PointwiseConv2d)):
+            kind = {nn.Conv2d: "conv2d", nn.DepthwiseConv2d: "depthwise", nn.PointwiseConv2d: "pointwise"}[type(m)]
+            kh, kw = m.weight.data.shape[2:]
+            stride, pad = getattr(m, "stride", (1, 1)), getattr(m, "padding", (0, 0))
+            c = m.weight.data.shape[0]
+            h, w = (h + 2 * pad[0] - kh) // stride[0] + 1, (w + 2 * pad[1] - kw) // stride[1] + 1
+            d.update(kind=kind, kh=kh, kw=kw, stride=stride, pad=pad)
+        elif isinstance(m, nn.BatchNorm2d):
+            d.update(kind="batchnorm")
+        elif isinstance(m, nn.ReLU):
+            d.update(kind="relu")
+        elif isinstance(m, (nn.AvgPool2d, nn.GlobalAvgPool2d)):
+            if isinstance(m, nn.GlobalAvgPool2d):
+                kernel, stride, pad = (h, w), (h, w), (0, 0)
+            else:
+                kernel, stride, pad = m.kernel_size, m.stride, m.padding
+            d.update(kind="avg_pool", kh=kernel[0], kw=kernel[1], stride=stride, pad=pad)
+            h, w = (h + 2 * pad[0] - kernel[0]) // stride[0] + 1, (w + 2 * pad[1] - kernel[1]) // stride[1] + 1
+        elif isinstance(m, nn.Flatten):
+            d.update(kind="flatten")
+            c, h, w = c * h * w, 1, 1
+        elif isinstance(m, nn.Linear):
+            d.update(kind="linear")
+            c, h, w = m.weight.data.shape[0], 1, 1
+        else:
+            raise TypeError(f"adaptive stage layer {prefix.rstrip('.')} ({type(m).__name__}) has no C equivalent")
+        d.update(c_out=c, h_out=h, w_out=w)
+        layers.append(d)
+    return layers
+
+
+def _settings(learner, max_new):
+    s = learner.settings
+    return dict(
+        lr=s["lr"],
+        first_lr=s["first_lr"],
+        momentum=s["momentum"],
+        weight_decay=s["weight_decay"],
+        epochs=s["epochs"],
+        first_epochs=s["first_epochs"],
+        minibatch=s["minibatch"],
+        cwr=int(s["cwr"]),
+        freeze_bn=int(s["freeze_bn"]),
+        num_classes=s["num_classes"],
+        max_new=max_new,
+    )
+
+
+def _describe(learner, layers, max_new, cores):
+    from pulptrain.cl import runtime
+
+    settings = _settings(learner, max_new)
+    arena = runtime.learner_arena_bytes(learner, max_new=max_new, num_threads=cores)
+    return dict(settings=settings, num_layers=len(layers), arena_bytes=int(arena))
+
+
+def _float_lit(v):
+    return float(np.float32(v)).hex() + "f"
+
+
+def _emit_learner(c, learner, layers, description):
+    """The adaptive layer table, buffer, CWR* state, settings and bundle_start / bundle_state_arrays as C.
+    Returns the state layout: a list of {name, dtype, shape} in the order bundle_state_arrays lists them."""
+    from pulptrain.cl import runtime
+
+    state = runtime.learner_c_state(learner)
+    momentum = state["momentum"]  # parameter id -> momentum array (None before the first step)
+    layout, listed = [], []
+
+    def state_array(name, cname, array):
+        layout.append(dict(name=name, dtype=np.dtype(array.dtype).str, shape=list(array.shape)))
+        listed.append((name, cname, array.nbytes))
+
+    entries = []
+    for i, d in enumerate(layers):
+        m, kind = d["module"], d["kind"]
+        fields = dict(
+            kind=_KIND[kind],
+            c_in=d["c_in"],
+            h_in=d["h_in"],
+            w_in=d["w_in"],
+            c_out=d["c_out"],
+            h_out=d["h_out"],
+            w_out=d["w_out"],
+            kh=d["kh"],
+            kw=d["kw"],
+            stride_h=d["stride"][0],
+            stride_w=d["stride"][1],
+            pad_h=d["pad"][0],
+            pad_w=d["pad"][1],
+        )
+        fields["upper"] = _float_lit(_RELU_NO_CLIP if getattr(m, "upper", None) is None else m.upper)
+        for which in ("weight", "bias"):
+            p = getattr(m, which, None)
+            if p is None or getattr(p, "data", None) is None:
+                continue
+            base = f"L{i}_{which}"
+            fields[which] = c.array(base, p.data, const=False, align=True)
+            state_array(d["prefix"] + which, base, p.data)
+            fields[f"{which}_grad"] = c.array(
+                base + "_grad", None, const=False, dtype=np.float32, align=True, length=p.data.size
+            )
+            fields[f"{which}_trainable"] = int(bool(p.requires_grad))
+            if description["settings"]["momentum"] > 0 and p.requires_grad:
+                buf = momentum.get(id(p))
+                values = np.zeros_like(p.data) if buf is None else buf
+                fields[f"{which}_momentum"] = c.array(base + "_momentum", values, const=False, align=True)
+                state_array(d["prefix"] + which + ".momentum", base + "_momentum", values)
+        if kind == "batchnorm":
+            fields.update(
+                eps=_float_lit(m.eps),
+                bn_momentum=_float_lit(m.momentum),
+                r_max=_float_lit(m.r_max or 0.0),
+                d_max=_float_lit(m.d_max or 0.0),
+            )
+            for which in ("running_mean", "running_var"):
+                fields[which] = c.array(f"L{i}_{which}", getattr(m, which), const=False, align=True)
+                state_array(d["prefix"] + which, f"L{i}_{which}", getattr(m, which))
+            fields["num_batches_tracked"] = c.array(f"L{i}_tracked", m.num_batches_tracked.reshape(1), const=False)
+            state_array(d["prefix"] + "num_batches_tracked", f"L{i}_tracked", m.num_batches_tracked.reshape(()))
+        entries.append("    {" + ", ".join(f".{k} = {v}" for k, v in fields.items()) + "},\n")
+    c.text("static pt_cl_layer bundle_layers[] = {\n" + "".join(entries) + "};\n\n")
+
+    # the replay buffer: its arrays hold the exported contents, bundle_start restores the counters
+    buf = state["buffer"]
+    storage = c.array("buffer_storage", buf["storage"], const=False, align=True)
+    labels = c.array("buffer_labels", buf["labels"], const=False, align=True)
+    c.array("buffer_class_seen_exported", buf["class_seen"])
+    c.array("buffer_class_seen", None, const=False, dtype=np.int64, align=True, length=len(buf["class_seen"]))
+    c.array("buffer_class_count", None, const=False, dtype=np.int32, align=True, length=len(buf["class_seen"]))
+    c.array("buffer_order", None, const=False, dtype=np.int32, align=True, length=buf["capacity"])
+    c.array("buffer_row_codes", None, const=False, dtype=np.uint8, align=True, length=buf["elements"])
+    c.text(
+        "pt_cl_buffer bundle_buffer = {"
+        f".capacity = {buf['capacity']}, .elements = {buf['elements']}, .bits = {buf['bits']}, "
+        f".policy = {buf['policy']}, .num_classes = {learner.num_classes}, .storage = {storage}, "
+        f".labels = {labels}, .class_seen = buffer_class_seen, .class_count = buffer_class_count, "
+        ".order = buffer_order, .row_codes = buffer_row_codes};\n\n"
+    )
+    state_array("buffer/storage", storage, buf["storage"])
+    state_array("buffer/labels", labels, buf["labels"])
+    state_array("buffer/class_seen", "buffer_class_seen", buf["class_seen"])
+
+    cwr = "NULL"
+    if learner.settings["cwr"]:
+        for key, array in (
+            ("cw", learner.cw),
+            ("cb", learner.cb),
+            ("cw_set", learner.cw_set.astype(np.uint8)),
+            ("past", learner.past),
+        ):
+            c.array(f"cwr_{key}", array, const=False, align=True)
+            state_array(f"cwr/{key}", f"cwr_{key}", array)
+        c.text("static const pt_cl_cwr bundle_cwr = {cwr_cw, cwr_cb, cwr_cw_set, cwr_past};\n")
+        cwr = "&bundle_cwr"
+    settings = description["settings"]
+    c.text(
+        "static const pt_cl_settings bundle_settings = {"
+        + ", ".join(
+            f".{k} = {_float_lit(v) if k in ('lr', 'first_lr', 'momentum', 'weight_decay') else int(v)}"
+            for k, v in settings.items()
+        )
+        + "};\n"
+    )
+    c.text(f"static uint8_t bundle_arena[BUNDLE_ARENA_BYTES] __attribute__((aligned({16})));\n\n")
+
+    lrng, brng = state["learner_rng"], buf["rng"]
+    c.text(
+        f"""pt_status bundle_start(pt_cl_learner *learner, const pt_team *team)
+{{
+    pt_status st = pt_cl_buffer_init(&bundle_buffer, {_float_lit(buf["scale"])}, 0, 0);
+    if (st != PT_OK) return st;
+    /* the exported state (init starts an empty buffer and a learner at batch 0) */
+    bundle_buffer.size = {buf["size"]};
+    bundle_buffer.batches_seen = {buf["batches_seen"]};
+    bundle_buffer.samples_seen = {buf["samples_seen"]};
+    bundle_buffer.rng.state = UINT64_C({brng[0]});
+    bundle_buffer.rng.inc = UINT64_C({brng[1]});
+    for (int32_t c = 0; c < {learner.num_classes}; c++) buffer_class_seen[c] = buffer_class_seen_exported[c];
+    st = pt_cl_buffer_check(&bundle_buffer);
+    if (st != PT_OK) return st;
+    st = pt_cl_learner_init(learner, team, &bundle_settings, bundle_layers, BUNDLE_NUM_LAYERS, &bundle_buffer, {cwr},
+                            bundle_arena, BUNDLE_ARENA_BYTES, 0, 0);
+    if (st != PT_OK) return st;
+    learner->rng.state = UINT64_C({lrng[0]});
+    learner->rng.inc = UINT64_C({lrng[1]});
+    learner->batches_seen = {state["batches_seen"]};
+    learner->optimizer_phase = {state["optimizer_phase"]};
+    learner->optimizer_started = {state["optimizer_started"]};
+    return PT_OK;
+}}
+
+"""
+    )
+    rows = "".join(f'        {{"{name}", {cname}, {nbytes}}},\n' for name, cname, nbytes in listed)
+    c.text(
+        f"""int bundle_state_arrays(const pt_cl_learner *learner, bundle_array *out, int max)
+{{
+    (void)learner;
+    static const bundle_array arrays[] = {{
+{rows}    }};
+    const int n = (int)(sizeof(arrays) / sizeof(arrays[0]));
+    for (int i = 0; i < n && i < max; i++) out[i] = arrays[i];
+    return n < max ? n : max;
+}}
+"""
+    )
+    return layout
+
+
+def _write_stream(path, frozen, batches, test_batch):
+    c = _CFile()
+    codes = [frozen.quantize_input(x) for x, _ in batches]
+    c.text(f"const int32_t bundle_batch_sizes[] = {_c_values(np.array([len(x) for x, _ in batches]), 'int')};\n")
+    c.text(f"const uint8_t bundle_stream_codes[] = {_c_values(np.concatenate(codes), 'int')};\n")
+    labels = np.concatenate([y for _, y in batches]).astype(np.int16)
+    c.text(f"const int16_t bundle_stream_labels[] = {_c_values(labels, 'int')};\n")
+    if test_batch is not None:
+        x, y = test_batch
+        c.text(f"const uint8_t bundle_test_codes[] = {_c_values(frozen.quantize_input(x), 'int')};\n")
+        c.text(f"const int16_t bundle_test_labels[] = {_c_values(y.astype(np.int16), 'int')};\n")
+    else:
+        c.text("const uint8_t bundle_test_codes[1] = {0};\nconst int16_t bundle_test_labels[1] = {0};\n")
+    c.write(
+        path,
+        '/* Written by pulptrain export: the embedded stream (input codes and labels). */\n#include "bundle.h"\n\n',
+    )
+
+
+def _write_header(path, defines):
+    lines = [
+        "/* Written by pulptrain export: what main.c needs from the tables. */",
+        "#ifndef BUNDLE_H",
+        "#define BUNDLE_H",
+        "",
+        "#include <math.h>",
+        "#include <stdint.h>",
+        '#include "pulptrain.h"',
+        '#include "int8_stage.h"',
+        '#include "pt_cl.h"',
+        "",
+    ]
+    lines += [f"#define {k} {int(v)}" for k, v in defines.items()]
+    lines += [
+        "",
+        "extern const pt_int8_stage bundle_frozen;",
+        "extern pt_cl_buffer bundle_buffer;",
+        "extern const int32_t bundle_batch_sizes[];",
+        "extern const uint8_t bundle_stream_codes[];",
+        "extern const int16_t bundle_stream_labels[];",
+        "extern const uint8_t bundle_test_codes[];",
+        "extern const int16_t bundle_test_labels[];",
+        "",
+        "/* Initializes the buffer and the learner over the static tables and restores the exported state. */",
+        "pt_status bundle_start(pt_cl_learner *learner, const pt_team *team);",
+        "",
+        "typedef struct {",
+        "    const char *name;",
+        "    const void *data;",
+        "    int64_t bytes;",
+        "} bundle_array;",
+        '/* The arrays of the learner\'s state (manifest.json: "state"), at most max; returns their number. */',
+        "int bundle_state_arrays(const pt_cl_learner *learner, bundle_array *out, int max);",
+        "",
+        "#endif",
+        "",
+    ]
+    pathlib.Path(path).write_text("\n".join(lines))
+
+
+def _copy_csrc(dest):
+    root = csrc_root()
+    if dest.exists():
+        shutil.rmtree(dest)
+    for family in CSRC_FAMILIES:
+        src = root / family
+        if src.is_dir():
+            shutil.copytree(src, dest / family, ignore=shutil.ignore_patterns("*.o", "__pycache__"))
+
+
+def export_experiment(cfg, bundle_dir, *, stream_batches=3, test_images=1000, cores=8, progress=False):
+    """The bundle of a ``pulptrain cl`` experiment (an :class:`pulptrain.cl.experiment.ExperimentConfig`).
+
+    With ``cfg.checkpoint`` the pretrained weights and the learner state come from its files
+    (``pretrained.npz``, ``learner-<bits>-bit.npz``: the state after the last batch learnt); the weights are
+    pretrained afresh otherwise. The bundle embeds the stream's next ``stream_batches`` batches and the first
+    ``test_images`` images of the test set. Returns the manifest of :func:`export_bundle`.
+    """
+    from pulptrain.cl import experiment
+
+    cfg = cfg.resolved()
+    if cfg.bits == 32:
+        raise ValueError("--bits must be 1..8: a bundle runs the frozen stage as INT8 kernels")
+    stream = experiment.load_stream(cfg)
+    saved = os.path.join(cfg.checkpoint, experiment.PRETRAINED_FILE) if cfg.checkpoint else None
+    pretrained = experiment.pretrain(cfg, stream, progress, saved=saved if saved and os.path.isfile(saved) else None)
+    frozen, adaptive = experiment.build_frozen(cfg, pretrained)
+    x0, _ = stream.batch(0)
+    latent_shape = frozen.layer_table(x0.shape[1:]).output_shape
+    learner = experiment._learner(cfg, frozen, adaptive, stream.num_classes, latent_shape)
+    state_file = os.path.join(cfg.checkpoint, experiment.learner_file(cfg)) if cfg.checkpoint else None
+    if state_file and os.path.isfile(state_file):
+        learner.load_checkpoint(state_file)
+    first = learner.batches_seen
+    if first + stream_batches > len(stream):
+        raise ValueError(
+            f"--stream-batches: the stream has {len(stream) - first} batches left after the {first} learnt, "
+            f"got {stream_batches}"
+        )
+    batches = [stream.batch(i) for i in range(first, first + stream_batches)]
+    x_test, y_test = stream.test()
+    test = (x_test[:test_images], y_test[:test_images]) if test_images else None
+    return export_bundle(learner, bundle_dir, stream=batches, test=test, cores=cores)
+
+
+# ------------------------------------------------------------------------------------ reading results
+
+
+def parse_log(text):
+    """The application's output as {key: [dict of fields, ...]} (one dict per line of that key; values are
+    ints where they parse as ints, PRED's classes a list of ints)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if not parts or not parts[0].isupper():
+            continue
+        fields = {}
+        for item in _split_fields(line[len(parts[0]) + 1 :]):
+            key, _, value = item.partition("=")
+            value = value.strip('"')
+            if key == "classes":
+                fields[key] = [int(v) for v in value.split(",")] if value else []
+                continue
+            try:
+                fields[key] = int(value)
+            except ValueError:
+                fields[key] = value
+        out.setdefault(parts[0], []).append(fields)
+    return out
+
+
+def _split_fields(text):
+    """Space-separated key=value items; a double-quoted value may hold spaces."""
+    items, current, quoted = [], "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == " " and not quoted:
+            if current:
+                items.append(current)
+            current = ""
+        else:
+            current += ch
+    if current:
+        items.append(current)
+    return items
+
+
+def read_state(path, manifest):
+    """The arrays of a state file the application wrote, {name: array}, by the manifest's layout."""
+    data = pathlib.Path(path).read_bytes()
+    arrays, offset = {}, 0
+    for entry in manifest["state"]:
+        n = int(np.prod(entry["shape"])) if entry["shape"] else 1
+        dtype = np.dtype(entry["dtype"])
+        arrays[entry["name"]] = np.frombuffer(data, dtype, n, offset).reshape(entry["shape"])
+        offset += n * dtype.itemsize
+    if offset != len(data):
+        raise ValueError(f"{path}: {len(data)} bytes, the manifest describes {offset}")
+    return arrays
+
+
+def bundle_dir_size(path):
+    """Bytes of every file under path (a bundle's size on disk)."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
