@@ -13,6 +13,10 @@
  *   PRED    the test predictions;  STACK  the painted-stack high-water mark (rv32);  DONE  the status.
  * With a file name as second argument it also writes the final state arrays, concatenated in STATE order.
  *
+ * Measurement builds (tools/on_device/measure.py) may define BUNDLE_FROZEN_IMAGES_RUN = k: the frozen stage
+ * runs for the first k images of a batch and the others reuse their latents; and BUNDLE_STEPS_RUN = k: the
+ * first k training steps of a batch run, then the batch ends. Both 0 (the default): everything runs.
+ *
  * Usage: app [CORES [STATE_FILE]]   CORES: the team size (1..BUNDLE_CORES; on bare metal the serial backend
  * runs the cores one after another, and each core's share of every fork is measured).
  */
@@ -119,6 +123,13 @@ static int fail(const char *what, pt_status st)
     return 1;
 }
 
+#ifndef BUNDLE_FROZEN_IMAGES_RUN
+#define BUNDLE_FROZEN_IMAGES_RUN 0
+#endif
+#ifndef BUNDLE_STEPS_RUN
+#define BUNDLE_STEPS_RUN 0
+#endif
+
 static uint8_t frozen_workspace[BUNDLE_FROZEN_WORKSPACE_BYTES] __attribute__((aligned(16)));
 static uint8_t batch_codes[BUNDLE_MAX_NEW * BUNDLE_LATENT_ELEMENTS];
 static uint8_t test_codes[BUNDLE_LATENT_ELEMENTS];
@@ -140,21 +151,29 @@ static pt_status learn_batch(const pt_team *team, int32_t b, const uint8_t *imag
 {
     pt_status st = PT_OK;
     uint64_t instret, critical, frozen_sum = 0, frozen_critical = 0;
-    for (int32_t i = 0; i < n && st == PT_OK; i++) {
+    const int32_t computed = BUNDLE_FROZEN_IMAGES_RUN > 0 && BUNDLE_FROZEN_IMAGES_RUN < n ? BUNDLE_FROZEN_IMAGES_RUN : n;
+    for (int32_t i = 0; i < computed && st == PT_OK; i++) {
         st = frozen_forward(team, images + (int64_t)i * BUNDLE_INPUT_CODES,
                             batch_codes + (int64_t)i * BUNDLE_LATENT_ELEMENTS, &instret, &critical);
         frozen_sum += instret;
         frozen_critical += critical;
     }
     if (st != PT_OK) return st;
+    for (int32_t i = computed; i < n; i++)
+        memcpy(batch_codes + (int64_t)i * BUNDLE_LATENT_ELEMENTS,
+               batch_codes + (int64_t)(i % computed) * BUNDLE_LATENT_ELEMENTS, BUNDLE_LATENT_ELEMENTS);
     if (HAVE_INSTRET)
-        printf("FROZEN batch=%d images=%d instret=%llu critical=%llu\n", (int)b, (int)n,
+        printf("FROZEN batch=%d images=%d instret=%llu critical=%llu\n", (int)b, (int)computed,
                (unsigned long long)frozen_sum, (unsigned long long)frozen_critical);
     st = pt_cl_learner_begin_batch(team, &learner, NULL, batch_codes, labels, n);
     if (st != PT_OK) return st;
     double loss_sum = 0.0;
     int32_t correct = 0, rows = 0, steps = 0;
     while (learner.step_index < learner.plan.total_steps) {
+        if (BUNDLE_STEPS_RUN > 0 && steps == BUNDLE_STEPS_RUN) {
+            learner.step_index = learner.plan.total_steps; /* measurement: the rest of the plan is skipped */
+            break;
+        }
         pt_cl_step_result r;
         const phase p = phase_begin();
         st = pt_cl_learner_train_step(team, &learner, &r);
