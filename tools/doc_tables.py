@@ -15,12 +15,14 @@ committed JSON (or the script) and rewrite the sections.
     python3 tools/doc_tables.py riscv tools/riscv/results/counts.json [--summary]
     python3 tools/doc_tables.py anchors benchmarks/anchors_torch.json
     python3 tools/doc_tables.py record-riscv build/riscv/counts.json tools/riscv/results/counts.json
+    python3 tools/doc_tables.py on-device tools/on_device/results/measure.json [--memory]
 
 `sweep` prints the table of a `pulptrain sweep` result (``--compact``: one row per LR layer and buffer size,
 one column per bit width; ``--paired``: each run's difference to its FP32 twin, pooled per bit width),
 `riscv` the instruction-count tables of tools/riscv/count_table.py from a counts.json, `anchors` the PyTorch
-anchor times, and `record-riscv` copies a counts.json, adding the toolchain, QEMU, commit and date it was
-measured with.
+anchor times, `on-device` the learning-event cost (``--memory``: the memory) of the exported on-device learner
+from tools/on_device/measure.py's JSON, and `record-riscv` copies a counts.json, adding the toolchain, QEMU,
+commit and date it was measured with.
 """
 
 import argparse
@@ -264,6 +266,88 @@ def record_riscv(src, dst, prefix="riscv64-unknown-elf-", qemu="qemu-system-risc
         json.dump(data, f, indent=1)
 
 
+def _mega(n):
+    return f"{n / 1e6:,.1f} M"
+
+
+def _setting_name(s):
+    return (
+        f"MobileNetV1 {s['width']:g}, {s['input_size']}x{s['input_size']}x{s['in_channels']}, l = {s['lr_layer']}, "
+        f"{s['replays']} replays at {s['bits']} bits, {s['new']} new images per batch"
+    )
+
+
+def on_device_tables(data, memory=False):
+    """The event-cost table (or, with memory, the memory table) of a tools/on_device/measure.py result."""
+    cores = data["cores"]
+    lines = []
+    if memory:
+        lines += [
+            "| setting | static arena | stack high-water | .text | .data | .bss |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        lines += [
+            f"| setting | phase | rows | instructions, 1 core | critical path, {cores} cores | speed-up |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+    for name, result in data["settings"].items():
+        s = result["setting"]
+        label = f"{name}: {_setting_name(s)}"
+        measured = result["minibatches"]
+        if memory:
+            for mb, entry in measured.items():
+                run = entry["runs"]["1"]
+                size = run["size"]
+                lines.append(
+                    f"| {label}, mini-batch {mb} (measured) | {entry['arena_bytes'] / 2**20:.2f} MiB | "
+                    f"{run['stack_high_water'] / 1024:.1f} KiB | {size['text'] / 1024:.0f} KiB | "
+                    f"{size['data'] / 1024:.0f} KiB | {size['bss'] / 2**20:.2f} MiB |"
+                )
+            if "extrapolated" in result:
+                arena = result["extrapolated"]["arena_bytes"]
+                lines.append(
+                    f"| {label}, mini-batch {result['extrapolated']['target_rows']} (arena computed, not run) | "
+                    f"{arena / 2**20:.2f} MiB | | | | |"
+                )
+            continue
+        first = next(iter(measured.values()))["runs"]
+        one, team = first["1"], first[str(cores)]
+
+        def row(phase, rows, a, b, label=label):
+            lines.append(f"| {label} | {phase} | {rows} | {_mega(a)} | {_mega(b)} | {a / b:.1f}x |")
+
+        row("INT8 frozen stage, per new image", 1, one["frozen_per_image"], team["frozen_per_image_critical"])
+        row(
+            f"end of batch: CWR* + latent codes into the buffer ({s['new']} images)",
+            s["new"],
+            one["end"],
+            team["end_critical"],
+        )
+        for entry in measured.values():
+            r1, rt = entry["runs"]["1"], entry["runs"][str(cores)]
+            plan = r1["plan"]
+            mix = f"{plan['new_per_step']} new + {plan['replays_per_step']} replays"
+            row(
+                f"one training mini-batch, fwd + bwd + update ({mix})",
+                r1["step_rows"][0],
+                r1["step"][0],
+                rt["step_critical"][0],
+            )
+        if "extrapolated" in result:
+            e = result["extrapolated"]
+            a, b = e["step_c1"], e[f"step_critical_c{cores}"]
+            worst = max(a["max_relative_residual"], b["max_relative_residual"])
+            row(
+                f"one training mini-batch, extrapolated: {a['intercept'] / 1e6:,.1f} M + {a['per_row'] / 1e6:,.2f} M "
+                f"per row (fit residual <= {100 * worst:.2f} %)",
+                e["target_rows"],
+                a["at_target"],
+                b["at_target"],
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -279,6 +363,9 @@ def main(argv=None):
     rv.add_argument("--summary", action="store_true", help="only the INT8 frozen stage and the goals")
     an = sub.add_parser("anchors", help="print the PyTorch anchor table")
     an.add_argument("json")
+    od = sub.add_parser("on-device", help="print the on-device learner's event-cost (or memory) table")
+    od.add_argument("json")
+    od.add_argument("--memory", action="store_true", help="the memory table")
     rec = sub.add_parser("record-riscv", help="copy a counts.json, adding toolchain, QEMU, commit and date")
     rec.add_argument("src")
     rec.add_argument("dst")
@@ -304,6 +391,8 @@ def main(argv=None):
         print(riscv_tables(data, a.summary))
     elif a.what == "anchors":
         print(anchors_table(data))
+    elif a.what == "on-device":
+        print(on_device_tables(data, a.memory))
     else:
         print(paired_table(data) if a.paired else sweep_table(data, a.compact, a.machine))
     return 0

@@ -1,0 +1,201 @@
+"""`pulptrain export`: a width-0.25 Fashion-MNIST learner as a C bundle, learning three batches of real images
+in Python, in the host-built application and in the rv32 application under QEMU, compared.
+
+* host C (built with the Python extension's flags, `make run-host`) vs Python: the final adaptive weights,
+  SGD momentum, BatchNorm statistics, replay buffer (codes, labels, counters), CWR* state, the random
+  generators' states after every batch and the test predictions are bitwise equal: both run the same C
+  (the INT8 stage sequencer and the csrc/cl learner step) with the same kernel variants and contraction.
+* rv32 (`make run-rv32`, rv32imfc, -ffp-contract=fast, the generic kernels) vs Python: equal buffer contents,
+  labels and sampling decisions (every random draw comes from the same PCG32 streams, so equal generator
+  states after each batch mean the same draws), weights within a tolerance (test docstring), and test
+  predictions equal on at least 99 % of 1,000 test images.
+* PORTABLE=1 (generic kernels only, no contraction, on both sides): host and rv32 are bitwise identical.
+
+The cross toolchain and QEMU are optional: those tests skip without them.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from pulptrain import models
+from pulptrain.cl.buffer import LatentReplayBuffer
+from pulptrain.cl.learner import LatentReplayLearner
+from pulptrain.data import fashion_mnist
+from pulptrain.examples.train_fashion_mnist import IMAGE, to_canvas
+from pulptrain.export import export_bundle, fnv1a64, parse_log, read_state
+from pulptrain.frozen_int8 import quantize_frozen
+
+LR_LAYER = 19
+BATCHES = (48, 32, 32)  # new images per batch: the initial one, then two with replays
+TEST_IMAGES = 1000
+HAVE_RV32 = shutil.which("riscv64-unknown-elf-gcc") and shutil.which("qemu-system-riscv32")
+HAVE_CC = shutil.which("cc") and shutil.which("make")
+
+
+def _canvas(x, size):
+    centre = (size - IMAGE) // 2
+    return to_canvas(x, size, np.full((len(x), 2), centre))
+
+
+def _learner(fashion_mnist_run):
+    _, weights, args = fashion_mnist_run
+    model = models.mobilenet_v1(
+        args.width, num_classes=10, input_size=args.input_size, in_channels=1, first_stride=args.first_stride
+    )
+    model.load(str(weights))
+    model.eval()
+    x_train, y_train, x_test, y_test = fashion_mnist()
+    frozen, adaptive = models.split(model, LR_LAYER)
+    qf = quantize_frozen(frozen, _canvas(x_train[:256], args.input_size), lr_bits=8)
+    shape = qf.layer_table((1, args.input_size, args.input_size)).output_shape
+    buffer = LatentReplayBuffer(40, shape, bits=8, seed=3)
+    learner = LatentReplayLearner(
+        qf,
+        adaptive,
+        buffer,
+        num_classes=10,
+        lr=0.01,
+        first_lr=0.01,
+        epochs=2,
+        first_epochs=1,
+        minibatch=24,
+        cwr=True,
+        seed=5,
+    )
+    rng = np.random.default_rng(0)
+    picks = rng.choice(20000, sum(BATCHES), replace=False) + 1000
+    stream, start = [], 0
+    for n in BATCHES:
+        rows = np.sort(picks[start : start + n])
+        stream.append((_canvas(x_train[rows], args.input_size), y_train[rows].astype(np.int64)))
+        start += n
+    test = (_canvas(x_test[:TEST_IMAGES], args.input_size), y_test[:TEST_IMAGES].astype(np.int64))
+    return learner, stream, test
+
+
+@pytest.fixture(scope="module")
+def exported(fashion_mnist_run, tmp_path_factory):
+    """The bundle (exported before any batch), and the Python learner's results after the three batches."""
+    learner, stream, test = _learner(fashion_mnist_run)
+    bundle = tmp_path_factory.mktemp("bundle")
+    manifest = export_bundle(learner, bundle, stream=stream, test=test, cores=8)
+    rng_states = []
+    for x, y in stream:
+        learner.fit_batch(x, y)
+        rng_states.append(_rng_states(learner))
+    predictions = learner.predict(test[0])
+    return dict(
+        bundle=bundle,
+        manifest=manifest,
+        learner=learner,
+        rng_states=rng_states,
+        predictions=predictions,
+        python_state=_python_state(learner, manifest),
+    )
+
+
+def _rng_states(learner):
+    from pulptrain.export import learner_rng_states
+
+    return learner_rng_states(learner)
+
+
+def _python_state(learner, manifest):
+    from pulptrain.export import learner_state_arrays
+
+    arrays = learner_state_arrays(learner)
+    assert [e["name"] for e in manifest["state"]] == list(arrays)
+    return arrays
+
+
+def _run(bundle, target, out, *extra):
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(bundle), f"run-{target}", f"OUT={out}", *extra],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0 and "DONE status=ok" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    log = parse_log(done.stdout)
+    return log, read_state(os.path.join(out, f"state_{target}.bin"), json.loads((bundle / "manifest.json").read_text()))
+
+
+def _check_log_against_python(log, exported):
+    batches = log["BATCH"]
+    assert [b["images"] for b in batches] == list(BATCHES)
+    for b, (learner_rng, buffer_rng) in zip(batches, exported["rng_states"]):
+        assert b["learner_rng"] == learner_rng and b["buffer_rng"] == buffer_rng  # the same random draws
+    for entry in log["STATE"]:
+        assert entry["bytes"] == exported["python_state"][entry["name"]].nbytes
+
+
+def test_export_writes_a_self_contained_bundle(exported):
+    bundle = exported["bundle"]
+    for name in ("main.c", "bundle.c", "bundle.h", "stream.c", "Makefile", "manifest.json"):
+        assert (bundle / name).is_file(), name
+    for family in ("core", "gemm", "fp32", "int8", "quant", "cl"):
+        assert list((bundle / "csrc" / family).glob("*.c")), family
+    text = "".join(p.read_text() for p in bundle.rglob("*") if p.is_file() and p.suffix in (".c", ".h", ""))
+    assert "/work/" not in text and '#include "../' not in text  # nothing outside the folder
+    manifest = exported["manifest"]
+    assert manifest["batch_sizes"] == list(BATCHES) and manifest["test_images"] == TEST_IMAGES
+
+
+def test_export_arena_equals_the_memory_report(exported):
+    from pulptrain.cl.memory import learner_arena_report  # noqa: F401  (the `pulptrain memory` side)
+    from pulptrain.export import learner_arena_bytes
+
+    learner, manifest = exported["learner"], exported["manifest"]
+    assert manifest["arena_bytes"] == learner_arena_bytes(learner, max_new=max(BATCHES), cores=8)
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no host C compiler / make")
+def test_host_application_equals_the_python_learner_bitwise(exported, tmp_path):
+    log, state = _run(exported["bundle"], "host", tmp_path)
+    _check_log_against_python(log, exported)
+    for name, value in exported["python_state"].items():
+        assert np.array_equal(state[name].view(np.uint8), np.ascontiguousarray(value).view(np.uint8)), name
+    for entry in log["STATE"]:
+        assert int(entry["fnv"], 16) == fnv1a64(exported["python_state"][entry["name"]]), entry["name"]
+    np.testing.assert_array_equal(log["PRED"][0]["classes"], exported["predictions"])
+
+
+@pytest.mark.skipif(not HAVE_RV32, reason="no riscv64-unknown-elf-gcc / qemu-system-riscv32")
+def test_rv32_application_matches_the_python_learner(exported, tmp_path):
+    """Tolerance of the weights: the rv32 build fuses multiply-adds in the generic kernels' own order, the
+    host's AVX kernels in theirs, so each float32 sum of K products may differ by up to about K * 2**-24 of
+    the sum of its absolute terms; through SGD that difference reaches a weight only through lr * (gradient
+    difference) per step, so it is bounded by the same relative amount of the total update the weight
+    received. The check allows 2**-10 (about 1e-3, K up to 2**14 reduction terms) of the largest update of
+    each array, plus a few float32 ulps of the weight itself, and the buffer (integer codes from the INT8
+    stage) and every sampling decision must be exactly equal."""
+    log, state = _run(exported["bundle"], "rv32", tmp_path)
+    _check_log_against_python(log, exported)
+    learner = exported["learner"]
+    initial = {e["name"]: None for e in exported["manifest"]["state"]}
+    del initial
+    for name, value in exported["python_state"].items():
+        got = state[name]
+        if name.startswith("buffer/") or value.dtype.kind != "f":
+            np.testing.assert_array_equal(got, value, err_msg=name)
+            continue
+        start = exported_initial_state(exported)[name]
+        update = np.max(np.abs(value.astype(np.float64) - start)) if value.size else 0.0
+        tol = update * 2.0**-10 + 4 * np.finfo(np.float32).eps * np.max(np.abs(value))
+        assert np.max(np.abs(got.astype(np.float64) - value)) <= tol, name
+    predictions = np.asarray(log["PRED"][0]["classes"])
+    agree = float(np.mean(predictions == exported["predictions"]))
+    assert agree >= 0.99, agree
+    assert learner.batches_seen == len(BATCHES)
+
+
+def exported_initial_state(exported):
+    """The state arrays as exported (before the batches), read back from bundle.c's initial values."""
+    from pulptrain.export import read_bundle_initial_state
+
+    return read_bundle_initial_state(exported["bundle"])
