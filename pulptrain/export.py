@@ -183,7 +183,7 @@ def _frozen_tables(c, table):
     )
 
 
-def export_bundle(learner, out_dir, *, stream, test=None, cores=8):
+def export_bundle(learner, out_dir, *, stream, test=None, cores=8, synthetic_buffer=False):
     """Write the C bundle of ``learner`` (its current state) and an embedded stream into ``out_dir``.
 
     learner: a LatentReplayLearner with an INT8 frozen stage (quantize_frozen) whose buffer stores the
@@ -191,6 +191,8 @@ def export_bundle(learner, out_dir, *, stream, test=None, cores=8):
     application learns in order; test: (images, labels) it classifies at the end, or None. cores: the largest
     team the application may run (sizes the per-core workspaces of the arena). Returns the manifest (also
     written to ``out_dir/manifest.json``): settings, arena and workspace bytes, and the state layout.
+    synthetic_buffer (measurement only): the application starts with the buffer full of random codes and
+    labels, as after a batch 0 (the learner must be at batch 0 with an empty buffer).
     """
     _check_learner(learner)
     num_classes = learner.num_classes
@@ -216,7 +218,7 @@ def export_bundle(learner, out_dir, *, stream, test=None, cores=8):
 
     c = _CFile()
     _frozen_tables(c, table)
-    state_layout = _emit_learner(c, learner, layers, description)
+    state_layout = _emit_learner(c, learner, layers, description, synthetic_buffer)
     c.write(out / "bundle.c", '/* Written by pulptrain export: the tables of this bundle. */\n#include "bundle.h"\n\n')
 
     _write_stream(out / "stream.c", frozen, batches, test_batch)
@@ -334,26 +336,83 @@ def _describe(learner, layers, max_new, cores):
     return dict(settings=settings, num_layers=len(layers), arena_bytes=int(arena))
 
 
+def _momentum_buffers(learner):
+    """{id(parameter): its SGD momentum buffer} of the learner's current optimizer (empty before one exists
+    or before its first step: a fresh optimizer's buffer starts as the first gradient)."""
+    opt = learner.optimizer
+    if opt is None:
+        return {}
+    return {id(p): b for p, b, started in zip(opt.params, opt._buffers, opt._started) if b is not None and started}
+
+
+def _optimizer_started(learner):
+    opt = learner.optimizer
+    return int(opt is not None and any(opt._started))
+
+
+def _buffer_class_seen(buffer, num_classes):
+    seen = np.zeros(num_classes, np.int64)
+    for c, n in buffer._class_seen.items():
+        seen[int(c)] = n
+    return seen
+
+
+def learner_state_arrays(learner):
+    """{name: array} of everything a learning batch changes, in the order of the bundle's state file: per
+    adaptive layer its parameters (state_dict names), their SGD momentum, BatchNorm statistics; the buffer's
+    packed storage, labels and samples seen per class; the CWR* arrays (cw_set as uint8)."""
+    momentum = _momentum_buffers(learner)
+    train_momentum = learner.settings["momentum"] > 0
+    arrays = {}
+    for prefix, m in _leaves(learner.adaptive):
+        for which in ("weight", "bias"):
+            p = getattr(m, which, None)
+            if p is None or getattr(p, "data", None) is None:
+                continue
+            arrays[prefix + which] = p.data
+            if train_momentum and p.requires_grad:
+                arrays[prefix + which + ".momentum"] = momentum.get(id(p), np.zeros_like(p.data))
+        if hasattr(m, "running_mean"):
+            arrays[prefix + "running_mean"] = m.running_mean
+            arrays[prefix + "running_var"] = m.running_var
+            arrays[prefix + "num_batches_tracked"] = np.asarray(m.num_batches_tracked, np.int64).reshape(())
+    buf = learner.buffer
+    arrays["buffer/storage"] = buf._storage
+    arrays["buffer/labels"] = buf._labels
+    arrays["buffer/class_seen"] = _buffer_class_seen(buf, learner.num_classes)
+    if learner.settings["cwr"]:
+        arrays["cwr/cw"], arrays["cwr/cb"] = learner.cw, learner.cb
+        arrays["cwr/cw_set"], arrays["cwr/past"] = learner.cw_set.astype(np.uint8), learner.past
+    return arrays
+
+
+def learner_rng_states(learner):
+    """("state:inc" of the learner's PCG32, the same of the buffer's) as 16-digit hex, as BATCH lines print."""
+    from pulptrain.cl import runtime
+
+    return tuple(f"{state:016x}:{inc:016x}" for state, inc in runtime.rng_states(learner))
+
+
 def _float_lit(v):
     return float(np.float32(v)).hex() + "f"
 
 
-def _emit_learner(c, learner, layers, description):
+def _emit_learner(c, learner, layers, description, synthetic_buffer):
     """The adaptive layer table, buffer, CWR* state, settings and bundle_start / bundle_state_arrays as C.
     Returns the state layout: a list of {name, dtype, shape} in the order bundle_state_arrays lists them."""
     from pulptrain.cl import runtime
+    from pulptrain.cl.buffer import POLICIES  # pt_cl_policy numbers them in this order
 
-    state = runtime.learner_c_state(learner)
-    momentum = state["momentum"]  # parameter id -> momentum array (None before the first step)
-    layout, listed = [], []
+    state = learner_state_arrays(learner)
+    cnames = {}
 
-    def state_array(name, cname, array):
-        layout.append(dict(name=name, dtype=np.dtype(array.dtype).str, shape=list(array.shape)))
-        listed.append((name, cname, array.nbytes))
+    def array(name, cname, values=None, **kw):
+        cnames[name] = c.array(cname, state[name] if values is None else values, const=False, align=True, **kw)
+        return cnames[name]
 
     entries = []
     for i, d in enumerate(layers):
-        m, kind = d["module"], d["kind"]
+        m, kind, prefix = d["module"], d["kind"], d["prefix"]
         fields = dict(
             kind=_KIND[kind],
             c_in=d["c_in"],
@@ -371,21 +430,16 @@ def _emit_learner(c, learner, layers, description):
         )
         fields["upper"] = _float_lit(_RELU_NO_CLIP if getattr(m, "upper", None) is None else m.upper)
         for which in ("weight", "bias"):
-            p = getattr(m, which, None)
-            if p is None or getattr(p, "data", None) is None:
+            if prefix + which not in state:
                 continue
-            base = f"L{i}_{which}"
-            fields[which] = c.array(base, p.data, const=False, align=True)
-            state_array(d["prefix"] + which, base, p.data)
+            p = getattr(m, which)
+            fields[which] = array(prefix + which, f"L{i}_{which}")
             fields[f"{which}_grad"] = c.array(
-                base + "_grad", None, const=False, dtype=np.float32, align=True, length=p.data.size
+                f"L{i}_{which}_grad", None, const=False, dtype=np.float32, align=True, length=p.data.size
             )
             fields[f"{which}_trainable"] = int(bool(p.requires_grad))
-            if description["settings"]["momentum"] > 0 and p.requires_grad:
-                buf = momentum.get(id(p))
-                values = np.zeros_like(p.data) if buf is None else buf
-                fields[f"{which}_momentum"] = c.array(base + "_momentum", values, const=False, align=True)
-                state_array(d["prefix"] + which + ".momentum", base + "_momentum", values)
+            if prefix + which + ".momentum" in state:
+                fields[f"{which}_momentum"] = array(prefix + which + ".momentum", f"L{i}_{which}_momentum")
         if kind == "batchnorm":
             fields.update(
                 eps=_float_lit(m.eps),
@@ -394,44 +448,32 @@ def _emit_learner(c, learner, layers, description):
                 d_max=_float_lit(m.d_max or 0.0),
             )
             for which in ("running_mean", "running_var"):
-                fields[which] = c.array(f"L{i}_{which}", getattr(m, which), const=False, align=True)
-                state_array(d["prefix"] + which, f"L{i}_{which}", getattr(m, which))
-            fields["num_batches_tracked"] = c.array(f"L{i}_tracked", m.num_batches_tracked.reshape(1), const=False)
-            state_array(d["prefix"] + "num_batches_tracked", f"L{i}_tracked", m.num_batches_tracked.reshape(()))
+                fields[which] = array(prefix + which, f"L{i}_{which}")
+            name = prefix + "num_batches_tracked"
+            fields["num_batches_tracked"] = array(name, f"L{i}_tracked", state[name].reshape(1))
         entries.append("    {" + ", ".join(f".{k} = {v}" for k, v in fields.items()) + "},\n")
     c.text("static pt_cl_layer bundle_layers[] = {\n" + "".join(entries) + "};\n\n")
 
-    # the replay buffer: its arrays hold the exported contents, bundle_start restores the counters
-    buf = state["buffer"]
-    storage = c.array("buffer_storage", buf["storage"], const=False, align=True)
-    labels = c.array("buffer_labels", buf["labels"], const=False, align=True)
-    c.array("buffer_class_seen_exported", buf["class_seen"])
-    c.array("buffer_class_seen", None, const=False, dtype=np.int64, align=True, length=len(buf["class_seen"]))
-    c.array("buffer_class_count", None, const=False, dtype=np.int32, align=True, length=len(buf["class_seen"]))
-    c.array("buffer_order", None, const=False, dtype=np.int32, align=True, length=buf["capacity"])
-    c.array("buffer_row_codes", None, const=False, dtype=np.uint8, align=True, length=buf["elements"])
+    # the replay buffer: its arrays hold the exported contents; bundle_start restores the counters
+    buf = learner.buffer
+    storage = array("buffer/storage", "buffer_storage")
+    labels = array("buffer/labels", "buffer_labels")
+    c.array("buffer_class_seen_exported", state["buffer/class_seen"])
+    seen = array("buffer/class_seen", "buffer_class_seen", np.zeros(learner.num_classes, np.int64))
+    c.array("buffer_class_count", None, const=False, dtype=np.int32, align=True, length=learner.num_classes)
+    c.array("buffer_order", None, const=False, dtype=np.int32, align=True, length=buf.capacity)
+    c.array("buffer_row_codes", None, const=False, dtype=np.uint8, align=True, length=buf.elements)
     c.text(
         "pt_cl_buffer bundle_buffer = {"
-        f".capacity = {buf['capacity']}, .elements = {buf['elements']}, .bits = {buf['bits']}, "
-        f".policy = {buf['policy']}, .num_classes = {learner.num_classes}, .storage = {storage}, "
-        f".labels = {labels}, .class_seen = buffer_class_seen, .class_count = buffer_class_count, "
+        f".capacity = {buf.capacity}, .elements = {buf.elements}, .bits = {buf.bits}, "
+        f".policy = {POLICIES.index(buf.policy)}, .num_classes = {learner.num_classes}, .storage = {storage}, "
+        f".labels = {labels}, .class_seen = {seen}, .class_count = buffer_class_count, "
         ".order = buffer_order, .row_codes = buffer_row_codes};\n\n"
     )
-    state_array("buffer/storage", storage, buf["storage"])
-    state_array("buffer/labels", labels, buf["labels"])
-    state_array("buffer/class_seen", "buffer_class_seen", buf["class_seen"])
-
     cwr = "NULL"
     if learner.settings["cwr"]:
-        for key, array in (
-            ("cw", learner.cw),
-            ("cb", learner.cb),
-            ("cw_set", learner.cw_set.astype(np.uint8)),
-            ("past", learner.past),
-        ):
-            c.array(f"cwr_{key}", array, const=False, align=True)
-            state_array(f"cwr/{key}", f"cwr_{key}", array)
-        c.text("static const pt_cl_cwr bundle_cwr = {cwr_cw, cwr_cb, cwr_cw_set, cwr_past};\n")
+        names = [array(f"cwr/{k}", f"cwr_{k}") for k in ("cw", "cb", "cw_set", "past")]
+        c.text(f"static const pt_cl_cwr bundle_cwr = {{{', '.join(names)}}};\n")
         cwr = "&bundle_cwr"
     settings = description["settings"]
     c.text(
@@ -442,37 +484,58 @@ def _emit_learner(c, learner, layers, description):
         )
         + "};\n"
     )
-    c.text(f"static uint8_t bundle_arena[BUNDLE_ARENA_BYTES] __attribute__((aligned({16})));\n\n")
+    c.text("static uint8_t bundle_arena[BUNDLE_ARENA_BYTES] __attribute__((aligned(16)));\n\n")
 
-    lrng, brng = state["learner_rng"], buf["rng"]
+    (l_state, l_inc), (b_state, b_inc) = runtime.rng_states(learner)
+    restore_buffer = f"""    bundle_buffer.size = {buf.size};
+    bundle_buffer.batches_seen = {buf.batches_seen};
+    bundle_buffer.samples_seen = {buf.samples_seen};
+    for (int32_t c = 0; c < {learner.num_classes}; c++) {seen}[c] = buffer_class_seen_exported[c];"""
+    batches_seen, phase, started = learner.batches_seen, learner._optimizer_phase, _optimizer_started(learner)
+    if synthetic_buffer:
+        if buf.size or learner.batches_seen or buf.bits == 32:
+            raise ValueError("synthetic_buffer needs a learner at batch 0 with an empty quantized buffer")
+        # measurement only: a full buffer of random codes and labels, as after batch 0
+        top = (1 << buf.bits) - 1
+        restore_buffer = f"""    pt_rng fill;
+    pt_rng_seed(&fill, 12345, 1);
+    uint8_t *codes = buffer_row_codes;
+    for (int32_t k = 0; k < {buf.capacity}; k++) {{
+        for (int64_t e = 0; e < {buf.elements}; e++) codes[e] = (uint8_t)(pt_rng_next(&fill) & {top}u);
+        st = pt_pack_bits(team, {buf.elements}, codes, {buf.bits}, {storage} + (int64_t)k * {buf.row_bytes});
+        if (st != PT_OK) return st;
+        {labels}[k] = (int16_t)pt_rng_below(&fill, {learner.num_classes});
+        {seen}[{labels}[k]]++;
+    }}
+    bundle_buffer.size = {buf.capacity};
+    bundle_buffer.batches_seen = 1;
+    bundle_buffer.samples_seen = {buf.capacity};"""
+        batches_seen, phase, started = 1, 0, 1
     c.text(
         f"""pt_status bundle_start(pt_cl_learner *learner, const pt_team *team)
 {{
-    pt_status st = pt_cl_buffer_init(&bundle_buffer, {_float_lit(buf["scale"])}, 0, 0);
+    pt_status st = pt_cl_buffer_init(&bundle_buffer, {_float_lit(buf.scale)}, 0, 0);
     if (st != PT_OK) return st;
     /* the exported state (init starts an empty buffer and a learner at batch 0) */
-    bundle_buffer.size = {buf["size"]};
-    bundle_buffer.batches_seen = {buf["batches_seen"]};
-    bundle_buffer.samples_seen = {buf["samples_seen"]};
-    bundle_buffer.rng.state = UINT64_C({brng[0]});
-    bundle_buffer.rng.inc = UINT64_C({brng[1]});
-    for (int32_t c = 0; c < {learner.num_classes}; c++) buffer_class_seen[c] = buffer_class_seen_exported[c];
+{restore_buffer}
+    bundle_buffer.rng.state = UINT64_C({b_state});
+    bundle_buffer.rng.inc = UINT64_C({b_inc});
     st = pt_cl_buffer_check(&bundle_buffer);
     if (st != PT_OK) return st;
     st = pt_cl_learner_init(learner, team, &bundle_settings, bundle_layers, BUNDLE_NUM_LAYERS, &bundle_buffer, {cwr},
                             bundle_arena, BUNDLE_ARENA_BYTES, 0, 0);
     if (st != PT_OK) return st;
-    learner->rng.state = UINT64_C({lrng[0]});
-    learner->rng.inc = UINT64_C({lrng[1]});
-    learner->batches_seen = {state["batches_seen"]};
-    learner->optimizer_phase = {state["optimizer_phase"]};
-    learner->optimizer_started = {state["optimizer_started"]};
+    learner->rng.state = UINT64_C({l_state});
+    learner->rng.inc = UINT64_C({l_inc});
+    learner->batches_seen = {batches_seen};
+    learner->optimizer_phase = {-1 if phase is None else phase};
+    learner->optimizer_started = {started};
     return PT_OK;
 }}
 
 """
     )
-    rows = "".join(f'        {{"{name}", {cname}, {nbytes}}},\n' for name, cname, nbytes in listed)
+    rows = "".join(f'        {{"{name}", {cnames[name]}, {a.nbytes}}},\n' for name, a in state.items())
     c.text(
         f"""int bundle_state_arrays(const pt_cl_learner *learner, bundle_array *out, int max)
 {{
@@ -485,7 +548,7 @@ def _emit_learner(c, learner, layers, description):
 }}
 """
     )
-    return layout
+    return [dict(name=k, dtype=np.dtype(a.dtype).str, shape=list(np.shape(a))) for k, a in state.items()]
 
 
 def _write_stream(path, frozen, batches, test_batch):
