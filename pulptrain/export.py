@@ -183,7 +183,9 @@ def _frozen_tables(c, table):
     )
 
 
-def export_bundle(learner, out_dir, *, stream, test=None, cores=8, synthetic_buffer=False):
+def export_bundle(
+    learner, out_dir, *, stream, test=None, cores=8, synthetic_buffer=False, frozen_images_run=0, steps_run=0
+):
     """Write the C bundle of ``learner`` (its current state) and an embedded stream into ``out_dir``.
 
     learner: a LatentReplayLearner with an INT8 frozen stage (quantize_frozen) whose buffer stores the
@@ -192,7 +194,10 @@ def export_bundle(learner, out_dir, *, stream, test=None, cores=8, synthetic_buf
     team the application may run (sizes the per-core workspaces of the arena). Returns the manifest (also
     written to ``out_dir/manifest.json``): settings, arena and workspace bytes, and the state layout.
     synthetic_buffer (measurement only): the application starts with the buffer full of random codes and
-    labels, as after a batch 0 (the learner must be at batch 0 with an empty buffer).
+    labels, as after a batch 0 (the learner must be at batch 0 with an empty buffer); frozen_images_run = k
+    (measurement only): the bundle holds the first k images of each batch, the frozen stage runs for them and
+    the other new samples reuse their latents; steps_run = k (measurement only): the first k training steps
+    of each batch run, then the batch ends.
     """
     _check_learner(learner)
     num_classes = learner.num_classes
@@ -221,7 +226,10 @@ def export_bundle(learner, out_dir, *, stream, test=None, cores=8, synthetic_buf
     state_layout = _emit_learner(c, learner, layers, description, synthetic_buffer)
     c.write(out / "bundle.c", '/* Written by pulptrain export: the tables of this bundle. */\n#include "bundle.h"\n\n')
 
-    _write_stream(out / "stream.c", frozen, batches, test_batch)
+    for name, value in (("frozen_images_run", frozen_images_run), ("steps_run", steps_run)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    _write_stream(out / "stream.c", frozen, batches, test_batch, frozen_images_run)
     _write_header(
         out / "bundle.h",
         dict(
@@ -235,6 +243,8 @@ def export_bundle(learner, out_dir, *, stream, test=None, cores=8, synthetic_buf
             BUNDLE_STREAM_BATCHES=len(batches),
             BUNDLE_TEST_IMAGES=len(test_batch[0]) if test_batch is not None else 0,
             BUNDLE_MAX_STATE_ARRAYS=len(state_layout),
+            BUNDLE_FROZEN_IMAGES_RUN=frozen_images_run,
+            BUNDLE_STEPS_RUN=steps_run,
         ),
     )
     for name in ("main.c", "Makefile"):
@@ -551,9 +561,9 @@ def _emit_learner(c, learner, layers, description, synthetic_buffer):
     return [dict(name=k, dtype=np.dtype(a.dtype).str, shape=list(np.shape(a))) for k, a in state.items()]
 
 
-def _write_stream(path, frozen, batches, test_batch):
+def _write_stream(path, frozen, batches, test_batch, frozen_images_run):
     c = _CFile()
-    codes = [frozen.quantize_input(x) for x, _ in batches]
+    codes = [frozen.quantize_input(x[: frozen_images_run or len(x)]) for x, _ in batches]
     c.text(f"const int32_t bundle_batch_sizes[] = {_c_values(np.array([len(x) for x, _ in batches]), 'int')};\n")
     c.text(f"const uint8_t bundle_stream_codes[] = {_c_values(np.concatenate(codes), 'int')};\n")
     labels = np.concatenate([y for _, y in batches]).astype(np.int16)

@@ -13,9 +13,10 @@
  *   PRED    the test predictions;  STACK  the painted-stack high-water mark (rv32);  DONE  the status.
  * With a file name as second argument it also writes the final state arrays, concatenated in STATE order.
  *
- * Measurement builds (tools/on_device/measure.py) may define BUNDLE_FROZEN_IMAGES_RUN = k: the frozen stage
- * runs for the first k images of a batch and the others reuse their latents; and BUNDLE_STEPS_RUN = k: the
- * first k training steps of a batch run, then the batch ends. Both 0 (the default): everything runs.
+ * Measurement bundles (tools/on_device/measure.py; export_bundle's frozen_images_run / steps_run, bundle.h) may
+ * set BUNDLE_FROZEN_IMAGES_RUN = k: the stream holds the first k images of each batch, the frozen stage runs
+ * for them and the other new samples reuse their latents; and BUNDLE_STEPS_RUN = k: the first k training
+ * steps of a batch run, then the batch ends. Both 0 (a normal bundle): everything runs.
  *
  * Usage: app [CORES [STATE_FILE]]   CORES: the team size (1..BUNDLE_CORES; on bare metal the serial backend
  * runs the cores one after another, and each core's share of every fork is measured).
@@ -122,13 +123,6 @@ static int fail(const char *what, pt_status st)
     printf("DONE status=error where=%s error=\"%s\"\n", what, pt_status_str(st));
     return 1;
 }
-
-#ifndef BUNDLE_FROZEN_IMAGES_RUN
-#define BUNDLE_FROZEN_IMAGES_RUN 0
-#endif
-#ifndef BUNDLE_STEPS_RUN
-#define BUNDLE_STEPS_RUN 0
-#endif
 
 static uint8_t frozen_workspace[BUNDLE_FROZEN_WORKSPACE_BYTES] __attribute__((aligned(16)));
 static uint8_t batch_codes[BUNDLE_MAX_NEW * BUNDLE_LATENT_ELEMENTS];
@@ -258,13 +252,14 @@ int main(int argc, char **argv)
            (int)BUNDLE_LATENT_ELEMENTS, (int)bundle_buffer.bits, (int)bundle_buffer.capacity,
            (long long)BUNDLE_ARENA_BYTES, (long long)BUNDLE_FROZEN_WORKSPACE_BYTES, (int)BUNDLE_STREAM_BATCHES,
            (int)BUNDLE_TEST_IMAGES);
-    int64_t offset = 0;
+    int64_t images = 0, labels = 0; /* where the batch starts in the embedded images and labels */
     for (int32_t b = 0; b < BUNDLE_STREAM_BATCHES; b++) {
         const int32_t n = bundle_batch_sizes[b];
-        st = learn_batch(&team, (int32_t)learner.batches_seen, bundle_stream_codes + offset * BUNDLE_INPUT_CODES,
-                         bundle_stream_labels + offset, n);
+        st = learn_batch(&team, (int32_t)learner.batches_seen, bundle_stream_codes + images * BUNDLE_INPUT_CODES,
+                         bundle_stream_labels + labels, n);
         if (st != PT_OK) return fail("learn_batch", st);
-        offset += n;
+        images += BUNDLE_FROZEN_IMAGES_RUN > 0 && BUNDLE_FROZEN_IMAGES_RUN < n ? BUNDLE_FROZEN_IMAGES_RUN : n;
+        labels += n;
     }
     st = predict_test(&team);
     if (st != PT_OK) return fail("predict", st);

@@ -51,6 +51,7 @@ from pulptrain.export import export_bundle, parse_log  # noqa: E402
 from pulptrain.frozen_int8 import quantize_frozen  # noqa: E402
 
 CORES = 8
+FROZEN_IMAGES_RUN = 2  # paper setting: frozen-stage runs counted per batch (~0.6 G instructions each)
 SETTINGS = {
     "small": dict(
         width=0.25,
@@ -78,16 +79,18 @@ SETTINGS = {
         data="random",
     ),
 }
-# QEMU virt: code and constants in the first 8 MB, then RAM; the paper setting's buffer and arena need more
-# than tools/riscv's 128 MB.
+# QEMU virt RAM (MiB); the paper setting's buffer, arena and FP32 training state need more than tools/riscv's 128.
 RV32_MEMORY = {"small": 128, "paper": 1024}
 
 
 def _rv32_memory_flags(mib):
-    ram = (mib - 8) * 2**20
+    """Make variables for a QEMU virt machine of `mib` MiB: code, constants and initial data in the first
+    32 MiB (the paper setting's FP32 adaptive weights alone are 8.7 MB), RAM after them."""
+    flash = 32 * 2**20
     ldflags = (
-        "-Wl,--defsym=__flash=0x80000000 -Wl,--defsym=__flash_size=0x00800000 "
-        f"-Wl,--defsym=__ram=0x80800000 -Wl,--defsym=__ram_size={ram:#x} -Wl,--defsym=__stack_size=0x40000"
+        f"-Wl,--defsym=__flash=0x80000000 -Wl,--defsym=__flash_size={flash:#x} "
+        f"-Wl,--defsym=__ram={0x80000000 + flash:#x} -Wl,--defsym=__ram_size={mib * 2**20 - flash:#x} "
+        "-Wl,--defsym=__stack_size=0x40000"
     )
     qemu = (
         f"qemu-system-riscv32 -machine virt -m {mib}M -cpu rv32,a=false,d=false -nographic -bios none -icount shift=0"
@@ -155,12 +158,19 @@ def measure_setting(name, build_root):
             learner.fit_batch(*_images(s, s["replays"], rng))
         batch = _images(s, s["new"], rng, offset=s["replays"])
         bundle = os.path.join(build_root, f"{name}_mb{minibatch}")
-        manifest = export_bundle(learner, bundle, stream=[batch], cores=CORES, synthetic_buffer=synthetic)
+        manifest = export_bundle(
+            learner,
+            bundle,
+            stream=[batch],
+            cores=CORES,
+            synthetic_buffer=synthetic,
+            frozen_images_run=FROZEN_IMAGES_RUN if synthetic else 0,
+            steps_run=s.get("steps_run", 0),
+        )
         runs = {}
         for cores in (1, CORES):
-            build = os.path.join(bundle, f"build_c{cores}")
-            defines = "-DBUNDLE_FROZEN_IMAGES_RUN=2" if synthetic else ""
-            log = _run(bundle, build, cores, _rv32_memory_flags(RV32_MEMORY[name]) + [f"APP_DEFINES={defines}"])
+            build = os.path.join(bundle, "build")
+            log = _run(bundle, build, cores, _rv32_memory_flags(RV32_MEMORY[name]))
             steps = log["STEP"]
             runs[cores] = dict(
                 frozen_per_image=log["FROZEN"][0]["instret"] / log["FROZEN"][0]["images"],
