@@ -712,17 +712,12 @@ def _split_fields(text):
 def read_state(path, manifest):
     """The arrays of a state file the application wrote, {name: array}, by the manifest's layout."""
     data = pathlib.Path(path).read_bytes()
+    sizes = [(int(np.prod(e["shape"])), np.dtype(e["dtype"])) for e in manifest["state"]]
+    expected = sum(n * dtype.itemsize for n, dtype in sizes)
+    if expected != len(data):
+        raise ValueError(f"{path}: {len(data)} bytes, the manifest describes {expected}")
     arrays, offset = {}, 0
-    for entry in manifest["state"]:
-        n = int(np.prod(entry["shape"])) if entry["shape"] else 1
-        dtype = np.dtype(entry["dtype"])
+    for entry, (n, dtype) in zip(manifest["state"], sizes):
         arrays[entry["name"]] = np.frombuffer(data, dtype, n, offset).reshape(entry["shape"])
         offset += n * dtype.itemsize
-    if offset != len(data):
-        raise ValueError(f"{path}: {len(data)} bytes, the manifest describes {offset}")
     return arrays
-
-
-def bundle_dir_size(path):
-    """Bytes of every file under path (a bundle's size on disk)."""
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)

@@ -199,3 +199,63 @@ def exported_initial_state(exported):
     from pulptrain.export import read_bundle_initial_state
 
     return read_bundle_initial_state(exported["bundle"])
+
+
+# ------------------------------------------------------------------------------ without a toolchain
+
+
+def _tiny_learner(**kwargs):
+    rng = np.random.default_rng(0)
+    model = models.mobilenet_v1(0.25, num_classes=10, input_size=28, in_channels=1, rng=rng)
+    frozen, adaptive = models.split(model, 19)
+    x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
+    qf = quantize_frozen(frozen.eval(), x, lr_bits=8)
+    buffer = LatentReplayBuffer(8, qf.layer_table(x.shape[1:]).output_shape, bits=8, seed=1)
+    return LatentReplayLearner(qf, adaptive, buffer, num_classes=10, minibatch=8, **kwargs), x
+
+
+def test_bad_exports_are_refused_naming_the_argument(tmp_path):
+    learner, x = _tiny_learner()
+    y = np.arange(len(x)) % 10
+    with pytest.raises(ValueError, match="stream must be a non-empty list"):
+        export_bundle(learner, tmp_path, stream=[])
+    with pytest.raises(ValueError, match=r"stream\[0\] labels must be 16 integers in \[0, 10\)"):
+        export_bundle(learner, tmp_path, stream=[(x, y + 5)])
+    with pytest.raises(ValueError, match=r"test images must be a non-empty float32 array"):
+        export_bundle(learner, tmp_path, stream=[(x, y)], test=(x[:, :, :5], y))
+    with pytest.raises(ValueError, match="cores must be an int in 1..256"):
+        export_bundle(learner, tmp_path, stream=[(x, y)], cores=0)
+    float_learner = LatentReplayLearner(
+        learner.frozen.float_stage,
+        learner.adaptive,
+        LatentReplayBuffer(8, learner.buffer.latent_shape, bits=32),
+        num_classes=10,
+    )
+    with pytest.raises(TypeError, match="learner.frozen must be the INT8 stage"):
+        export_bundle(float_learner, tmp_path, stream=[(x, y)])
+    quantize_new, _ = _tiny_learner(quantize_new=True)
+    with pytest.raises(ValueError, match="quantize_new is not supported"):
+        export_bundle(quantize_new, tmp_path, stream=[(x, y)])
+    with pytest.raises(TypeError, match="learner must be a pulptrain.cl.LatentReplayLearner"):
+        export_bundle(object(), tmp_path, stream=[(x, y)])
+
+
+def test_log_lines_and_state_files_are_read_back(tmp_path):
+    text = (
+        "noise\nBATCH batch=0 mean_loss=0.5 learner_rng=00ff:0001\n"
+        'DONE status=error where=x error="a b c"\nPRED n=3 classes=1,0,2 correct=2\n'
+    )
+    log = parse_log(text)
+    assert log["BATCH"] == [{"batch": 0, "mean_loss": "0.5", "learner_rng": "00ff:0001"}]
+    assert log["DONE"][0]["error"] == "a b c" and log["PRED"][0]["classes"] == [1, 0, 2]
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.array([7], np.int16)
+    (tmp_path / "s.bin").write_bytes(a.tobytes() + b.tobytes())
+    manifest = {"state": [dict(name="a", dtype="<f4", shape=[2, 3]), dict(name="b", dtype="<i2", shape=[1])]}
+    got = read_state(tmp_path / "s.bin", manifest)
+    assert np.array_equal(got["a"], a) and np.array_equal(got["b"], b)
+    (tmp_path / "short.bin").write_bytes(a.tobytes())
+    with pytest.raises(ValueError, match="bytes, the manifest describes"):
+        read_state(tmp_path / "short.bin", manifest)
+    # FNV-1a 64 of the empty input and of "a" (the published test vectors of the hash)
+    assert fnv1a64(np.zeros(0, np.uint8)) == 0xCBF29CE484222325
+    assert fnv1a64(np.frombuffer(b"a", np.uint8)) == 0xAF63DC4C8601EC8C
