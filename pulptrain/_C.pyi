@@ -88,6 +88,14 @@ def bias_grad(
     out: NDArray[np.float32] | None = None,
     accumulate: bool = False,
 ) -> NDArray[np.float32]: ...
+def cl_buffer_memory_bytes(capacity: int, elements: int, bits: int, num_classes: int) -> int: ...
+def cl_learner_arena_bytes(
+    specs: list[dict[str, Any]],
+    settings: dict[str, Any],
+    capacity: int,
+    max_new: int,
+    num_threads: int | None = None,
+) -> int: ...
 def conv2d_forward(
     x: NDArray[np.float32],
     w: NDArray[np.float32],

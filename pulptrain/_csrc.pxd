@@ -1,9 +1,10 @@
 # Declarations of the C API in csrc/ (see csrc/core/pulptrain.h). No logic here.
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 cdef extern from "pulptrain.h" nogil:
     ctypedef enum pt_status:
         PT_OK
+        PT_ERR_WORKSPACE_TOO_SMALL
         PT_ERR_VALUE_OUT_OF_RANGE
     const char *pt_status_str(pt_status status)
 
@@ -14,6 +15,7 @@ cdef extern from "pulptrain.h" nogil:
         int int8_microkernel
         int depthwise_tier
     pt_team pt_team_default()
+    pt_team pt_team_of(int num_threads)
     pt_status pt_set_num_threads(int n)
     int pt_get_num_threads()
     const char *pt_parallel_backend()
@@ -194,3 +196,118 @@ cdef extern from "int8_stage.h" nogil:
     int64_t pt_int8_stage_workspace_bytes(const pt_team *team, const pt_int8_stage *stage, int64_t n)
     pt_status pt_int8_stage_forward(const pt_team *team, const pt_int8_stage *stage, int64_t n, const uint8_t *x,
                                     uint8_t *latent, void *workspace, int64_t workspace_bytes)
+
+cdef extern from "pt_cl.h" nogil:
+    ctypedef struct pt_rng:
+        uint64_t state
+        uint64_t inc
+    void pt_rng_seed(pt_rng *rng, uint64_t seed, uint64_t stream)
+    uint32_t pt_rng_next(pt_rng *rng)
+    uint32_t pt_rng_below(pt_rng *rng, uint32_t bound)
+    pt_status pt_rng_permutation(pt_rng *rng, int32_t n, int32_t *out)
+    pt_status pt_rng_sample(pt_rng *rng, int32_t n, int32_t k, int32_t *scratch)
+
+    int PT_CL_FP32_BITS
+    int PT_CL_ALIGN
+    ctypedef struct pt_cl_buffer:
+        int32_t capacity
+        int64_t elements
+        int32_t bits
+        int32_t policy
+        int32_t num_classes
+        uint8_t *storage
+        int16_t *labels
+        int64_t *class_seen
+        int32_t *class_count
+        int32_t *order
+        uint8_t *row_codes
+        float scale
+        int32_t size
+        int64_t batches_seen
+        int64_t samples_seen
+        pt_rng rng
+        int32_t order_len, order_pos
+    int64_t pt_cl_buffer_row_bytes(int64_t elements, int bits)
+    int64_t pt_cl_buffer_memory_bytes(int32_t capacity, int64_t elements, int bits, int32_t num_classes)
+    pt_status pt_cl_buffer_init(pt_cl_buffer *buf, float scale, uint64_t seed, uint64_t stream)
+    pt_status pt_cl_buffer_check(const pt_cl_buffer *buf)
+    pt_status pt_cl_buffer_update(const pt_team *team, pt_cl_buffer *buf, const float *latents, const uint8_t *codes,
+                                  const int16_t *labels, int32_t n, int32_t *pick_scratch, int32_t *slots_written,
+                                  int32_t *num_written)
+    pt_status pt_cl_buffer_read(const pt_team *team, pt_cl_buffer *buf, const int32_t *slots, int32_t n, float *out,
+                                int64_t *labels_out)
+    pt_status pt_cl_buffer_read_codes(const pt_team *team, pt_cl_buffer *buf, const int32_t *slots, int32_t n,
+                                      uint8_t *out)
+    pt_status pt_cl_buffer_epoch_begin(pt_cl_buffer *buf)
+    pt_status pt_cl_buffer_replay(const pt_team *team, pt_cl_buffer *buf, int32_t per_step, float *out,
+                                  int64_t *labels_out, int32_t *taken)
+
+    ctypedef struct pt_cl_layer:
+        int32_t kind
+        int32_t c_in, h_in, w_in
+        int32_t c_out, h_out, w_out
+        int32_t kh, kw, stride_h, stride_w, pad_h, pad_w
+        float upper
+        float eps, bn_momentum, r_max, d_max
+        int32_t weight_trainable, bias_trainable
+        float *weight
+        float *weight_grad
+        float *weight_momentum
+        float *bias
+        float *bias_grad
+        float *bias_momentum
+        float *running_mean
+        float *running_var
+        int64_t *num_batches_tracked
+        float *out
+        float *saved
+    ctypedef struct pt_cl_cwr:
+        float *cw
+        float *cb
+        uint8_t *cw_set
+        int64_t *past
+    ctypedef struct pt_cl_settings:
+        float lr, first_lr, momentum, weight_decay
+        int32_t epochs, first_epochs, minibatch, cwr, freeze_bn, num_classes, max_new
+    ctypedef struct pt_cl_plan:
+        int32_t new_per_step, replays_per_step, steps_per_epoch, epochs, total_steps
+    ctypedef struct pt_cl_step_result:
+        float loss
+        int32_t correct
+        int32_t rows
+    ctypedef struct pt_cl_learner:
+        pt_cl_settings settings
+        int32_t num_layers
+        int32_t classifier
+        int32_t first_trained
+        int64_t elements
+        int32_t rows_max
+        pt_rng rng
+        int64_t batches_seen
+        int32_t optimizer_phase
+        int32_t optimizer_started
+        int32_t in_batch
+        pt_cl_plan plan
+        int32_t step_index
+        uint8_t *arena
+        int64_t arena_bytes
+        float *batch_x
+        int64_t *batch_labels
+    int64_t pt_cl_learner_arena_bytes(const pt_team *team, const pt_cl_settings *settings, const pt_cl_layer *layers,
+                                      int32_t num_layers, int32_t capacity)
+    pt_status pt_cl_learner_init(pt_cl_learner *learner, const pt_team *team, const pt_cl_settings *settings,
+                                 pt_cl_layer *layers, int32_t num_layers, pt_cl_buffer *buffer, const pt_cl_cwr *cwr,
+                                 uint8_t *arena, int64_t arena_bytes, uint64_t seed, uint64_t stream)
+    pt_status pt_cl_learner_set_arena(pt_cl_learner *learner, const pt_team *team, int32_t max_new, uint8_t *arena,
+                                      int64_t arena_bytes)
+    pt_cl_plan pt_cl_learner_plan(const pt_cl_learner *learner, int32_t n)
+    pt_status pt_cl_learner_begin_batch(const pt_team *team, pt_cl_learner *learner, const float *latents,
+                                        const uint8_t *codes, const int16_t *labels, int32_t n)
+    pt_status pt_cl_learner_train_step(const pt_team *team, pt_cl_learner *learner, pt_cl_step_result *result)
+    pt_status pt_cl_learner_end_batch(const pt_team *team, pt_cl_learner *learner)
+    pt_status pt_cl_learner_abort_batch(pt_cl_learner *learner)
+    pt_status pt_cl_learner_predict(const pt_team *team, pt_cl_learner *learner, const float *latents, int64_t n,
+                                    int32_t *classes)
+    pt_status pt_cl_cwr_reset(pt_cl_learner *learner, const int64_t *counts)
+    pt_status pt_cl_cwr_consolidate(pt_cl_learner *learner, const int64_t *counts)
+    pt_status pt_cl_cwr_load_all(pt_cl_learner *learner)

@@ -58,7 +58,7 @@ def _finite(name, value, low, high=None, low_open=False, high_open=False):
 
 def _memory(args):
     from pulptrain.cl.experiment import MAX_WIDTH, check_lr_layer
-    from pulptrain.cl.memory import memory_breakdown
+    from pulptrain.cl.memory import MIB, learner_arena_bytes, memory_breakdown
     from pulptrain.quant_core import check_bits
 
     _finite("--width", args.width, 0, MAX_WIDTH, low_open=True)
@@ -69,6 +69,8 @@ def _memory(args):
         ("--batch", args.batch, 1),
         ("--num-classes", args.num_classes, 1),
         ("--in-channels", args.in_channels, 1),
+        ("--max-new", args.max_new if args.max_new is not None else 1, 1),
+        ("--threads", args.threads, 1),
     ):
         if value < low:
             raise _CommandError(f"{flag} must be an integer >= {low}, got {value}")
@@ -89,10 +91,28 @@ def _memory(args):
         momentum=args.momentum > 0,
         first_stride=args.first_stride,
     )
+    # the C learner step's one arena (csrc/cl); it needs a buffer of at least one latent
+    arena = None
+    if args.replays > 0:
+        arena = learner_arena_bytes(
+            width_mult=args.width,
+            input_size=args.input_size,
+            lr_layer=args.lr_layer,
+            replays=args.replays,
+            batch=args.batch,
+            num_classes=args.num_classes,
+            in_channels=args.in_channels,
+            first_stride=args.first_stride,
+            max_new=args.max_new,
+            threads=args.threads,
+        )
     if args.json:
-        print(json.dumps(breakdown.as_dict(), indent=2))
+        print(json.dumps({**breakdown.as_dict(), "learner_arena": arena}, indent=2))
     else:
         print(breakdown.table())
+        if arena is not None:
+            label = f"C learner arena ({args.threads}-core team, pt_cl_learner_arena_bytes)"
+            print(f"{label:<58}{arena / MIB:>10.1f}  ({arena} bytes)")
     return 0
 
 
@@ -342,6 +362,13 @@ def build_parser():
         "--first-stride", type=int, default=2, choices=[1, 2], help="stride of the first conv; 1 for small inputs"
     )
     memory.add_argument("--momentum", type=float, default=0.9, help="SGD momentum; 0 drops its state")
+    memory.add_argument(
+        "--max-new",
+        type=int,
+        default=None,
+        help="most new samples per CL batch (sizes the C learner arena; default: --batch)",
+    )
+    memory.add_argument("--threads", type=int, default=1, help="cores of the team the C learner's arena is sized for")
     memory.add_argument("--json", action="store_true", help="print JSON (bytes and MiB) instead of a table")
     memory.set_defaults(handler=_memory)
 

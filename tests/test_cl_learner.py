@@ -1,5 +1,7 @@
 """LatentReplayLearner: mini-batch composition, latents captured once, backward stopping at the LR layer,
-CWR*, learning, checkpoint/resume equality and bad checkpoints."""
+CWR*, learning, checkpoint/resume equality and bad checkpoints. The step itself runs in C (csrc/cl): the
+mini-batches are observed through ``last_minibatch()`` from the progress hook, which runs after every step.
+The C step's arithmetic is compared with independent references in test_cl_runtime.py."""
 
 import os
 
@@ -15,50 +17,13 @@ IMAGE = (2, 4, 4)
 LATENT = (4, 4, 4)
 
 
-class NumpySGD:
-    """PyTorch's SGD (momentum buffer = gradient on the first step), in numpy, with the optimizer protocol
-    the learner uses."""
-
-    def __init__(self, params, lr, momentum, weight_decay):
-        self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
-        self.buffers = [None] * len(params)
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad.fill(0.0)
-
-    def step(self):
-        for k, p in enumerate(self.params):
-            g = p.grad + np.float32(self.weight_decay) * p.data
-            if self.momentum:
-                self.buffers[k] = (
-                    g.copy() if self.buffers[k] is None else np.float32(self.momentum) * self.buffers[k] + g
-                )
-                g = self.buffers[k]
-            p.data -= np.float32(self.lr) * g
-
-    def state_dict(self):
-        return {"lr": self.lr, "buffers": [np.zeros(0, np.float32) if b is None else b for b in self.buffers]}
-
-    def load_state_dict(self, state):
-        if len(state["buffers"]) != len(self.params):
-            raise ValueError("optimizer state of another model")
-        self.buffers = [None if b.size == 0 else np.array(b, np.float32) for b in state["buffers"]]
-
-
 class Spy(nn.Module):
-    """Identity that records what goes through it."""
-
-    def __init__(self):
-        super().__init__()
-        self.inputs, self.backward_calls = [], 0
+    """Identity written in Python: not a layer the C step can run."""
 
     def forward(self, x):
-        self.inputs.append(np.array(x))
         return x
 
     def _backward(self, dy, need_input_grad):
-        self.backward_calls += 1
         return dy
 
 
@@ -83,9 +48,9 @@ def make_frozen(seed=0):
     return frozen.requires_grad_(False)
 
 
-def make_adaptive(seed=1, spy=None):
+def make_adaptive(seed=1):
     rng = np.random.default_rng(seed)
-    layers = ([spy] if spy is not None else []) + [
+    layers = [
         nn.PointwiseConv2d(LATENT[0], 16, rng=rng),
         nn.BatchNorm2d(16),
         nn.ReLU(),
@@ -105,12 +70,11 @@ def make_data(n, classes, seed):
     return x, y.astype(np.int64)
 
 
-def make_learner(frozen=None, spy=None, capacity=1500, bits=32, adaptive_seed=1, **kwargs):
-    kwargs.setdefault("optimizer_factory", NumpySGD)
+def make_learner(frozen=None, capacity=1500, bits=32, adaptive_seed=1, **kwargs):
     buffer = LatentReplayBuffer(capacity, LATENT, bits=bits, seed=7)
     return LatentReplayLearner(
         frozen if frozen is not None else make_frozen(),
-        make_adaptive(adaptive_seed, spy),
+        make_adaptive(adaptive_seed),
         buffer,
         num_classes=NUM_CLASSES,
         seed=3,
@@ -118,11 +82,25 @@ def make_learner(frozen=None, spy=None, capacity=1500, bits=32, adaptive_seed=1,
     )
 
 
+class Recorder:
+    """A progress hook that keeps a copy of every step's mini-batch (the adaptive stage's input)."""
+
+    def __init__(self, learner):
+        self.learner, self.steps, self.inputs, self.addresses = learner, 0, [], []
+
+    def update(self, n):
+        self.steps += n
+        latents, _ = self.learner.last_minibatch()
+        self.inputs.append(np.array(latents))
+        self.addresses.append(latents.__array_interface__["data"][0])
+
+
 def test_minibatch_composition_latents_once_and_backward_stop():
-    spy, frozen = Spy(), CountingFrozen(make_frozen())
-    learner = make_learner(frozen=frozen, spy=spy, epochs=2, first_epochs=1)
+    frozen = CountingFrozen(make_frozen())
+    learner = make_learner(frozen=frozen, epochs=2, first_epochs=1)
+    spy = Recorder(learner)
     x0, y0 = make_data(1500, [0, 1, 2, 3], seed=0)
-    stats = learner.fit_batch(x0, y0)
+    stats = learner.fit_batch(x0, y0, progress=spy)
     assert (stats["new_per_step"], stats["replays_per_step"], stats["steps_per_epoch"]) == (128, 0, 12)
     assert learner.steps_for(300) == 2 * 14
     assert [len(a) for a in spy.inputs] == [128] * 11 + [1500 - 11 * 128]
@@ -134,14 +112,9 @@ def test_minibatch_composition_latents_once_and_backward_stop():
     new_latents = learner.latents(x1).reshape(300, -1)
     frozen.rows = 0
 
-    class Counter:
-        steps = 0
-
-        def update(self, n):
-            self.steps += n
-
-    counter = Counter()
+    counter = Recorder(learner)
     stats = learner.fit_batch(x1, y1, progress=counter)
+    spy.inputs = counter.inputs
     assert counter.steps == 2 * 14
     # cur_sz = 300 // ((300 + 1500) // 128) = 21 new + 107 replays, 300 // 21 = 14 steps per epoch
     assert (stats["new_per_step"], stats["replays_per_step"], stats["steps_per_epoch"]) == (21, 107, 14)
@@ -158,7 +131,7 @@ def test_minibatch_composition_latents_once_and_backward_stop():
             new_seen |= {r.tobytes() for r in rows[:21]}
         assert len(set(replay_slots)) == 14 * 107, "replays without replacement within an epoch"
         assert len(new_seen) == 14 * 21
-    assert spy.backward_calls == 0, "the backward pass stops at the first trainable layer above the LR"
+    assert learner._core.first_trained == 0, "the backward pass stops at the first trainable layer above the LR"
     for p in learner.frozen.module.parameters():
         assert not p.grad.any()
     # after batch 1: h = min(1500 // 2, 300) = 300 latents of class 4 in the buffer
@@ -193,15 +166,15 @@ def test_cwr_consolidation_formula():
     fc = learner.classifier
     assert fc.weight.shape == (NUM_CLASSES, 16)
     rng = np.random.default_rng(0)
-    present, counts = np.array([0, 2]), np.array([30, 0, 10, 0, 0])
+    counts = np.array([30, 0, 10, 0, 0])  # present classes 0 and 2
     w1 = rng.standard_normal(fc.weight.shape).astype(np.float32)
     fc.weight.data[...] = w1
-    learner._cwr_consolidate(present, counts)
+    learner._cwr_consolidate(counts)
     avg = w1[[0, 2]].mean()
     np.testing.assert_allclose(learner.cw[[0, 2]], w1[[0, 2]] - avg, rtol=1e-6, atol=1e-6)
     assert learner.past.tolist() == [30, 0, 10, 0, 0] and learner.cw_set.tolist() == [True, False, True, False, False]
 
-    learner._cwr_reset(np.array([2, 3]))
+    learner._cwr_reset(np.array([0, 0, 1, 1, 0]))
     expected = np.zeros_like(w1)
     expected[2] = learner.cw[2]
     np.testing.assert_array_equal(fc.weight.data, expected)
@@ -210,7 +183,7 @@ def test_cwr_consolidation_formula():
     w2 = rng.standard_normal(fc.weight.shape).astype(np.float32)
     fc.weight.data[...] = w2
     cw_before = learner.cw.copy()
-    learner._cwr_consolidate(np.array([2, 3]), np.array([0, 0, 40, 20, 0]))
+    learner._cwr_consolidate(np.array([0, 0, 40, 20, 0]))
     avg2 = w2[[2, 3]].mean()
     wpast = np.sqrt(10 / 40)
     np.testing.assert_allclose(learner.cw[2], (cw_before[2] * wpast + w2[2] - avg2) / (wpast + 1), rtol=1e-5, atol=1e-6)
@@ -247,10 +220,8 @@ def stream_batches():
     return [make_data(300, [0, 1, 2], seed=0)] + [make_data(40, [c], seed=20 + c) for c in (3, 1, 4, 0, 3)]
 
 
-@pytest.mark.parametrize(
-    "cwr, optimizer", [(False, "numpy"), (True, "numpy"), (False, "pulptrain.optim"), (True, "pulptrain.optim")]
-)
-def test_checkpoint_resume_gives_identical_results(tmp_path, cwr, optimizer):
+@pytest.mark.parametrize("cwr", [False, True])
+def test_checkpoint_resume_gives_identical_results(tmp_path, cwr):
     batches = stream_batches()
     xt, yt = make_data(200, list(range(NUM_CLASSES)), seed=9)
     settings = dict(
@@ -261,7 +232,6 @@ def test_checkpoint_resume_gives_identical_results(tmp_path, cwr, optimizer):
         minibatch=32,
         first_lr=0.02,
         lr=0.005,
-        optimizer_factory=NumpySGD if optimizer == "numpy" else None,
     )
 
     straight = make_learner(**settings)
@@ -363,10 +333,13 @@ def test_int8_frozen_stage_codes_are_stored_exactly(lr_bits):
     assert str(path_state["meta"]).count(learner._frozen_fingerprint()) == 1 and learner._frozen_fingerprint()
 
 
-def test_default_optimizer_is_pulptrain_sgd():
-    learner = make_learner(capacity=50, first_epochs=1, optimizer_factory=None)
-    learner.fit_batch(*make_data(60, [0, 1], seed=0))
-    assert type(learner.optimizer).__module__ == "pulptrain.optim"
+def test_only_the_c_sgd_trains():
+    """The C step runs pulptrain.optim.SGD's update (test_cl_runtime compares them bitwise); another optimizer
+    is refused at construction rather than silently ignored."""
+    from pulptrain.optim import Adam
+
+    with pytest.raises(TypeError, match="optimizer_factory must be None"):
+        make_learner(optimizer_factory=lambda params, lr, momentum, weight_decay: Adam(params, lr))
 
 
 def test_bad_arguments():
@@ -382,38 +355,28 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="y must hold"):
         learner.fit_batch(make_data(4, [0], seed=0)[0], np.zeros(3, np.int64))
     wrong = LatentReplayLearner(
-        make_frozen(),
-        make_adaptive(),
-        LatentReplayBuffer(4, (2, 2), bits=32),
-        num_classes=NUM_CLASSES,
-        optimizer_factory=NumpySGD,
+        make_frozen(), make_adaptive(), LatentReplayBuffer(4, (4, 2, 2), bits=32), num_classes=NUM_CLASSES
     )
     with pytest.raises(ValueError, match="latents of shape"):
         wrong.fit_batch(*make_data(4, [0], seed=0))
-
-
-class InputAddresses(nn.Module):
-    """Identity that records the data address and length of every input."""
-
-    def __init__(self):
-        super().__init__()
-        self.addresses, self.lengths = [], []
-
-    def forward(self, x):
-        self.addresses.append(x.__array_interface__["data"][0])
-        self.lengths.append(len(x))
-        return x
-
-    def _backward(self, dy, need_input_grad):
-        return dy
+    with pytest.raises(ValueError, match=r"adaptive\.0 \(PointwiseConv2d\)"):
+        LatentReplayLearner(make_frozen(), make_adaptive(), LatentReplayBuffer(4, (3, 2, 2), bits=32), num_classes=5)
+    with pytest.raises(TypeError, match=r"adaptive\.1 \(Spy\) is not a layer the C learner step runs"):
+        LatentReplayLearner(
+            make_frozen(),
+            nn.Sequential(nn.PointwiseConv2d(4, 4), Spy(), nn.GlobalAvgPool2d(), nn.Flatten(), nn.Linear(4, 5)),
+            LatentReplayBuffer(4, LATENT, bits=32),
+            num_classes=5,
+        )
 
 
 def test_minibatches_are_assembled_in_one_reused_array():
-    recorder = InputAddresses()
-    learner = make_learner(spy=recorder, capacity=200, bits=8, first_epochs=1, epochs=2, minibatch=32)
-    learner.fit_batch(*make_data(200, [0, 1], seed=0))
-    learner.fit_batch(*make_data(60, [2], seed=1))
-    assert learner.minibatch_plan(60)[1] > 0 and 32 in recorder.lengths  # steps with replays happened
+    learner = make_learner(capacity=200, bits=8, first_epochs=1, epochs=2, minibatch=32)
+    recorder = Recorder(learner)
+    learner.fit_batch(*make_data(200, [0, 1], seed=0), progress=recorder)
+    learner.fit_batch(*make_data(60, [2], seed=1), progress=recorder)
+    lengths = [len(a) for a in recorder.inputs]
+    assert learner.minibatch_plan(60)[1] > 0 and 32 in lengths  # steps with replays happened
     assert len(set(recorder.addresses)) == 1  # every step, with or without replays, in the same array
 
 

@@ -48,6 +48,11 @@ ARG_TYPES = {
     "labels": "NDArray[np.integer[Any]]",
     "codes": U8,
     "packed": U8,
+    # cl_learner_arena_bytes / cl_buffer_memory_bytes: layer specs (dicts of pulptrain.cl.stage.layer_table), the
+    # learner's settings dict, sizes
+    "specs": "list[dict[str, Any]]",
+    "settings": "dict[str, Any]",
+    **dict.fromkeys("capacity max_new num_threads elements bits num_classes".split(), "int"),
 }
 ARG_SUFFIX_TYPES = {"_shape": SHAPE, "_out": F32}  # input_shape, weight_shape; dgamma_out, dbeta_out
 
@@ -110,6 +115,8 @@ RETURN_TYPES = {
     "batchnorm2d_forward_train": f"tuple[{F32}, {F32}]",  # (y, saved)
     "batchnorm2d_forward_eval": f"tuple[{F32}, {F32}]",
     "batchnorm2d_backward": f"tuple[{F32} | None, {F32}, {F32}]",  # (dx, dgamma, dbeta)
+    "cl_learner_arena_bytes": "int",
+    "cl_buffer_memory_bytes": "int",
 }
 # Name suffix -> return annotation for the layer kernels (int8_* return uint8 codes).
 RETURN_SUFFIX_TYPES = ("_forward", "_grad_input", "_grad_weight")

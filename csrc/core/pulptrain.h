@@ -18,5 +18,6 @@
 #include "optim.h"
 #include "quant.h"
 #include "int8.h"
+#include "pt_cl.h"
 
 #endif

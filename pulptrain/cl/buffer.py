@@ -29,24 +29,45 @@ maximum, ``scale = max / (2**bits - 1)``, and then fixed (later, larger values c
 
 Sampling (:meth:`replay_batches`) is without replacement within an epoch: an epoch walks one random
 permutation of the occupied slots, and only starts a fresh permutation when it runs out.
-With ``out=`` the mini-batches are written into arrays
-the caller preallocated (the learner's mini-batch), through scratch rows the buffer keeps, so a replay step
-allocates no new arrays. All randomness comes from the buffer's own ``numpy.random.Generator`` (``seed``),
-which is part of the state saved by :meth:`state_dict`.
+With ``out=`` the mini-batches are written into arrays the caller preallocated, so a replay step allocates no
+new arrays.
+
+Every policy, the sampler, the bit packing and the decoding run in C (csrc/cl/buffer.c, ``pt_cl_buffer``), on
+the numpy arrays this object owns (the C struct points into them): the same code runs on the device. The
+random decisions are exact draws of the buffer's own PCG32 generator (:class:`pulptrain.cl.Pcg32`, ``rng``):
+``reference`` takes its ``h`` latents with ``rng.sample(n, h)`` and the slots it overwrites with
+``rng.sample(size, h - fill)``; ``reservoir`` draws ``rng.below(samples_seen)``; ``class_balanced`` draws
+the victim class among the largest (ascending class order), the victim among that class's slots (slot order)
+and the within-class reservoir test with ``rng.below``; each epoch's permutation is ``rng.permutation(size)``.
+The generator's state (two 64-bit integers) is part of the state saved by :meth:`state_dict`. Labels are
+below ``num_classes`` (default: every int16 label, 0..32767), which sizes the per-class counters.
 """
 
 import json
 
 import numpy as np
 
+from pulptrain._C import _Pcg32 as Pcg32
+from pulptrain._C import _ReplayBufferCore
 from pulptrain.cl._validate import check_int
 from pulptrain.cl.memory import LABEL_DTYPE, packed_row_bytes
-from pulptrain.quant_core import FP32_BITS, as_latents, check_bits
+from pulptrain.quant_core import FP32_BITS, LatentCodes, as_latents, check_bits
 
-__all__ = ["LatentReplayBuffer", "POLICIES"]
+__all__ = ["LatentReplayBuffer", "POLICIES", "Pcg32", "seed_pair"]
 
 POLICIES = ("reference", "reservoir", "class_balanced")
 _MAX_LABEL = np.iinfo(LABEL_DTYPE).max
+#: PCG32 stream of a buffer seeded with an int (a learner's generator uses stream 0).
+BUFFER_STREAM = 1
+
+
+def seed_pair(seed, stream):
+    """``(seed, stream)`` of a PCG32 generator: an int seed >= 0 with the given stream, or two 64-bit words of
+    a ``numpy.random.SeedSequence`` (None: a fresh one from the operating system's entropy)."""
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        words = (seed if seed is not None else np.random.SeedSequence()).generate_state(2, np.uint64)
+        return int(words[0]), int(words[1])
+    return check_int(seed, "seed", 0), stream
 
 
 def _quant():
@@ -68,10 +89,11 @@ class LatentReplayBuffer:
     bits : 1..8 (quantized, bit-packed) or 32 (FP32, no quantization).
     scale : quantization step (units of the latent per code); None calibrates it at the first update.
     policy : "reference", "reservoir" or "class_balanced" (module docstring).
-    seed : seed (or ``numpy.random.SeedSequence``) of the buffer's random generator.
+    seed : an int >= 0 (PCG32 seed, stream 1), a ``numpy.random.SeedSequence`` or None (fresh entropy).
+    num_classes : labels are in [0, num_classes) (default 32768: every int16 label).
     """
 
-    def __init__(self, capacity, latent_shape, bits=8, *, scale=None, policy="reference", seed=None):
+    def __init__(self, capacity, latent_shape, bits=8, *, scale=None, policy="reference", seed=None, num_classes=None):
         capacity = check_int(capacity, "capacity", 1)
         latent_shape = tuple(int(d) for d in np.atleast_1d(latent_shape))
         if not latent_shape or min(latent_shape) < 1:
@@ -83,8 +105,11 @@ class LatentReplayBuffer:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if scale is not None and not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a finite real > 0 or None, got {scale!r}")
+        num_classes = _MAX_LABEL + 1 if num_classes is None else check_int(num_classes, "num_classes", 1)
+        if num_classes > _MAX_LABEL + 1:
+            raise ValueError(f"num_classes must be at most {_MAX_LABEL + 1} (int16 labels), got {num_classes}")
         self.capacity, self.latent_shape, self.bits, self.policy = int(capacity), latent_shape, int(bits), policy
-        self.scale = None if bits == FP32_BITS or scale is None else float(scale)
+        self.num_classes = int(num_classes)
         self.elements = int(np.prod(latent_shape))
         self.row_bytes = packed_row_bytes(self.elements, self.bits)
         if self.bits == FP32_BITS:
@@ -92,15 +117,49 @@ class LatentReplayBuffer:
         else:
             self._storage = np.zeros((self.capacity, self.row_bytes), np.uint8)
         self._labels = np.zeros(self.capacity, LABEL_DTYPE)
-        self.size = 0
-        self.batches_seen = 0
-        self.samples_seen = 0
-        self._class_seen = {}
-        self.rng = np.random.default_rng(seed)
-        self._scratch_rows = 0  # rows of the read scratch arrays (grown on demand, see _read_into)
-        self._packed_scratch = self._codes_scratch = None
+        self._scale = None
+        self._core = _ReplayBufferCore(
+            self.capacity,
+            self.elements,
+            self.bits,
+            policy,
+            self.num_classes,
+            self._storage,
+            self._labels,
+            None,
+            *seed_pair(seed, BUFFER_STREAM),
+        )
+        self.scale = None if bits == FP32_BITS or scale is None else float(scale)
 
-    # ------------------------------------------------------------------------------------------ storage
+    # ------------------------------------------------------------------------------------------ state
+
+    @property
+    def scale(self):
+        """The quantization step (a float; the C buffer uses it rounded to float32), None until set."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, value):
+        self._scale = None if value is None else float(value)
+        self._core.set_scale(self._scale)
+
+    @property
+    def size(self):
+        """Occupied slots (0..size-1)."""
+        return self._core.size
+
+    @property
+    def batches_seen(self):
+        return self._core.batches_seen
+
+    @property
+    def samples_seen(self):
+        return self._core.samples_seen
+
+    @property
+    def rng(self):
+        """The buffer's PCG32 generator (a view of the one in the C buffer)."""
+        return self._core.rng
 
     @property
     def nbytes(self):
@@ -116,90 +175,30 @@ class LatentReplayBuffer:
         """Number of stored latents per class (length ``num_classes``, or max label + 1)."""
         return np.bincount(self._labels[: self.size], minlength=num_classes or 0)
 
-    def _pack_rows(self, codes, rows):
-        """Bit-pack codes (n, elements) into rows (n, row_bytes)."""
-        quant = _quant()
-        if self._rows_are_byte_aligned():  # all rows form one bit stream
-            quant.pack_bits(codes, self.bits, out=rows.reshape(-1))
-        else:
-            for k in range(len(codes)):
-                quant.pack_bits(codes[k], self.bits, out=rows[k])
-
-    def _rows_are_byte_aligned(self):
-        return (self.elements * self.bits) % 8 == 0
-
-    def _write(self, slots, latents, labels):
-        """Store latents (a latent batch, already the rows to keep) and labels in the given slots."""
-        slots = np.asarray(slots, np.int64)
-        if not slots.size:
-            return
-        if self.bits == FP32_BITS:
-            self._storage[slots] = latents.values().reshape(len(slots), self.elements)
-        else:
-            codes = latents.at_precision(self.bits, self.scale).codes.reshape(len(slots), self.elements)
-            rows = np.empty((len(slots), self.row_bytes), np.uint8)
-            self._pack_rows(codes, rows)
-            self._storage[slots] = rows
-        self._labels[slots] = labels
+    # ------------------------------------------------------------------------------------------ reading
 
     def _check_slots(self, slots):
         slots = np.asarray(slots, np.int64).reshape(-1)
         if slots.size and (slots.min() < 0 or slots.max() >= self.size):
             raise IndexError(f"slots must be in [0, {self.size}), got min {slots.min()} max {slots.max()}")
-        return slots
+        return slots.astype(np.int32)
 
     def get(self, slots):
         """Latents (float32, shape (n,) + latent_shape, dequantized) and int64 labels of the given slots."""
         slots = self._check_slots(slots)
         latents = np.empty((len(slots),) + self.latent_shape, np.float32)
         labels = np.empty(len(slots), np.int64)
-        return self._read_into(slots, latents, labels)
-
-    def _scratch(self, rows):
-        """(packed rows, codes) scratch arrays of at least ``rows`` rows, reused across reads."""
-        if rows > self._scratch_rows:
-            self._packed_scratch = np.empty((rows, self.row_bytes), np.uint8)
-            self._codes_scratch = np.empty((rows, self.elements), np.uint8)
-            self._scratch_rows = rows
-        return self._packed_scratch[:rows], self._codes_scratch[:rows]
-
-    def _read_into(self, slots, latents, labels):
-        """Dequantized latents and labels of valid slots written into ``latents`` ((n,) + latent_shape
-        float32, C-contiguous) and ``labels`` ((n,) int64); returns both."""
-        n = len(slots)
-        labels[...] = self._labels[slots]
-        if n == 0:
-            return latents, labels
-        flat = latents.reshape(n, self.elements)
-        if self.bits == FP32_BITS:
-            np.take(self._storage, slots, axis=0, out=flat, mode="clip")  # "clip": no buffered copy of out
-            return latents, labels
-        codes = self._gather_codes(slots)
-        _quant().dequantize(codes, self.scale, out=flat)
+        self._core.read(slots, latents, labels)
         return latents, labels
-
-    def _gather_codes(self, slots):
-        """The codes of valid slots, (n, elements) uint8, in the reused scratch rows."""
-        packed, codes = self._scratch(len(slots))
-        if self.bits == 8:  # rows are the codes themselves
-            np.take(self._storage, slots, axis=0, out=packed, mode="clip")
-            return packed
-        if self._rows_are_byte_aligned():
-            np.take(self._storage, slots, axis=0, out=packed, mode="clip")
-            _quant().unpack_bits(packed.reshape(-1), self.bits, len(slots) * self.elements, out=codes)
-        else:
-            for k, slot in enumerate(slots):
-                _quant().unpack_bits(self._storage[slot], self.bits, self.elements, out=codes[k])
-        return codes
 
     def codes(self, slots):
         """The stored uint8 codes of the given slots, shape (n,) + latent_shape (quantized buffers only)."""
         if self.bits == FP32_BITS:
             raise ValueError("an FP32 buffer (bits=32) stores no codes")
         slots = self._check_slots(slots)
-        if not slots.size:
-            return np.empty((0,) + self.latent_shape, np.uint8)
-        return self._gather_codes(slots).copy().reshape((len(slots),) + self.latent_shape)
+        out = np.empty((len(slots),) + self.latent_shape, np.uint8)
+        self._core.read_codes(slots, out)
+        return out
 
     # ------------------------------------------------------------------------------------------- update
 
@@ -214,7 +213,9 @@ class LatentReplayBuffer:
             not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > _MAX_LABEL
         ):
             raise ValueError(f"labels must be integers in [0, {_MAX_LABEL}]")
-        return latents, labels.astype(np.int64)
+        if labels.size and labels.max() >= self.num_classes:
+            raise ValueError(f"labels must be below num_classes ({self.num_classes}), got {labels.max()}")
+        return latents, labels.astype(LABEL_DTYPE)
 
     def calibrate(self, latents):
         """Set the quantization scale from these latents (an array or a latent batch),
@@ -241,80 +242,37 @@ class LatentReplayBuffer:
         (the latents unchanged for an FP32 buffer). Needs the scale (see :meth:`calibrate`)."""
         return self.encode(latents).values()
 
+    def c_rows(self, latents):
+        """``(latents, codes)`` for the C runtime, one of them None: the codes (n, elements) when the latents
+        are LatentCodes of the buffer's bits and scale (stored as they are), else float32 values (n, elements)
+        that the C buffer quantizes (or stores, at FP32)."""
+        n = len(latents)
+        if (
+            isinstance(latents, LatentCodes)
+            and self.bits != FP32_BITS
+            and latents.bits == self.bits
+            and float(latents.scale) == self.scale
+        ):
+            return None, np.ascontiguousarray(latents.codes, np.uint8).reshape(n, self.elements)
+        return np.ascontiguousarray(latents.values(), np.float32).reshape(n, self.elements), None
+
     def update(self, latents, labels):
         """Offer the latents ((n,) + latent_shape: a float32 array or a latent batch of
         :mod:`pulptrain.quant`) and labels of one training batch to the buffer according to the policy;
-        counts the batch. Returns the slots written."""
+        counts the batch. Returns the slots written (each once, in the order first written)."""
         latents, labels = self._check_batch(latents, labels)
         self.calibrate(latents)
-        if self.policy == "reference":
-            slots, picked = self._reference_slots(len(latents))
-        elif self.policy == "reservoir":
-            slots, picked = self._reservoir_slots(len(latents))
-        else:
-            slots, picked = self._class_balanced_slots(labels)
-        self._write(slots, latents.take(picked), labels[picked])
-        self.batches_seen += 1
-        self.samples_seen += len(latents)
-        for c, n in zip(*np.unique(labels, return_counts=True)):
-            self._class_seen[int(c)] = self._class_seen.get(int(c), 0) + int(n)
-        return slots
-
-    def _reference_slots(self, n_new):
-        h = min(self.capacity // (self.batches_seen + 1), n_new)
-        picked = self.rng.choice(n_new, h, replace=False)
-        fill = min(self.capacity - self.size, h)
-        overwrite = self.rng.choice(self.size, h - fill, replace=False)
-        slots = np.concatenate([np.arange(self.size, self.size + fill), overwrite]).astype(np.int64)
-        self.size += fill
-        return slots, picked
-
-    def _reservoir_slots(self, n_new):
-        target = {}  # slot -> index of the new sample that ends up there (a later sample wins)
-        seen = self.samples_seen
-        for k in range(n_new):
-            seen += 1
-            if self.size < self.capacity:
-                target[self.size] = k
-                self.size += 1
-            else:
-                j = int(self.rng.integers(seen))
-                if j < self.capacity:
-                    target[j] = k
-        return np.fromiter(target.keys(), np.int64, len(target)), np.fromiter(target.values(), np.int64, len(target))
-
-    def _class_balanced_slots(self, labels):
-        target = {}
-        stored = self._labels.astype(np.int64)  # working copy, includes the pending writes
-        counts = dict(zip(*(u.tolist() for u in np.unique(stored[: self.size], return_counts=True))))
-        seen = dict(self._class_seen)
-        for k, c in enumerate(labels.tolist()):
-            seen[c] = seen.get(c, 0) + 1
-            slot = None
-            if self.size < self.capacity:
-                slot = self.size
-                self.size += 1
-            else:
-                largest = max(counts.values())
-                if counts.get(c, 0) < largest:
-                    biggest = [cls for cls, n in counts.items() if n == largest]
-                    victim = biggest[int(self.rng.integers(len(biggest)))]
-                    slot = int(self.rng.choice(np.flatnonzero(stored[: self.size] == victim)))
-                    counts[victim] -= 1
-                elif int(self.rng.integers(seen[c])) < counts[c]:
-                    slot = int(self.rng.choice(np.flatnonzero(stored[: self.size] == c)))
-                    counts[c] -= 1
-            if slot is not None:
-                stored[slot] = c
-                counts[c] = counts.get(c, 0) + 1
-                target[slot] = k
-        return np.fromiter(target.keys(), np.int64, len(target)), np.fromiter(target.values(), np.int64, len(target))
+        values, codes = self.c_rows(latents)
+        slots = self._core.update(values, codes, labels)
+        first = np.sort(np.unique(slots, return_index=True)[1])
+        return slots[first].astype(np.int64)
 
     # ----------------------------------------------------------------------------------------- sampling
 
     def replay_batches(self, per_step, steps, *, out=None):
         """Yield ``steps`` replay mini-batches ``(latents, labels)`` of ``min(per_step, size)`` samples each,
-        without replacement within the epoch (a fresh random permutation only when one runs out).
+        without replacement within the epoch (a fresh random permutation only when one runs out). The
+        sampler's position lives in the C buffer: one generator at a time per buffer.
 
         out: ``(latents_out, labels_out)``, C-contiguous float32 ((m,) + latent_shape) and int64 (m,) arrays
         with m >= min(per_step, size): every mini-batch is written into their first rows (and the views
@@ -341,25 +299,20 @@ class LatentReplayBuffer:
             ):
                 raise ValueError(f"out labels must be an int64 array of at least {per_step} entries")
 
-        def read(slots):
-            if out is None:
-                return self.get(slots)
-            return self._read_into(slots, latents_out[: len(slots)], labels_out[: len(slots)])
-
-        order, pos = self.rng.permutation(self.size), 0
+        self._core.epoch_begin()
         for _ in range(int(steps)):
-            if per_step == 0:
-                yield read(np.empty(0, np.int64))
-                continue
-            if pos + per_step > len(order):
-                order, pos = self.rng.permutation(self.size), 0
-            yield read(order[pos : pos + per_step])
-            pos += per_step
+            if out is None:
+                latents, labels = np.empty((per_step,) + self.latent_shape, np.float32), np.empty(per_step, np.int64)
+            else:
+                latents, labels = latents_out[:per_step], labels_out[:per_step]
+            self._core.replay(per_step, latents, labels)
+            yield latents, labels
 
     # ------------------------------------------------------------------------------------- checkpoints
 
     def state_dict(self):
         """Everything needed to resume: a dict of numpy arrays (savable with ``numpy.savez``)."""
+        class_seen = self._core.class_seen
         meta = {
             "capacity": self.capacity,
             "latent_shape": list(self.latent_shape),
@@ -369,8 +322,8 @@ class LatentReplayBuffer:
             "size": self.size,
             "batches_seen": self.batches_seen,
             "samples_seen": self.samples_seen,
-            "class_seen": {str(c): n for c, n in self._class_seen.items()},
-            "rng": self.rng.bit_generator.state,
+            "class_seen": {str(c): int(class_seen[c]) for c in np.flatnonzero(class_seen)},
+            "rng": list(self.rng.state),
         }
         return {"meta": np.array(json.dumps(meta)), "storage": self._storage.copy(), "labels": self._labels.copy()}
 
@@ -411,17 +364,23 @@ class LatentReplayBuffer:
             scale is None or (isinstance(scale, float) and np.isfinite(scale) and scale > 0)
         ):
             raise ValueError(f"replay-buffer scale must be a finite real > 0 once latents are stored, got {scale!r}")
-        rng = np.random.default_rng()
+        rng_state = meta.get("rng")
         try:
-            rng.bit_generator.state = meta["rng"]
-        except (TypeError, ValueError, KeyError) as e:
+            Pcg32().state = rng_state  # validates the pair
+        except (TypeError, ValueError) as e:
             raise ValueError(f"replay-buffer generator state is unusable: {e}") from e
+        if any(c >= self.num_classes for c in class_seen):
+            raise ValueError(f"replay-buffer class_seen holds a label not below num_classes ({self.num_classes})")
+        if size and labels[:size].max() >= self.num_classes:
+            raise ValueError(f"replay-buffer labels must be below num_classes ({self.num_classes})")
         self._storage[...] = storage
         self._labels[...] = labels
         self.scale = scale
-        self.size, self.batches_seen, self.samples_seen = size, batches_seen, samples_seen
-        self._class_seen = class_seen
-        self.rng = rng
+        self._core.set_counters(size, batches_seen, samples_seen)
+        self._core.class_seen[...] = 0
+        for c, n in class_seen.items():
+            self._core.class_seen[c] = n
+        self.rng.state = rng_state
 
     def _checked_counters(self, meta):
         """``size, batches_seen, samples_seen, class_seen`` of a saved state, checked against each other."""

@@ -28,6 +28,19 @@ training ``cw[c] = (cw[c] * wpast + (w[c] - avg)) / (wpast + 1)`` with ``wpast =
 then ``past[c] += cur[c]`` and every consolidated row is loaded for evaluation. The classifier bias, when
 there is one, is consolidated the same way as a one-column weight.
 
+Steps 2-4 run in C (csrc/cl/learner.c, ``pt_cl_learner``): the learner hands the new latents (or codes) to
+``begin_batch``, runs ``train_step`` once per mini-batch and ``end_batch`` for CWR* and the buffer update, so
+a bare-metal application runs the very same step. The C step calls the same kernels with the same arguments
+and in the same order as the :mod:`pulptrain.nn` layers and :class:`pulptrain.optim.SGD` (momentum,
+``weight_decay``, no dampening or Nesterov) would, on the modules' own parameter, gradient and statistics
+arrays (no copies: the modules see every update). Every random decision comes from PCG32 generators
+(:class:`pulptrain.cl.Pcg32`): the learner's (``seed``, stream 0) shuffles the new samples with
+``rng.permutation(N)`` at every epoch; the buffer's draws the replays and the replacements. CWR*'s ``avg`` is
+a float64 sum in row order. The adaptive stage must be a :class:`pulptrain.nn.Sequential` (nested ones
+allowed) of Conv2d, DepthwiseConv2d, PointwiseConv2d, BatchNorm2d / BatchRenorm2d, ReLU / ReLU6, AvgPool2d,
+GlobalAvgPool2d, Flatten and Linear layers over a (C, H, W) or (features,) latent; anything else is refused at
+construction. All the step's scratch lives in one arena (:func:`pulptrain.cl.memory.learner_arena_bytes`).
+
 The frozen stage is anything with ``forward(x) -> float32 latents`` (a :mod:`pulptrain.nn` module) or
 ``forward(x) -> LatentCodes`` (the INT8 stage of :func:`pulptrain.frozen_int8.quantize_frozen`, whose
 latents are ``scale * codes``); it is never trained. A buffer with the INT8 stage's ``lr_bits`` and no scale
@@ -45,12 +58,19 @@ import tempfile
 
 import numpy as np
 
+from pulptrain._C import _LearnerCore as LearnerCore
+from pulptrain._C import _Pcg32 as Pcg32
 from pulptrain.cl._validate import check_int
-from pulptrain.quant_core import as_latents
+from pulptrain.cl.buffer import seed_pair
+from pulptrain.cl.stage import classifier_of, layer_table, leaves
+from pulptrain.quant_core import FP32_BITS, as_latents
 
 __all__ = ["LatentReplayLearner", "CheckpointError"]
 
-CHECKPOINT_FORMAT = "pulptrain.cl.LatentReplayLearner/1"
+# /2: PCG32 generator states, the learner's own momentum buffers (optim/momentum/<j>)
+CHECKPOINT_FORMAT = "pulptrain.cl.LatentReplayLearner/2"
+#: PCG32 stream of a learner seeded with an int (a buffer's generator uses stream 1).
+LEARNER_STREAM = 0
 
 
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".tmp-", ".npz"
@@ -112,32 +132,14 @@ def _nn():
     return nn
 
 
-def _default_optimizer(params, lr, momentum, weight_decay):
-    from pulptrain.optim import SGD
-
-    return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-
-def _last_linear(module):
-    """The last sub-module (in forward order) with a 2-D weight: the classifier."""
-    found = None
-    stack = [module]
-    while stack:
-        m = stack.pop(0)
-        weight = getattr(m, "weight", None)
-        if weight is not None and getattr(weight, "data", None) is not None and weight.data.ndim == 2:
-            found = m
-        stack[:0] = list(m.children()) if hasattr(m, "children") else []
-    return found
-
-
 class LatentReplayLearner:
     """Continual learning with latent replays (module docstring for the exact procedure).
 
     Parameters
     ----------
     frozen : the frozen stage, ``forward(x) -> latents``; put in eval mode when it has ``eval()``.
-    adaptive : the adaptive stage (pulptrain.nn Module), latents -> logits (N, num_classes).
+    adaptive : the adaptive stage, a pulptrain.nn Sequential of the layers the C step runs (module docstring),
+        latents -> logits (N, num_classes).
     buffer : a :class:`pulptrain.cl.LatentReplayBuffer` for latents of the frozen stage's output shape.
     num_classes : classifier outputs.
     lr, first_lr : SGD learning rates of batches >= 1 and of batch 0 (paper: 5e-5 and 1e-3).
@@ -145,14 +147,15 @@ class LatentReplayLearner:
     epochs, first_epochs : epochs per batch >= 1 and for batch 0 (paper: 4 and 4).
     minibatch : samples per mini-batch, new + replays (paper: 128).
     cwr : CWR* consolidation of the classifier.
-    classifier : the classifier module (default: the last module of ``adaptive`` with a 2-D weight).
+    classifier : the classifier module (default and only choice: the last Linear of ``adaptive`` with
+        ``num_classes`` outputs, the layer the C step consolidates).
     freeze_bn : keep the adaptive stage's BatchNorm statistics frozen (eval mode) while training.
     quantize_new : give new latents the buffer's precision before training on them.
     frozen_batch : images per frozen-stage forward call (memory bound only).
-    seed : seed of the learner's generator (shuffling of the new samples).
-    optimizer_factory : ``f(params, lr, momentum, weight_decay) -> optimizer`` with ``step()`` and
-        ``zero_grad()`` (and ``state_dict()`` / ``load_state_dict()``, else its attributes are saved);
-        default ``pulptrain.optim.SGD``.
+    seed : the learner's PCG32 generator (shuffling of the new samples): an int >= 0 (stream 0), a
+        ``numpy.random.SeedSequence`` or None.
+    optimizer_factory : None. The C step trains with SGD (momentum, weight decay, as ``pulptrain.optim.SGD``);
+        any other optimizer raises TypeError.
     """
 
     def __init__(
@@ -189,10 +192,20 @@ class LatentReplayLearner:
         for name, value in (("lr", lr), ("first_lr", first_lr)):
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite real > 0, got {value!r}")
+        for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite real >= 0, got {value!r}")
+        if optimizer_factory is not None:
+            raise TypeError(
+                "optimizer_factory must be None: the C learner step (csrc/cl) trains with SGD (momentum, "
+                f"weight_decay) only, got {optimizer_factory!r}"
+            )
         if not hasattr(frozen, "forward"):
             raise TypeError(f"frozen must have a forward(x) method, got {type(frozen).__name__}")
         if not isinstance(adaptive, nn.Module):
             raise TypeError(f"adaptive must be a pulptrain.nn.Module, got {type(adaptive).__name__}")
+        if num_classes > buffer.num_classes:
+            raise ValueError(f"num_classes ({num_classes}) is above the buffer's num_classes ({buffer.num_classes})")
         self.frozen, self.adaptive, self.buffer = frozen, adaptive, buffer
         self.settings = {
             "num_classes": int(num_classes),
@@ -208,27 +221,74 @@ class LatentReplayLearner:
             "quantize_new": bool(quantize_new),
         }
         self.num_classes, self.minibatch, self.frozen_batch = int(num_classes), int(minibatch), int(frozen_batch)
-        self.classifier = classifier if classifier is not None else _last_linear(adaptive)
-        if cwr and (self.classifier is None or self.classifier.weight.data.shape[0] != num_classes):
+        self.classifier = classifier_of(adaptive, self.num_classes)
+        if classifier is not None and classifier is not self.classifier:
+            raise ValueError(
+                f"classifier must be the last Linear layer of adaptive with {num_classes} outputs (the layer the C "
+                "step consolidates)"
+            )
+        if cwr and self.classifier is None:
             raise ValueError(f"cwr needs a classifier with a ({num_classes}, features) weight; pass classifier=")
         self.adaptive.needs_input_grad = False  # the backward pass stops at the LR layer
         if hasattr(self.frozen, "eval"):
             self.frozen.eval()
         if buffer.bits == getattr(frozen, "lr_bits", None) and buffer.scale is None:
             buffer.scale = float(frozen.scale)  # INT8 stage: its latent codes are stored as they are
-        self._optimizer_factory = optimizer_factory or _default_optimizer
-        self.optimizer, self._optimizer_phase = None, None
-        self.loss = nn.CrossEntropyLoss()
-        self.rng = np.random.default_rng(seed)
-        self.batches_seen = 0
         features = self.classifier.weight.data.shape[1] if self.classifier is not None else 0
         self.cw = np.zeros((self.num_classes, features), np.float32)  # consolidated classifier rows
         self.cb = np.zeros(self.num_classes, np.float32)  # consolidated biases
         self.cw_set = np.zeros(self.num_classes, bool)
         self.past = np.zeros(self.num_classes, np.int64)
-        self._batch_latents = self._batch_labels = None  # see _minibatch_arrays
+        _, params = layer_table(adaptive, buffer.latent_shape)
+        # the SGD momentum buffers, one per trainable parameter (set by the first step of each optimizer phase)
+        self.momentum_buffers = [np.zeros_like(p.data) for p in params] if momentum else []
+        self._core, self._bound, self._last_rows = None, None, 0
+        self._bind(seed_pair(seed, LEARNER_STREAM))
 
     # ------------------------------------------------------------------------------------------ helpers
+
+    def _binding_key(self):
+        """What the C layer table points at: every array and trainable flag of the adaptive stage."""
+        nn = _nn()
+        key = []
+        for _, m in leaves(self.adaptive, "adaptive"):
+            for p in m._params.values() if isinstance(m, nn.Module) else ():
+                key += [id(p.data), id(p.grad), p.requires_grad]
+            key += [id(b) for b in getattr(m, "_buffers", {}).values()]
+        return tuple(key)
+
+    def _bind(self, seed=None):
+        """(Re)builds the C learner over the current arrays of the adaptive stage (after a module's array was
+        replaced, or at construction with ``seed``), keeping the state of the previous one."""
+        specs, params = layer_table(self.adaptive, self.buffer.latent_shape, self.momentum_buffers or None)
+        if self.momentum_buffers and [b.shape for b in self.momentum_buffers] != [p.data.shape for p in params]:
+            raise ValueError("the adaptive stage's trainable parameters changed since the learner was made")
+        cwr = (self.cw, self.cb, self.cw_set, self.past) if self.settings["cwr"] else None
+        old = self._core
+        self._core = LearnerCore(specs, self.settings, self.buffer._core, cwr, *(seed or (0, LEARNER_STREAM)))
+        if old is not None:
+            self._core.set_state(old.batches_seen, old.optimizer_phase, old.optimizer_started)
+            self._core.rng.state = old.rng.state
+        self._bound = self._binding_key()
+
+    def _core_for_step(self):
+        if self._binding_key() != self._bound:
+            self._bind()
+        return self._core
+
+    @property
+    def rng(self):
+        """The learner's PCG32 generator (a view of the one in the C learner)."""
+        return self._core.rng
+
+    @property
+    def batches_seen(self):
+        return self._core.batches_seen
+
+    @property
+    def arena_bytes(self):
+        """Bytes of the C learner's arena (:func:`pulptrain.cl.memory.learner_arena_bytes`)."""
+        return self._core.arena_bytes
 
     def latent_batch(self, x):
         """The frozen stage's output for images x (N >= 1), computed ``frozen_batch`` images at a time, as
@@ -252,35 +312,10 @@ class LatentReplayLearner:
             return np.empty((0,) + self.buffer.latent_shape, np.float32)
         return self.latent_batch(x).values()
 
-    def _minibatch_arrays(self, rows):
-        """(latents, labels) arrays of at least ``rows`` rows for the mini-batch (new latents, then
-        replays): allocated once, grown only when a plan needs more rows, reused by every step."""
-        if self._batch_labels is None or len(self._batch_labels) < rows:
-            self._batch_latents = np.empty((rows,) + self.buffer.latent_shape, np.float32)
-            self._batch_labels = np.empty(rows, np.int64)
-        return self._batch_latents, self._batch_labels
-
-    def _use_optimizer(self, phase):
-        if self._optimizer_phase != phase:
-            lr = self.settings["first_lr"] if phase == 0 else self.settings["lr"]
-            params = [p for p in self.adaptive.parameters() if p.requires_grad]
-            self.optimizer = self._optimizer_factory(
-                params, lr, self.settings["momentum"], self.settings["weight_decay"]
-            )
-            self._optimizer_phase = phase
-        return self.optimizer
-
-    def minibatch_plan(self, num_new, batch_index=None):
-        """``(new_per_step, replays_per_step, steps_per_epoch)`` for a batch of ``num_new`` new samples."""
-        i = self.batches_seen if batch_index is None else batch_index
-        stored = self.buffer.size
-        if i == 0 or stored == 0:
-            new = min(self.minibatch, num_new)
-            return new, 0, -(-num_new // new)
-        groups = (num_new + stored) // self.minibatch
-        new = num_new // groups if groups > 0 else num_new
-        new = max(1, new)
-        return new, max(0, self.minibatch - new), num_new // new
+    def minibatch_plan(self, num_new):
+        """``(new_per_step, replays_per_step, steps_per_epoch)`` for a batch of ``num_new`` new samples at the
+        next batch (``pt_cl_learner_plan``)."""
+        return self._core.plan(check_int(num_new, "num_new", 1))[:3]
 
     def _check_batch(self, x, y):
         x = np.asarray(x)
@@ -298,8 +333,8 @@ class LatentReplayLearner:
     def steps_for(self, num_new):
         """Optimizer steps (mini-batches, all epochs) that :meth:`fit_batch` will run for the next batch of
         ``num_new`` samples, e.g. the total of a progress bar."""
-        _, _, steps = self.minibatch_plan(num_new)
-        return steps * (self.settings["first_epochs"] if self.batches_seen == 0 else self.settings["epochs"])
+        _, _, steps, epochs = self._core.plan(check_int(num_new, "num_new", 1))
+        return steps * epochs
 
     def fit_batch(self, x, y, progress=None):
         """Learn one training batch (images x, labels y) and update the buffer. ``progress``: an object
@@ -308,53 +343,32 @@ class LatentReplayLearner:
         x, y = self._check_batch(x, y)
         i = self.batches_seen
         batch = self.latent_batch(x)
+        if self.buffer.bits != FP32_BITS:
+            self.buffer.calibrate(batch)  # the scale the C buffer update quantizes with
         if self.settings["quantize_new"]:
-            self.buffer.calibrate(batch)
             batch = self.buffer.encode(batch)
-        latents = batch.values()  # float32 (N,) + latent shape, the adaptive stage's input
-        new, replays, steps = self.minibatch_plan(len(latents), i)
-        epochs = self.settings["first_epochs"] if i == 0 else self.settings["epochs"]
-        optimizer = self._use_optimizer(0 if i == 0 else 1)
-
-        present, counts = self._present_classes(y, i)
-        if self.settings["cwr"]:
-            self._cwr_reset(present)
+        values, codes = self.buffer.c_rows(batch)
+        core = self._core_for_step()
+        core.begin_batch(values, codes, y.astype(np.int16))
+        new, replays, steps, epochs = core.batch_plan
         self.adaptive.train(not self.settings["freeze_bn"])
-        batch_latents, batch_labels = self._minibatch_arrays(max(self.minibatch, new + min(replays, self.buffer.size)))
-        for _ in range(epochs):
-            order = self.rng.permutation(len(latents))
-            # replays go straight into the mini-batch rows after the new samples
-            replay_iter = (
-                self.buffer.replay_batches(replays, steps, out=(batch_latents[new:], batch_labels[new:]))
-                if replays
-                else None
-            )
-            losses, correct, seen = [], 0, 0
-            for step in range(steps):
-                picked = order[step * new : (step + 1) * new]
-                rows = len(picked)  # == new whenever there are replays (steps = N // new)
-                # mode="clip": picked is valid, and "raise" would copy the output first
-                np.take(latents, picked, axis=0, out=batch_latents[:rows], mode="clip")
-                np.take(y, picked, out=batch_labels[:rows], mode="clip")
-                if replay_iter is not None:
-                    rows += len(next(replay_iter)[1])
-                xb, yb = batch_latents[:rows], batch_labels[:rows]
-                optimizer.zero_grad()
-                logits = self.adaptive.forward(xb)
-                losses.append(float(self.loss.forward(logits, yb)))
-                correct += int(np.sum(np.argmax(logits, axis=1) == yb))
-                seen += len(yb)
-                self.adaptive.backward(self.loss.backward())
-                optimizer.step()
-                if progress is not None:
-                    progress.update(1)
-        self.adaptive.eval()
-        if self.settings["cwr"]:
-            self._cwr_consolidate(present, counts)
-        self.buffer.update(batch, y)
-        if self.settings["cwr"]:
-            self._cwr_load_all()
-        self.batches_seen += 1
+        try:
+            for _ in range(epochs):
+                losses, correct, seen = [], 0, 0
+                for _ in range(steps):
+                    loss, right, rows = core.train_step()
+                    self._last_rows = rows
+                    losses.append(loss)
+                    correct += right
+                    seen += rows
+                    if progress is not None:
+                        progress.update(1)
+            core.end_batch()
+        except BaseException:
+            core.abort_batch()
+            raise
+        finally:
+            self.adaptive.eval()
         return {
             "batch": i,
             "samples": len(y),
@@ -366,48 +380,25 @@ class LatentReplayLearner:
             "train_accuracy": correct / max(seen, 1),
         }
 
+    def last_minibatch(self):
+        """Views of the C learner's mini-batch array as the last training step left it (latents (rows,) +
+        latent shape, int64 labels; new rows first, then replays); the next step overwrites them."""
+        latents, labels = self._core.minibatch(self._last_rows)
+        return latents.reshape((self._last_rows,) + self.buffer.latent_shape), labels
+
     # -------------------------------------------------------------------------------------------- CWR*
+    # The C step runs these (pt_cl_cwr_*); the methods expose them on this learner's classifier and arrays.
+    # counts: samples per class of a batch (a class is present when its count is > 0).
 
-    def _present_classes(self, y, i):
-        labels = y if i == 0 or self.buffer.size == 0 else np.concatenate([y, self.buffer.labels])
-        counts = np.bincount(labels, minlength=self.num_classes)
-        return np.flatnonzero(counts), counts
-
-    def _cwr_reset(self, present):
+    def _cwr_reset(self, counts):
         """Zero the classifier and load the consolidated rows of the present classes."""
-        weight, bias = self.classifier.weight.data, self._classifier_bias()
-        weight[...] = 0.0
-        rows = present[self.cw_set[present]]
-        weight[rows] = self.cw[rows]
-        if bias is not None:
-            bias[...] = 0.0
-            bias[rows] = self.cb[rows]
+        self._core.cwr_reset(counts)
 
-    def _cwr_consolidate(self, present, counts):
-        weight, bias = self.classifier.weight.data, self._classifier_bias()
-        avg = float(np.mean(weight[present], dtype=np.float64))
-        bias_avg = float(np.mean(bias[present], dtype=np.float64)) if bias is not None else 0.0
-        for c in present:
-            new_w = weight[c] - np.float32(avg)
-            new_b = (bias[c] if bias is not None else 0.0) - np.float32(bias_avg)
-            if self.cw_set[c]:
-                wpast = np.float32(np.sqrt(self.past[c] / counts[c]))
-                self.cw[c] = (self.cw[c] * wpast + new_w) / (wpast + 1)
-                self.cb[c] = (self.cb[c] * wpast + new_b) / (wpast + 1)
-            else:
-                self.cw[c], self.cb[c] = new_w, new_b
-                self.cw_set[c] = True
-        self.past += counts
+    def _cwr_consolidate(self, counts):
+        self._core.cwr_consolidate(counts)
 
     def _cwr_load_all(self):
-        weight, bias = self.classifier.weight.data, self._classifier_bias()
-        weight[self.cw_set] = self.cw[self.cw_set]
-        if bias is not None:
-            bias[self.cw_set] = self.cb[self.cw_set]
-
-    def _classifier_bias(self):
-        bias = getattr(self.classifier, "bias", None)
-        return None if bias is None else bias.data
+        self._core.cwr_load_all()
 
     # -------------------------------------------------------------------------------------- evaluation
 
@@ -461,10 +452,7 @@ class LatentReplayLearner:
         """Everything a resume needs, as a flat dict of numpy arrays (``numpy.savez`` compatible)."""
         state = {f"adaptive/{k}": v for k, v in self.adaptive.state_dict().items()}
         state.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
-        optimizer_meta = None
-        if self.optimizer is not None:
-            arrays, optimizer_meta = _flatten(_optimizer_state(self.optimizer))
-            state.update({f"optim/{k}": v for k, v in arrays.items()})
+        state.update({f"optim/momentum/{j}": b.copy() for j, b in enumerate(self.momentum_buffers)})
         state.update(
             {
                 "cwr/cw": self.cw.copy(),
@@ -477,9 +465,9 @@ class LatentReplayLearner:
             "format": CHECKPOINT_FORMAT,
             "settings": self.settings,
             "batches_seen": self.batches_seen,
-            "optimizer_phase": self._optimizer_phase,
-            "optimizer": optimizer_meta,
-            "rng": self.rng.bit_generator.state,
+            "optimizer_phase": self._core.optimizer_phase,
+            "optimizer_started": self._core.optimizer_started,
+            "rng": list(self.rng.state),
             "frozen": self._frozen_fingerprint(),
             "latent_shape": list(self.buffer.latent_shape),
         }
@@ -534,32 +522,38 @@ class LatentReplayLearner:
         # Validate everything on copies first, so a bad checkpoint leaves this learner untouched.
         adaptive_now = self.adaptive.state_dict()
         buffer_now = self.buffer.state_dict()
-        optimizer_now = (self.optimizer, self._optimizer_phase)
         try:
             self.adaptive.load_state_dict(group("adaptive/"))
             self.buffer.load_state_dict(group("buffer/"))
-            optimizer, phase = None, meta.get("optimizer_phase")
-            if phase is not None:
-                self._optimizer_phase = None
-                optimizer = self._use_optimizer(phase)
-                _load_optimizer_state(optimizer, _unflatten(group("optim/"), meta["optimizer"]))
+            momentum = group("optim/momentum/")
+            if sorted(momentum) != sorted(str(j) for j in range(len(self.momentum_buffers))) or any(
+                momentum[str(j)].shape != b.shape or momentum[str(j)].dtype != b.dtype
+                for j, b in enumerate(self.momentum_buffers)
+            ):
+                raise ValueError(
+                    f"optim/momentum must hold {len(self.momentum_buffers)} float32 arrays of the trainable "
+                    "parameters' shapes"
+                )
+            started = meta.get("optimizer_started")
+            if not isinstance(started, bool):
+                raise ValueError(f"optimizer_started must be true or false, got {started!r}")
             cwr = group("cwr/")
             shapes = {"cw": self.cw.shape, "cb": self.cb.shape, "cw_set": self.cw_set.shape, "past": self.past.shape}
             for key, shape in shapes.items():
                 if key not in cwr or cwr[key].shape != shape:
                     raise ValueError(f"cwr/{key} missing or not of shape {shape}")
-            self._check_loaded_values(meta, cwr, group("optim/"))
-            rng = np.random.default_rng()
-            rng.bit_generator.state = meta["rng"]
+            self._check_loaded_values(meta, cwr, {f"momentum/{k}": v for k, v in momentum.items()})
+            Pcg32().state = meta.get("rng")  # checks the pair
         except Exception as e:
             self.adaptive.load_state_dict(adaptive_now)
             self.buffer.load_state_dict(buffer_now)
-            self.optimizer, self._optimizer_phase = optimizer_now
             raise CheckpointError(f"{where}: does not fit this learner ({type(e).__name__}: {e})") from e
+        for j, b in enumerate(self.momentum_buffers):
+            b[...] = momentum[str(j)]
         self.cw[...], self.cb[...] = cwr["cw"], cwr["cb"]
         self.cw_set[...], self.past[...] = cwr["cw_set"], cwr["past"]
-        self.rng = rng
-        self.batches_seen = int(meta["batches_seen"])
+        self._core.set_state(meta["batches_seen"], meta["optimizer_phase"], started)
+        self.rng.state = meta["rng"]
 
     def _check_loaded_values(self, meta, cwr, optimizer_arrays):
         """What shapes do not tell (ValueError): counters that agree with each other and with the buffer,
@@ -593,83 +587,3 @@ class LatentReplayLearner:
             value = np.asarray(value)
             if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} holds non-finite values")
-
-
-def _optimizer_state(optimizer):
-    """The optimizer's ``state_dict()``, or, for an optimizer without one (pulptrain.optim keeps its
-    state in plain attributes: momentum buffers, step flags, hyper-parameters), every attribute but the
-    parameter list."""
-    if hasattr(optimizer, "state_dict"):
-        return optimizer.state_dict()
-    return {k: v for k, v in vars(optimizer).items() if k != "params"}
-
-
-def _load_optimizer_state(optimizer, state):
-    """Inverse of :func:`_optimizer_state`; ValueError when the state has another structure (other keys,
-    list lengths, array shapes or dtypes)."""
-    if hasattr(optimizer, "load_state_dict"):
-        optimizer.load_state_dict(state)
-        return
-    current = _optimizer_state(optimizer)
-
-    def check(have, got, path):
-        if isinstance(have, np.ndarray):
-            if not isinstance(got, np.ndarray) or got.shape != have.shape or got.dtype != have.dtype:
-                raise ValueError(f"optimizer state {path}: expected {have.dtype} {have.shape}")
-        elif isinstance(have, dict):
-            if not isinstance(got, dict) or set(got) != set(have):
-                raise ValueError(f"optimizer state {path}: expected keys {sorted(have)}")
-            for k in have:
-                check(have[k], got[k], f"{path}.{k}")
-        elif isinstance(have, (list, tuple)):
-            if not isinstance(got, (list, tuple)) or len(got) != len(have):
-                raise ValueError(f"optimizer state {path}: expected a list of {len(have)}")
-            for j, (a, b) in enumerate(zip(have, got)):
-                check(a, b, f"{path}[{j}]")
-
-    check(current, state, "")
-
-    def restore(have, got):
-        if isinstance(have, np.ndarray):
-            return np.array(got, dtype=have.dtype, order="C", copy=True)
-        if isinstance(have, dict):
-            return {k: restore(have[k], got[k]) for k in have}
-        if isinstance(have, (list, tuple)):
-            return type(have)(restore(a, b) for a, b in zip(have, got))
-        return got
-
-    for key in current:
-        setattr(optimizer, key, restore(current[key], state[key]))
-
-
-def _flatten(state):
-    """Split an optimizer state into arrays (named by their path) and a JSON skeleton that records where
-    each array goes."""
-    arrays = {}
-
-    def walk(value, path):
-        if isinstance(value, np.ndarray):
-            arrays[path] = value
-            return {"__array__": path}
-        if isinstance(value, dict):
-            return {"__dict__": [[k, walk(v, f"{path}/{k}")] for k, v in value.items()]}
-        if isinstance(value, (list, tuple)):
-            return {"__list__": [walk(v, f"{path}/{j}") for j, v in enumerate(value)]}
-        if isinstance(value, (np.integer, np.floating, np.bool_)):
-            return value.item()
-        return value
-
-    return arrays, walk(state, "state")
-
-
-def _unflatten(arrays, skeleton):
-    def build(node):
-        if isinstance(node, dict) and "__array__" in node:
-            return arrays[node["__array__"]]
-        if isinstance(node, dict) and "__dict__" in node:
-            return {k: build(v) for k, v in node["__dict__"]}
-        if isinstance(node, dict) and "__list__" in node:
-            return [build(v) for v in node["__list__"]]
-        return node
-
-    return build(skeleton)

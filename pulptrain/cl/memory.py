@@ -25,6 +25,14 @@ What each entry of :func:`memory_breakdown` counts (bytes):
   what :class:`pulptrain.cl.LatentReplayBuffer` allocates.
 * ``total``: the sum of the above.
 
+:func:`learner_arena_bytes` is the size of the one arena the C learner step (csrc/cl, ``pt_cl_learner``)
+carves all its scratch from, exactly as ``pt_cl_learner_arena_bytes`` computes it for these settings: the
+mini-batch (``rows_max`` latents and labels, where ``rows_max`` >= ``batch`` is the largest mini-batch a plan
+can make), the tensors kept for the backward pass (as ``activations`` above: each conv output, each BatchNorm
+output, the pool output and the logits; ReLU runs in place), the BatchNorm statistics, two gradient buffers
+of the largest tensor, the loss and kernel workspaces (the kernels' workspace depends on the team size and
+on the matmul variants of the build that runs it), the new-sample permutation and the CWR* counts.
+
 Reference point (the paper's setting): width 1.0, 128x128 input, l = 19, 1500 replays -> a 512x8x8 latent and a
 46.9 MiB buffer at 8 bits (187.5 MiB at FP32, 41.0 MiB at 7 bits).
 """
@@ -38,6 +46,7 @@ from pulptrain.models import POOL_INDEX, LayerShape, mobilenet_v1_layers, scaled
 from pulptrain.quant_core import FP32_BITS, check_bits
 
 __all__ = [
+    "learner_arena_bytes",
     "LayerShape",
     "mobilenet_v1_layers",
     "memory_breakdown",
@@ -187,3 +196,48 @@ def memory_breakdown(
         activations=activations,
         replay_buffer=replay_buffer,
     )
+
+
+def learner_arena_bytes(
+    width_mult=1.0,
+    input_size=128,
+    lr_layer=19,
+    replays=1500,
+    batch=128,
+    num_classes=50,
+    in_channels=3,
+    first_stride=2,
+    max_new=None,
+    threads=None,
+):
+    """Bytes of the C learner's arena (``pt_cl_learner_arena_bytes``) for MobileNetV1 split at ``lr_layer``,
+    a buffer of ``replays`` latents, mini-batches of ``batch``, batches of up to ``max_new`` new samples
+    (default ``batch``) and a team of ``threads`` cores (default: the current team): the value a
+    :class:`pulptrain.cl.LatentReplayLearner` with these settings allocates."""
+    from pulptrain._C import cl_learner_arena_bytes
+    from pulptrain.cl.stage import layer_table
+    from pulptrain.models import mobilenet_v1, split
+
+    lr_layer = check_int(lr_layer, "lr_layer", 0)
+    if lr_layer > POOL_INDEX:
+        raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
+    batch = check_int(batch, "batch", 1)
+    replays = check_int(replays, "replays", 1)
+    max_new = batch if max_new is None else check_int(max_new, "max_new", 1)
+    layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
+    latent = layers[lr_layer]
+    model = mobilenet_v1(width_mult, num_classes, input_size, in_channels, first_stride)
+    specs, _ = layer_table(split(model, lr_layer)[1], (latent.out_channels, latent.out_size, latent.out_size))
+    settings = {
+        "lr": 1.0,
+        "first_lr": 1.0,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "epochs": 1,
+        "first_epochs": 1,
+        "minibatch": batch,
+        "cwr": False,
+        "freeze_bn": False,
+        "num_classes": int(num_classes),
+    }
+    return cl_learner_arena_bytes(specs, settings, replays, max_new, threads)
