@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import shutil
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -215,15 +216,13 @@ def export_bundle(
             f"the frozen stage gives latents {table.output_shape}, the buffer holds {learner.buffer.latent_shape}"
         )
     max_new = max(len(x) for x, _ in batches)
-    frozen_ws = int8_stage_workspace_bytes(
-        table.table, table.weights, table.requant, 1, lr_step=table.lr_step, num_threads=cores
-    )
-    layers = _adaptive_layers(learner, tuple(table.output_shape))
-    description = _describe(learner, layers, max_new, cores)
+    frozen_ws = _frozen_workspace_bytes(table, cores)
+    arena = learner_arena_bytes(learner, max_new=max_new, cores=cores)
+    arena_scalar = learner_arena_bytes(learner, max_new=max_new, cores=cores, scalar=True)
 
     c = _CFile()
     _frozen_tables(c, table)
-    state_layout = _emit_learner(c, learner, layers, description, synthetic_buffer)
+    state_layout = _emit_learner(c, learner, max_new, synthetic_buffer)
     c.write(out / "bundle.c", '/* Written by pulptrain export: the tables of this bundle. */\n#include "bundle.h"\n\n')
 
     for name, value in (("frozen_images_run", frozen_images_run), ("steps_run", steps_run)):
@@ -232,13 +231,13 @@ def export_bundle(
     _write_stream(out / "stream.c", frozen, batches, test_batch, frozen_images_run)
     _write_header(
         out / "bundle.h",
+        (arena, arena_scalar),
         dict(
             BUNDLE_CORES=cores,
             BUNDLE_INPUT_CODES=int(np.prod(input_shape)),
             BUNDLE_LATENT_ELEMENTS=latent_elements,
-            BUNDLE_NUM_LAYERS=description["num_layers"],
+            BUNDLE_NUM_LAYERS=len(_layer_table(learner)),
             BUNDLE_MAX_NEW=max_new,
-            BUNDLE_ARENA_BYTES=description["arena_bytes"],
             BUNDLE_FROZEN_WORKSPACE_BYTES=frozen_ws,
             BUNDLE_STREAM_BATCHES=len(batches),
             BUNDLE_TEST_IMAGES=len(test_batch[0]) if test_batch is not None else 0,
@@ -258,9 +257,10 @@ def export_bundle(
         max_new=max_new,
         batch_sizes=[len(x) for x, _ in batches],
         test_images=len(test_batch[0]) if test_batch is not None else 0,
-        arena_bytes=description["arena_bytes"],
+        arena_bytes=arena,
+        arena_bytes_scalar=arena_scalar,
         frozen_workspace_bytes=frozen_ws,
-        settings=description["settings"],
+        settings=dict(learner.settings, max_new=max_new),
         state=state_layout,
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -271,212 +271,159 @@ def export_bundle(
 
 # pt_cl_layer_kind (csrc/cl/pt_cl.h)
 _KIND = dict(conv2d=0, depthwise=1, pointwise=2, batchnorm=3, relu=4, avg_pool=5, flatten=6, linear=7)
-_RELU_NO_CLIP = -1.0  # PT_RELU_NO_CLIP
+# the matmul variant the scalar builds (rv32imfc, Cortex-M4F, PORTABLE=1) pick by default (csrc/gemm/matmul.c)
+_SCALAR_MATMUL_VARIANT = "4x4"
+_PORTABLE_INT8_MICROKERNEL = "portable-4x2"
 
 
-def _leaves(module, prefix=""):
-    """(state_dict prefix, module) of every leaf module in forward order."""
-    children = list(module._modules.items())
-    if not children:
-        yield prefix, module
-    for name, child in children:
-        yield from _leaves(child, f"{prefix}{name}.")
+def _layer_table(learner):
+    """The learner's C layer table: (path, spec) per layer (pulptrain.cl.stage.layer_table, the same table the
+    Python learner hands to the C step)."""
+    from pulptrain.cl.stage import layer_table, leaves
 
-
-def _adaptive_layers(learner, latent_shape):
-    """One dict per pt_cl_layer of the adaptive stage: kind, shapes per sample, window, the module."""
-    from pulptrain import nn
-
-    layers, (c, h, w) = [], latent_shape
-    for prefix, m in _leaves(learner.adaptive):
-        d = dict(prefix=prefix, module=m, c_in=c, h_in=h, w_in=w, kh=1, kw=1, stride=(1, 1), pad=(0, 0))
-        if isinstance(m, (nn.Conv2d, nn.DepthwiseConv2d, nn.PointwiseConv2d)):
-            kind = {nn.Conv2d: "conv2d", nn.DepthwiseConv2d: "depthwise", nn.PointwiseConv2d: "pointwise"}[type(m)]
-            kh, kw = m.weight.data.shape[2:]
-            stride, pad = getattr(m, "stride", (1, 1)), getattr(m, "padding", (0, 0))
-            c = m.weight.data.shape[0]
-            h, w = (h + 2 * pad[0] - kh) // stride[0] + 1, (w + 2 * pad[1] - kw) // stride[1] + 1
-            d.update(kind=kind, kh=kh, kw=kw, stride=stride, pad=pad)
-        elif isinstance(m, nn.BatchNorm2d):
-            d.update(kind="batchnorm")
-        elif isinstance(m, nn.ReLU):
-            d.update(kind="relu")
-        elif isinstance(m, (nn.AvgPool2d, nn.GlobalAvgPool2d)):
-            if isinstance(m, nn.GlobalAvgPool2d):
-                kernel, stride, pad = (h, w), (h, w), (0, 0)
-            else:
-                kernel, stride, pad = m.kernel_size, m.stride, m.padding
-            d.update(kind="avg_pool", kh=kernel[0], kw=kernel[1], stride=stride, pad=pad)
-            h, w = (h + 2 * pad[0] - kernel[0]) // stride[0] + 1, (w + 2 * pad[1] - kernel[1]) // stride[1] + 1
-        elif isinstance(m, nn.Flatten):
-            d.update(kind="flatten")
-            c, h, w = c * h * w, 1, 1
-        elif isinstance(m, nn.Linear):
-            d.update(kind="linear")
-            c, h, w = m.weight.data.shape[0], 1, 1
-        else:
-            raise TypeError(f"adaptive stage layer {prefix.rstrip('.')} ({type(m).__name__}) has no C equivalent")
-        d.update(c_out=c, h_out=h, w_out=w)
-        layers.append(d)
-    return layers
-
-
-def _settings(learner, max_new):
-    s = learner.settings
-    return dict(
-        lr=s["lr"],
-        first_lr=s["first_lr"],
-        momentum=s["momentum"],
-        weight_decay=s["weight_decay"],
-        epochs=s["epochs"],
-        first_epochs=s["first_epochs"],
-        minibatch=s["minibatch"],
-        cwr=int(s["cwr"]),
-        freeze_bn=int(s["freeze_bn"]),
-        num_classes=s["num_classes"],
-        max_new=max_new,
-    )
-
-
-def _describe(learner, layers, max_new, cores):
-    from pulptrain.cl import runtime
-
-    settings = _settings(learner, max_new)
-    arena = runtime.learner_arena_bytes(learner, max_new=max_new, num_threads=cores)
-    return dict(settings=settings, num_layers=len(layers), arena_bytes=int(arena))
-
-
-def _momentum_buffers(learner):
-    """{id(parameter): its SGD momentum buffer} of the learner's current optimizer (empty before one exists
-    or before its first step: a fresh optimizer's buffer starts as the first gradient)."""
-    opt = learner.optimizer
-    if opt is None:
-        return {}
-    return {id(p): b for p, b, started in zip(opt.params, opt._buffers, opt._started) if b is not None and started}
-
-
-def _optimizer_started(learner):
-    opt = learner.optimizer
-    return int(opt is not None and any(opt._started))
-
-
-def _buffer_class_seen(buffer, num_classes):
-    seen = np.zeros(num_classes, np.int64)
-    for c, n in buffer._class_seen.items():
-        seen[int(c)] = n
-    return seen
+    specs, _ = layer_table(learner.adaptive, learner.buffer.latent_shape, learner.momentum_buffers or None)
+    paths = [path for path, _ in leaves(learner.adaptive, "adaptive")]
+    return list(zip(paths, specs))
 
 
 def learner_state_arrays(learner):
-    """{name: array} of everything a learning batch changes, in the order of the bundle's state file: per
-    adaptive layer its parameters (state_dict names), their SGD momentum, BatchNorm statistics; the buffer's
-    packed storage, labels and samples seen per class; the CWR* arrays (cw_set as uint8)."""
-    momentum = _momentum_buffers(learner)
-    train_momentum = learner.settings["momentum"] > 0
+    """{name: array} of everything learning changes, in the order of the bundle's state file: per adaptive
+    layer its parameters, their SGD momentum and its BatchNorm statistics (``adaptive.<path>.<what>``); the
+    buffer's packed storage, labels and samples seen per class (num_classes of them); the CWR* arrays (cw_set
+    as uint8). The arrays are the learner's own (no copies)."""
     arrays = {}
-    for prefix, m in _leaves(learner.adaptive):
-        for which in ("weight", "bias"):
-            p = getattr(m, which, None)
-            if p is None or getattr(p, "data", None) is None:
-                continue
-            arrays[prefix + which] = p.data
-            if train_momentum and p.requires_grad:
-                arrays[prefix + which + ".momentum"] = momentum.get(id(p), np.zeros_like(p.data))
-        if hasattr(m, "running_mean"):
-            arrays[prefix + "running_mean"] = m.running_mean
-            arrays[prefix + "running_var"] = m.running_var
-            arrays[prefix + "num_batches_tracked"] = np.asarray(m.num_batches_tracked, np.int64).reshape(())
-    buf = learner.buffer
-    arrays["buffer/storage"] = buf._storage
-    arrays["buffer/labels"] = buf._labels
-    arrays["buffer/class_seen"] = _buffer_class_seen(buf, learner.num_classes)
+    for path, spec in _layer_table(learner):
+        for key in ("weight", "bias"):
+            if spec.get(key) is not None:
+                arrays[f"{path}.{key}"] = spec[key]
+            if spec.get(f"{key}_momentum") is not None:
+                arrays[f"{path}.{key}.momentum"] = spec[f"{key}_momentum"]
+        if spec["kind"] == "batchnorm":
+            arrays[f"{path}.running_mean"] = spec["running_mean"]
+            arrays[f"{path}.running_var"] = spec["running_var"]
+            arrays[f"{path}.num_batches_tracked"] = spec["num_batches_tracked"]
+    buffer = learner.buffer
+    arrays["buffer/storage"], arrays["buffer/labels"] = buffer._storage, buffer._labels
+    # the C buffer counts up to buffer.num_classes classes (32768 unless given); labels are < num_classes
+    arrays["buffer/class_seen"] = buffer._core.class_seen[: learner.num_classes]
     if learner.settings["cwr"]:
         arrays["cwr/cw"], arrays["cwr/cb"] = learner.cw, learner.cb
-        arrays["cwr/cw_set"], arrays["cwr/past"] = learner.cw_set.astype(np.uint8), learner.past
+        arrays["cwr/cw_set"], arrays["cwr/past"] = learner.cw_set.view(np.uint8), learner.past
     return arrays
 
 
 def learner_rng_states(learner):
-    """("state:inc" of the learner's PCG32, the same of the buffer's) as 16-digit hex, as BATCH lines print."""
-    from pulptrain.cl import runtime
+    """The learner's and the buffer's PCG32 states as the application's BATCH lines print them
+    ("state:inc", 16 hex digits each)."""
+    return tuple(f"{state:016x}:{inc:016x}" for state, inc in (learner.rng.state, learner.buffer.rng.state))
 
-    return tuple(f"{state:016x}:{inc:016x}" for state, inc in runtime.rng_states(learner))
+
+@contextmanager
+def _team_defaults(num_threads, matmul_variant=None, int8_microkernel=None):
+    """The process-wide kernel defaults set for the body (the team size and the variant choices that
+    pt_team_default reports), restored afterwards."""
+    import pulptrain
+    from pulptrain import kernels, quant
+
+    saved = pulptrain.get_num_threads(), kernels.get_matmul_variant(), quant.get_int8_microkernel()
+    try:
+        pulptrain.set_num_threads(num_threads)
+        kernels.set_matmul_variant(matmul_variant)
+        quant.set_int8_microkernel(int8_microkernel or "auto")
+        yield
+    finally:
+        pulptrain.set_num_threads(saved[0])
+        kernels.set_matmul_variant(saved[1])
+        quant.set_int8_microkernel(saved[2])
+
+
+def learner_arena_bytes(learner, *, max_new, cores, scalar=False):
+    """Bytes of the C learner's arena for this learner's table and settings, batches of up to max_new new
+    samples and a team of `cores`: for the build that runs it here (the Python extension's kernel choices; the
+    value ``pulptrain memory`` reports), or with scalar=True for the scalar builds (rv32imfc, Cortex-M4F,
+    PORTABLE=1), whose matmul default is the 4x4 tile."""
+    from pulptrain._C import cl_learner_arena_bytes
+
+    specs = [spec for _, spec in _layer_table(learner)]
+    args = (specs, learner.settings, learner.buffer.capacity, max_new)
+    if not scalar:
+        return cl_learner_arena_bytes(*args, num_threads=cores)
+    with _team_defaults(cores, _SCALAR_MATMUL_VARIANT):
+        return cl_learner_arena_bytes(*args)
+
+
+def _frozen_workspace_bytes(table, cores):
+    """Workspace of the INT8 stage for one image on a team of `cores`: the largest over the INT8
+    microkernels a build may pick (the host's vector one, the portable one)."""
+    args = (table.table, table.weights, table.requant, 1)
+    sizes = []
+    for microkernel in (None, _PORTABLE_INT8_MICROKERNEL):
+        with _team_defaults(cores, None, microkernel):
+            sizes.append(int8_stage_workspace_bytes(*args, lr_step=table.lr_step, num_threads=cores))
+    return max(sizes)
 
 
 def _float_lit(v):
     return float(np.float32(v)).hex() + "f"
 
 
-def _emit_learner(c, learner, layers, description, synthetic_buffer):
+def _emit_learner(c, learner, max_new, synthetic_buffer):
     """The adaptive layer table, buffer, CWR* state, settings and bundle_start / bundle_state_arrays as C.
     Returns the state layout: a list of {name, dtype, shape} in the order bundle_state_arrays lists them."""
-    from pulptrain.cl import runtime
     from pulptrain.cl.buffer import POLICIES  # pt_cl_policy numbers them in this order
 
     state = learner_state_arrays(learner)
     cnames = {}
 
-    def array(name, cname, values=None, **kw):
-        cnames[name] = c.array(cname, state[name] if values is None else values, const=False, align=True, **kw)
+    def array(name, cname, values=None):
+        values = state[name] if values is None else values
+        cnames[name] = c.array(cname, values, const=False, align=True)
         return cnames[name]
 
     entries = []
-    for i, d in enumerate(layers):
-        m, kind, prefix = d["module"], d["kind"], d["prefix"]
-        fields = dict(
-            kind=_KIND[kind],
-            c_in=d["c_in"],
-            h_in=d["h_in"],
-            w_in=d["w_in"],
-            c_out=d["c_out"],
-            h_out=d["h_out"],
-            w_out=d["w_out"],
-            kh=d["kh"],
-            kw=d["kw"],
-            stride_h=d["stride"][0],
-            stride_w=d["stride"][1],
-            pad_h=d["pad"][0],
-            pad_w=d["pad"][1],
+    for i, (path, spec) in enumerate(_layer_table(learner)):
+        fields = dict(kind=_KIND[spec["kind"]])
+        for prefix, shape in (("in", spec["in_shape"]), ("out", spec["out_shape"])):
+            fields.update({f"c_{prefix}": shape[0], f"h_{prefix}": shape[1], f"w_{prefix}": shape[2]})
+        (fields["kh"], fields["kw"]), (fields["stride_h"], fields["stride_w"]) = (
+            spec.get("kernel", (1, 1)),
+            spec.get("stride", (1, 1)),
         )
-        fields["upper"] = _float_lit(_RELU_NO_CLIP if getattr(m, "upper", None) is None else m.upper)
-        for which in ("weight", "bias"):
-            if prefix + which not in state:
+        fields["pad_h"], fields["pad_w"] = spec.get("padding", (0, 0))
+        fields["upper"] = _float_lit(spec.get("upper", -1.0))
+        for key in ("eps", "bn_momentum", "r_max", "d_max"):
+            fields[key] = _float_lit(spec.get(key, 0.0))
+        for key in ("weight", "bias"):
+            if spec.get(key) is None:
                 continue
-            p = getattr(m, which)
-            fields[which] = array(prefix + which, f"L{i}_{which}")
-            fields[f"{which}_grad"] = c.array(
-                f"L{i}_{which}_grad", None, const=False, dtype=np.float32, align=True, length=p.data.size
-            )
-            fields[f"{which}_trainable"] = int(bool(p.requires_grad))
-            if prefix + which + ".momentum" in state:
-                fields[f"{which}_momentum"] = array(prefix + which + ".momentum", f"L{i}_{which}_momentum")
-        if kind == "batchnorm":
-            fields.update(
-                eps=_float_lit(m.eps),
-                bn_momentum=_float_lit(m.momentum),
-                r_max=_float_lit(m.r_max or 0.0),
-                d_max=_float_lit(m.d_max or 0.0),
-            )
-            for which in ("running_mean", "running_var"):
-                fields[which] = array(prefix + which, f"L{i}_{which}")
-            name = prefix + "num_batches_tracked"
-            fields["num_batches_tracked"] = array(name, f"L{i}_tracked", state[name].reshape(1))
-        entries.append("    {" + ", ".join(f".{k} = {v}" for k, v in fields.items()) + "},\n")
+            fields[f"{key}_trainable"] = int(bool(spec.get(f"{key}_trainable")))
+            fields[key] = array(f"{path}.{key}", f"L{i}_{key}")
+            if spec.get(f"{key}_grad") is not None:
+                fields[f"{key}_grad"] = c.array(
+                    f"L{i}_{key}_grad", None, const=False, dtype=np.float32, align=True, length=spec[key].size
+                )
+            if spec.get(f"{key}_momentum") is not None:
+                fields[f"{key}_momentum"] = array(f"{path}.{key}.momentum", f"L{i}_{key}_momentum")
+        if spec["kind"] == "batchnorm":
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                fields[key] = array(f"{path}.{key}", f"L{i}_{key}")
+        initializer = ", ".join(f".{k} = {v}" for k, v in fields.items())
+        entries.append(f"    /* {spec['name']} */\n    {{{initializer}}},\n")
     c.text("static pt_cl_layer bundle_layers[] = {\n" + "".join(entries) + "};\n\n")
 
     # the replay buffer: its arrays hold the exported contents; bundle_start restores the counters
-    buf = learner.buffer
+    buf, num_classes = learner.buffer, learner.num_classes
     storage = array("buffer/storage", "buffer_storage")
     labels = array("buffer/labels", "buffer_labels")
     c.array("buffer_class_seen_exported", state["buffer/class_seen"])
-    seen = array("buffer/class_seen", "buffer_class_seen", np.zeros(learner.num_classes, np.int64))
-    c.array("buffer_class_count", None, const=False, dtype=np.int32, align=True, length=learner.num_classes)
+    seen = array("buffer/class_seen", "buffer_class_seen", np.zeros(num_classes, np.int64))
+    c.array("buffer_class_count", None, const=False, dtype=np.int32, align=True, length=num_classes)
     c.array("buffer_order", None, const=False, dtype=np.int32, align=True, length=buf.capacity)
     c.array("buffer_row_codes", None, const=False, dtype=np.uint8, align=True, length=buf.elements)
     c.text(
         "pt_cl_buffer bundle_buffer = {"
         f".capacity = {buf.capacity}, .elements = {buf.elements}, .bits = {buf.bits}, "
-        f".policy = {POLICIES.index(buf.policy)}, .num_classes = {learner.num_classes}, .storage = {storage}, "
+        f".policy = {POLICIES.index(buf.policy)}, .num_classes = {num_classes}, .storage = {storage}, "
         f".labels = {labels}, .class_seen = {seen}, .class_count = buffer_class_count, "
         ".order = buffer_order, .row_codes = buffer_row_codes};\n\n"
     )
@@ -485,36 +432,34 @@ def _emit_learner(c, learner, layers, description, synthetic_buffer):
         names = [array(f"cwr/{k}", f"cwr_{k}") for k in ("cw", "cb", "cw_set", "past")]
         c.text(f"static const pt_cl_cwr bundle_cwr = {{{', '.join(names)}}};\n")
         cwr = "&bundle_cwr"
-    settings = description["settings"]
-    c.text(
-        "static const pt_cl_settings bundle_settings = {"
-        + ", ".join(
-            f".{k} = {_float_lit(v) if k in ('lr', 'first_lr', 'momentum', 'weight_decay') else int(v)}"
-            for k, v in settings.items()
-        )
-        + "};\n"
+    settings = dict(learner.settings, max_new=max_new)
+    floats = ("lr", "first_lr", "momentum", "weight_decay")
+    fields = ", ".join(
+        f".{k} = {_float_lit(settings[k]) if k in floats else int(settings[k])}"
+        for k in floats + ("epochs", "first_epochs", "minibatch", "cwr", "freeze_bn", "num_classes", "max_new")
     )
-    c.text("static uint8_t bundle_arena[BUNDLE_ARENA_BYTES] __attribute__((aligned(16)));\n\n")
+    c.text(f"static const pt_cl_settings bundle_settings = {{{fields}}};\n")
+    c.text("static uint8_t bundle_arena[BUNDLE_ARENA_BYTES] __attribute__((aligned(PT_CL_ALIGN)));\n\n")
 
-    (l_state, l_inc), (b_state, b_inc) = runtime.rng_states(learner)
+    core = learner._core
+    (l_state, l_inc), (b_state, b_inc) = learner.rng.state, buf.rng.state
     restore_buffer = f"""    bundle_buffer.size = {buf.size};
     bundle_buffer.batches_seen = {buf.batches_seen};
     bundle_buffer.samples_seen = {buf.samples_seen};
-    for (int32_t c = 0; c < {learner.num_classes}; c++) {seen}[c] = buffer_class_seen_exported[c];"""
-    batches_seen, phase, started = learner.batches_seen, learner._optimizer_phase, _optimizer_started(learner)
+    for (int32_t c = 0; c < {num_classes}; c++) {seen}[c] = buffer_class_seen_exported[c];"""
+    batches_seen, phase, started = learner.batches_seen, core.optimizer_phase, int(core.optimizer_started)
     if synthetic_buffer:
-        if buf.size or learner.batches_seen or buf.bits == 32:
+        if buf.size or batches_seen or buf.bits == 32:
             raise ValueError("synthetic_buffer needs a learner at batch 0 with an empty quantized buffer")
-        # measurement only: a full buffer of random codes and labels, as after batch 0
-        top = (1 << buf.bits) - 1
+        # measurement only: a full buffer of random codes and labels, as after a batch 0
         restore_buffer = f"""    pt_rng fill;
     pt_rng_seed(&fill, 12345, 1);
-    uint8_t *codes = buffer_row_codes;
     for (int32_t k = 0; k < {buf.capacity}; k++) {{
-        for (int64_t e = 0; e < {buf.elements}; e++) codes[e] = (uint8_t)(pt_rng_next(&fill) & {top}u);
-        st = pt_pack_bits(team, {buf.elements}, codes, {buf.bits}, {storage} + (int64_t)k * {buf.row_bytes});
+        for (int64_t e = 0; e < {buf.elements}; e++)
+            buffer_row_codes[e] = (uint8_t)(pt_rng_next(&fill) & {(1 << buf.bits) - 1}u);
+        st = pt_pack_bits(team, {buf.elements}, buffer_row_codes, {buf.bits}, {storage} + (int64_t)k * {buf.row_bytes});
         if (st != PT_OK) return st;
-        {labels}[k] = (int16_t)pt_rng_below(&fill, {learner.num_classes});
+        {labels}[k] = (int16_t)pt_rng_below(&fill, {num_classes});
         {seen}[{labels}[k]]++;
     }}
     bundle_buffer.size = {buf.capacity};
@@ -524,7 +469,7 @@ def _emit_learner(c, learner, layers, description, synthetic_buffer):
     c.text(
         f"""pt_status bundle_start(pt_cl_learner *learner, const pt_team *team)
 {{
-    pt_status st = pt_cl_buffer_init(&bundle_buffer, {_float_lit(buf.scale)}, 0, 0);
+    pt_status st = pt_cl_buffer_init(&bundle_buffer, {_float_lit(buf.scale or 0.0)}, 0, 0);
     if (st != PT_OK) return st;
     /* the exported state (init starts an empty buffer and a learner at batch 0) */
 {restore_buffer}
@@ -543,13 +488,17 @@ def _emit_learner(c, learner, layers, description, synthetic_buffer):
     return PT_OK;
 }}
 
+int64_t bundle_arena_needed(const pt_team *team)
+{{
+    return pt_cl_learner_arena_bytes(team, &bundle_settings, bundle_layers, BUNDLE_NUM_LAYERS, {buf.capacity});
+}}
+
 """
     )
     rows = "".join(f'        {{"{name}", {cnames[name]}, {a.nbytes}}},\n' for name, a in state.items())
     c.text(
-        f"""int bundle_state_arrays(const pt_cl_learner *learner, bundle_array *out, int max)
+        f"""int bundle_state_arrays(bundle_array *out, int max)
 {{
-    (void)learner;
     static const bundle_array arrays[] = {{
 {rows}    }};
     const int n = (int)(sizeof(arrays) / sizeof(arrays[0]));
@@ -580,21 +529,20 @@ def _write_stream(path, frozen, batches, test_batch, frozen_images_run):
     )
 
 
-def _write_header(path, defines):
-    lines = [
-        "/* Written by pulptrain export: what main.c needs from the tables. */",
-        "#ifndef BUNDLE_H",
-        "#define BUNDLE_H",
-        "",
-        "#include <math.h>",
-        "#include <stdint.h>",
-        '#include "pulptrain.h"',
-        '#include "int8_stage.h"',
-        '#include "pt_cl.h"',
-        "",
-    ]
+def _write_header(path, arenas, defines):
+    """bundle.h: the sizes (defines), the arena per kind of build, and what bundle.c / stream.c define."""
+    includes = ["<math.h>", "<stdint.h>", '"arch.h"', '"pulptrain.h"', '"int8_stage.h"', '"pt_cl.h"']
+    lines = ["/* Written by pulptrain export: what main.c needs from the tables. */", "#ifndef BUNDLE_H"]
+    lines += ["#define BUNDLE_H", ""] + [f"#include {h}" for h in includes] + [""]
     lines += [f"#define {k} {int(v)}" for k, v in defines.items()]
     lines += [
+        "/* The learner's arena (pt_cl_learner_arena_bytes for a team of BUNDLE_CORES): the kernels' workspace",
+        " * depends on the matmul tile a build picks by default (the vector one with 8-float SIMD, else 4x4). */",
+        "#if PT_ARCH_SIMD8",
+        f"#define BUNDLE_ARENA_BYTES {int(arenas[0])}",
+        "#else",
+        f"#define BUNDLE_ARENA_BYTES {int(arenas[1])}",
+        "#endif",
         "",
         "extern const pt_int8_stage bundle_frozen;",
         "extern pt_cl_buffer bundle_buffer;",
@@ -606,6 +554,8 @@ def _write_header(path, defines):
         "",
         "/* Initializes the buffer and the learner over the static tables and restores the exported state. */",
         "pt_status bundle_start(pt_cl_learner *learner, const pt_team *team);",
+        "/* pt_cl_learner_arena_bytes of this bundle's learner for `team`. */",
+        "int64_t bundle_arena_needed(const pt_team *team);",
         "",
         "typedef struct {",
         "    const char *name;",
@@ -613,7 +563,7 @@ def _write_header(path, defines):
         "    int64_t bytes;",
         "} bundle_array;",
         '/* The arrays of the learner\'s state (manifest.json: "state"), at most max; returns their number. */',
-        "int bundle_state_arrays(const pt_cl_learner *learner, bundle_array *out, int max);",
+        "int bundle_state_arrays(bundle_array *out, int max);",
         "",
         "#endif",
         "",

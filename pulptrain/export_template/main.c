@@ -223,7 +223,7 @@ static pt_status predict_test(const pt_team *team)
 static void report_state(const char *path)
 {
     bundle_array arrays[BUNDLE_MAX_STATE_ARRAYS];
-    const int n = bundle_state_arrays(&learner, arrays, BUNDLE_MAX_STATE_ARRAYS);
+    const int n = bundle_state_arrays(arrays, BUNDLE_MAX_STATE_ARRAYS);
     FILE *f = path ? fopen(path, "wb") : NULL;
     if (path && !f) printf("STATE_FILE error=\"cannot open %s\"\n", path);
     for (int i = 0; i < n; i++) {
@@ -246,12 +246,15 @@ int main(int argc, char **argv)
     team.serial_core_hook = cores > 1 && HAVE_INSTRET ? core_hook : NULL;
     pt_status st = bundle_start(&learner, &team);
     if (st != PT_OK) return fail("bundle_start", st);
+    const pt_team full_team = pt_team_of(BUNDLE_CORES);
     printf("BUNDLE cores=%d backend=%s frozen_layers=%d adaptive_layers=%d latent_elements=%d bits=%d capacity=%d "
-           "arena_bytes=%lld frozen_workspace_bytes=%lld batches=%d test_images=%d\n",
+           "arena_bytes=%lld arena_needed=%lld arena_needed_full_team=%lld frozen_workspace_bytes=%lld batches=%d "
+           "test_images=%d\n",
            cores, pt_parallel_backend(), (int)bundle_frozen.num_layers, (int)BUNDLE_NUM_LAYERS,
            (int)BUNDLE_LATENT_ELEMENTS, (int)bundle_buffer.bits, (int)bundle_buffer.capacity,
-           (long long)BUNDLE_ARENA_BYTES, (long long)BUNDLE_FROZEN_WORKSPACE_BYTES, (int)BUNDLE_STREAM_BATCHES,
-           (int)BUNDLE_TEST_IMAGES);
+           (long long)BUNDLE_ARENA_BYTES, (long long)bundle_arena_needed(&team),
+           (long long)bundle_arena_needed(&full_team), (long long)BUNDLE_FROZEN_WORKSPACE_BYTES,
+           (int)BUNDLE_STREAM_BATCHES, (int)BUNDLE_TEST_IMAGES);
     int64_t images = 0, labels = 0; /* where the batch starts in the embedded images and labels */
     for (int32_t b = 0; b < BUNDLE_STREAM_BATCHES; b++) {
         const int32_t n = bundle_batch_sizes[b];
