@@ -246,7 +246,7 @@ def export_bundle(
             BUNDLE_STEPS_RUN=steps_run,
         ),
     )
-    for name in ("main.c", "Makefile"):
+    for name in ("main.c", "Makefile", "portable_math.c", "portable_math.h"):
         shutil.copyfile(TEMPLATE_DIR / name, out / name)
     _copy_csrc(out / "csrc")
     manifest = dict(

@@ -253,7 +253,13 @@ class Identity:
 
 
 SETTINGS = dict(
-    num_classes=NUM_CLASSES, lr=0.05, first_lr=0.1, momentum=0.9, weight_decay=5e-4, epochs=2, first_epochs=2,
+    num_classes=NUM_CLASSES,
+    lr=0.05,
+    first_lr=0.1,
+    momentum=0.9,
+    weight_decay=5e-4,
+    epochs=2,
+    first_epochs=2,
     minibatch=16,
 )
 
@@ -383,9 +389,11 @@ def float64_batch(w1, g1, b1, w2, bias2, x, y, order, settings, steps_limit):
         dg, db = (da * xhat).sum(axis=(0, 2, 3)), da.sum(axis=(0, 2, 3))
         m = n * h * w
         dxhat = da * g1[None, :, None, None]
-        dz = (dxhat - dxhat.sum(axis=(0, 2, 3), keepdims=True) / m - xhat * (dxhat * xhat).sum(
-            axis=(0, 2, 3), keepdims=True
-        ) / m) / np.sqrt(var + 1e-5)
+        dz = (
+            dxhat
+            - dxhat.sum(axis=(0, 2, 3), keepdims=True) / m
+            - xhat * (dxhat * xhat).sum(axis=(0, 2, 3), keepdims=True) / m
+        ) / np.sqrt(var + 1e-5)
         dw1 = np.einsum("nohw,nchw->oc", dz, xb)
         for k, (param, grad) in enumerate(zip(params, [dw1.reshape(params[0].shape), dg, db, dw2, db2])):
             g = grad + settings["weight_decay"] * param
@@ -396,17 +404,21 @@ def float64_batch(w1, g1, b1, w2, bias2, x, y, order, settings, steps_limit):
 
 def test_one_batch_against_float64_numpy():
     rng = np.random.default_rng(0)
-    settings = dict(num_classes=3, lr=0.05, first_lr=0.2, momentum=0.9, weight_decay=1e-3, epochs=1,
-                    first_epochs=1, minibatch=24)
+    settings = dict(
+        num_classes=3, lr=0.05, first_lr=0.2, momentum=0.9, weight_decay=1e-3, epochs=1, first_epochs=1, minibatch=24
+    )
     adaptive = nn.Sequential(
-        nn.PointwiseConv2d(5, 6, bias=False, rng=rng), nn.BatchNorm2d(6), nn.ReLU(), nn.GlobalAvgPool2d(),
-        nn.Flatten(), nn.Linear(6, 3, rng=rng),
+        nn.PointwiseConv2d(5, 6, bias=False, rng=rng),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.GlobalAvgPool2d(),
+        nn.Flatten(),
+        nn.Linear(6, 3, rng=rng),
     )
     start = [p.data.astype(np.float64) for p in adaptive.parameters()]
     x = np.abs(rng.standard_normal((72, 5, 4, 4))).astype(np.float32)
     y = rng.integers(0, 3, 72)
-    learner = LatentReplayLearner(Identity(), adaptive, LatentReplayBuffer(10, (5, 4, 4), bits=32), seed=9,
-                                  **settings)
+    learner = LatentReplayLearner(Identity(), adaptive, LatentReplayBuffer(10, (5, 4, 4), bits=32), seed=9, **settings)
     order = PyPcg32(9, 0).permutation(72)
     learner.fit_batch(x, y)
     steps = 3
@@ -416,8 +428,9 @@ def test_one_batch_against_float64_numpy():
     # (Higham); about 10 dependent operations per step and `steps` steps compound it linearly, relative to the size
     # of the weight updates; plus one float32 rounding of the weights themselves.
     gamma = 384 * 2.0**-24 / (1 - 384 * 2.0**-24)
-    for name, got, want, before in zip(("w1", "gamma", "beta", "w2", "b2"), learner.adaptive.parameters(),
-                                       expected, start):
+    for name, got, want, before in zip(
+        ("w1", "gamma", "beta", "w2", "b2"), learner.adaptive.parameters(), expected, start
+    ):
         moved = np.max(np.abs(want - before))
         tol = steps * 10 * gamma * moved + 2.0**-24 * np.max(np.abs(want))
         assert moved > 100 * tol, name  # the weights really moved
@@ -438,13 +451,27 @@ def test_memory_reports_the_arena_the_learner_allocates():
     x = np.random.default_rng(0).random((40, 1, 32, 32), dtype=np.float32)
     learner.fit_batch(x, np.arange(40) % 10)
     expected = learner_arena_bytes(
-        width_mult=0.25, input_size=32, lr_layer=19, replays=200, batch=32, num_classes=10, in_channels=1,
-        first_stride=1, max_new=40,
+        width_mult=0.25,
+        input_size=32,
+        lr_layer=19,
+        replays=200,
+        batch=32,
+        num_classes=10,
+        in_channels=1,
+        first_stride=1,
+        max_new=40,
     )
     assert learner.arena_bytes == expected
     bigger = learner_arena_bytes(
-        width_mult=0.25, input_size=32, lr_layer=19, replays=200, batch=32, num_classes=10, in_channels=1,
-        first_stride=1, max_new=400,
+        width_mult=0.25,
+        input_size=32,
+        lr_layer=19,
+        replays=200,
+        batch=32,
+        num_classes=10,
+        in_channels=1,
+        first_stride=1,
+        max_new=400,
     )
     assert bigger > expected
 
