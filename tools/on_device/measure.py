@@ -47,7 +47,7 @@ sys.path.insert(0, ROOT)
 from pulptrain import models  # noqa: E402
 from pulptrain.cl.buffer import LatentReplayBuffer  # noqa: E402
 from pulptrain.cl.learner import LatentReplayLearner  # noqa: E402
-from pulptrain.export import export_bundle, parse_log  # noqa: E402
+from pulptrain.export import export_bundle, learner_arena_bytes, parse_log  # noqa: E402
 from pulptrain.frozen_int8 import quantize_frozen  # noqa: E402
 
 CORES = 8
@@ -107,7 +107,7 @@ def _learner(s, minibatch, rng):
     calibration = _images(s, 32, rng)[0]
     qf = quantize_frozen(frozen, calibration, lr_bits=s["bits"])
     shape = qf.layer_table(calibration.shape[1:]).output_shape
-    buffer = LatentReplayBuffer(s["replays"], shape, bits=s["bits"], seed=1)
+    buffer = LatentReplayBuffer(s["replays"], shape, bits=s["bits"], seed=1, num_classes=s["num_classes"])
     learner = LatentReplayLearner(
         qf, adaptive, buffer, num_classes=s["num_classes"], epochs=1, first_epochs=1, minibatch=minibatch, cwr=True
     )
@@ -184,13 +184,14 @@ def measure_setting(name, build_root):
                 stack_high_water=log["STACK"][0]["high_water"],
                 size=_size(build),
             )
-        result["minibatches"][minibatch] = dict(arena_bytes=manifest["arena_bytes"], runs=runs)
+        # the rv32 build's arena (its 4x4 matmul tile's workspace), as the application reports it
+        arena = log["BUNDLE"][0]["arena_bytes"]
+        assert arena == manifest["arena_bytes_scalar"] == log["BUNDLE"][0]["arena_needed_full_team"]
+        result["minibatches"][minibatch] = dict(arena_bytes=arena, runs=runs)
     if "target_minibatch" in s:
         result["extrapolated"] = _extrapolate(result, s["target_minibatch"])
         learner = _learner(s, s["target_minibatch"], rng)
-        from pulptrain.export import learner_arena_bytes
-
-        result["extrapolated"]["arena_bytes"] = learner_arena_bytes(learner, max_new=s["new"], cores=CORES)
+        result["extrapolated"]["arena_bytes"] = learner_arena_bytes(learner, max_new=s["new"], cores=CORES, scalar=True)
     return result
 
 
