@@ -9,7 +9,8 @@ in Python, in the host-built application and in the rv32 application under QEMU,
   labels and sampling decisions (every random draw comes from the same PCG32 streams, so equal generator
   states after each batch mean the same draws), weights within a tolerance (test docstring), and test
   predictions equal on at least 99 % of 1,000 test images.
-* PORTABLE=1 (generic kernels only, no contraction, on both sides): host and rv32 are bitwise identical.
+* PORTABLE=1 (no x86 kernels, no contraction, deterministic expf / logf, on both sides): host and rv32 are
+  bitwise identical.
 
 The cross toolchain and QEMU are optional: those tests skip without them.
 """
@@ -113,6 +114,7 @@ def exported(fashion_mnist_run, tmp_path_factory):
 
 
 def _run(bundle, target, out, *extra):
+    """Build and run the bundle's `target` with OUT=out; (the parsed log, the final state arrays)."""
     done = subprocess.run(
         ["make", "--no-print-directory", "-j2", "-C", str(bundle), f"run-{target}", f"OUT={out}", *extra],
         capture_output=True,
@@ -126,8 +128,8 @@ def _run(bundle, target, out, *extra):
 
 
 def _check_log_against_python(log, exported):
-    """Same batches, the same random draws (the generators' states after every batch), and the state digests
-    the application printed are those of the state file it wrote."""
+    """Same batches, the same random draws (the generators' states after every batch), and the arena the
+    bundle reserves is the one its build needs for a full team."""
     batches = log["BATCH"]
     assert [b["images"] for b in batches] == list(BATCHES)
     assert [(b["learner_rng"], b["buffer_rng"]) for b in batches] == [tuple(r) for r in exported["rng_states"]]
@@ -282,3 +284,17 @@ def test_log_lines_and_state_files_are_read_back(tmp_path):
     # FNV-1a 64 of the empty input and of "a" (the published test vectors of the hash)
     assert fnv1a64(np.zeros(0, np.uint8)) == 0xCBF29CE484222325
     assert fnv1a64(np.frombuffer(b"a", np.uint8)) == 0xAF63DC4C8601EC8C
+
+
+@pytest.mark.skipif(not (HAVE_CC and HAVE_RV32), reason="no host C compiler or no rv32 toolchain / QEMU")
+def test_portable_mode_is_bitwise_identical_on_host_and_rv32(fashion_mnist_run, tmp_path):
+    """PORTABLE=1 on both sides: no x86 kernels, no contraction, the deterministic expf / logf of
+    portable_math.c: the final state and every batch line are the same bits on x86-64 and rv32imfc."""
+    learner, stream, _ = _learner(fashion_mnist_run)
+    bundle = tmp_path / "bundle"
+    export_bundle(learner, bundle, stream=stream, cores=8)
+    host_log, host = _run(bundle, "host", tmp_path / "host", "PORTABLE=1")
+    rv32_log, rv32 = _run(bundle, "rv32", tmp_path / "rv32", "PORTABLE=1")
+    assert host_log["BATCH"] == rv32_log["BATCH"] and host_log["STATE"] == rv32_log["STATE"]
+    for name, value in host.items():
+        assert rv32[name].tobytes() == value.tobytes(), name
