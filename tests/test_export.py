@@ -41,7 +41,7 @@ from pulptrain.frozen_int8 import quantize_frozen
 LR_LAYER = 19
 BATCHES = (48, 32, 32)  # new images per batch: the initial one, then two with replays
 TEST_IMAGES = 1000
-TOL_UPDATE = 2.0**-6  # rv32 vs Python: the share of each array's update its difference may reach (see the test)
+TOL_UPDATE = 2.0**-8  # rv32 vs Python: the share of each array's update its difference may reach (see the test)
 HAVE_RV32 = shutil.which("riscv64-unknown-elf-gcc") and shutil.which("qemu-system-riscv32")
 HAVE_CC = shutil.which("cc") and shutil.which("make")
 
@@ -207,11 +207,16 @@ def test_host_application_equals_the_python_learner_bitwise(exported, tmp_path):
 @pytest.mark.skipif(not HAVE_RV32, reason="no riscv64-unknown-elf-gcc / qemu-system-riscv32")
 def test_rv32_application_matches_the_python_learner(exported, tmp_path):
     """The buffer (codes of the integer INT8 stage), its labels and counters, and every sampling decision are
-    exactly equal. The FP32 training runs other kernels on rv32 (the scalar 4x4 matmul tile, fused
-    multiply-adds in its own order, picolibc's expf / logf), so each float32 result may differ in the last
-    bits, and these differences grow through the training steps. Tolerance: TOL_UPDATE of the largest change
-    the array went through during the batches (the rounding differences enter each step through lr x a
-    gradient, so they scale with the update itself), plus a few ulps of the array's magnitude."""
+    exactly equal. The FP32 training runs other kernels on rv32 (the scalar 4x4 matmul tile instead of the
+    host's 6x16 vector one, fused multiply-adds in their own order, picolibc's expf / logf), so each float32
+    result may differ in its last bits. Derivation of the tolerance: a reduction of K terms in another order
+    differs by at most about K * 2**-24 of the sum of its absolute terms; the longest reductions here are the
+    weight gradients over the mini-batch (K = 24 rows x 2x2 pixels = 96), so a gradient differs by about
+    6e-6 of its size, and that difference reaches a weight only through lr x gradient, i.e. about 6e-6 of the
+    update the weight received (momentum and BatchNorm statistics likewise of theirs). The steps feed the
+    differences back (weights -> activations -> gradients), so the bound allows TOL_UPDATE = 2**-8 of each
+    array's largest update (measured worst: 2.0e-4, one ulp of a BatchNorm weight near 1), plus 8 ulps of the
+    array's magnitude for values that barely moved."""
     log, state = _run(exported["bundle"], "rv32", tmp_path)
     _check_log_against_python(log, exported)
     for name, value in exported["final"].items():
