@@ -34,7 +34,16 @@ import numpy as np
 from pulptrain._C import int8_stage_workspace_bytes
 from pulptrain.frozen_int8 import QuantizedFrozenStage
 
-__all__ = ["export_bundle", "export_experiment", "parse_log", "read_state", "fnv1a64", "csrc_root", "TEMPLATE_DIR"]
+__all__ = [
+    "export_bundle",
+    "export_experiment",
+    "experiment_learner",
+    "parse_log",
+    "read_state",
+    "fnv1a64",
+    "csrc_root",
+    "TEMPLATE_DIR",
+]
 
 TEMPLATE_DIR = pathlib.Path(__file__).resolve().parent / "export_template"
 MANIFEST_FORMAT = "pulptrain.export/1"
@@ -581,14 +590,11 @@ def _copy_csrc(dest):
             shutil.copytree(src, dest / family, ignore=shutil.ignore_patterns("*.o", "__pycache__"))
 
 
-def export_experiment(cfg, bundle_dir, *, stream_batches=3, test_images=1000, cores=8, progress=False):
-    """The bundle of a ``pulptrain cl`` experiment (an :class:`pulptrain.cl.experiment.ExperimentConfig`).
-
-    With ``cfg.checkpoint`` the pretrained weights and the learner state come from its files
-    (``pretrained.npz``, ``learner-<bits>-bit.npz``: the state after the last batch learnt); the weights are
-    pretrained afresh otherwise. The bundle embeds the stream's next ``stream_batches`` batches and the first
-    ``test_images`` images of the test set. Returns the manifest of :func:`export_bundle`.
-    """
+def experiment_learner(cfg, progress=False):
+    """(learner, stream) of a ``pulptrain cl`` experiment (an :class:`pulptrain.cl.experiment.ExperimentConfig`)
+    as its run of ``cfg.bits`` is after the last batch saved in ``cfg.checkpoint`` (``pretrained.npz`` and
+    ``learner-<bits>-bit.npz``), or before batch 0 when there is no checkpoint (the weights pretrained
+    afresh, as ``pulptrain cl`` does)."""
     from pulptrain.cl import experiment
 
     cfg = cfg.resolved()
@@ -604,6 +610,14 @@ def export_experiment(cfg, bundle_dir, *, stream_batches=3, test_images=1000, co
     state_file = os.path.join(cfg.checkpoint, experiment.learner_file(cfg)) if cfg.checkpoint else None
     if state_file and os.path.isfile(state_file):
         learner.load_checkpoint(state_file)
+    return learner, stream
+
+
+def export_experiment(cfg, bundle_dir, *, stream_batches=3, test_images=1000, cores=8, progress=False):
+    """The bundle of a ``pulptrain cl`` experiment's learner (:func:`experiment_learner`: from the state saved in
+    ``cfg.checkpoint``, or pretrained afresh), embedding the stream's next ``stream_batches`` batches and the
+    first ``test_images`` images of the test set. Returns the manifest of :func:`export_bundle`."""
+    learner, stream = experiment_learner(cfg, progress)
     first = learner.batches_seen
     if first + stream_batches > len(stream):
         raise ValueError(

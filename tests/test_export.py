@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_cl_cli import TINY, fake_fashion_mnist  # noqa: F401  (the cl command tests' tiny settings and data)
 
 from pulptrain import models
 from pulptrain.cl.buffer import LatentReplayBuffer
@@ -303,3 +304,37 @@ def test_portable_mode_is_bitwise_identical_on_host_and_rv32(fashion_mnist_run, 
     assert host_log["BATCH"] == rv32_log["BATCH"] and host_log["STATE"] == rv32_log["STATE"]
     for name, value in host.items():
         assert rv32[name].tobytes() == value.tobytes(), name
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no host C compiler / make")
+@pytest.mark.usefixtures("fake_fashion_mnist")
+def test_cli_exports_a_cl_checkpoint_and_the_bundle_continues_it(tmp_path, monkeypatch):
+    """`pulptrain cl --checkpoint` stopped after two batches, then `pulptrain export --checkpoint`: the bundle
+    starts from the saved state and learns the next two batches exactly as the Python learner resumed from the
+    same checkpoint does."""
+    from pulptrain import cli
+    from pulptrain.export import experiment_learner
+
+    fit_batch = LatentReplayLearner.fit_batch
+
+    def stop_at_batch_2(self, x, y, progress=None):
+        if self.batches_seen == 2:
+            raise KeyboardInterrupt
+        return fit_batch(self, x, y, progress)
+
+    ck, bundle = tmp_path / "ck", tmp_path / "bundle"
+    monkeypatch.setattr(LatentReplayLearner, "fit_batch", stop_at_batch_2)
+    assert cli.main(["cl", *TINY, "--compare", "none", "--out", str(tmp_path / "cl"), "--checkpoint", str(ck)]) == 130
+    monkeypatch.setattr(LatentReplayLearner, "fit_batch", fit_batch)
+    argv = ["export", *TINY, "--checkpoint", str(ck), "--out", str(bundle), "--stream-batches", "2"]
+    assert cli.main(argv + ["--test-images", "16"]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+
+    learner, stream = experiment_learner(cli._experiment_config(cli.build_parser().parse_args(argv), ("out",)))
+    assert learner.batches_seen == 2 and manifest["batch_sizes"] == [len(stream.batch(i)[1]) for i in (2, 3)]
+    for i in (2, 3):
+        learner.fit_batch(*stream.batch(i))
+    log, state = _run(bundle, "host", tmp_path / "host")
+    assert [b["batch"] for b in log["BATCH"]] == [2, 3]
+    for name, value in learner_state_arrays(learner).items():
+        assert state[name].tobytes() == value.tobytes(), name
