@@ -270,21 +270,40 @@ def _mega(n):
     return f"{n / 1e6:,.1f} M"
 
 
-def _setting_name(s):
-    return (
-        f"MobileNetV1 {s['width']:g}, {s['input_size']}x{s['input_size']}x{s['in_channels']}, l = {s['lr_layer']}, "
-        f"{s['replays']} replays at {s['bits']} bits, {s['new']} new images per batch"
-    )
+EVENT_EPOCHS = 4  # epochs per batch of the paper and of `pulptrain cl`
+
+
+def _plan(new, replays, minibatch):
+    """(new per step, replays per step, steps per epoch) of a batch of `new` samples with a full buffer of
+    `replays` (pulptrain.cl.LatentReplayLearner.minibatch_plan)."""
+    per_step = max(1, new // max(1, (new + replays) // minibatch))
+    return per_step, minibatch - per_step, new // per_step
 
 
 def on_device_tables(data, memory=False):
     """The event-cost table (or, with memory, the memory table) of a tools/on_device/measure.py result."""
     cores = data["cores"]
-    lines = []
+    lines = [
+        f"rv32imfc/ilp32f bare metal, qemu-system-riscv32 -icount shift=0 (instret); {data['toolchain']}, "
+        f"{data['qemu']}; commit {data['commit']}, {data['date']}.",
+        "",
+    ]
+    for name, result in data["settings"].items():
+        s = result["setting"]
+        new, replays, steps = _plan(
+            s["new"], s["replays"], s.get("target_minibatch", max(map(int, result["minibatches"])))
+        )
+        lines.append(
+            f"- **{name}**: MobileNetV1 {s['width']:g}, {s['input_size']}x{s['input_size']}x{s['in_channels']}, "
+            f"l = {s['lr_layer']}, {s['replays']} replays at {s['bits']} bits, {s['new']} new images per batch: "
+            f"{new} new + {replays} replays per mini-batch, {steps} mini-batches per epoch"
+            + (" (random weights and a buffer of random codes)" if s["data"] == "random" else " (Fashion-MNIST images)")
+        )
+    lines.append("")
     if memory:
         lines += [
-            "| setting | static arena | stack high-water | .text | .data | .bss |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| setting | mini-batch | static arena (rv32) | stack high-water | .text | .data | .bss |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
     else:
         lines += [
@@ -293,58 +312,52 @@ def on_device_tables(data, memory=False):
         ]
     for name, result in data["settings"].items():
         s = result["setting"]
-        label = f"{name}: {_setting_name(s)}"
         measured = result["minibatches"]
         if memory:
             for mb, entry in measured.items():
-                run = entry["runs"]["1"]
-                size = run["size"]
+                run, size = entry["runs"]["1"], entry["runs"]["1"]["size"]
                 lines.append(
-                    f"| {label}, mini-batch {mb} (measured) | {entry['arena_bytes'] / 2**20:.2f} MiB | "
+                    f"| {name} | {mb} (run) | {entry['arena_bytes'] / 2**20:.2f} MiB | "
                     f"{run['stack_high_water'] / 1024:.1f} KiB | {size['text'] / 1024:.0f} KiB | "
                     f"{size['data'] / 1024:.0f} KiB | {size['bss'] / 2**20:.2f} MiB |"
                 )
             if "extrapolated" in result:
-                arena = result["extrapolated"]["arena_bytes"]
-                lines.append(
-                    f"| {label}, mini-batch {result['extrapolated']['target_rows']} (arena computed, not run) | "
-                    f"{arena / 2**20:.2f} MiB | | | | |"
-                )
+                e = result["extrapolated"]
+                lines.append(f"| {name} | {e['target_rows']} (computed) | {e['arena_bytes'] / 2**20:.2f} MiB | | | | |")
             continue
+
+        def row(phase, rows, a, b, name=name):
+            lines.append(f"| {name} | {phase} | {rows} | {_mega(a)} | {_mega(b)} | {a / b:.1f}x |")
+
         first = next(iter(measured.values()))["runs"]
         one, team = first["1"], first[str(cores)]
-
-        def row(phase, rows, a, b, label=label):
-            lines.append(f"| {label} | {phase} | {rows} | {_mega(a)} | {_mega(b)} | {a / b:.1f}x |")
-
-        row("INT8 frozen stage, per new image", 1, one["frozen_per_image"], team["frozen_per_image_critical"])
-        row(
-            f"end of batch: CWR* + latent codes into the buffer ({s['new']} images)",
-            s["new"],
-            one["end"],
-            team["end_critical"],
-        )
+        frozen = (one["frozen_per_image"], team["frozen_per_image_critical"])
+        end = (one["end"], team["end_critical"])
+        row("INT8 frozen stage, per new image", 1, *frozen)
+        row(f"end of batch: CWR* + {s['new']} latent codes into the buffer", s["new"], *end)
         for entry in measured.values():
             r1, rt = entry["runs"]["1"], entry["runs"][str(cores)]
-            plan = r1["plan"]
-            mix = f"{plan['new_per_step']} new + {plan['replays_per_step']} replays"
-            row(
-                f"one training mini-batch, fwd + bwd + update ({mix})",
-                r1["step_rows"][0],
-                r1["step"][0],
-                rt["step_critical"][0],
-            )
+            mix = f"{r1['plan']['new_per_step']} new + {r1['plan']['replays_per_step']} replays"
+            step = (r1["step"][0], rt["step_critical"][0])
+            row(f"one training mini-batch, fwd + bwd + update ({mix}, run)", r1["step_rows"][0], *step)
         if "extrapolated" in result:
             e = result["extrapolated"]
             a, b = e["step_c1"], e[f"step_critical_c{cores}"]
             worst = max(a["max_relative_residual"], b["max_relative_residual"])
+            step = (a["at_target"], b["at_target"])
             row(
-                f"one training mini-batch, extrapolated: {a['intercept'] / 1e6:,.1f} M + {a['per_row'] / 1e6:,.2f} M "
-                f"per row (fit residual <= {100 * worst:.2f} %)",
+                f"one training mini-batch, extrapolated: {a['intercept'] / 1e6:,.1f} M + {a['per_row'] / 1e6:,.2f} M"
+                f" per row (fit of the runs above, residual <= {100 * worst:.2f} %)",
                 e["target_rows"],
-                a["at_target"],
-                b["at_target"],
+                *step,
             )
+        _, _, steps = _plan(s["new"], s["replays"], s.get("target_minibatch", r1["step_rows"][0]))
+        total = [s["new"] * f + e_ + EVENT_EPOCHS * steps * st for f, e_, st in zip(frozen, end, step)]
+        row(
+            f"**one learning event**: {s['new']} frozen + end + {EVENT_EPOCHS} epochs x {steps} mini-batches",
+            s["new"],
+            *total,
+        )
     return "\n".join(lines)
 
 

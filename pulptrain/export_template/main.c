@@ -89,18 +89,24 @@ static void phase_end(const phase *p, uint64_t *instret, uint64_t *critical)
     *critical = total - (in_forks - p->in_forks0) + (forks_critical - p->critical0);
 }
 
-/* ---- painted stack (bare metal with the picolibc linker script: the stack is [__heap_end, __stack)) ---- */
+/* ---- painted stack (bare metal with the picolibc linker script: .bss ends at __end, the stack grows down
+ * from __stack): the STACK_PAINT_BYTES below main's frame are painted at start and scanned at the end ---- */
 #if defined(__riscv) && defined(BUNDLE_PAINT_STACK)
-extern char __heap_end[], __stack[];
+extern char __end[], __stack[];
 #define STACK_PAINT 0xa5u
+#define STACK_PAINT_BYTES (256 * 1024)
+static char *paint_bottom;
 static void paint_stack(void)
 {
     volatile char here;
-    for (char *p = __heap_end; p < (char *)&here - 256; p++) *p = (char)STACK_PAINT;
+    char *top = (char *)&here - 256;
+    paint_bottom = top - __end > STACK_PAINT_BYTES ? top - STACK_PAINT_BYTES : __end;
+    for (char *p = paint_bottom; p < top; p++) *p = (char)STACK_PAINT;
 }
+/* Bytes of stack used at the deepest (STACK_PAINT_BYTES or more when it reports the whole painted area). */
 static long stack_high_water(void)
 {
-    const char *p = __heap_end;
+    const char *p = paint_bottom;
     while (p < __stack && (unsigned char)*p == STACK_PAINT) p++;
     return (long)(__stack - p);
 }

@@ -51,7 +51,7 @@ from pulptrain.export import export_bundle, learner_arena_bytes, parse_log  # no
 from pulptrain.frozen_int8 import quantize_frozen  # noqa: E402
 
 CORES = 8
-FROZEN_IMAGES_RUN = 2  # paper setting: frozen-stage runs counted per batch (~0.6 G instructions each)
+FROZEN_IMAGES_RUN = 1  # paper setting: frozen-stage runs counted per batch (~0.6 G instructions each)
 SETTINGS = {
     "small": dict(
         width=0.25,
@@ -74,7 +74,7 @@ SETTINGS = {
         replays=1500,
         bits=8,
         new=300,
-        minibatches=[4, 8, 16],
+        minibatches=[2, 4, 8],
         target_minibatch=128,
         data="random",
     ),
