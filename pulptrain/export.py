@@ -8,12 +8,15 @@ checkpoint) and a short stream of images, and writes a folder that builds on its
   csrc/int8/int8_stage.h (int8 weights, int32 bias, multiplier and shift per channel), the adaptive stage as
   the pt_cl_layer table of csrc/cl/pt_cl.h (FP32 weights, BatchNorm statistics, SGD momentum), the replay
   buffer (packed codes, labels, counters, generator state), the CWR* state, the learner settings and state,
-  and the static arena, its size computed here by the same C query the learner uses;
+  and the static arena, its size computed here by the same C query the learner uses (one size for builds
+  with 8-float SIMD, one for the scalar ones: the matmul tile they pick sizes the kernels' workspace);
 * ``stream.c``: the embedded stream: the training batches and the test images as the frozen stage's uint8
   input codes (the input quantization is done at export), with their labels;
 * ``main.c``: the application (frozen INT8 forward -> latent codes -> training steps -> buffer update per
   batch, then test predictions), printing ``KEY field=value`` lines (:func:`parse_log`);
-* ``Makefile``: ``run-host``, ``run-rv32`` (tools/riscv's toolchain variables), ``run-m4f``;
+* ``Makefile``: ``run-host``, ``run-rv32`` (tools/riscv's toolchain variables), ``run-m4f`` (tools/arm's), and
+  ``PORTABLE=1``, the mode in which host and rv32 give the same bits (with ``portable_math.c``: deterministic
+  ``expf`` / ``logf``);
 * ``csrc/``: a copy of the pulptrain C sources;
 * ``manifest.json``: the settings, sizes, and the layout of the final state the application writes
   (:func:`read_state`).
@@ -38,6 +41,9 @@ __all__ = [
     "export_bundle",
     "export_experiment",
     "experiment_learner",
+    "learner_arena_bytes",
+    "learner_state_arrays",
+    "learner_rng_states",
     "parse_log",
     "read_state",
     "fnv1a64",
@@ -151,8 +157,9 @@ def _check_learner(learner):
         raise ValueError("quantize_new is not supported by a bundle: the frozen stage already emits the buffer's codes")
 
 
-def _check_stream(stream, test, input_shape, num_classes):
-    batches = []
+def _check_stream(stream, test, num_classes):
+    """(batches, test batch or None, image shape) with float32 images and int64 labels, every batch checked."""
+    batches, input_shape = [], None
     if not isinstance(stream, (list, tuple)) or len(stream) == 0:
         raise ValueError("stream must be a non-empty list of (images, labels) batches")
     for i, item in enumerate(list(stream) + ([test] if test is not None else [])):
@@ -211,9 +218,12 @@ def export_bundle(
     """
     _check_learner(learner)
     num_classes = learner.num_classes
-    batches, test_batch, input_shape = _check_stream(stream, test, None, num_classes)
+    batches, test_batch, input_shape = _check_stream(stream, test, num_classes)
     if not isinstance(cores, (int, np.integer)) or isinstance(cores, bool) or not 1 <= cores <= 256:
         raise ValueError(f"cores must be an int in 1..256, got {cores!r}")
+    for name, value in (("frozen_images_run", frozen_images_run), ("steps_run", steps_run)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -234,9 +244,6 @@ def export_bundle(
     state_layout = _emit_learner(c, learner, max_new, synthetic_buffer)
     c.write(out / "bundle.c", '/* Written by pulptrain export: the tables of this bundle. */\n#include "bundle.h"\n\n')
 
-    for name, value in (("frozen_images_run", frozen_images_run), ("steps_run", steps_run)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     _write_stream(out / "stream.c", frozen, batches, test_batch, frozen_images_run)
     _write_header(
         out / "bundle.h",
