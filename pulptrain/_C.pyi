@@ -95,6 +95,7 @@ def cl_learner_arena_bytes(
     capacity: int,
     max_new: int,
     num_threads: int | None = None,
+    min_new: int = 1,
 ) -> int: ...
 def conv2d_forward(
     x: NDArray[np.float32],

@@ -4,8 +4,8 @@
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memset
 
-_CL_POLICIES = ("reference", "reservoir", "class_balanced")
-_CL_KINDS = ("conv2d", "depthwise", "pointwise", "batchnorm", "relu", "avg_pool", "flatten", "linear")
+_CL_NUM_POLICIES = 3  # pt_cl_policy: pulptrain.cl.buffer.POLICIES in enum order
+_CL_NUM_KINDS = 8  # pt_cl_layer_kind: pulptrain.cl.stage.LAYER_KINDS in enum order
 _CL_MAX_CLASSES = 32768
 
 
@@ -98,7 +98,7 @@ cdef class _Pcg32:
 
 
 cdef class _ReplayBufferCore:
-    """The C replay buffer (pt_cl_buffer) over `storage` ((capacity, row_bytes) uint8, or (capacity, elements)
+    """The C replay buffer (pt_cl_buffer; policy: a pt_cl_policy index) over `storage` ((capacity, row_bytes) uint8, or (capacity, elements)
     float32 at bits=32) and `labels` ((capacity,) int16), both owned by the caller; the scratch and class arrays
     are allocated here. pulptrain.cl.LatentReplayBuffer is the documented interface."""
     cdef pt_cl_buffer buf
@@ -110,8 +110,7 @@ cdef class _ReplayBufferCore:
         cdef int64_t e = _int_arg(elements, "elements", 1, 2 ** 40)
         if not _is_int(bits) or not (1 <= bits <= 8 or bits == PT_CL_FP32_BITS):
             raise ValueError(f"bits must be 1..8 or 32, got {bits!r}")
-        if policy not in _CL_POLICIES:
-            raise ValueError(f"policy must be one of {_CL_POLICIES}, got {policy!r}")
+        policy = _int_arg(policy, "policy", 0, _CL_NUM_POLICIES - 1)
         cdef int32_t classes = <int32_t>_int_arg(num_classes, "num_classes", 1, _CL_MAX_CLASSES)
         cdef int64_t row = pt_cl_buffer_row_bytes(e, bits)
         if bits == PT_CL_FP32_BITS:
@@ -124,7 +123,7 @@ cdef class _ReplayBufferCore:
         self.order = np.zeros(cap, np.int32)
         self.row_codes = np.zeros(e if bits != PT_CL_FP32_BITS else 1, np.uint8)
         self.buf.capacity, self.buf.elements, self.buf.bits = cap, e, bits
-        self.buf.policy, self.buf.num_classes = _CL_POLICIES.index(policy), classes
+        self.buf.policy, self.buf.num_classes = policy, classes
         self.buf.storage = <uint8_t *>_cl_data(self.storage)
         self.buf.labels = <int16_t *>_cl_data(self.labels)
         self.buf.class_seen = <int64_t *>_cl_data(self.class_seen)
@@ -250,7 +249,7 @@ cdef class _ReplayBufferCore:
         return taken
 
 
-cdef int _cl_fill_settings(pt_cl_settings *s, dict settings, int32_t max_new) except -1:
+cdef int _cl_fill_settings(pt_cl_settings *s, dict settings, int32_t max_new, int32_t min_new=1) except -1:
     s.lr = settings["lr"]
     s.first_lr = settings["first_lr"]
     s.momentum = settings["momentum"]
@@ -262,6 +261,7 @@ cdef int _cl_fill_settings(pt_cl_settings *s, dict settings, int32_t max_new) ex
     s.freeze_bn = 1 if settings["freeze_bn"] else 0
     s.num_classes = settings["num_classes"]
     s.max_new = max_new
+    s.min_new = min_new
     return 0
 
 
@@ -280,9 +280,7 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
     for i, spec in enumerate(specs):
         L = &layers[i]
         memset(L, 0, sizeof(pt_cl_layer))
-        if spec["kind"] not in _CL_KINDS:
-            raise ValueError(f"layer kind must be one of {_CL_KINDS}, got {spec['kind']!r}")
-        L.kind = _CL_KINDS.index(spec["kind"])
+        L.kind = <int32_t>_int_arg(spec["kind"], f"{spec['name']} kind", 0, _CL_NUM_KINDS - 1)
         L.c_in, L.h_in, L.w_in = spec["in_shape"]
         L.c_out, L.h_out, L.w_out = spec["out_shape"]
         L.kh, L.kw = spec.get("kernel", (1, 1))
@@ -293,7 +291,11 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
         L.r_max, L.d_max = spec.get("r_max", 0.0), spec.get("d_max", 0.0)
         L.weight_trainable = 1 if spec.get("weight_trainable") else 0
         L.bias_trainable = 1 if spec.get("bias_trainable") else 0
-        w, b = spec.get("weight_count", 0), spec.get("bias_count", 0)
+        # the element counts C derives from the shapes (pt_cl_layer), not the spec's word for them
+        c_out, c_in, kh, kw, h_in, w_in = (int(v) for v in (L.c_out, L.c_in, L.kh, L.kw, L.h_in, L.w_in))
+        w = {0: c_out * c_in * kh * kw, 1: c_out * kh * kw, 2: c_out * c_in, 3: c_out,
+             7: c_out * c_in * h_in * w_in}.get(L.kind, 0)
+        b = c_out
         L.weight = _cl_param(spec, "weight", w, keep)
         L.weight_grad = _cl_param(spec, "weight_grad", w, keep)
         L.weight_momentum = _cl_param(spec, "weight_momentum", w, keep)
@@ -308,15 +310,16 @@ cdef int _cl_fill_layers(pt_cl_layer *layers, list specs, list keep) except -1:
     return 0
 
 
-def cl_learner_arena_bytes(specs, settings, capacity, max_new, num_threads=None):
-    """Bytes of the learner arena (pt_cl_learner_arena_bytes) for layer specs (arrays may be absent), settings
-    (the learner's dict), a buffer of `capacity` rows, batches of up to `max_new` samples and a team of
+def cl_learner_arena_bytes(specs, settings, capacity, max_new, num_threads=None, min_new=1):
+    """Bytes of the learner arena (pt_cl_learner_arena_bytes) for layer specs (with their arrays), settings
+    (the learner's dict), a buffer of `capacity` rows, batches of `min_new` to `max_new` samples and a team of
     `num_threads` cores (default: the current team)."""
     cdef pt_team team = pt_team_default()
     if num_threads is not None:
         team = pt_team_of(<int>_int_arg(num_threads, "num_threads", 1, PT_MAX_THREADS))
     cdef pt_cl_settings s
-    _cl_fill_settings(&s, settings, <int32_t>_int_arg(max_new, "max_new", 1, 2 ** 31 - 1))
+    cdef int32_t most = <int32_t>_int_arg(max_new, "max_new", 1, 2 ** 31 - 1)
+    _cl_fill_settings(&s, settings, most, <int32_t>_int_arg(min_new, "min_new", 1, most))
     cdef int32_t cap = <int32_t>_int_arg(capacity, "capacity", 1, 2 ** 31 - 1)
     cdef int32_t count = len(specs)
     cdef pt_cl_layer *layers = <pt_cl_layer *>PyMem_Malloc(max(count, 1) * sizeof(pt_cl_layer))
@@ -415,11 +418,14 @@ cdef class _LearnerCore:
                                                       self.buffer.buf.capacity)
         if need < 0:
             raise ValueError("the adaptive stage's layer table is invalid")
+        cdef pt_status st
         if need > self.L.arena_bytes or s.max_new != self.L.settings.max_new:
-            keep_arena = self.arena_array
+            previous = self.arena_array
             base = self._new_arena(max(need, self.L.arena_bytes))
-            _cl_check(pt_cl_learner_set_arena(&self.L, &self.team, s.max_new, base, self.arena_array.size),
-                      "learner arena")
+            st = pt_cl_learner_set_arena(&self.L, &self.team, s.max_new, base, self.arena_array.size)
+            if st != PT_OK:
+                self.arena_array = previous  # the learner still uses it
+                _cl_check(st, "learner arena")
         return 0
 
     @property

@@ -268,7 +268,7 @@ cdef extern from "pt_cl.h" nogil:
         int64_t *past
     ctypedef struct pt_cl_settings:
         float lr, first_lr, momentum, weight_decay
-        int32_t epochs, first_epochs, minibatch, cwr, freeze_bn, num_classes, max_new
+        int32_t epochs, first_epochs, minibatch, cwr, freeze_bn, num_classes, max_new, min_new
     ctypedef struct pt_cl_plan:
         int32_t new_per_step, replays_per_step, steps_per_epoch, epochs, total_steps
     ctypedef struct pt_cl_step_result:

@@ -70,6 +70,7 @@ def _memory(args):
         ("--num-classes", args.num_classes, 1),
         ("--in-channels", args.in_channels, 1),
         ("--max-new", args.max_new if args.max_new is not None else 1, 1),
+        ("--min-new", args.min_new, 1),
         ("--threads", args.threads, 1),
     ):
         if value < low:
@@ -91,6 +92,9 @@ def _memory(args):
         momentum=args.momentum > 0,
         first_stride=args.first_stride,
     )
+    most_new = args.max_new if args.max_new is not None else args.batch
+    if args.min_new > most_new:
+        raise _CommandError(f"--min-new must be at most --max-new ({most_new}), got {args.min_new}")
     # the C learner step's one arena (csrc/cl); it needs a buffer of at least one latent
     arena = None
     if args.replays > 0:
@@ -105,6 +109,7 @@ def _memory(args):
             first_stride=args.first_stride,
             max_new=args.max_new,
             threads=args.threads,
+            min_new=args.min_new,
         )
     if args.json:
         print(json.dumps({**breakdown.as_dict(), "learner_arena": arena}, indent=2))
@@ -367,6 +372,12 @@ def build_parser():
         type=int,
         default=None,
         help="most new samples per CL batch (sizes the C learner arena; default: --batch)",
+    )
+    memory.add_argument(
+        "--min-new",
+        type=int,
+        default=1,
+        help="fewest new samples per CL batch (= --max-new for batches of one size: the smallest arena)",
     )
     memory.add_argument("--threads", type=int, default=1, help="cores of the team the C learner's arena is sized for")
     memory.add_argument("--json", action="store_true", help="print JSON (bytes and MiB) instead of a table")

@@ -355,6 +355,20 @@ def test_whole_fit_batches_are_bitwise_the_same_for_every_team_size(cwr):
             np.testing.assert_array_equal(other[key], results[0][key], err_msg=key)
 
 
+def test_c_predict_is_the_nn_eval_forward():
+    buffer = LatentReplayBuffer(30, LATENT, bits=8, seed=7)
+    learner = LatentReplayLearner(Identity(), make_adaptive(), buffer, seed=3, **SETTINGS)
+    for x, y in make_batches():
+        learner.fit_batch(x, y)
+    rng = np.random.default_rng(5)
+    learner.classifier.weight.data[...] = rng.standard_normal(learner.classifier.weight.shape)  # varied classes
+    latents = np.abs(rng.standard_normal((70,) + LATENT)).astype(np.float32)
+    classes = learner._core.predict(latents.reshape(70, -1))  # rows_max rows at a time
+    assert learner._core.rows_max < 70
+    np.testing.assert_array_equal(classes, learner.predict_latents(latents))
+    assert len(set(classes.tolist())) > 1
+
+
 # -------------------------------------------------------------------- one batch against float64 numpy
 
 
@@ -476,6 +490,45 @@ def test_memory_reports_the_arena_the_learner_allocates():
     assert bigger > expected
 
 
+def test_batches_of_one_size_need_a_smaller_arena(capsys):
+    """min_new = max_new = N: the arena holds the mini-batches of N new samples only (with minibatch 32 and N =
+    100, 100 // ((100 + 1) // 32) = 33 rows) instead of those of any batch up to N (62 // 1 = 62 rows at N = 62)."""
+    from pulptrain import cli
+
+    shape = dict(width_mult=0.25, input_size=32, lr_layer=19, replays=200, batch=32, num_classes=10, in_channels=1)
+    any_size = learner_arena_bytes(**shape, first_stride=1, max_new=100, threads=1)
+    one_size = learner_arena_bytes(**shape, first_stride=1, max_new=100, min_new=100, threads=1)
+    # one more sample, fewer rows: N = 62 makes one group of 62 new rows, N = 63 two groups of 31 (+ 1 replay)
+    at_62 = learner_arena_bytes(**shape, first_stride=1, max_new=62, min_new=62, threads=1)
+    at_63 = learner_arena_bytes(**shape, first_stride=1, max_new=63, min_new=63, threads=1)
+    assert one_size < any_size
+    assert at_63 < at_62
+    with pytest.raises(ValueError, match="min_new"):
+        learner_arena_bytes(**shape, max_new=10, min_new=11)
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["memory", "--max-new", "10", "--min-new", "11"])
+    assert refused.value.code == 2
+    assert "--min-new must be at most --max-new (10), got 11" in capsys.readouterr().err
+
+
+def test_memory_command_reports_the_arena(capsys):
+    """`pulptrain memory --json` gives the arena of learner_arena_bytes; with batches of at most one mini-batch
+    the arena holds the activations of the memory model (the same tensors) plus the step's other scratch, of which
+    only the kernels' workspace (matmul packing, per core) is sizeable."""
+    import json
+
+    from pulptrain import cli
+    from pulptrain.cl.memory import memory_breakdown
+
+    shape = dict(width_mult=0.25, input_size=32, lr_layer=19, replays=300, batch=64, num_classes=10, in_channels=1)
+    flags = "--width 0.25 --input-size 32 --lr-layer 19 --replays 300 --batch 64 --num-classes 10 --in-channels 1"
+    assert cli.main(["memory", *flags.split(), "--first-stride", "1", "--threads", "2", "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)["learner_arena"]
+    assert reported == learner_arena_bytes(**shape, first_stride=1, threads=2)
+    activations = memory_breakdown(**shape, first_stride=1).activations
+    assert activations < reported < 1.25 * activations
+
+
 def test_rows_max_bounds_every_plan():
     """The arena's mini-batch rows hold the largest mini-batch any plan makes (new + replays)."""
     buffer = LatentReplayBuffer(30, LATENT, bits=32, seed=1)
@@ -494,11 +547,11 @@ def test_rows_max_bounds_every_plan():
 def test_bad_inputs_are_readable_errors():
     storage, labels = np.zeros((4, 3), np.uint8), np.zeros(4, np.int16)
     with pytest.raises(ValueError, match="bits must be 1..8 or 32"):
-        ReplayBufferCore(4, 3, 9, "reference", 5, storage, labels, 1.0, 0, 1)
+        ReplayBufferCore(4, 3, 9, 0, 5, storage, labels, 1.0, 0, 1)
     with pytest.raises(ValueError, match="bits"):
         LatentReplayBuffer(4, (3,), bits=0)
     with pytest.raises(ValueError, match="storage must have 48 elements, got 12"):
-        ReplayBufferCore(4, 12, 8, "reference", 5, storage, labels, 1.0, 0, 1)
+        ReplayBufferCore(4, 12, 8, 0, 5, storage, labels, 1.0, 0, 1)
     buf = LatentReplayBuffer(4, (3,), bits=32, num_classes=5)
     with pytest.raises(ValueError, match=r"labels must be below num_classes \(5\)"):
         buf.update(np.zeros((2, 3), np.float32), [1, 5])
@@ -524,3 +577,35 @@ def test_bad_inputs_are_readable_errors():
         bad[0]["weight"] = np.zeros(2, np.float32)
         LearnerCore(bad, learner.settings, learner.buffer._core, None, 0, 0)
     assert math.isfinite(learner.fit_batch(np.ones((5,) + LATENT, np.float32), np.arange(5) % 4)["loss"])
+
+
+def test_c_application_under_sanitizers(tmp_path):
+    """tests/c/cl_step.c drives the runtime from C alone (static arrays, one arena, serial team backend as on a
+    microcontroller) under AddressSanitizer + UndefinedBehaviorSanitizer: no report, bad calls refused, and
+    teams of 1 and 3 virtual cores give bitwise the same weights, statistics, buffer and predictions."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sources = sorted(glob.glob(os.path.join(root, "csrc", "**", "*.c"), recursive=True))
+    headers = glob.glob(os.path.join(root, "csrc", "**", "*.h"), recursive=True)
+    includes = sorted({f"-I{os.path.dirname(p)}" for p in headers})
+    exe = str(tmp_path / "cl_step")
+    flags = ["-std=c11", "-O1", "-g", "-ffp-contract=fast", "-march=native", "-fsanitize=address,undefined"]
+    build = subprocess.run(
+        [cc, *flags, "-fno-sanitize-recover=all", *includes, os.path.join(root, "tests", "c", "cl_step.c"), *sources]
+        + ["-lm", "-o", exe],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if build.returncode != 0 and ("sanitize" in build.stderr or "march" in build.stderr):
+        pytest.skip(f"the C compiler has no sanitizers or no -march=native: {build.stderr.strip()[:200]}")
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([exe], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr

@@ -52,7 +52,7 @@ ARG_TYPES = {
     # learner's settings dict, sizes
     "specs": "list[dict[str, Any]]",
     "settings": "dict[str, Any]",
-    **dict.fromkeys("capacity max_new num_threads elements bits num_classes".split(), "int"),
+    **dict.fromkeys("capacity max_new min_new num_threads elements bits num_classes".split(), "int"),
 }
 ARG_SUFFIX_TYPES = {"_shape": SHAPE, "_out": F32}  # input_shape, weight_shape; dgamma_out, dbeta_out
 

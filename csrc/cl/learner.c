@@ -61,7 +61,7 @@ static pt_status check_settings(const pt_cl_settings *s) {
     if (!(finite_real(s->lr) && s->lr > 0) || !(finite_real(s->first_lr) && s->first_lr > 0) ||
         !(finite_real(s->momentum) && s->momentum >= 0) || !(finite_real(s->weight_decay) && s->weight_decay >= 0) ||
         s->epochs < 1 || s->first_epochs < 1 || s->minibatch < 1 || s->num_classes < 1 ||
-        s->num_classes > PT_CL_MAX_CLASSES || s->max_new < 1) {
+        s->num_classes > PT_CL_MAX_CLASSES || s->max_new < 1 || s->min_new < 0 || s->min_new > s->max_new) {
         return PT_ERR_BAD_ARGUMENT;
     }
     return PT_OK;
@@ -143,7 +143,7 @@ static pt_status check_layers(const pt_cl_settings *s, const pt_cl_layer *layers
 static int32_t rows_max_of(const pt_cl_settings *s, int32_t capacity) {
     const int64_t mb = s->minibatch;
     int64_t rows = mb;
-    for (int64_t n = 1; n <= s->max_new; n++) {
+    for (int64_t n = s->min_new > 1 ? s->min_new : 1; n <= s->max_new; n++) {
         /* the fewest groups (n + stored) / minibatch a stored count in [1, capacity] gives */
         int64_t groups = (n + 1) / mb;
         if (groups == 0) {
@@ -303,7 +303,7 @@ pt_status pt_cl_learner_set_arena(pt_cl_learner *learner, const pt_team *team, i
     PT_RETURN_IF_BAD_TEAM(team);
     if (learner == NULL) return PT_ERR_NULL_POINTER;
     if (learner->in_batch) return PT_ERR_BAD_ARGUMENT;
-    if (max_new < 1) return PT_ERR_BAD_ARGUMENT;
+    if (max_new < 1 || max_new < learner->settings.min_new) return PT_ERR_BAD_ARGUMENT;
     const pt_cl_settings kept = learner->settings;
     learner->settings.max_new = max_new;
     const pt_status st = place(learner, team, arena, arena_bytes);
@@ -504,7 +504,7 @@ pt_status pt_cl_learner_begin_batch(const pt_team *team, pt_cl_learner *l, const
     PT_RETURN_IF_BAD_TEAM(team);
     if (l == NULL) return PT_ERR_NULL_POINTER;
     if (l->in_batch) return PT_ERR_BAD_ARGUMENT;
-    if (n < 1 || n > l->settings.max_new) return PT_ERR_BAD_SHAPE;
+    if (n < 1 || n < l->settings.min_new || n > l->settings.max_new) return PT_ERR_BAD_SHAPE;
     if ((latents == NULL) == (codes == NULL) || labels == NULL) return PT_ERR_NULL_POINTER;
     const pt_cl_buffer *buf = l->buffer;
     if (codes != NULL && (buf->bits == PT_CL_FP32_BITS || !(buf->scale > 0 && isfinite(buf->scale)))) {

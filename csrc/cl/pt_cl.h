@@ -189,6 +189,8 @@ typedef struct {
     int32_t freeze_bn;        /* BatchNorm in evaluation mode (frozen statistics) while training */
     int32_t num_classes;      /* classifier outputs; labels in [0, num_classes) */
     int32_t max_new;          /* the most new samples one batch may have (sizes the arena) */
+    int32_t min_new;          /* the fewest new samples one batch may have, 1..max_new (0 means 1): a stream of
+                               * batches of one size N sets min_new = max_new = N and gets the smallest arena */
 } pt_cl_settings;
 
 /* The mini-batch plan of one batch (pulptrain.cl.LatentReplayLearner.minibatch_plan). */
@@ -252,13 +254,19 @@ typedef struct {
  * flatten none: they reuse their input), BatchNorm statistics (4 x C), two gradient buffers of rows_max x the
  * largest layer output, the loss and kernel workspaces, the new-sample permutation (max_new int32) and the
  * CWR* counts (num_classes int64), each rounded up to PT_CL_ALIGN. -1 for bad arguments.
- * rows_max = max(minibatch, the largest n / groups over n <= max_new and groups = max(1, n / minibatch) with
- * n + capacity >= minibatch): a plan's mini-batch never has more rows. */
+ * rows_max = max(minibatch, the largest n / groups over min_new <= n <= max_new, where groups = max(1, (n + 1) /
+ * minibatch) is the fewest a buffer of 1..capacity latents gives (batches with n + capacity < minibatch make
+ * mini-batches of n + replays <= minibatch rows)): a plan's mini-batch never has more rows. */
 int64_t pt_cl_learner_arena_bytes(const pt_team *team, const pt_cl_settings *settings, const pt_cl_layer *layers,
                                   int32_t num_layers, int32_t capacity);
-/* Checks everything (settings, the layer table's shapes chain and pointers, the buffer, the classifier for CWR*)
- * and carves the arena (PT_ERR_WORKSPACE_TOO_SMALL when arena_bytes < pt_cl_learner_arena_bytes; the arena must
- * be PT_CL_ALIGN-aligned). State starts at batch 0, rng seeded by (seed, stream). cwr may be NULL without CWR*. */
+/* Checks everything (settings, the layer table's shapes chain and pointers, the buffer (pt_cl_buffer_init'ed or
+ * restored so that pt_cl_buffer_check passes), the classifier for CWR*) and carves the arena
+ * (PT_ERR_WORKSPACE_TOO_SMALL when arena_bytes < pt_cl_learner_arena_bytes; the arena must be PT_CL_ALIGN-aligned).
+ * State starts at batch 0, rng seeded by (seed, stream). cwr may be NULL without CWR*.
+ * To resume a saved learner (pulptrain.cl.LatentReplayLearner.state_dict: meta "rng" = [state, inc],
+ * "batches_seen", "optimizer_phase" (null = -1), "optimizer_started"), assign rng, batches_seen,
+ * optimizer_phase and optimizer_started after init; the momentum arrays ("optim/momentum/<j>", trainable
+ * parameters in table order, weight before bias) and the CWR* arrays are caller memory and keep their values. */
 pt_status pt_cl_learner_init(pt_cl_learner *learner, const pt_team *team, const pt_cl_settings *settings,
                              pt_cl_layer *layers, int32_t num_layers, pt_cl_buffer *buffer, const pt_cl_cwr *cwr,
                              uint8_t *arena, int64_t arena_bytes, uint64_t seed, uint64_t stream);
@@ -268,7 +276,7 @@ pt_status pt_cl_learner_set_arena(pt_cl_learner *learner, const pt_team *team, i
                                   int64_t arena_bytes);
 /* The plan for n new samples at the learner's next batch. */
 pt_cl_plan pt_cl_learner_plan(const pt_cl_learner *learner, int32_t n);
-/* Starts a batch of n (1..max_new) new samples: exactly one of latents (n x elements floats) and codes (n x
+/* Starts a batch of n (min_new..max_new) new samples: exactly one of latents (n x elements floats) and codes (n x
  * elements codes at the buffer's bits and scale: trained on as scale * code, stored as they are) is non-NULL;
  * labels in [0, num_classes). The arrays are read until end_batch. Makes the plan, a fresh optimizer at batch
  * 0 and batch 1, the CWR* counts (the classes of the new samples, and at batches >= 1 of the buffer too) and

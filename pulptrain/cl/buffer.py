@@ -55,7 +55,7 @@ from pulptrain.quant_core import FP32_BITS, LatentCodes, as_latents, check_bits
 
 __all__ = ["LatentReplayBuffer", "POLICIES", "Pcg32", "seed_pair"]
 
-POLICIES = ("reference", "reservoir", "class_balanced")
+POLICIES = ("reference", "reservoir", "class_balanced")  # in the order of pt_cl_policy
 _MAX_LABEL = np.iinfo(LABEL_DTYPE).max
 #: PCG32 stream of a buffer seeded with an int (a learner's generator uses stream 0).
 BUFFER_STREAM = 1
@@ -122,7 +122,7 @@ class LatentReplayBuffer:
             self.capacity,
             self.elements,
             self.bits,
-            policy,
+            POLICIES.index(policy),
             self.num_classes,
             self._storage,
             self._labels,

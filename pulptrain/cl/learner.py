@@ -249,12 +249,10 @@ class LatentReplayLearner:
 
     def _binding_key(self):
         """What the C layer table points at: every array and trainable flag of the adaptive stage."""
-        nn = _nn()
         key = []
         for _, m in leaves(self.adaptive, "adaptive"):
-            for p in m._params.values() if isinstance(m, nn.Module) else ():
-                key += [id(p.data), id(p.grad), p.requires_grad]
-            key += [id(b) for b in getattr(m, "_buffers", {}).values()]
+            key += [(id(p.data), id(p.grad), p.requires_grad) for p in m._params.values()]
+            key += [id(b) for b in m._buffers.values()]
         return tuple(key)
 
     def _bind(self, seed=None):

@@ -209,11 +209,13 @@ def learner_arena_bytes(
     first_stride=2,
     max_new=None,
     threads=None,
+    min_new=None,
 ):
     """Bytes of the C learner's arena (``pt_cl_learner_arena_bytes``) for MobileNetV1 split at ``lr_layer``,
-    a buffer of ``replays`` latents, mini-batches of ``batch``, batches of up to ``max_new`` new samples
-    (default ``batch``) and a team of ``threads`` cores (default: the current team): the value a
-    :class:`pulptrain.cl.LatentReplayLearner` with these settings allocates."""
+    a buffer of ``replays`` latents, mini-batches of ``batch``, batches of ``min_new`` (default 1) to
+    ``max_new`` (default ``batch``) new samples and a team of ``threads`` cores (default: the current team).
+    With the defaults' min_new = 1 it is the value a :class:`pulptrain.cl.LatentReplayLearner` with these
+    settings allocates; a stream of batches of one size N (min_new = max_new = N) needs the least."""
     from pulptrain._C import cl_learner_arena_bytes
     from pulptrain.cl.stage import layer_table
     from pulptrain.models import mobilenet_v1, split
@@ -224,6 +226,9 @@ def learner_arena_bytes(
     batch = check_int(batch, "batch", 1)
     replays = check_int(replays, "replays", 1)
     max_new = batch if max_new is None else check_int(max_new, "max_new", 1)
+    min_new = 1 if min_new is None else check_int(min_new, "min_new", 1)
+    if min_new > max_new:
+        raise ValueError(f"min_new must be at most max_new ({max_new}), got {min_new}")
     layers = mobilenet_v1_layers(width_mult, input_size, num_classes, in_channels, first_stride)
     latent = layers[lr_layer]
     model = mobilenet_v1(width_mult, num_classes, input_size, in_channels, first_stride)
@@ -240,4 +245,4 @@ def learner_arena_bytes(
         "freeze_bn": False,
         "num_classes": int(num_classes),
     }
-    return cl_learner_arena_bytes(specs, settings, replays, max_new, threads)
+    return cl_learner_arena_bytes(specs, settings, replays, max_new, threads, min_new)

@@ -4,11 +4,22 @@
 one entry per layer, with its per-sample input / output shapes and the module's own parameter, gradient,
 momentum and statistics arrays (the C step updates them in place). Used by
 :class:`pulptrain.cl.LatentReplayLearner` and by :func:`pulptrain.cl.memory.learner_arena_bytes`.
+
+A spec is a dict whose keys are the ``pt_cl_layer`` fields: ``kind`` (an index into :data:`LAYER_KINDS`),
+``in_shape`` = (c_in, h_in, w_in) and ``out_shape`` = (c_out, h_out, w_out) of one sample, ``kernel`` /
+``stride`` / ``padding`` = (kh, kw) / (stride_h, stride_w) / (pad_h, pad_w) of convolutions and pools,
+``upper`` (ReLU), ``eps``, ``bn_momentum``, ``r_max``, ``d_max`` (BatchNorm), the arrays ``weight``,
+``weight_grad``, ``weight_momentum``, ``bias``, ``bias_grad``, ``bias_momentum``, ``running_mean``,
+``running_var``, ``num_batches_tracked`` (shape (1,)), the flags ``weight_trainable`` / ``bias_trainable``,
+and ``name`` (the module's path, for messages). Missing keys are 0 / NULL in C.
 """
 
 from pulptrain import nn
 
-__all__ = ["layer_table", "leaves", "classifier_of"]
+__all__ = ["layer_table", "leaves", "classifier_of", "LAYER_KINDS"]
+
+#: The layer kinds of a table entry (``spec["kind"]`` is an index into this), in the order of pt_cl_layer_kind.
+LAYER_KINDS = ("conv2d", "depthwise", "pointwise", "batchnorm", "relu", "avg_pool", "flatten", "linear")
 
 
 def _supported_layers():
@@ -53,9 +64,8 @@ def layer_table(adaptive, latent_shape, momentum=None):
 
     def param(spec, key, p):
         if p is None:
-            spec[f"{key}_count"] = 0
             return
-        spec[key], spec[f"{key}_count"], spec[f"{key}_trainable"] = p.data, p.data.size, p.requires_grad
+        spec[key], spec[f"{key}_trainable"] = p.data, p.requires_grad
         if p.requires_grad:
             spec[f"{key}_grad"] = p.grad
             if momentum is not None:
@@ -71,7 +81,7 @@ def layer_table(adaptive, latent_shape, momentum=None):
                 f"pulptrain.nn.Sequential of {supported}"
             )
         c, h, w = shape
-        spec = {"name": f"{path} ({type(m).__name__})", "kind": kind, "in_shape": shape}
+        spec = {"name": f"{path} ({type(m).__name__})", "kind": LAYER_KINDS.index(kind), "in_shape": shape}
         if kind in ("conv2d", "depthwise", "avg_pool"):
             if kind == "avg_pool":
                 window = (h, w) if isinstance(m, nn.GlobalAvgPool2d) else m.kernel_size
