@@ -234,14 +234,15 @@ def export_bundle(
         raise ValueError(
             f"the frozen stage gives latents {table.output_shape}, the buffer holds {learner.buffer.latent_shape}"
         )
-    max_new = max(len(x) for x, _ in batches)
+    # the arena serves batches of the sizes the stream holds
+    sizes = dict(min_new=min(len(x) for x, _ in batches), max_new=max(len(x) for x, _ in batches))
     frozen_ws = _frozen_workspace_bytes(table, cores)
-    arena = learner_arena_bytes(learner, max_new=max_new, cores=cores)
-    arena_scalar = learner_arena_bytes(learner, max_new=max_new, cores=cores, scalar=True)
+    arena = learner_arena_bytes(learner, cores=cores, **sizes)
+    arena_scalar = learner_arena_bytes(learner, cores=cores, scalar=True, **sizes)
 
     c = _CFile()
     _frozen_tables(c, table)
-    state_layout = _emit_learner(c, learner, max_new, synthetic_buffer)
+    state_layout = _emit_learner(c, learner, sizes, synthetic_buffer)
     c.write(out / "bundle.c", '/* Written by pulptrain export: the tables of this bundle. */\n#include "bundle.h"\n\n')
 
     _write_stream(out / "stream.c", frozen, batches, test_batch, frozen_images_run)
@@ -253,7 +254,7 @@ def export_bundle(
             BUNDLE_INPUT_CODES=int(np.prod(input_shape)),
             BUNDLE_LATENT_ELEMENTS=latent_elements,
             BUNDLE_NUM_LAYERS=len(_layer_table(learner)),
-            BUNDLE_MAX_NEW=max_new,
+            BUNDLE_MAX_NEW=sizes["max_new"],
             BUNDLE_FROZEN_WORKSPACE_BYTES=frozen_ws,
             BUNDLE_STREAM_BATCHES=len(batches),
             BUNDLE_TEST_IMAGES=len(test_batch[0]) if test_batch is not None else 0,
@@ -270,13 +271,13 @@ def export_bundle(
         input_shape=list(input_shape),
         latent_shape=list(table.output_shape),
         cores=cores,
-        max_new=max_new,
+        **sizes,
         batch_sizes=[len(x) for x, _ in batches],
         test_images=len(test_batch[0]) if test_batch is not None else 0,
         arena_bytes=arena,
         arena_bytes_scalar=arena_scalar,
         frozen_workspace_bytes=frozen_ws,
-        settings=dict(learner.settings, max_new=max_new),
+        settings=dict(learner.settings, **sizes),
         state=state_layout,
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -353,19 +354,19 @@ def _team_defaults(num_threads, matmul_variant=None, int8_microkernel=None):
         quant.set_int8_microkernel(saved[2])
 
 
-def learner_arena_bytes(learner, *, max_new, cores, scalar=False):
-    """Bytes of the C learner's arena for this learner's table and settings, batches of up to max_new new
-    samples and a team of `cores`: for the build that runs it here (the Python extension's kernel choices; the
-    value ``pulptrain memory`` reports), or with scalar=True for the scalar builds (rv32imfc, Cortex-M4F,
+def learner_arena_bytes(learner, *, min_new, max_new, cores, scalar=False):
+    """Bytes of the C learner's arena for this learner's table and settings, batches of min_new to max_new
+    new samples and a team of `cores`: for the build that runs it here (the Python extension's kernel choices;
+    the value ``pulptrain memory`` reports), or with scalar=True for the scalar builds (rv32imfc, Cortex-M4F,
     PORTABLE=1), whose matmul default is the 4x4 tile."""
     from pulptrain._C import cl_learner_arena_bytes
 
     specs = [spec for _, spec in _layer_table(learner)]
     args = (specs, learner.settings, learner.buffer.capacity, max_new)
     if not scalar:
-        return cl_learner_arena_bytes(*args, num_threads=cores)
+        return cl_learner_arena_bytes(*args, num_threads=cores, min_new=min_new)
     with _team_defaults(cores, _SCALAR_MATMUL_VARIANT):
-        return cl_learner_arena_bytes(*args)
+        return cl_learner_arena_bytes(*args, min_new=min_new)
 
 
 def _frozen_workspace_bytes(table, cores):
@@ -383,7 +384,7 @@ def _float_lit(v):
     return float(np.float32(v)).hex() + "f"
 
 
-def _emit_learner(c, learner, max_new, synthetic_buffer):
+def _emit_learner(c, learner, sizes, synthetic_buffer):
     """The adaptive layer table, buffer, CWR* state, settings and bundle_start / bundle_state_arrays as C.
     Returns the state layout: a list of {name, dtype, shape} in the order bundle_state_arrays lists them."""
     from pulptrain.cl.buffer import POLICIES  # pt_cl_policy numbers them in this order
@@ -448,12 +449,10 @@ def _emit_learner(c, learner, max_new, synthetic_buffer):
         names = [array(f"cwr/{k}", f"cwr_{k}") for k in ("cw", "cb", "cw_set", "past")]
         c.text(f"static const pt_cl_cwr bundle_cwr = {{{', '.join(names)}}};\n")
         cwr = "&bundle_cwr"
-    settings = dict(learner.settings, max_new=max_new)
+    settings = dict(learner.settings, **sizes)
     floats = ("lr", "first_lr", "momentum", "weight_decay")
-    fields = ", ".join(
-        f".{k} = {_float_lit(settings[k]) if k in floats else int(settings[k])}"
-        for k in floats + ("epochs", "first_epochs", "minibatch", "cwr", "freeze_bn", "num_classes", "max_new")
-    )
+    ints = ("epochs", "first_epochs", "minibatch", "cwr", "freeze_bn", "num_classes", "max_new", "min_new")
+    fields = ", ".join(f".{k} = {_float_lit(settings[k]) if k in floats else int(settings[k])}" for k in floats + ints)
     c.text(f"static const pt_cl_settings bundle_settings = {{{fields}}};\n")
     c.text("static uint8_t bundle_arena[BUNDLE_ARENA_BYTES] __attribute__((aligned(PT_CL_ALIGN)));\n\n")
 

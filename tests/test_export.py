@@ -154,7 +154,7 @@ def test_export_writes_a_self_contained_bundle(exported):
 
 def test_export_arena_equals_the_memory_report(exported, fashion_mnist_run):
     """The arena the bundle reserves (for the host build) is the one `pulptrain memory` reports for the same
-    model, buffer, mini-batch, batch size and team."""
+    model, buffer, mini-batch, batch sizes (the stream's smallest and largest) and team."""
     _, _, args = fashion_mnist_run
     learner = exported["learner"]
     done = subprocess.run(
@@ -182,6 +182,8 @@ def test_export_arena_equals_the_memory_report(exported, fashion_mnist_run):
             str(args.first_stride),
             "--max-new",
             str(max(BATCHES)),
+            "--min-new",
+            str(min(BATCHES)),
             "--threads",
             "8",
         ],

@@ -191,7 +191,9 @@ def measure_setting(name, build_root):
     if "target_minibatch" in s:
         result["extrapolated"] = _extrapolate(result, s["target_minibatch"])
         learner = _learner(s, s["target_minibatch"], rng)
-        result["extrapolated"]["arena_bytes"] = learner_arena_bytes(learner, max_new=s["new"], cores=CORES, scalar=True)
+        sizes = dict(min_new=s["new"], max_new=s["new"], scalar=True)
+        result["extrapolated"]["arena_bytes"] = learner_arena_bytes(learner, cores=CORES, **sizes)
+        result["extrapolated"]["arena_bytes_one_core"] = learner_arena_bytes(learner, cores=1, **sizes)
     return result
 
 
