@@ -329,8 +329,10 @@ def on_device_tables(data, memory=False):
                 run, size = entry["runs"]["1"], entry["runs"]["1"]["size"]
                 bss = size["bss"] - entry["arena_bytes"] + e["arena_bytes"]
                 whole = size["text"] + size["data"] + bss + run["stack_high_water"]
+                one_core = e["arena_bytes_one_core"] / 2**20
                 lines.append(
-                    f"| {name} | {e['target_rows']} (arena computed, not run) | {e['arena_bytes'] / 2**20:.2f} MiB | "
+                    f"| {name} | {e['target_rows']} (arena computed, not run; 1-core team: {one_core:.2f} MiB) | "
+                    f"{e['arena_bytes'] / 2**20:.2f} MiB | "
                     f"{run['stack_high_water'] / 1024:.1f} KiB | {size['text'] / 1024:.0f} KiB | "
                     f"{size['data'] / 1024:.0f} KiB | {bss / 2**20:.2f} MiB | {whole / 2**20:.2f} MiB |"
                 )
