@@ -286,8 +286,6 @@ def export_bundle(
 
 # ------------------------------------------------------------------------------ the adaptive stage
 
-# pt_cl_layer_kind (csrc/cl/pt_cl.h)
-_KIND = dict(conv2d=0, depthwise=1, pointwise=2, batchnorm=3, relu=4, avg_pool=5, flatten=6, linear=7)
 # the matmul variant the scalar builds (rv32imfc, Cortex-M4F, PORTABLE=1) pick by default (csrc/gemm/matmul.c)
 _SCALAR_MATMUL_VARIANT = "4x4"
 _PORTABLE_INT8_MICROKERNEL = "portable-4x2"
@@ -315,7 +313,7 @@ def learner_state_arrays(learner):
                 arrays[f"{path}.{key}"] = spec[key]
             if spec.get(f"{key}_momentum") is not None:
                 arrays[f"{path}.{key}.momentum"] = spec[f"{key}_momentum"]
-        if spec["kind"] == "batchnorm":
+        if spec.get("running_mean") is not None:  # BatchNorm
             arrays[f"{path}.running_mean"] = spec["running_mean"]
             arrays[f"{path}.running_var"] = spec["running_var"]
             arrays[f"{path}.num_batches_tracked"] = spec["num_batches_tracked"]
@@ -399,7 +397,7 @@ def _emit_learner(c, learner, sizes, synthetic_buffer):
 
     entries = []
     for i, (path, spec) in enumerate(_layer_table(learner)):
-        fields = dict(kind=_KIND[spec["kind"]])
+        fields = dict(kind=spec["kind"])  # an index in pt_cl_layer_kind's order (pulptrain.cl.stage.LAYER_KINDS)
         for prefix, shape in (("in", spec["in_shape"]), ("out", spec["out_shape"])):
             fields.update({f"c_{prefix}": shape[0], f"h_{prefix}": shape[1], f"w_{prefix}": shape[2]})
         (fields["kh"], fields["kw"]), (fields["stride_h"], fields["stride_w"]) = (
@@ -421,7 +419,7 @@ def _emit_learner(c, learner, sizes, synthetic_buffer):
                 )
             if spec.get(f"{key}_momentum") is not None:
                 fields[f"{key}_momentum"] = array(f"{path}.{key}.momentum", f"L{i}_{key}_momentum")
-        if spec["kind"] == "batchnorm":
+        if spec.get("running_mean") is not None:  # BatchNorm
             for key in ("running_mean", "running_var", "num_batches_tracked"):
                 fields[key] = array(f"{path}.{key}", f"L{i}_{key}")
         initializer = ", ".join(f".{k} = {v}" for k, v in fields.items())
