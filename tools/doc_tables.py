@@ -350,8 +350,8 @@ def on_device_tables(data, memory=False):
         for entry in measured.values():
             r1, rt = entry["runs"]["1"], entry["runs"][str(cores)]
             mix = f"{r1['plan']['new_per_step']} new + {r1['plan']['replays_per_step']} replays"
-            step = (r1["step"][0], rt["step_critical"][0])
-            row(f"one training mini-batch, fwd + bwd + update ({mix}, run)", r1["step_rows"][0], *step)
+            step = (r1["step"][-1], rt["step_critical"][-1])  # past the batch's first step (epoch set-up)
+            row(f"one training mini-batch, fwd + bwd + update ({mix}, run)", r1["step_rows"][-1], *step)
         if "extrapolated" in result:
             e = result["extrapolated"]
             a, b = e["step_c1"], e[f"step_critical_c{cores}"]
