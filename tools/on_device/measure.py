@@ -245,24 +245,24 @@ def main(argv=None):
         with open(args.out) as f:
             previous = json.load(f).get("settings", {})
     results = dict(previous)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     for name in args.settings:
         print(f"measuring {name} ...", flush=True)
         results[name] = measure_setting(name, args.build)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    doc = dict(
-        format="pulptrain.on_device.measure/1",
-        cores=CORES,
-        settings=results,
-        toolchain=_tool_version(["riscv64-unknown-elf-gcc", "--version"]),
-        qemu=_tool_version(["qemu-system-riscv32", "--version"]),
-        machine=platform.machine(),
-        commit=commit.stdout.strip() or "unknown",
-        date=datetime.date.today().isoformat(),
-    )
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
+        doc = dict(
+            format="pulptrain.on_device.measure/1",
+            cores=CORES,
+            settings=results,
+            toolchain=_tool_version(["riscv64-unknown-elf-gcc", "--version"]),
+            qemu=_tool_version(["qemu-system-riscv32", "--version"]),
+            machine=platform.machine(),
+            commit=commit.stdout.strip() or "unknown",
+            date=datetime.date.today().isoformat(),
+        )
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as f:  # after every setting, so a long run keeps what it measured
+            json.dump(doc, f, indent=1)
+            f.write("\n")
     print(f"wrote {args.out}")
     return 0
 
