@@ -190,6 +190,24 @@ cdef extern from "conv_geometry.h" nogil:
     int64_t PT_CONV_MAX_EXTENT
     int64_t PT_CONV_MAX_ELEMENTS
 
+cdef extern from "int8_stage.h" nogil:
+    ctypedef struct pt_int8_layer:
+        int32_t kind
+        int32_t c_in, h_in, w_in, c_out, kh, kw, stride_h, stride_w, pad_h, pad_w
+        int32_t pad_value
+        const int8_t *weight
+        pt_requant rq
+    ctypedef struct pt_int8_stage:
+        int32_t num_layers
+        const pt_int8_layer *layers
+        float lr_in_scale, lr_out_scale
+        int32_t lr_bits
+    pt_status pt_int8_stage_check(const pt_int8_stage *stage)
+    int64_t pt_int8_stage_output_size(const pt_int8_stage *stage)
+    int64_t pt_int8_stage_workspace_bytes(const pt_team *team, const pt_int8_stage *stage, int64_t n)
+    pt_status pt_int8_stage_forward(const pt_team *team, const pt_int8_stage *stage, int64_t n, const uint8_t *x,
+                                    uint8_t *latent, void *workspace, int64_t workspace_bytes)
+
 cdef extern from "pt_cl.h" nogil:
     ctypedef struct pt_rng:
         uint64_t state

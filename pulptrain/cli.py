@@ -14,6 +14,8 @@ Subcommands:
   side with the paper's 65x, 37x and 535 h.
 * ``pulptrain memory``: the memory breakdown of latent-replay training on MobileNetV1
   (:mod:`pulptrain.cl.memory`), as a table or, with ``--json``, as JSON.
+* ``pulptrain export``: the learner of a ``cl`` experiment as a self-contained C bundle that learns on the
+  device (:mod:`pulptrain.export`, docs/on_device.md).
 
 ``cl`` and ``sweep`` take ``--preset quick`` (the default) or ``--preset paper-like``: named defaults that
 the options given on the command line override.
@@ -451,6 +453,32 @@ def _sweep(args):
     return 0
 
 
+def _export(args):
+    from pulptrain.export import export_experiment
+
+    for name in ("stream_batches", "cores"):
+        if getattr(args, name) < 1:
+            raise _CommandError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.test_images < 0:
+        raise _CommandError(f"--test-images must be >= 0, got {args.test_images}")
+    try:
+        manifest = export_experiment(
+            _experiment_config(args, exclude=("out",), compare="none"),
+            args.out,
+            stream_batches=args.stream_batches,
+            test_images=args.test_images,
+            cores=args.cores,
+            progress=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise _CommandError(str(e)) from e
+    print(
+        f"bundle in {args.out}: {len(manifest['batch_sizes'])} batches, {manifest['test_images']} test images, "
+        f"arena {_bytes_text(manifest['arena_bytes'])}; build and run: make -C {args.out} run-host (or run-rv32)"
+    )
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="pulptrain", description="On-device training with latent replays.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -581,6 +609,23 @@ def build_parser():
         help="run nothing: rewrite sweep.json, sweep.md, sweep.csv and the plots from OUT/runs.jsonl",
     )
     sweep.set_defaults(handler=_sweep)
+
+    export = commands.add_parser(
+        "export",
+        help="write a self-contained C bundle (INT8 frozen stage, FP32 learner, replay buffer, an embedded stream "
+        "and a Makefile for the host, rv32 and Cortex-M4F) from a cl experiment",
+        description="Write the C bundle of a continual-learning experiment: the learner of `pulptrain cl` with the "
+        "same settings (its state from --checkpoint DIR when given, else pretrained afresh), the stream's next "
+        "batches and a test subset, into --out. Then: make -C OUT run-host / run-rv32 (docs/on_device.md).",
+        formatter_class=_HelpFormatter,
+    )
+    _add_experiment_arguments(export, sweep=False)
+    export.set_defaults(out="bundle")  # --out: the bundle's folder
+    export.add_argument("--checkpoint", default=None, help="a `pulptrain cl --checkpoint` folder to start from")
+    export.add_argument("--stream-batches", type=int, default=3, help="stream batches embedded in the bundle")
+    export.add_argument("--test-images", type=int, default=1000, help="test images embedded (0: none)")
+    export.add_argument("--cores", type=int, default=8, help="the largest team the bundle runs (sizes the arena)")
+    export.set_defaults(handler=_export)
     return parser
 
 

@@ -15,13 +15,15 @@ Scheme (see pulptrain.quant for the integer arithmetic; this module builds on pu
 """
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
 from pulptrain import nn, quant_core
+from pulptrain._C import INT8_LAYER_KINDS, INT8_STAGE_COLUMNS, int8_stage_forward
 from pulptrain.quant_core import LatentCodes, check_bits
 
-__all__ = ["quantize_frozen", "QuantizedFrozenStage"]
+__all__ = ["quantize_frozen", "QuantizedFrozenStage", "Int8LayerTable"]
 
 _CONVS = (nn.Conv2d, nn.DepthwiseConv2d, nn.PointwiseConv2d)
 _POOLS = (nn.AvgPool2d, nn.GlobalAvgPool2d)
@@ -81,6 +83,33 @@ class _Calibration:
         return quant_core.calibrate_scale(values, bits=bits, method=method, percentile=percentile)
 
 
+@dataclass(frozen=True)
+class Int8LayerTable:
+    """The INT8 frozen stage as the layer table of the C sequencer (csrc/int8/int8_stage.h), for one input
+    shape: what :meth:`QuantizedFrozenStage.forward` runs and what ``pulptrain export`` writes as C tables.
+
+    table: int32 (L, 14), columns ``pulptrain._C.INT8_STAGE_COLUMNS`` (sizes are each layer's input);
+    weights: L int8 arrays (None for a pool); requant: L (bias, multiplier, shift) int32 triples (None for a
+    pool); lr_step: None or (in_scale, out_scale, bits), the sub-byte step after a trailing pool;
+    input_shape / output_shape: (C, H, W) of the input codes and of the latent codes.
+    """
+
+    table: np.ndarray
+    weights: list
+    requant: list
+    lr_step: tuple
+    input_shape: tuple
+    output_shape: tuple
+
+    def forward(self, codes, out=None):
+        """The latent codes of uint8 input codes (N,) + input_shape, by the C sequencer."""
+        return int8_stage_forward(self.table, self.weights, self.requant, codes, lr_step=self.lr_step, out=out)
+
+
+def _window_output(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 class _Int8Unit:
     """One folded conv unit: its integer parameters and how to call its kernel."""
 
@@ -96,6 +125,17 @@ class _Int8Unit:
             corrected = params.bias.astype(np.int64) - input_zero_point * w_sum
             info = np.iinfo(np.int32)
             params.bias = np.clip(corrected, info.min, info.max).astype(np.int32)
+
+    def table_row(self, shape):
+        """(row of the layer table, output shape) for an input of shape (C, H, W)."""
+        c, h, w = shape
+        kh, kw = self.params.weight.shape[2:] if self.params.weight.ndim == 4 else (1, 1)
+        kind = {nn.Conv2d: "conv2d", nn.DepthwiseConv2d: "depthwise", nn.PointwiseConv2d: "pointwise"}[self.kind]
+        c_out = self.params.weight.shape[0]
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        row = [INT8_LAYER_KINDS.index(kind), c, h, w, c_out, kh, kw, sh, sw, ph, pw, self.zero_point, 0]
+        row.append(self.params.clip_max)
+        return row, (c_out, _window_output(h, kh, sh, ph), _window_output(w, kw, sw, pw))
 
     def __call__(self, codes):
         p = self.params
@@ -114,6 +154,17 @@ class _Int8Unit:
 class _Int8Pool:
     def __init__(self, pool):
         self.pool = pool
+
+    def table_row(self, shape):
+        c, h, w = shape
+        if isinstance(self.pool, nn.GlobalAvgPool2d):
+            (kh, kw), (sh, sw) = (h, w), (h, w)
+        else:
+            if any(self.pool.padding):
+                raise ValueError("INT8 average pooling supports padding 0 only")
+            (kh, kw), (sh, sw) = self.pool.kernel_size, self.pool.stride
+        row = [INT8_LAYER_KINDS.index("avg_pool"), c, h, w, c, kh, kw, sh, sw, 0, 0, 0, 0, 255]
+        return row, (c, _window_output(h, kh, sh, 0), _window_output(w, kw, sw, 0))
 
     def __call__(self, codes):
         if isinstance(self.pool, nn.GlobalAvgPool2d):
@@ -137,6 +188,7 @@ class QuantizedFrozenStage:
         self.float_stage, self.units, self.unit_scales = float_stage, units, unit_scales
         self.input_scale, self.input_zero_point = input_scale, input_zero_point
         self.lr_bits, self.scale, self._lr_requant = lr_bits, unit_scales[-1], lr_requant
+        self._tables = {}  # input shape -> Int8LayerTable
         self.weight_nbytes = sum(
             u.params.weight.nbytes + u.params.bias.nbytes + u.params.multiplier.nbytes + u.params.shift.nbytes
             for u in units
@@ -150,20 +202,43 @@ class QuantizedFrozenStage:
             x = x + np.float32(self.input_zero_point * self.input_scale)
         return quant_core.quantize(x, self.input_scale, 8)
 
-    def _run(self, x, keep_all):
+    def unit_outputs(self, x):
+        """The codes after every unit for float32 images x, one kernel call per unit from Python (the last
+        is the latent): what :meth:`layer_errors` compares, and an independent path to check forward by."""
         codes = self.quantize_input(x)
         outputs = []
         for i, unit in enumerate(self.units):
             codes = unit(codes)
             if i == len(self.units) - 1 and self._lr_requant is not None:
                 codes = quant_core.quantize(quant_core.dequantize(codes, self._lr_requant), self.scale, self.lr_bits)
-            if keep_all:
-                outputs.append(codes)
-        return outputs if keep_all else codes
+            outputs.append(codes)
+        return outputs
+
+    def layer_table(self, input_shape):
+        """The :class:`Int8LayerTable` of this stage for images of shape (C, H, W)."""
+        input_shape = tuple(int(v) for v in input_shape)
+        if input_shape not in self._tables:
+            rows, weights, requant, shape = [], [], [], input_shape
+            for unit in self.units:
+                row, shape = unit.table_row(shape)
+                rows.append(row)
+                if isinstance(unit, _Int8Unit):
+                    p = unit.params
+                    weights.append(np.ascontiguousarray(p.weight))
+                    requant.append(tuple(np.ascontiguousarray(a, np.int32) for a in (p.bias, p.multiplier, p.shift)))
+                else:
+                    weights.append(None)
+                    requant.append(None)
+            lr_step = None if self._lr_requant is None else (self._lr_requant, self.scale, self.lr_bits)
+            table = np.array(rows, np.int32).reshape(-1, len(INT8_STAGE_COLUMNS))
+            self._tables[input_shape] = Int8LayerTable(table, weights, requant, lr_step, input_shape, shape)
+        return self._tables[input_shape]
 
     def forward(self, x):
-        """LatentCodes (uint8 codes, scale, lr_bits) of the latent for float32 images x (N, C, H, W)."""
-        return LatentCodes(self._run(x, keep_all=False), self.scale, self.lr_bits)
+        """LatentCodes (uint8 codes, scale, lr_bits) of the latent for float32 images x (N, C, H, W): the input
+        codes go through the layer table in one C call (the sequencer an exported bundle runs)."""
+        codes = self.quantize_input(x)
+        return LatentCodes(self.layer_table(codes.shape[1:]).forward(codes), self.scale, self.lr_bits)
 
     __call__ = forward
 
@@ -176,7 +251,7 @@ class QuantizedFrozenStage:
         the stage as they do in use. Returns a list of dicts: block, cosine (cosine similarity of the
         flattened tensors), relative_l2 (||int8 - float|| / ||float||), max_abs_error, scale."""
         with _eval_mode(self.float_stage):
-            int8_outputs = self._run(x, keep_all=True)
+            int8_outputs = self.unit_outputs(x)
             h = np.asarray(x, dtype=np.float32)
             rows = []
             for i, block in enumerate(self.float_stage):

@@ -120,3 +120,47 @@ def test_bad_arguments_are_rejected():
     no_relu = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3, rng=rng), nn.BatchNorm2d(2)))
     with pytest.raises(ValueError, match="must be Sequential\\(conv, \\[BatchNorm2d\\], ReLU"):
         quantize_frozen(no_relu, x)
+
+
+@pytest.mark.parametrize(
+    "lr_layer, bits, signed_input",
+    [(LR_LAYER, 8, False), (19, 8, True), (models.POOL_INDEX, 6, True), (models.POOL_INDEX, 8, False)],
+)
+def test_c_layer_table_equals_the_per_unit_kernels(trained, lr_layer, bits, signed_input):
+    """forward runs the whole stage as one C call (csrc/int8/int8_stage.c, the path an exported bundle runs);
+    its codes equal, bit for bit, the kernels called unit by unit from Python (zero-point padding and the
+    sub-byte pool step included)."""
+    model, x_cal, x_test, _ = trained
+    frozen, _ = models.split(model, lr_layer)
+    # the normalised images go below zero (an input zero point > 0); clipped at 0 they need none
+    inputs = (lambda v: v) if signed_input else (lambda v: np.maximum(v, np.float32(0)))
+    qf = quantize_frozen(frozen, inputs(x_cal[:128]), lr_bits=bits)
+    assert (qf.input_zero_point > 0) == signed_input
+    x = inputs(x_test[:64])
+    per_unit = qf.unit_outputs(x)[-1]
+    codes = qf.forward(x).codes
+    assert codes.dtype == np.uint8 and codes.shape == per_unit.shape
+    assert np.array_equal(codes, per_unit)
+    table = qf.layer_table(x.shape[1:])
+    assert table.output_shape == codes.shape[1:] and (table.lr_step is not None) == (bits < 8)
+
+
+def test_c_layer_table_rejects_a_broken_chain(trained):
+    from pulptrain._C import int8_stage_forward
+
+    model, x_cal, _, _ = trained
+    frozen, _ = models.split(model, 3)
+    table = quantize_frozen(frozen, x_cal[:32]).layer_table(x_cal.shape[1:])
+    broken = table.table.copy()
+    broken[1, 1] += 1  # the second layer's input channels no longer match the first one's output
+    with pytest.raises(ValueError, match="table does not describe a valid chain"):
+        int8_stage_forward(broken, table.weights, table.requant, np.zeros((1,) + table.input_shape, np.uint8))
+    with pytest.raises(ValueError, match=r"weights\[0\] must hold"):
+        int8_stage_forward(
+            table.table,
+            [table.weights[0][:1]] + table.weights[1:],
+            table.requant,
+            np.zeros((1,) + table.input_shape, np.uint8),
+        )
+    with pytest.raises(ValueError, match="x must have shape"):
+        table.forward(np.zeros((1, 2, 3, 3), np.uint8))

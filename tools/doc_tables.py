@@ -16,14 +16,16 @@ committed JSON (or the script) and rewrite the sections.
     python3 tools/doc_tables.py riscv tools/riscv/results/counts.json [--summary]
     python3 tools/doc_tables.py anchors benchmarks/anchors_torch.json
     python3 tools/doc_tables.py record-riscv build/riscv/counts.json tools/riscv/results/counts.json
+    python3 tools/doc_tables.py on-device tools/on_device/results/measure.json [--memory]
 
 `sweep` prints the table of a `pulptrain sweep` result (``--compact``: one row per LR layer and buffer size,
 one column per bit width; ``--paired``: each run's difference to its FP32 twin, pooled per bit width),
 `paper` the paired differences to FP32 with 95 % intervals of a sweep written by this version of
 `pulptrain sweep` (sweep.json format 2) next to the paper's numbers (``--per-setting``: the table of means
 over seeds), `riscv` the instruction-count tables of tools/riscv/count_table.py from a counts.json,
-`anchors` the PyTorch anchor times, and `record-riscv` copies a counts.json, adding the toolchain, QEMU,
-commit and date it was measured with.
+`anchors` the PyTorch anchor times, `on-device` the learning-event cost (``--memory``: the memory) of the
+exported on-device learner from tools/on_device/measure.py's JSON, and `record-riscv` copies a counts.json,
+adding the toolchain, QEMU, commit and date it was measured with.
 """
 
 import argparse
@@ -317,6 +319,113 @@ def record_riscv(src, dst, prefix="riscv64-unknown-elf-", qemu="qemu-system-risc
         json.dump(data, f, indent=1)
 
 
+def _mega(n):
+    return f"{n / 1e6:,.1f} M"
+
+
+EVENT_EPOCHS = 4  # epochs per batch of the paper and of `pulptrain cl`
+
+
+def _plan(new, replays, minibatch):
+    """(new per step, replays per step, steps per epoch) of a batch of `new` samples with a full buffer of
+    `replays` (pulptrain.cl.LatentReplayLearner.minibatch_plan)."""
+    per_step = max(1, new // max(1, (new + replays) // minibatch))
+    return per_step, minibatch - per_step, new // per_step
+
+
+def on_device_tables(data, memory=False):
+    """The event-cost table (or, with memory, the memory table) of a tools/on_device/measure.py result."""
+    cores = data["cores"]
+    lines = [
+        f"rv32imfc/ilp32f bare metal, qemu-system-riscv32 -icount shift=0 (instret); {data['toolchain']}, "
+        f"{data['qemu']}; commit {data['commit']}, {data['date']}.",
+        "",
+    ]
+    for name, result in data["settings"].items():
+        s = result["setting"]
+        new, replays, steps = _plan(
+            s["new"], s["replays"], s.get("target_minibatch", max(map(int, result["minibatches"])))
+        )
+        lines.append(
+            f"- **{name}**: MobileNetV1 {s['width']:g}, {s['input_size']}x{s['input_size']}x{s['in_channels']}, "
+            f"l = {s['lr_layer']}, {s['replays']} replays at {s['bits']} bits, {s['new']} new images per batch: "
+            f"{new} new + {replays} replays per mini-batch, {steps} mini-batches per epoch"
+            + (" (random weights and a buffer of random codes)" if s["data"] == "random" else " (Fashion-MNIST images)")
+        )
+    lines.append("")
+    if memory:
+        lines += [
+            "| setting | mini-batch | static arena (rv32) | stack high-water | .text | .data | .bss | whole program |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        lines += [
+            f"| setting | phase | rows | instructions, 1 core | critical path, {cores} cores | speed-up |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+    for name, result in data["settings"].items():
+        s = result["setting"]
+        measured = result["minibatches"]
+        if memory:
+            for mb, entry in measured.items():
+                run, size = entry["runs"]["1"], entry["runs"]["1"]["size"]
+                whole = size["text"] + size["data"] + size["bss"] + run["stack_high_water"]
+                lines.append(
+                    f"| {name} | {mb} (run) | {entry['arena_bytes'] / 2**20:.2f} MiB | "
+                    f"{run['stack_high_water'] / 1024:.1f} KiB | {size['text'] / 1024:.0f} KiB | "
+                    f"{size['data'] / 1024:.0f} KiB | {size['bss'] / 2**20:.2f} MiB | {whole / 2**20:.2f} MiB |"
+                )
+            if "extrapolated" in result:
+                # the last run's program with the target mini-batch's arena in place of its own
+                e = result["extrapolated"]
+                entry = list(measured.values())[-1]
+                run, size = entry["runs"]["1"], entry["runs"]["1"]["size"]
+                bss = size["bss"] - entry["arena_bytes"] + e["arena_bytes"]
+                whole = size["text"] + size["data"] + bss + run["stack_high_water"]
+                one_core = e["arena_bytes_one_core"] / 2**20
+                lines.append(
+                    f"| {name} | {e['target_rows']} (arena computed, not run; 1-core team: {one_core:.2f} MiB) | "
+                    f"{e['arena_bytes'] / 2**20:.2f} MiB | "
+                    f"{run['stack_high_water'] / 1024:.1f} KiB | {size['text'] / 1024:.0f} KiB | "
+                    f"{size['data'] / 1024:.0f} KiB | {bss / 2**20:.2f} MiB | {whole / 2**20:.2f} MiB |"
+                )
+            continue
+
+        def row(phase, rows, a, b, name=name):
+            lines.append(f"| {name} | {phase} | {rows} | {_mega(a)} | {_mega(b)} | {a / b:.1f}x |")
+
+        first = next(iter(measured.values()))["runs"]
+        one, team = first["1"], first[str(cores)]
+        frozen = (one["frozen_per_image"], team["frozen_per_image_critical"])
+        end = (one["end"], team["end_critical"])
+        row("INT8 frozen stage, per new image", 1, *frozen)
+        row(f"end of batch: CWR* + {s['new']} latent codes into the buffer", s["new"], *end)
+        for entry in measured.values():
+            r1, rt = entry["runs"]["1"], entry["runs"][str(cores)]
+            mix = f"{r1['plan']['new_per_step']} new + {r1['plan']['replays_per_step']} replays"
+            step = (r1["step"][-1], rt["step_critical"][-1])  # past the batch's first step (epoch set-up)
+            row(f"one training mini-batch, fwd + bwd + update ({mix}, run)", r1["step_rows"][-1], *step)
+        if "extrapolated" in result:
+            e = result["extrapolated"]
+            a, b = e["step_c1"], e[f"step_critical_c{cores}"]
+            worst = max(a["max_relative_residual"], b["max_relative_residual"])
+            step = (a["at_target"], b["at_target"])
+            row(
+                f"one training mini-batch, extrapolated: {a['intercept'] / 1e6:,.1f} M + {a['per_row'] / 1e6:,.2f} M"
+                f" per row (fit of the runs above, residual <= {100 * worst:.2f} %)",
+                e["target_rows"],
+                *step,
+            )
+        _, _, steps = _plan(s["new"], s["replays"], s.get("target_minibatch", r1["step_rows"][0]))
+        total = [s["new"] * f + e_ + EVENT_EPOCHS * steps * st for f, e_, st in zip(frozen, end, step)]
+        row(
+            f"**one learning event**: {s['new']} frozen + end + {EVENT_EPOCHS} epochs x {steps} mini-batches",
+            s["new"],
+            *total,
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -335,6 +444,9 @@ def main(argv=None):
     rv.add_argument("--summary", action="store_true", help="only the INT8 frozen stage and the goals")
     an = sub.add_parser("anchors", help="print the PyTorch anchor table")
     an.add_argument("json")
+    od = sub.add_parser("on-device", help="print the on-device learner's event-cost (or memory) table")
+    od.add_argument("json")
+    od.add_argument("--memory", action="store_true", help="the memory table")
     rec = sub.add_parser("record-riscv", help="copy a counts.json, adding toolchain, QEMU, commit and date")
     rec.add_argument("src")
     rec.add_argument("dst")
@@ -364,6 +476,8 @@ def main(argv=None):
         print(markdown_table(data["summary"]) if a.per_setting else paper_table(data))
     elif a.what == "anchors":
         print(anchors_table(data))
+    elif a.what == "on-device":
+        print(on_device_tables(data, a.memory))
     else:
         print(paired_table(data) if a.paired else sweep_table(data, a.compact, a.machine))
     return 0

@@ -27,6 +27,7 @@ STUB_PATH = REPO_ROOT / "pulptrain" / "_C.pyi"
 
 F32 = "NDArray[np.float32]"
 U8 = "NDArray[np.uint8]"
+I32 = "NDArray[np.int32]"
 PAIR = "int | tuple[int, int]"  # an int, or an (h, w) pair
 SHAPE = "tuple[int, ...]"
 
@@ -68,6 +69,17 @@ INT8_ARG_TYPES = {
 ARG_OVERRIDES = {
     ("set_matmul_variant", "name"): "str | None",  # None restores the automatic per-shape choice
     ("set_depthwise_tier", "name"): "str | None",  # None restores the fastest tier per shape
+    **{
+        (fn, arg): annotation
+        for fn in ("int8_stage_forward", "int8_stage_workspace_bytes")
+        for arg, annotation in (
+            ("table", I32),
+            ("weights", "Sequence[NDArray[np.int8] | None]"),
+            ("requant", f"Sequence[tuple[{I32}, {I32}, {I32}] | None]"),
+            ("lr_step", "tuple[float, float, int] | None"),
+        )
+    },
+    ("int8_stage_workspace_bytes", "num_threads"): "int",
 }
 
 RETURN_TYPES = {
@@ -100,6 +112,8 @@ RETURN_TYPES = {
     "unpack_bits": U8,
     "int8_avg_pool2d": U8,
     "int8_global_avg_pool2d": U8,
+    "int8_stage_forward": U8,
+    "int8_stage_workspace_bytes": "int",
     "cross_entropy": f"tuple[float, {F32} | None]",
     "mse_loss": f"tuple[float, {F32} | None]",
     "batchnorm2d_forward_train": f"tuple[{F32}, {F32}]",  # (y, saved)
@@ -188,16 +202,19 @@ def render_def(name: str, func: Callable[..., Any], warn: Callable[[str], None])
 
 def render(module: types.ModuleType, warn: Callable[[str], None] = lambda message: None) -> str:
     """The stub text for `module`; `warn` receives one message per argument or return type not in the tables."""
-    defs = []
+    defs, constants = [], []
     for name in public_names(module):
         obj = getattr(module, name)
         if callable(obj):
             defs.append(render_def(name, obj, warn))
+        elif isinstance(obj, tuple) and all(isinstance(v, str) for v in obj):
+            constants.append(f"{name}: tuple[str, ...]")
         else:
             warn(f"{name}: not a function; declared as {type(obj).__name__}")
-            defs.append(f"{name}: {type(obj).__name__}")
-    body = "\n".join(defs) + "\n"
-    imports = ("from typing import Any\n\n" if re.search(r"\bAny\b", body) else "") + "import numpy as np\n"
+            constants.append(f"{name}: {type(obj).__name__}")
+    body = "".join(c + "\n" for c in constants) + ("\n" if constants else "") + "\n".join(defs) + "\n"
+    imports = "from collections.abc import Sequence\n" if re.search(r"\bSequence\b", body) else ""
+    imports += ("from typing import Any\n" if re.search(r"\bAny\b", body) else "") + "\nimport numpy as np\n"
     if "NDArray" in body:
         imports += "from numpy.typing import NDArray\n"
     return f"{HEADER}\n{imports}\n{body}"
