@@ -629,13 +629,19 @@ def build_parser():
     return parser
 
 
+def parse_args(argv=None):
+    """The parsed command line, with ``given``: the options given on it (they override ``--preset``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = _given_on_command_line(parser, argv)
+    return args
+
+
 def main(argv=None):
     """Run one subcommand; returns its exit status (argparse's own errors and bad settings exit with 2)."""
     prog, args = "pulptrain", None
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        args.given = _given_on_command_line(parser, argv)
+        args = parse_args(argv)
         prog = f"pulptrain {args.command}"
         return args.handler(args)
     except _CommandError as e:

@@ -332,7 +332,7 @@ def test_cli_exports_a_cl_checkpoint_and_the_bundle_continues_it(tmp_path, monke
     assert cli.main(argv + ["--test-images", "16"]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
 
-    learner, stream = experiment_learner(cli._experiment_config(cli.build_parser().parse_args(argv), ("out",)))
+    learner, stream = experiment_learner(cli._experiment_config(cli.parse_args(argv), ("out",)))
     assert learner.batches_seen == 2 and manifest["batch_sizes"] == [len(stream.batch(i)[1]) for i in (2, 3)]
     for i in (2, 3):
         learner.fit_batch(*stream.batch(i))

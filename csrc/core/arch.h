@@ -23,10 +23,14 @@
 #define PT_ARCH_X86 0
 #endif
 
+/* A build may define PT_ARCH_SIMD8=0 itself: it then runs the plain-C tiers a scalar target (rv32imfc) runs, which
+ * is how an exported bundle's PORTABLE=1 host build reproduces the rv32 build bit for bit. */
+#ifndef PT_ARCH_SIMD8
 #if defined(__GNUC__) && (defined(__SSE2__) || defined(__ARM_NEON))
 #define PT_ARCH_SIMD8 1
 #else
 #define PT_ARCH_SIMD8 0
+#endif
 #endif
 
 /* 8 lanes of float / int32 (GCC vector extensions). aligned(4) and may_alias: loads and stores through these
