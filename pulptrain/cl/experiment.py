@@ -966,7 +966,8 @@ def new_classes(stream):
 
 def machine_info():
     """Where the experiment ran: CPU model and count, platform, Python, numpy and pulptrain versions, kernel
-    threads and the parallel backend of the build."""
+    threads, the parallel backend of the build and its ISA dispatch (``pulptrain.cpu_info()``: the level and
+    microkernels the numbers come from)."""
     import pulptrain
 
     cpu = None
@@ -985,6 +986,7 @@ def machine_info():
         "pulptrain": pulptrain.__version__,
         "threads": pulptrain.get_num_threads(),
         "parallel_backend": pulptrain.parallel_backend(),
+        "isa": pulptrain.cpu_info(),
     }
 
 
