@@ -137,6 +137,14 @@ class MemoryBreakdown:
         return "\n".join(lines)
 
 
+def _checked_lr_layer(lr_layer):
+    """lr_layer as an int in 0..POOL_INDEX (the split points of the memory model), else ValueError."""
+    lr_layer = check_int(lr_layer, "lr_layer", 0)
+    if lr_layer > POOL_INDEX:
+        raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
+    return lr_layer
+
+
 def memory_breakdown(
     width_mult=1.0,
     input_size=128,
@@ -151,9 +159,7 @@ def memory_breakdown(
 ):
     """Memory of latent-replay training of MobileNetV1 split at ``lr_layer`` (0..27), in bytes per
     component; see the module docstring for what each component counts."""
-    lr_layer = check_int(lr_layer, "lr_layer", 0)
-    if lr_layer > POOL_INDEX:
-        raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
+    lr_layer = _checked_lr_layer(lr_layer)
     replays = check_int(replays, "replays", 0)
     batch = check_int(batch, "batch", 1)
     bits = check_bits(bits, allow_fp32=True)
@@ -220,9 +226,7 @@ def learner_arena_bytes(
     from pulptrain.cl.stage import layer_table
     from pulptrain.models import mobilenet_v1, split
 
-    lr_layer = check_int(lr_layer, "lr_layer", 0)
-    if lr_layer > POOL_INDEX:
-        raise ValueError(f"lr_layer must be in 0..{POOL_INDEX} (the classifier always trains), got {lr_layer}")
+    lr_layer = _checked_lr_layer(lr_layer)
     batch = check_int(batch, "batch", 1)
     replays = check_int(replays, "replays", 1)
     max_new = batch if max_new is None else check_int(max_new, "max_new", 1)
