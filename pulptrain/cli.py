@@ -149,6 +149,9 @@ def _energy(args):
                 with open(path) as f:
                     loaded.append(json.load(f))
             counts = energy.proxy_counts(*loaded)
+        elif args.event:
+            with open(args.event) as f:
+                counts = energy.measured_counts(json.load(f), args.setting)
         else:
             counts = energy.load_counts(args.counts)
         model = dataclasses.replace(energy.CostModel(), pulp_clock_hz=args.pulp_mhz * 1e6, xpulp=args.xpulp)
@@ -158,9 +161,10 @@ def _energy(args):
     except FileNotFoundError as e:
         raise _CommandError(f"no such file: {e.filename}") from None
     except json.JSONDecodeError as e:
-        raise _CommandError(f"--proxy: a kernel counts file is not JSON: {e}") from None
+        raise _CommandError(f"{'--proxy' if args.proxy else '--event'}: not JSON: {e}") from None
     except (KeyError, TypeError) as e:
-        raise _CommandError(f"--proxy: not a counts.json of make count (missing {e})") from None
+        what = "a counts.json of make count" if args.proxy else "a tools/on_device/measure.py result"
+        raise _CommandError(f"{'--proxy' if args.proxy else '--event'}: not {what} (missing {e})") from None
     except ValueError as e:
         raise _CommandError(str(e)) from None
     if args.write_counts:
@@ -547,6 +551,13 @@ def build_parser():
         help="build a PROXY event (one training mini-batch) from the kernel counts of make -C tools/riscv count "
         "and make -C tools/arm count (tools/*/results/counts.json)",
     )
+    source.add_argument(
+        "--event",
+        metavar="MEASURE_JSON",
+        help="the learning event of an exported application, measured on both targets by "
+        "tools/on_device/measure.py (tools/on_device/results/measure.json)",
+    )
+    energy.add_argument("--setting", default="small", help="with --event: the measured setting")
     energy.add_argument("--battery-mah", type=float, default=cost.BATTERY_MAH, help="battery capacity in mAh")
     energy.add_argument("--battery-v", type=float, default=cost.BATTERY_V, help="battery voltage")
     energy.add_argument("--period", type=float, default=cost.EVENT_PERIOD_S, help="seconds between learning events")

@@ -1,10 +1,12 @@
 """Cost model: measured instruction counts of one learning event -> modelled time, energy and battery life on a
 single Cortex-M4F core (the STM32L4 of the paper) and on an 8-core PULP cluster (the paper's VEGA).
 
-Only the counts are measured (``make -C tools/arm count`` on the Cortex-M4F, ``make -C tools/riscv count`` on
-rv32imfc: exact retired instructions under QEMU, and their split into instruction classes by a QEMU plugin,
-tools/arm/insn_classes.c). Everything after them is a **model**: cycles per instruction class, clocks and power
-come from the documents named next to each constant below; a phase without measured classes takes the stated
+Only the counts are measured: those of an exported learning application, phase by phase, on both targets
+(``measured_counts`` of tools/on_device/measure.py's result), or the kernels' (``make -C tools/arm count`` on
+the Cortex-M4F, ``make -C tools/riscv count`` on rv32imfc, with their split into instruction classes by a QEMU
+plugin, tools/arm/insn_classes.c; ``proxy_counts``): exact retired instructions under QEMU. Everything after
+them is a **model**: cycles per instruction class, clocks and power come from the documents named next to each
+constant below; a phase without measured classes takes the stated
 mix of its kind (PHASE_MIXES). ``sensitivity()`` varies every assumption over a plausible range and reports how
 far each moves the speedup and the energy ratio.
 
@@ -41,6 +43,9 @@ __all__ = [
     "load_counts",
     "model_event",
     "sensitivity",
+    "EVENT_EPOCHS",
+    "event_plan",
+    "measured_counts",
     "proxy_counts",
     "format_report",
 ]
@@ -370,7 +375,73 @@ def sensitivity(counts, model=None, **event_args):
     return sorted(rows, key=lambda r: -abs(r["energy_ratio"][1] - r["energy_ratio"][0]))
 
 
-# ---- a proxy event from kernel-level counts (until the exported learning application is counted) ----
+# ---- the learning event of an exported application, measured on both targets (tools/on_device/measure.py) ----
+EVENT_EPOCHS = 4  # epochs per batch of new images: the paper's and `pulptrain cl`'s
+
+
+def event_plan(new, replays, minibatch):
+    """``(new_per_step, replays_per_step, steps_per_epoch)`` of a batch of ``new`` images with a full buffer of
+    ``replays`` latents in mini-batches of ``minibatch`` rows: the C learner's plan (pt_cl_learner_plan,
+    pulptrain.cl.LatentReplayLearner.minibatch_plan) once the buffer is full."""
+    per_step = max(1, new // max(1, (new + replays) // minibatch))
+    return per_step, minibatch - per_step, new // per_step
+
+
+def measured_counts(measure, setting):
+    """A counts dict (COUNTS_SCHEMA, proxy: false) of one learning event of the exported application, from the
+    JSON of tools/on_device/measure.py: one batch of new images (each through the INT8 frozen stage),
+    EVENT_EPOCHS epochs of training mini-batches and the end of the batch (CWR* + buffer update), every
+    phase's count measured by the same program on a Cortex-M4F core and on rv32 (one core, and the critical
+    path of the team). The setting must have a Cortex-M4F run (ValueError naming the setting otherwise)."""
+    settings = measure.get("settings", {}) if isinstance(measure, dict) else {}
+    if setting not in settings:
+        raise ValueError(f"setting {setting!r} is not in the measurement (it has {sorted(settings)})")
+    result = settings[setting]
+    with_m4f = {mb: entry for mb, entry in result["minibatches"].items() if "m4f" in entry["runs"]}
+    if not with_m4f:
+        raise ValueError(f"setting {setting!r} has no Cortex-M4F run (its program does not fit the board)")
+    minibatch, entry = next(iter(with_m4f.items()))
+    s, cores = result["setting"], measure["cores"]
+    one, team, m4f = entry["runs"]["1"], entry["runs"][str(cores)], entry["runs"]["m4f"]
+    _, _, steps_per_epoch = event_plan(s["new"], s["replays"], int(minibatch))
+    steps = EVENT_EPOCHS * steps_per_epoch
+
+    def phase(name, kind, times, key, critical_key):
+        # the training step past the batch's first (which sets up the epoch): the steady state
+        last = (lambda v: v[-1]) if key == "step" else (lambda v: v)
+        return {
+            "name": name,
+            "kind": kind,
+            "m4f_instructions": round(times * last(m4f[key])),
+            "rv32_instructions": round(times * last(one[key])),
+            "rv32_critical": round(times * last(team[critical_key])),
+        }
+
+    return {
+        "schema": COUNTS_SCHEMA,
+        "event": f"one learning event of the exported application, setting {setting!r}: {s['new']} new images "
+        f"through the INT8 frozen stage, {EVENT_EPOCHS} epochs x {steps_per_epoch} training mini-batches of "
+        f"{minibatch} rows, the end of the batch (MobileNetV1 {s['width']:g}, {s['input_size']}x{s['input_size']}, "
+        f"l = {s['lr_layer']})",
+        "proxy": False,
+        "source": f"tools/on_device/measure.py, commit {result.get('commit', measure.get('commit'))}: per-phase "
+        "counts of the same program on a Cortex-M4F core and on rv32imfc",
+        "cores": cores,
+        "phases": [
+            phase(
+                f"frozen stage (INT8), {s['new']} new images",
+                "int8",
+                s["new"],
+                "frozen_per_image",
+                "frozen_per_image_critical",
+            ),
+            phase(f"training, {steps} mini-batches (FP32 adaptive stage)", "fp32", steps, "step", "step_critical"),
+            phase("end of batch: CWR* + buffer update", "other", 1, "end", "end_critical"),
+        ],
+    }
+
+
+# ---- the paper-scale event as a proxy from kernel-level counts (its program does not fit the M4F board) ----
 # The adaptive stage above LR layer 19 (conv5_4/dw output) in count rows (tools/*/counts.json, batch 1):
 # (layer, op, steps, times). The first trainable layer (conv5_4/pw) needs no input gradient.
 ADAPTIVE_STAGE_LR19 = [

@@ -1,7 +1,7 @@
-"""The Cortex-M4F instruction counter (tools/arm/pt_counter_arm.c: QEMU's -icount virtual clock read through the
-CMSDK timer) on assembly loops of known length, and the checker of its output. The run needs the Arm
+"""The Cortex-M4F instruction counter (csrc/core/pt_counter.h: QEMU's -icount virtual clock read through the
+CMSDK timers) on assembly loops of known length, and the checker of its output. The run needs the Arm
 toolchain and qemu-system-arm (.ci/install) and is skipped without them; `make -C tools/arm validate` runs the
-same check with loops up to 1.2e9 instructions."""
+same check with loops up to 1.8e9 instructions."""
 
 import importlib.util
 import os

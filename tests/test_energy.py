@@ -11,6 +11,7 @@ from pulptrain import cli, energy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RV32_COUNTS = os.path.join(ROOT, "tools", "riscv", "results", "counts.json")
+MEASURE = os.path.join(ROOT, "tools", "on_device", "results", "measure.json")
 M4F_COUNTS = os.path.join(ROOT, "tools", "arm", "results", "counts.json")
 ALU_ONLY = {c: 0.0 for c in energy.CLASSES} | {"alu": 1.0}
 FMA_ONLY = {c: 0.0 for c in energy.CLASSES} | {"fp_fma": 1.0}
@@ -195,7 +196,8 @@ def test_cli_proxy_table_json_and_counts_round_trip(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["energy"], "one of the arguments counts --proxy is required"),
+        (["energy"], "one of the arguments counts --proxy --event is required"),
+        (["energy", "--event", "BAD"], "setting 'small' is not in the measurement"),
         (["energy", "missing.json"], "no such file: missing.json"),
         (["energy", "BAD", "--battery-mah", "-5"], "--battery-mah must be a finite number"),
         (["energy", "BAD", "--pulp-mhz", "nan"], "--pulp-mhz must be a finite number"),
@@ -222,3 +224,60 @@ def test_cli_not_json(capsys, tmp_path):
     assert "is not JSON" in capsys.readouterr().err
     counts = copy.deepcopy(counts_of(phase(100, 80, 10, ALU_ONLY)))
     assert energy.check_counts(counts) is counts
+
+
+def _measure(m4f=True):
+    """A tools/on_device/measure.py result with one setting: 10 new images, 30 replays, mini-batches of 8."""
+    runs = {
+        "1": {"frozen_per_image": 1000.5, "step": [70, 50], "end": 300},
+        "8": {"frozen_per_image_critical": 200.25, "step_critical": [9, 7], "end_critical": 300},
+    }
+    if m4f:
+        runs["m4f"] = {"frozen_per_image": 900.0, "step": [66, 44], "end": 250}
+    setting = {"new": 10, "replays": 30, "width": 0.25, "input_size": 28, "lr_layer": 19}
+    return {"cores": 8, "commit": "abc", "settings": {"s": {"setting": setting, "minibatches": {"8": {"runs": runs}}}}}
+
+
+def test_measured_counts_compose_the_event_from_the_phases():
+    counts = energy.measured_counts(_measure(), "s")
+    assert energy.check_counts(counts) is counts and counts["proxy"] is False and counts["cores"] == 8
+    # 10 new + 30 replays in mini-batches of 8: 5 mini-batches of 2 new + 6 replays per epoch
+    assert energy.event_plan(10, 30, 8) == (2, 6, 5)
+    steps = energy.EVENT_EPOCHS * 5
+    frozen, training, end = counts["phases"]
+    assert (frozen["m4f_instructions"], frozen["rv32_instructions"], frozen["rv32_critical"]) == (9000, 10005, 2002)
+    # the steady-state step (the last one run), times every step of the event
+    assert (training["m4f_instructions"], training["rv32_instructions"]) == (44 * steps, 50 * steps)
+    assert training["rv32_critical"] == 7 * steps and training["kind"] == "fp32"
+    assert (end["m4f_instructions"], end["rv32_instructions"], end["rv32_critical"]) == (250, 300, 300)
+
+
+def test_measured_counts_refuse_a_missing_setting_or_m4f_run():
+    with pytest.raises(ValueError, match="setting 'x' is not in the measurement"):
+        energy.measured_counts(_measure(), "x")
+    with pytest.raises(ValueError, match="setting 's' has no Cortex-M4F run"):
+        energy.measured_counts(_measure(m4f=False), "s")
+
+
+def test_event_plan_is_the_plan_the_c_learner_ran():
+    """The committed measurement's runs report the C learner's plan (new and replays per mini-batch)."""
+    with open(MEASURE) as f:
+        measure = json.load(f)
+    checked = 0
+    for result in measure["settings"].values():
+        s = result["setting"]
+        for minibatch, entry in result["minibatches"].items():
+            for run in entry["runs"].values():
+                new, replays, _ = energy.event_plan(s["new"], s["replays"], int(minibatch))
+                assert (new, replays) == (run["plan"]["new_per_step"], run["plan"]["replays_per_step"])
+                checked += 1
+    assert checked >= 3
+
+
+def test_cli_measured_event(capsys):
+    cli.main(["energy", "--event", MEASURE, "--setting", "small", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    with open(MEASURE) as f:
+        expected = energy.model_event(energy.measured_counts(json.load(f), "small"))
+    assert out["proxy"] is False and out["speedup"] == pytest.approx(expected["speedup"])
+    assert out["m4f"]["instructions"] == sum(p["m4f_instructions"] for p in out["phases"]) > 0

@@ -1,14 +1,14 @@
 """`pulptrain export`: a width-0.25 Fashion-MNIST learner as a C bundle, learning three batches of real images
-in Python, in the host-built application and in the rv32 application under QEMU, compared.
+in Python, in the host-built application and in the rv32 and Cortex-M4F applications under QEMU, compared.
 
 * host C (built with the Python extension's flags, `make run-host`) vs Python: the final adaptive weights,
   SGD momentum, BatchNorm statistics, replay buffer (codes, labels, counters), CWR* state, the random
   generators' states after every batch and the test predictions are bitwise equal: both run the same C
   (the INT8 stage sequencer and the csrc/cl learner step) with the same kernel variants and contraction.
-* rv32 (`make run-rv32`, rv32imfc, -ffp-contract=fast, the generic kernels) vs Python: equal buffer contents,
-  labels and sampling decisions (every random draw comes from the same PCG32 streams, so equal generator
-  states after each batch mean the same draws), weights within a tolerance (test docstring), and test
-  predictions equal on at least 99 % of 1,000 test images.
+* rv32 (`make run-rv32`, rv32imfc, -ffp-contract=fast, the generic kernels) and Cortex-M4F (`make run-m4f`)
+  vs Python: equal buffer contents, labels and sampling decisions (every random draw comes from the same
+  PCG32 streams, so equal generator states after each batch mean the same draws), weights within a tolerance
+  (test docstring), test predictions equal on at least 99 % of 1,000 test images, and every phase counted.
 * PORTABLE=1 (no x86 kernels, no contraction, deterministic expf / logf, on both sides): host and rv32 are
   bitwise identical.
 
@@ -44,6 +44,7 @@ BATCHES = (48, 32, 32)  # new images per batch: the initial one, then two with r
 TEST_IMAGES = 1000
 TOL_UPDATE = 2.0**-8  # rv32 vs Python: the share of each array's update its difference may reach (see the test)
 HAVE_RV32 = shutil.which("riscv64-unknown-elf-gcc") and shutil.which("qemu-system-riscv32")
+HAVE_M4F = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
 HAVE_CC = shutil.which("cc") and shutil.which("make")
 
 
@@ -207,11 +208,18 @@ def test_host_application_equals_the_python_learner_bitwise(exported, tmp_path):
     assert np.mean(exported["predictions"] == exported["nn_predictions"]) >= 0.99
 
 
-@pytest.mark.skipif(not HAVE_RV32, reason="no riscv64-unknown-elf-gcc / qemu-system-riscv32")
-def test_rv32_application_matches_the_python_learner(exported, tmp_path):
-    """The buffer (codes of the integer INT8 stage), its labels and counters, and every sampling decision are
-    exactly equal. The FP32 training runs other kernels on rv32 (the scalar 4x4 matmul tile instead of the
-    host's 6x16 vector one, fused multiply-adds in their own order, picolibc's expf / logf), so each float32
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("rv32", marks=pytest.mark.skipif(not HAVE_RV32, reason="no riscv64-unknown-elf-gcc / QEMU")),
+        pytest.param("m4f", marks=pytest.mark.skipif(not HAVE_M4F, reason="no arm-none-eabi-gcc / qemu-system-arm")),
+    ],
+)
+def test_embedded_application_matches_the_python_learner(exported, tmp_path, target):
+    """On rv32imfc and on a Cortex-M4F: the buffer (codes of the integer INT8 stage), its labels and counters,
+    and every sampling decision are exactly equal. The FP32 training runs other kernels there (the scalar 4x4
+    matmul tile instead of the host's 6x16 vector one, fused multiply-adds in their own order, picolibc's
+    expf / logf), so each float32
     result may differ in its last bits. Derivation of the tolerance: a reduction of K terms in another order
     differs by at most about K * 2**-24 of the sum of its absolute terms; the longest reductions here are the
     weight gradients over the mini-batch (K = 24 rows x 2x2 pixels = 96), so a gradient differs by about
@@ -220,8 +228,12 @@ def test_rv32_application_matches_the_python_learner(exported, tmp_path):
     differences back (weights -> activations -> gradients), so the bound allows TOL_UPDATE = 2**-8 of each
     array's largest update (measured worst: 2.0e-4, one ulp of a BatchNorm weight near 1), plus 8 ulps of the
     array's magnitude for values that barely moved."""
-    log, state = _run(exported["bundle"], "rv32", tmp_path)
+    log, state = _run(exported["bundle"], target, tmp_path)
     _check_log_against_python(log, exported)
+    # every phase of every batch counted (csrc/core/pt_counter.h), on one core: the critical path is all of it
+    for key in ("FROZEN", "STEP", "END"):
+        assert log[key] and all(line["instructions"] == line["critical"] > 0 for line in log[key]), key
+    assert len(log["FROZEN"]) == len(log["END"]) == len(BATCHES)
     for name, value in exported["final"].items():
         got = state[name]
         if value.dtype.kind != "f":

@@ -7,7 +7,7 @@
  *
  * then classifies the embedded test images (frozen stage + pt_cl_learner_predict) and prints, one
  * "KEY field=value ..." line each, everything a host script compares (pulptrain/export.py parses them):
- *   BUNDLE  the configuration;  FROZEN / STEP / END  retired instructions of every phase (rv32 only);
+ *   BUNDLE  the configuration;  FROZEN / STEP / END  retired instructions of every phase (rv32, M4F);
  *   BATCH   per batch: loss, rows and the random generators' states after the batch;
  *   STATE   per array of the final state (adaptive weights, BatchNorm statistics, buffer, CWR*): FNV-1a 64;
  *   PRED    the test predictions;  STACK  the painted-stack high-water mark (rv32);  DONE  the status.
@@ -26,29 +26,9 @@
 #include <string.h>
 #include "bundle.h"
 
-/* ---- instruction counting: rdinstret on RISC-V (exact under QEMU -icount shift=0), nothing elsewhere ---- */
-#if defined(__riscv)
-#define HAVE_INSTRET 1
-static inline uint64_t read_instret(void)
-{
-#if __riscv_xlen == 32
-    uint32_t hi, lo, hi2;
-    do {
-        __asm__ volatile("rdinstreth %0" : "=r"(hi));
-        __asm__ volatile("rdinstret %0" : "=r"(lo));
-        __asm__ volatile("rdinstreth %0" : "=r"(hi2));
-    } while (hi != hi2);
-    return ((uint64_t)hi << 32) | lo;
-#else
-    uint64_t v;
-    __asm__ volatile("rdinstret %0" : "=r"(v));
-    return v;
-#endif
-}
-#else
-#define HAVE_INSTRET 0
-static inline uint64_t read_instret(void) { return 0; }
-#endif
+/* ---- instruction counting (csrc/core/pt_counter.h): instructions on RISC-V (exact under QEMU -icount shift=0), the
+ * CMSDK timers on a Cortex-M4F (mps2-an386 under QEMU -icount shift=7), nothing elsewhere ---- */
+#include "pt_counter.h"
 
 /* Per-core accounting through the serial backend's hook (as tools/riscv/count_kernels.c): the critical path
  * of a phase = its instructions outside the forks + the slowest core of each fork. */
@@ -56,7 +36,7 @@ static uint64_t core_start, fork_slowest, in_forks, forks_critical;
 
 static void core_hook(int core_id, int begin)
 {
-    const uint64_t now = read_instret();
+    const uint64_t now = pt_counter_read();
     if (begin) {
         if (core_id == 0) fork_slowest = 0;
         core_start = now;
@@ -77,15 +57,15 @@ typedef struct {
 static phase phase_begin(void)
 {
     phase p = {0, in_forks, forks_critical};
-    p.t0 = read_instret();
+    p.t0 = pt_counter_read();
     return p;
 }
 
 /* (instructions on the calling core, critical path of the team) of the phase since phase_begin. */
-static void phase_end(const phase *p, uint64_t *instret, uint64_t *critical)
+static void phase_end(const phase *p, uint64_t *instructions, uint64_t *critical)
 {
-    const uint64_t total = read_instret() - p->t0;
-    *instret = total;
+    const uint64_t total = pt_counter_read() - p->t0;
+    *instructions = total;
     *critical = total - (in_forks - p->in_forks0) + (forks_critical - p->critical0);
 }
 
@@ -137,33 +117,33 @@ static float test_latent[BUNDLE_LATENT_ELEMENTS];
 static pt_cl_learner learner;
 
 /* The frozen stage for one image, counted. */
-static pt_status frozen_forward(const pt_team *team, const uint8_t *image, uint8_t *latent, uint64_t *instret,
+static pt_status frozen_forward(const pt_team *team, const uint8_t *image, uint8_t *latent, uint64_t *instructions,
                                 uint64_t *critical)
 {
     const phase p = phase_begin();
     const pt_status st = pt_int8_stage_forward(team, &bundle_frozen, 1, image, latent, frozen_workspace,
                                                BUNDLE_FROZEN_WORKSPACE_BYTES);
-    phase_end(&p, instret, critical);
+    phase_end(&p, instructions, critical);
     return st;
 }
 
 static pt_status learn_batch(const pt_team *team, int32_t b, const uint8_t *images, const int16_t *labels, int32_t n)
 {
     pt_status st = PT_OK;
-    uint64_t instret, critical, frozen_sum = 0, frozen_critical = 0;
+    uint64_t instructions, critical, frozen_sum = 0, frozen_critical = 0;
     const int32_t computed = BUNDLE_FROZEN_IMAGES_RUN > 0 && BUNDLE_FROZEN_IMAGES_RUN < n ? BUNDLE_FROZEN_IMAGES_RUN : n;
     for (int32_t i = 0; i < computed && st == PT_OK; i++) {
         st = frozen_forward(team, images + (int64_t)i * BUNDLE_INPUT_CODES,
-                            batch_codes + (int64_t)i * BUNDLE_LATENT_ELEMENTS, &instret, &critical);
-        frozen_sum += instret;
+                            batch_codes + (int64_t)i * BUNDLE_LATENT_ELEMENTS, &instructions, &critical);
+        frozen_sum += instructions;
         frozen_critical += critical;
     }
     if (st != PT_OK) return st;
     for (int32_t i = computed; i < n; i++)
         memcpy(batch_codes + (int64_t)i * BUNDLE_LATENT_ELEMENTS,
                batch_codes + (int64_t)(i % computed) * BUNDLE_LATENT_ELEMENTS, BUNDLE_LATENT_ELEMENTS);
-    if (HAVE_INSTRET)
-        printf("FROZEN batch=%d images=%d instret=%llu critical=%llu\n", (int)b, (int)computed,
+    if (PT_COUNTER_AVAILABLE)
+        printf("FROZEN batch=%d images=%d instructions=%llu critical=%llu\n", (int)b, (int)computed,
                (unsigned long long)frozen_sum, (unsigned long long)frozen_critical);
     st = pt_cl_learner_begin_batch(team, &learner, NULL, batch_codes, labels, n);
     if (st != PT_OK) return st;
@@ -177,11 +157,11 @@ static pt_status learn_batch(const pt_team *team, int32_t b, const uint8_t *imag
         pt_cl_step_result r;
         const phase p = phase_begin();
         st = pt_cl_learner_train_step(team, &learner, &r);
-        phase_end(&p, &instret, &critical);
+        phase_end(&p, &instructions, &critical);
         if (st != PT_OK) return st;
-        if (HAVE_INSTRET)
-            printf("STEP batch=%d step=%d rows=%d instret=%llu critical=%llu\n", (int)b, (int)steps, (int)r.rows,
-                   (unsigned long long)instret, (unsigned long long)critical);
+        if (PT_COUNTER_AVAILABLE)
+            printf("STEP batch=%d step=%d rows=%d instructions=%llu critical=%llu\n", (int)b, (int)steps, (int)r.rows,
+                   (unsigned long long)instructions, (unsigned long long)critical);
         loss_sum += r.loss;
         correct += r.correct;
         rows += r.rows;
@@ -189,10 +169,10 @@ static pt_status learn_batch(const pt_team *team, int32_t b, const uint8_t *imag
     }
     const phase p = phase_begin();
     st = pt_cl_learner_end_batch(team, &learner);
-    phase_end(&p, &instret, &critical);
+    phase_end(&p, &instructions, &critical);
     if (st != PT_OK) return st;
-    if (HAVE_INSTRET)
-        printf("END batch=%d images=%d instret=%llu critical=%llu\n", (int)b, (int)n, (unsigned long long)instret,
+    if (PT_COUNTER_AVAILABLE)
+        printf("END batch=%d images=%d instructions=%llu critical=%llu\n", (int)b, (int)n, (unsigned long long)instructions,
                (unsigned long long)critical);
     const pt_cl_buffer *buf = learner.buffer;
     printf("BATCH batch=%d images=%d new_per_step=%d replays_per_step=%d steps=%d mean_loss=%.9g train_correct=%d "
@@ -209,10 +189,10 @@ static pt_status predict_test(const pt_team *team)
     int32_t correct = 0;
     printf("PRED n=%d classes=", (int)BUNDLE_TEST_IMAGES);
     for (int32_t i = 0; i < BUNDLE_TEST_IMAGES; i++) {
-        uint64_t instret, critical;
+        uint64_t instructions, critical;
         int32_t cls;
         pt_status st = frozen_forward(team, bundle_test_codes + (int64_t)i * BUNDLE_INPUT_CODES, test_codes,
-                                      &instret, &critical);
+                                      &instructions, &critical);
         if (st == PT_OK) st = pt_dequantize(team, BUNDLE_LATENT_ELEMENTS, test_codes, bundle_buffer.scale, test_latent);
         if (st == PT_OK) st = pt_cl_learner_predict(team, &learner, test_latent, 1, &cls);
         if (st != PT_OK) {
@@ -249,7 +229,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pt_team team = pt_team_of(cores);
-    team.serial_core_hook = cores > 1 && HAVE_INSTRET ? core_hook : NULL;
+    team.serial_core_hook = cores > 1 && PT_COUNTER_AVAILABLE ? core_hook : NULL;
     pt_status st = bundle_start(&learner, &team);
     if (st != PT_OK) return fail("bundle_start", st);
     const pt_team full_team = pt_team_of(BUNDLE_CORES);

@@ -1,4 +1,4 @@
-"""Turns the "COUNT ..." lines of count_kernels built for the Cortex-M4F (pt_counter_arm.c under
+"""Turns the "COUNT ..." lines of count_kernels built for the Cortex-M4F (csrc/core/pt_counter.h under
 qemu-system-arm -icount shift=7) and the instruction classes of both targets (insn_classes.c, a QEMU plugin)
 into counts.json and a Markdown table next to the rv32imfc counts of the same kernel steps
 (tools/riscv/results/counts.json, automatic matmul choice).
@@ -24,7 +24,7 @@ from count_table import markdown, parse  # noqa: E402  (tools/riscv/count_table.
 
 TARGET = (
     "Cortex-M4F (-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard) bare metal, qemu-system-arm mps2-an386 "
-    "-icount shift=7 (pt_counter_arm.c: CMSDK timer 0 at 25 MHz)"
+    "-icount shift=7 (csrc/core/pt_counter.h: CMSDK timers at 25 MHz)"
 )
 
 

@@ -1,4 +1,4 @@
-/* Validates pt_counter_read (pt_counter_arm.c) on assembly loops whose instruction count is known: each loop
+/* Validates pt_counter_read (csrc/core/pt_counter.h, Cortex-M4F) on assembly loops whose instruction count is known: each loop
  * body is K instructions (integer, load/store, FP load and multiply-add, all retire as one instruction each),
  * so a call with N iterations retires K * N + c instructions for a small constant c (call, setup, return).
  *

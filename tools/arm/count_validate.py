@@ -1,4 +1,4 @@
-"""Checks count_validate's output (pt_counter_arm.c under qemu-system-arm -icount shift=7): for every loop of
+"""Checks count_validate's output (csrc/core/pt_counter.h under qemu-system-arm -icount shift=7): for every loop of
 K instructions per iteration, the window around a call with N >= 1 iterations must be exactly K * N + c with
 the same small constant c for every N (call, setup and return; N = 0 takes an early return and only has to be
 small). Prints the check and exits non-zero when the counter is not exact.

@@ -1,10 +1,14 @@
-"""Instruction counts and memory of one learning event of the exported on-device learner on rv32imfc.
+"""Instruction counts and memory of one learning event of the exported on-device learner on rv32imfc and on a
+Cortex-M4F.
 
 For each setting it exports a bundle (pulptrain.export), builds it for rv32imfc bare metal and runs it under
 qemu-system-riscv32 -icount shift=0 (rdinstret counts retired instructions exactly), on one core and on a
 team of 8 virtual cores (the serial backend runs them one after another; the critical path is the
-instructions outside the forks plus the slowest core of each fork, as tools/riscv/count_kernels.c). It
-records, per learning event (one batch of new images at batch index >= 1, the buffer full):
+instructions outside the forks plus the slowest core of each fork, as tools/riscv/count_kernels.c). Where the
+program fits the Cortex-M4F board's memory (mps2-an386: 4 MiB for code and constants, 16 MiB of RAM), the
+same bundle also runs on one Cortex-M4F core under qemu-system-arm -icount shift=7 (the CMSDK timers count
+retired instructions exactly: csrc/core/pt_counter.h). It records, per learning event (one batch of new
+images at batch index >= 1, the buffer full):
 
 * frozen: the INT8 frozen stage for one new image (the mean over the images run);
 * end: the end of the batch: CWR* consolidation and the replay-buffer update with the batch's latent codes
@@ -64,6 +68,7 @@ SETTINGS = {
         new=150,
         minibatches=[128],
         data="fashion-mnist",
+        m4f=True,  # fits mps2-an386's memory (the paper setting does not: about 94 MiB at mini-batch 2)
     ),
     "paper": dict(
         width=1.0,
@@ -126,18 +131,19 @@ def _images(s, n, rng, offset=0):
     return x, rng.integers(0, s["num_classes"], n)
 
 
-def _run(bundle, build, cores, extra):
-    cmd = ["make", "--no-print-directory", "-C", bundle, "run-rv32", f"OUT={build}", f"CORES={cores}"] + extra
+def _run(bundle, build, cores, extra, target="rv32"):
+    cmd = ["make", "--no-print-directory", "-C", bundle, f"run-{target}", f"OUT={build}", f"CORES={cores}"] + extra
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 or "DONE status=ok" not in done.stdout:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return parse_log(done.stdout)
 
 
-def _size(build):
+def _size(build, target="rv32"):
+    tool = {"rv32": "riscv64-unknown-elf-size", "m4f": "arm-none-eabi-size"}[target]
     out = (
         subprocess.run(
-            ["riscv64-unknown-elf-size", os.path.join(build, "app_rv32.elf")],
+            [tool, os.path.join(build, f"app_{target}.elf")],
             capture_output=True,
             text=True,
             check=True,
@@ -146,6 +152,32 @@ def _size(build):
         .split()
     )
     return dict(text=int(out[0]), data=int(out[1]), bss=int(out[2]))
+
+
+def _phases(log, build, target):
+    """The counts of one run's phases (its log lines), its stack high-water mark and its program size."""
+    steps = log["STEP"]
+    return dict(
+        frozen_per_image=log["FROZEN"][0]["instructions"] / log["FROZEN"][0]["images"],
+        frozen_per_image_critical=log["FROZEN"][0]["critical"] / log["FROZEN"][0]["images"],
+        step_rows=[st["rows"] for st in steps],
+        step=[st["instructions"] for st in steps],
+        step_critical=[st["critical"] for st in steps],
+        end=log["END"][0]["instructions"],
+        end_critical=log["END"][0]["critical"],
+        plan={k: log["BATCH"][0][k] for k in ("new_per_step", "replays_per_step", "steps")},
+        stack_high_water=log["STACK"][0]["high_water"],
+        size=_size(build, target),
+    )
+
+
+def _check_same_learning(rv32_log, m4f_log):
+    """The two targets must have learnt the same batch: the same plan, rows and buffer decisions (their
+    generators' states; the floats may differ in the last bits, as the C libraries' expf / logf do)."""
+    keys = ("images", "steps", "rows", "buffer_size", "learner_rng", "buffer_rng")
+    a, b = ([{k: line[k] for k in keys} for line in log["BATCH"]] for log in (rv32_log, m4f_log))
+    if a != b:
+        raise RuntimeError(f"the rv32 and Cortex-M4F runs learnt differently: {a} != {b}")
 
 
 def measure_setting(name, build_root):
@@ -169,22 +201,14 @@ def measure_setting(name, build_root):
             steps_run=s.get("steps_run", 0),
         )
         runs = {}
+        build = os.path.join(bundle, "build")
         for cores in (1, CORES):
-            build = os.path.join(bundle, "build")
             log = _run(bundle, build, cores, _rv32_memory_flags(RV32_MEMORY[name]))
-            steps = log["STEP"]
-            runs[cores] = dict(
-                frozen_per_image=log["FROZEN"][0]["instret"] / log["FROZEN"][0]["images"],
-                frozen_per_image_critical=log["FROZEN"][0]["critical"] / log["FROZEN"][0]["images"],
-                step_rows=[st["rows"] for st in steps],
-                step=[st["instret"] for st in steps],
-                step_critical=[st["critical"] for st in steps],
-                end=log["END"][0]["instret"],
-                end_critical=log["END"][0]["critical"],
-                plan={k: log["BATCH"][0][k] for k in ("new_per_step", "replays_per_step", "steps")},
-                stack_high_water=log["STACK"][0]["high_water"],
-                size=_size(build),
-            )
+            runs[cores] = _phases(log, build, "rv32")
+        if s.get("m4f"):
+            m4f_log = _run(bundle, build, 1, [], target="m4f")
+            runs["m4f"] = _phases(m4f_log, build, "m4f")
+            _check_same_learning(log, m4f_log)
         # the rv32 build's arena (its 4x4 matmul tile's workspace), as the application reports it
         arena = log["BUNDLE"][0]["arena_bytes"]
         assert arena == manifest["arena_bytes_scalar"] == log["BUNDLE"][0]["arena_needed_full_team"]
@@ -237,9 +261,11 @@ def main(argv=None):
     parser.add_argument("--paper-minibatches", type=int, nargs="+", default=SETTINGS["paper"]["minibatches"])
     args = parser.parse_args(argv)
     SETTINGS["paper"]["minibatches"] = args.paper_minibatches
-    for tool in ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"):
+    for tool in ("riscv64-unknown-elf-gcc", "qemu-system-riscv32", "arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
-            parser.error(f"{tool} not found (see tools/riscv/README.md for the Debian packages)")
+            parser.error(
+                f"{tool} not found (see tools/riscv/README.md and tools/arm/README.md for the Debian packages)"
+            )
     previous = {}
     if os.path.isfile(args.out):
         with open(args.out) as f:
@@ -249,12 +275,14 @@ def main(argv=None):
     for name in args.settings:
         print(f"measuring {name} ...", flush=True)
         results[name] = measure_setting(name, args.build)
+        results[name].update(commit=commit.stdout.strip() or "unknown", date=datetime.date.today().isoformat())
         doc = dict(
             format="pulptrain.on_device.measure/1",
             cores=CORES,
             settings=results,
             toolchain=_tool_version(["riscv64-unknown-elf-gcc", "--version"]),
             qemu=_tool_version(["qemu-system-riscv32", "--version"]),
+            m4f_toolchain=_tool_version(["arm-none-eabi-gcc", "--version"]),
             machine=platform.machine(),
             commit=commit.stdout.strip() or "unknown",
             date=datetime.date.today().isoformat(),

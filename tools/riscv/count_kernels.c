@@ -20,28 +20,7 @@
 
 #define MAX_CORES 64
 
-#if defined(__riscv)
-static inline uint64_t read_instret(void)
-{
-#if __riscv_xlen == 32
-    uint32_t hi, lo, hi2;
-    do {
-        __asm__ volatile("rdinstreth %0" : "=r"(hi));
-        __asm__ volatile("rdinstret %0" : "=r"(lo));
-        __asm__ volatile("rdinstreth %0" : "=r"(hi2));
-    } while (hi != hi2);
-    return ((uint64_t)hi << 32) | lo;
-#else
-    uint64_t v;
-    __asm__ volatile("rdinstret %0" : "=r"(v));
-    return v;
-#endif
-}
-#else
-/* Another target (tools/arm): its counter of retired instructions, pt_counter.h. */
-#include "pt_counter.h"
-#define read_instret pt_counter_read
-#endif
+#include "pt_counter.h" /* instret on rv32, the CMSDK timers on the Cortex-M4F (tools/arm) */
 
 /* Empty markers around each measured call: tools/arm/insn_classes.c (a QEMU plugin) counts the instruction
  * classes between the first instructions of the two (noipa: the calls stay, at addresses nm shows). */
@@ -54,7 +33,7 @@ static int forks;
 
 static void core_hook(int core_id, int begin)
 {
-    const uint64_t now = read_instret();
+    const uint64_t now = pt_counter_read();
     if (begin) {
         if (core_id == 0) {
             forks++;
@@ -231,13 +210,13 @@ static pt_status measure(const rv_kernel_step *s, int matmul_variant, int cores,
     const int64_t ws_size = typed ? rv_step_workspace_bytes(&team, s) : rv_step_workspace_floats(&team, s);
     void *ws = allocate(ws_size * (typed ? 1 : (int64_t)sizeof(float)));
     reset_accounting();
-    (void)read_instret(); /* warm-up read */
-    const uint64_t t0 = read_instret();
+    (void)pt_counter_read(); /* warm-up read */
+    const uint64_t t0 = pt_counter_read();
     pt_region_begin();
     const pt_status st = typed ? rv_typed_step_run(&team, s, o->a, o->b, &o->rq, o->out, ws, ws_size)
                                : rv_step_run(&team, s, o->a, o->b, o->bias, o->out, ws, ws_size);
     pt_region_end();
-    const uint64_t t1 = read_instret();
+    const uint64_t t1 = pt_counter_read();
     free(ws);
     *instret = t1 - t0;
     return st;
