@@ -33,22 +33,44 @@ static float *core_slice(float *workspace, int64_t per_core)
 
 typedef struct {
     int64_t P, K, cols, units_per_image, per_core;
+    int64_t panel; /* im2col panel width (tile_panel) */
     int variant;
     int direct; /* 1x1, stride 1, no padding: the image itself is the column matrix */
 } fw_plan;
+
+/* Units of `panel`-wide column blocks for one image of P pixels and K patch rows. */
+static void forward_units(fw_plan *p, const pt_conv_geometry *g, int64_t panel)
+{
+    const int64_t max_cols = max64(panel, min64(MAX_UNIT_PIXELS, FW_COL_FLOATS / p->K / panel * panel));
+    int64_t upi = max64(cdiv(p->P, max_cols), min64(cdiv(p->P, 64), cdiv(TARGET_UNITS, g->n)));
+    p->panel = panel;
+    p->cols = min64(p->P, cdiv(cdiv(p->P, upi), panel) * panel);
+    p->units_per_image = cdiv(p->P, p->cols);
+}
+
+/* The im2col panel width for the tile of `variant`: 2 PANEL for a tile of that NR (the 8x32 tile: its B
+ * panels are then the im2col panels, read in place instead of packed again), else PANEL. */
+static int64_t tile_panel(int variant)
+{
+    return pt_matmul_variant_info(variant)->nr == 2 * PANEL ? 2 * PANEL : PANEL;
+}
 
 static fw_plan forward_plan(const pt_team *team, const pt_conv_geometry *g)
 {
     fw_plan p;
     p.P = g->h_out * g->w_out;
     p.K = g->c_in * g->kh * g->kw;
-    const int64_t max_cols = max64(PANEL, min64(MAX_UNIT_PIXELS, FW_COL_FLOATS / p.K / PANEL * PANEL));
-    int64_t upi = max64(cdiv(p.P, max_cols), min64(cdiv(p.P, 64), cdiv(TARGET_UNITS, g->n)));
-    p.cols = min64(p.P, cdiv(cdiv(p.P, upi), PANEL) * PANEL);
-    p.units_per_image = cdiv(p.P, p.cols);
     p.direct = g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 && g->pad_w == 0;
+    forward_units(&p, g, PANEL);
     p.variant = pt_matmul_pick(team, g->c_out, p.cols, p.K);
-    p.per_core = (p.direct ? 0 : p.K * cdiv(p.cols, PANEL) * PANEL) +
+    const int64_t panel = tile_panel(p.variant);
+    if (!p.direct && panel != PANEL) { /* wider panels for a wider tile, if the tile stays the pick for them */
+        fw_plan wide = p;
+        forward_units(&wide, g, panel);
+        wide.variant = pt_matmul_pick(team, g->c_out, wide.cols, wide.K);
+        if (tile_panel(wide.variant) == panel) p = wide;
+    }
+    p.per_core = (p.direct ? 0 : p.K * cdiv(p.cols, p.panel) * p.panel) +
                  pt_gemm_workspace_floats(p.variant, g->c_out, p.cols, p.K) + ALIGN_SLACK;
     return p;
 }
@@ -70,33 +92,36 @@ typedef struct {
 } fw_task;
 
 /* im2col of pixels [p0, p1) in panel-major order: column c of the K x (p1 - p0) matrix lives in panel
- * c / PANEL, which holds K rows of PANEL floats (the packed-B layout of the 6x16 tile, so the matmul reads
- * it without packing). A last, narrower panel is written with its own width, then spread to PANEL. */
-/* PANEL floats of one panel row: out[c] = src[c * sw]. Fixed trip counts (and the common strides as
- * constants) so the compiler turns the copy into a few vector moves. */
-static inline void panel_row(float *restrict out, const float *restrict src, int64_t sw)
+ * c / panel, which holds K rows of `panel` floats (the packed-B layout of the tile, so the matmul reads it
+ * without packing). A last, narrower panel is written with its own width, then spread to `panel`. */
+/* `panel` (PANEL or 2 PANEL) floats of one panel row: out[c] = src[c * sw]. Fixed trip counts (and the
+ * common strides as constants) so the compiler turns the copy into a few vector moves. */
+static inline void panel_row(float *restrict out, const float *restrict src, int64_t sw, int64_t panel)
 {
-    if (sw == 1)
+    if (sw == 1 && panel == PANEL)
         memcpy(out, src, PANEL * sizeof(float)); /* a fixed size: inlined as vector moves */
+    else if (sw == 1)
+        memcpy(out, src, 2 * PANEL * sizeof(float));
     else if (sw == 2)
-        for (int c = 0; c < PANEL; c++) out[c] = src[2 * c];
+        for (int64_t c = 0; c < panel; c++) out[c] = src[2 * c];
     else
-        for (int c = 0; c < PANEL; c++) out[c] = src[c * sw];
+        for (int64_t c = 0; c < panel; c++) out[c] = src[c * sw];
 }
 
 #define MAX_PANEL_KW 16 /* kernel widths up to this take the panel-row path */
 
-/* One full panel whose PANEL pixels lie in one output row: out[k*PANEL + c] for all K patch rows. The
- * pixels of a kx whose input columns all lie inside the image (most of them) are one plain PANEL-float
+/* One full panel whose `panel` pixels lie in one output row: out[k*panel + c] for all K patch rows. The
+ * pixels of a kx whose input columns all lie inside the image (most of them) are one plain panel-row
  * copy; the others zero the row, then copy the range [lo, hi) that lies inside (worked out once per kx). */
-static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, float *out)
+static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, int64_t panel,
+                             float *out)
 {
     const int64_t sw = g->stride_w, W = g->w_in;
     int64_t lo[MAX_PANEL_KW], hi[MAX_PANEL_KW]; /* per kx: pixels c in [lo, hi) read inside the image row */
     for (int64_t kx = 0; kx < g->kw; kx++) {
         const int64_t shift = ow0 * sw - g->pad_w + kx; /* pixel c reads column shift + c*sw */
-        int64_t l = 0, h = PANEL;
-        while (l < PANEL && shift + l * sw < 0) l++;
+        int64_t l = 0, h = panel;
+        while (l < panel && shift + l * sw < 0) l++;
         while (h > l && shift + (h - 1) * sw >= W) h--;
         lo[kx] = l;
         hi[kx] = h;
@@ -106,17 +131,17 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
         for (int64_t ky = 0; ky < g->kh; ky++) {
             const int64_t ih = oh * g->stride_h - g->pad_h + ky;
             if (ih < 0 || ih >= g->h_in) {
-                for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL)
-                    for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
+                for (int64_t kx = 0; kx < g->kw; kx++, out += panel)
+                    for (int64_t c = 0; c < panel; c++) out[c] = 0.0f;
                 continue;
             }
             const float *src = xc + ih * W + ow0 * sw - g->pad_w;
-            for (int64_t kx = 0; kx < g->kw; kx++, out += PANEL) {
-                if (lo[kx] == 0 && hi[kx] == PANEL) {
-                    panel_row(out, src + kx, sw);
+            for (int64_t kx = 0; kx < g->kw; kx++, out += panel) {
+                if (lo[kx] == 0 && hi[kx] == panel) {
+                    panel_row(out, src + kx, sw, panel);
                     continue;
                 }
-                for (int c = 0; c < PANEL; c++) out[c] = 0.0f;
+                for (int64_t c = 0; c < panel; c++) out[c] = 0.0f;
                 if (sw == 1)
                     for (int64_t c = lo[kx]; c < hi[kx]; c++) out[c] = src[kx + c];
                 else
@@ -127,23 +152,23 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
 }
 
 static pt_view im2col_panels(const pt_conv_geometry *g, const float *xn, int64_t K, int64_t p0, int64_t p1,
-                             float *col)
+                             int64_t panel, float *col)
 {
-    for (int64_t q = p0; q < p1; q += PANEL) {
-        const int64_t width = min64(PANEL, p1 - q);
-        float *panel = col + (q - p0) * K;
-        if (width == PANEL && q % g->w_out + PANEL <= g->w_out && g->kw <= MAX_PANEL_KW) {
-            im2col_row_panel(g, xn, q / g->w_out, q % g->w_out, panel);
+    for (int64_t q = p0; q < p1; q += panel) {
+        const int64_t width = min64(panel, p1 - q);
+        float *out = col + (q - p0) * K;
+        if (width == panel && q % g->w_out + panel <= g->w_out && g->kw <= MAX_PANEL_KW) {
+            im2col_row_panel(g, xn, q / g->w_out, q % g->w_out, panel, out);
             continue;
         }
-        pt_im2col(g, xn, 0, K, q, q + width, panel);
-        if (width < PANEL)
+        pt_im2col(g, xn, 0, K, q, q + width, out);
+        if (width < panel)
             for (int64_t k = K - 1; k >= 0; k--)
-                for (int64_t c = width - 1; c >= 0; c--) panel[k * PANEL + c] = panel[k * width + c];
+                for (int64_t c = width - 1; c >= 0; c--) out[k * panel + c] = out[k * width + c];
     }
-    pt_view v = pt_view_2d(col, PANEL, 1);
-    v.col_block = PANEL;
-    v.col_stride_outer = K * PANEL;
+    pt_view v = pt_view_2d(col, panel, 1);
+    v.col_block = panel;
+    v.col_stride_outer = K * panel;
     return v;
 }
 
@@ -152,7 +177,7 @@ static void forward_worker(void *arg)
     fw_task *t = (fw_task *)arg;
     const pt_conv_geometry *g = t->g;
     const fw_plan *p = &t->plan;
-    const int64_t col_floats = p->direct ? 0 : p->K * cdiv(p->cols, PANEL) * PANEL;
+    const int64_t col_floats = p->direct ? 0 : p->K * cdiv(p->cols, p->panel) * p->panel;
     float *col = core_slice(t->workspace, p->per_core);
     float *gemm_ws = col + col_floats;
     const int64_t gemm_floats = p->per_core - ALIGN_SLACK - col_floats;
@@ -164,7 +189,7 @@ static void forward_worker(void *arg)
         const int64_t n = u / p->units_per_image, p0 = (u % p->units_per_image) * p->cols;
         const int64_t p1 = min64(p->P, p0 + p->cols);
         const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
-        const pt_view B = p->direct ? pt_view_2d(xn + p0, p->P, 1) : im2col_panels(g, xn, p->K, p0, p1, col);
+        const pt_view B = p->direct ? pt_view_2d(xn + p0, p->P, 1) : im2col_panels(g, xn, p->K, p0, p1, p->panel, col);
         const pt_view C = pt_view_2d(t->y + n * g->c_out * p->P + p0, p->P, 1);
         pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p->K, &A, &B, &C, &bias, t->accumulate, 0,
                                                           g->c_out, 0, p1 - p0, gemm_ws, gemm_floats));
@@ -311,31 +336,44 @@ pt_status pt_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, c
 
 typedef struct {
     int64_t P, K, kb, k_blocks, rb, row_blocks, pchunk, per_core;
+    int64_t panel; /* patch rows per panel of the transposed im2col (tile_panel) */
     int variant;
 } wg_plan;
 
-/* Patch-row panels of one pixel chunk: cdiv(kb, PANEL) panels of pchunk x PANEL floats. */
-static int64_t wg_col_floats(const wg_plan *p) { return cdiv(p->kb, PANEL) * PANEL * p->pchunk; }
+/* Patch-row panels of one pixel chunk: cdiv(kb, panel) panels of pchunk x panel floats. */
+static int64_t wg_col_floats(const wg_plan *p) { return cdiv(p->kb, p->panel) * p->panel * p->pchunk; }
 
 /* dW columns are cut in equal blocks of patch rows (whole panels, at most WG_K_BLOCK), as many as a multiple
  * of the team size where there are enough panels, so every core gets the same work (3 blocks of 576 columns
  * on 2 cores left one core idle a third of the time); when there are still fewer blocks than cores, rows of
  * dW are cut too (each row block then repeats the im2col of its columns). The blocking never changes a value:
  * each dW element is the same sum over images and pixel chunks in every block. */
+static void grad_weight_blocks(wg_plan *p, const pt_team *team, const pt_conv_geometry *g, int64_t panel)
+{
+    const int64_t panels = cdiv(p->K, panel);
+    const int64_t num_threads = team->num_threads;
+    const int64_t blocks = cdiv(max64(cdiv(p->K, WG_K_BLOCK), min64(num_threads, panels)), num_threads) * num_threads;
+    p->panel = panel;
+    p->kb = min64(p->K, cdiv(panels, min64(blocks, panels)) * panel);
+    p->k_blocks = cdiv(p->K, p->kb);
+    p->variant = pt_matmul_pick(team, g->c_out, p->kb, p->pchunk);
+}
+
 static wg_plan grad_weight_plan(const pt_team *team, const pt_conv_geometry *g)
 {
     wg_plan p;
     p.P = g->h_out * g->w_out;
     p.K = g->c_in * g->kh * g->kw;
-    const int64_t panels = cdiv(p.K, PANEL);
-    const int64_t num_threads = team->num_threads;
-    const int64_t blocks = cdiv(max64(cdiv(p.K, WG_K_BLOCK), min64(num_threads, panels)), num_threads) * num_threads;
-    p.kb = min64(p.K, cdiv(panels, min64(blocks, panels)) * PANEL);
-    p.k_blocks = cdiv(p.K, p.kb);
     p.pchunk = min64(p.P, WG_PIXEL_CHUNK);
-    p.variant = pt_matmul_pick(team, g->c_out, p.kb, p.pchunk);
+    grad_weight_blocks(&p, team, g, PANEL);
+    const int64_t panel = tile_panel(p.variant);
+    if (panel != PANEL) { /* wider panels for a wider tile, if the tile stays the pick for them */
+        wg_plan wide = p;
+        grad_weight_blocks(&wide, team, g, panel);
+        if (tile_panel(wide.variant) == panel) p = wide;
+    }
     const int64_t mr = pt_matmul_variant_info(p.variant)->mr;
-    const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(num_threads, p.k_blocks)));
+    const int64_t want = max64(1, min64(cdiv(g->c_out, mr), cdiv(team->num_threads, p.k_blocks)));
     p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
     p.row_blocks = cdiv(g->c_out, p.rb);
     p.per_core = wg_col_floats(&p) + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk) + ALIGN_SLACK;
@@ -377,12 +415,12 @@ static void grad_weight_worker(void *arg)
             const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
             for (int64_t p0 = 0; p0 < p->P; p0 += p->pchunk) {
                 const int64_t p1 = min64(p->P, p0 + p->pchunk);
-                pt_im2col_transposed_panels(g, xn, k0, k1, p0, p1, col);
-                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col^T in PANEL-column panels, read in place) */
+                pt_im2col_transposed_panels(g, xn, k0, k1, p0, p1, p->panel, col);
+                /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col^T in panel-column panels, read in place) */
                 const pt_view A = pt_view_2d(t->dy + n * g->c_out * p->P + p0, p->P, 1);
-                pt_view B = pt_view_2d(col, PANEL, 1);
-                B.col_block = PANEL;
-                B.col_stride_outer = (p1 - p0) * PANEL;
+                pt_view B = pt_view_2d(col, p->panel, 1);
+                B.col_block = p->panel;
+                B.col_stride_outer = (p1 - p0) * p->panel;
                 pt_team_status_report(&t->status, pt_gemm_serial(p->variant, p1 - p0, &A, &B, &C, NULL, accumulate,
                                                                   r0, r1, 0, k1 - k0, gemm_ws, gemm_floats));
                 accumulate = 1;

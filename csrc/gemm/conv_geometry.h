@@ -31,14 +31,15 @@ pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, in
 void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0, int64_t p1,
                float *out);
 
-/* Width of the column panels of the matmul's 6x16 tile (its NR): layouts written for it are read in place. */
+/* Width of the column panels of the matmul's 6x16 tile (its NR): layouts written for it are read in place.
+ * The 8x32 tile's panels are twice as wide. */
 #define PT_IM2COL_PANEL 16
 
-/* The same patch values transposed into panels of PT_IM2COL_PANEL patch rows, the packed-B layout of
- * col^T: row k of pixel p goes to out[((k - k0) / PANEL) * (p1 - p0) * PANEL + (p - p0) * PANEL +
- * (k - k0) % PANEL] (a narrower last panel keeps PANEL-float rows; its unused floats are not written). */
+/* The same patch values transposed into panels of `panel` patch rows (the tile's NR), the packed-B layout
+ * of col^T: row k of pixel p goes to out[((k - k0) / panel) * (p1 - p0) * panel + (p - p0) * panel +
+ * (k - k0) % panel] (a narrower last panel keeps panel-float rows; its unused floats are not written). */
 void pt_im2col_transposed_panels(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0,
-                                 int64_t p1, float *out);
+                                 int64_t p1, int64_t panel, float *out);
 
 /* col2im of one image for channels [c0, c1): dx[c] = sum over (ky, kx, p) of dcol rows of channel c,
  * where dcol holds rows [c0*kh*kw, c1*kh*kw) of the full (C_in*kh*kw, H_out*W_out) matrix. Overwrites

@@ -101,12 +101,19 @@ void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1
 }
 
 void pt_im2col_transposed_panels(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0,
-                                 int64_t p1, float *out)
+                                 int64_t p1, int64_t panel, float *out)
 {
-    /* one panel (p1 - p0 pixels x PT_IM2COL_PANEL floats) stays in L1 while its columns are written */
-    for (int64_t k = k0; k < k1; k += PT_IM2COL_PANEL, out += (p1 - p0) * PT_IM2COL_PANEL)
-        im2col_strided(g, x, k, k + PT_IM2COL_PANEL < k1 ? k + PT_IM2COL_PANEL : k1, p0, p1, out, 1,
-                       PT_IM2COL_PANEL);
+    /* one panel (p1 - p0 pixels x panel floats) stays in L1 while its columns are written; the tiles' two
+     * widths as constants, so the stores of each get their own tight loops */
+    for (int64_t k = k0; k < k1; k += panel, out += (p1 - p0) * panel) {
+        const int64_t k_end = k + panel < k1 ? k + panel : k1;
+        if (panel == PT_IM2COL_PANEL)
+            im2col_strided(g, x, k, k_end, p0, p1, out, 1, PT_IM2COL_PANEL);
+        else if (panel == 2 * PT_IM2COL_PANEL)
+            im2col_strided(g, x, k, k_end, p0, p1, out, 1, 2 * PT_IM2COL_PANEL);
+        else
+            im2col_strided(g, x, k, k_end, p0, p1, out, 1, panel);
+    }
 }
 
 void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate)
