@@ -392,7 +392,8 @@ def measured_counts(measure, setting):
     JSON of tools/on_device/measure.py: one batch of new images (each through the INT8 frozen stage),
     EVENT_EPOCHS epochs of training mini-batches and the end of the batch (CWR* + buffer update), every
     phase's count measured by the same program on a Cortex-M4F core and on rv32 (one core, and the critical
-    path of the team). The setting must have a Cortex-M4F run (ValueError naming the setting otherwise)."""
+    path of the team), with each phase's instruction classes on one core of each target where the measurement
+    has them. The setting must have a Cortex-M4F run (ValueError naming the setting otherwise)."""
     settings = measure.get("settings", {}) if isinstance(measure, dict) else {}
     if setting not in settings:
         raise ValueError(f"setting {setting!r} is not in the measurement (it has {sorted(settings)})")
@@ -409,13 +410,17 @@ def measured_counts(measure, setting):
     def phase(name, kind, times, key, critical_key):
         # the training step past the batch's first (which sets up the epoch): the steady state
         last = (lambda v: v[-1]) if key == "step" else (lambda v: v)
-        return {
+        counts = {
             "name": name,
             "kind": kind,
             "m4f_instructions": round(times * last(m4f[key])),
             "rv32_instructions": round(times * last(one[key])),
             "rv32_critical": round(times * last(team[critical_key])),
         }
+        for target, run in (("m4f", m4f), ("rv32", one)):  # measured classes (the plugin), one core
+            if "classes" in run:
+                counts[f"{target}_classes"] = {c: round(times * run["classes"][key][c]) for c in CLASSES}
+        return counts
 
     return {
         "schema": COUNTS_SCHEMA,
@@ -425,7 +430,8 @@ def measured_counts(measure, setting):
         f"l = {s['lr_layer']})",
         "proxy": False,
         "source": f"tools/on_device/measure.py, commit {result.get('commit', measure.get('commit'))}: per-phase "
-        "counts of the same program on a Cortex-M4F core and on rv32imfc",
+        "counts of the same program on a Cortex-M4F core and on rv32imfc (and their instruction classes, where "
+        "measured)",
         "cores": cores,
         "phases": [
             phase(

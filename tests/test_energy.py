@@ -252,6 +252,22 @@ def test_measured_counts_compose_the_event_from_the_phases():
     assert (end["m4f_instructions"], end["rv32_instructions"], end["rv32_critical"]) == (250, 300, 300)
 
 
+def test_measured_counts_carry_the_measured_classes_of_each_phase():
+    measure = _measure()
+    runs = measure["settings"]["s"]["minibatches"]["8"]["runs"]
+    alu = {c: 0 for c in energy.CLASSES} | {"alu": 1}
+    fma = {c: 0 for c in energy.CLASSES} | {"fp_fma": 3}
+    runs["m4f"]["classes"] = {"frozen_per_image": alu, "step": fma, "end": alu}
+    frozen, training, end = energy.measured_counts(measure, "s")["phases"]
+    assert frozen["m4f_classes"]["alu"] == 10 and training["m4f_classes"]["fp_fma"] == 3 * energy.EVENT_EPOCHS * 5
+    assert "rv32_classes" not in training  # only the targets measured
+    # a phase of pure FMAs takes the FMA cycles, not the fp32 kind's mix
+    model = energy.CostModel()
+    assert energy.m4f_cycles(training, model) == pytest.approx(
+        training["m4f_instructions"] * model.m4f_cpi["fp_fma"] * model.m4f_flash_stall_factor
+    )
+
+
 def test_measured_counts_refuse_a_missing_setting_or_m4f_run():
     with pytest.raises(ValueError, match="setting 'x' is not in the measurement"):
         energy.measured_counts(_measure(), "x")

@@ -15,6 +15,8 @@ images at batch index >= 1, the buffer full):
   (the frozen stage emits the buffer's codes directly, so this is the latent quantize + buffer update);
 * step: one adaptive training mini-batch (replay decode, forward, backward, SGD update) at each mini-batch
   size measured, and a least-squares line through them (the cost is affine in the rows);
+* classes (where the Cortex-M4F runs): each phase's instructions by class on one core of each target, from
+  the QEMU plugin tools/arm/insn_classes.c (one region per counted phase), for pulptrain energy's model;
 * memory: the static arena (pt_cl_learner_arena_bytes, for the setting's mini-batch and an 8-core team),
   the painted-stack high-water mark, and .text / .data / .bss of the program (the size tool).
 
@@ -39,6 +41,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +54,7 @@ sys.path.insert(0, ROOT)
 from pulptrain import models  # noqa: E402
 from pulptrain.cl.buffer import LatentReplayBuffer  # noqa: E402
 from pulptrain.cl.learner import LatentReplayLearner  # noqa: E402
+from pulptrain.energy import CLASSES  # noqa: E402
 from pulptrain.export import export_bundle, learner_arena_bytes, parse_log  # noqa: E402
 from pulptrain.frozen_int8 import quantize_frozen  # noqa: E402
 
@@ -90,8 +94,8 @@ RV32_MEMORY = {"small": 128, "paper": 1024}
 
 
 def _rv32_memory_flags(mib):
-    """Make variables for a QEMU virt machine of `mib` MiB: code, constants and initial data in the first
-    32 MiB (the paper setting's FP32 adaptive weights alone are 8.7 MB), RAM after them."""
+    """(run command, link-flags make variable) for a QEMU virt machine of `mib` MiB: code, constants and initial
+    data in the first 32 MiB (the paper setting's FP32 adaptive weights alone are 8.7 MB), RAM after them."""
     flash = 32 * 2**20
     ldflags = (
         f"-Wl,--defsym=__flash=0x80000000 -Wl,--defsym=__flash_size={flash:#x} "
@@ -101,7 +105,7 @@ def _rv32_memory_flags(mib):
     qemu = (
         f"qemu-system-riscv32 -machine virt -m {mib}M -cpu rv32,a=false,d=false -nographic -bios none -icount shift=0"
     )
-    return [f"RV32_LDFLAGS={ldflags}", f"QEMU_RV32={qemu}"]
+    return qemu, f"RV32_LDFLAGS={ldflags}"
 
 
 def _learner(s, minibatch, rng):
@@ -131,19 +135,60 @@ def _images(s, n, rng, offset=0):
     return x, rng.integers(0, s["num_classes"], n)
 
 
-def _run(bundle, build, cores, extra, target="rv32"):
-    cmd = ["make", "--no-print-directory", "-C", bundle, f"run-{target}", f"OUT={build}", f"CORES={cores}"] + extra
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0 or "DONE status=ok" not in done.stdout:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return parse_log(done.stdout)
+# Per target: binutils prefix, the plugin's ISA name, the bundle Makefile's QEMU variable (its default for the
+# Cortex-M4F; rv32's comes from _rv32_memory_flags).
+TARGETS = {
+    "rv32": dict(binutils="riscv64-unknown-elf-", isa="riscv", qemu_var="QEMU_RV32"),
+    "m4f": dict(binutils="arm-none-eabi-", isa="thumb", qemu_var="QEMU_ARM"),
+}
+QEMU_M4F = "qemu-system-arm -M mps2-an386 -nographic -icount shift=7"
+CLASS_PLUGIN = os.path.join(ROOT, "build", "arm", "insn_classes.so")  # make -C tools/arm build/arm/insn_classes.so
+CLASSES_LINE = re.compile(r"^INSN_CLASSES region=\d+ total=(\d+) (.*)$")
+MAX_MARKER_GAP = 64  # instructions between a phase's counter reads and its class region's markers
+
+
+def _make(bundle, args):
+    done = subprocess.run(["make", "--no-print-directory", "-C", bundle] + args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"make {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def _run(bundle, build, cores, qemu, target="rv32", extra=(), classes=False):
+    """Build and run the bundle on `target` under `qemu` (the run command without its program); with classes,
+    also under the instruction-class plugin, one region per counted phase: (parsed log, regions or None)."""
+    t = TARGETS[target]
+    args = [f"OUT={build}", f"CORES={cores}", *extra]
+    regions_log = os.path.join(build, f"classes_{target}.log")
+    if classes:
+        _make(bundle, [os.path.join(build, f"app_{target}.elf"), *args])
+        symbols = subprocess.run(
+            [t["binutils"] + "nm", os.path.join(build, f"app_{target}.elf")], capture_output=True, text=True, check=True
+        ).stdout
+        marker = {line.split()[2]: "0x" + line.split()[0] for line in symbols.splitlines() if line.count(" ") == 2}
+        qemu += (
+            f" -plugin {CLASS_PLUGIN},isa={t['isa']},begin={marker['pt_region_begin']},end={marker['pt_region_end']}"
+            f" -d plugin -D {regions_log}"
+        )
+    out = _make(bundle, [f"run-{target}", f"{t['qemu_var']}={qemu}", *args])
+    if "DONE status=ok" not in out:
+        raise RuntimeError(f"the {target} run did not finish:\n{out[-3000:]}")
+    regions = None
+    if classes:
+        with open(regions_log) as f:
+            regions = []
+            for line in f:
+                m = CLASSES_LINE.match(line.strip())
+                if m:
+                    counts = dict(kv.split("=") for kv in m.group(2).split())
+                    regions.append({c: int(counts[c]) for c in CLASSES})
+    return parse_log(out), regions
 
 
 def _size(build, target="rv32"):
-    tool = {"rv32": "riscv64-unknown-elf-size", "m4f": "arm-none-eabi-size"}[target]
     out = (
         subprocess.run(
-            [tool, os.path.join(build, f"app_{target}.elf")],
+            [TARGETS[target]["binutils"] + "size", os.path.join(build, f"app_{target}.elf")],
             capture_output=True,
             text=True,
             check=True,
@@ -154,8 +199,31 @@ def _size(build, target="rv32"):
     return dict(text=int(out[0]), data=int(out[1]), bss=int(out[2]))
 
 
-def _phases(log, build, target):
-    """The counts of one run's phases (its log lines), its stack high-water mark and its program size."""
+def _phase_classes(log, regions):
+    """Instruction classes per phase from the plugin's regions, in the order the application counts them:
+    the frozen stage per image of the batch, its training steps, the end of the batch (then the test
+    images). Each region must agree with the counter's count of its phase up to the markers' few instructions."""
+    computed, steps = log["FROZEN"][0]["images"], len(log["STEP"])
+    counted = [None] * computed + [st["instructions"] for st in log["STEP"]] + [log["END"][0]["instructions"]]
+    if len(regions) < len(counted):
+        raise RuntimeError(f"the class plugin reported {len(regions)} regions, expected at least {len(counted)}")
+    frozen_total = sum(sum(r.values()) for r in regions[:computed])
+    for i, count in enumerate(counted):
+        total = frozen_total if count is None else sum(regions[i].values())
+        reference = log["FROZEN"][0]["instructions"] if count is None else count
+        gap = MAX_MARKER_GAP * (computed if count is None else 1)
+        if abs(total - reference) > gap:
+            raise RuntimeError(f"class region {i}: {total} instructions against the counter's {reference}")
+    return dict(
+        frozen_per_image={c: sum(r[c] for r in regions[:computed]) / computed for c in CLASSES},
+        step=regions[computed + steps - 1],  # the last step run: the steady state, as `step` below
+        end=regions[computed + steps],
+    )
+
+
+def _phases(log, build, target, regions=None):
+    """The counts of one run's phases (its log lines), their instruction classes (with the plugin's regions),
+    its stack high-water mark and its program size."""
     steps = log["STEP"]
     return dict(
         frozen_per_image=log["FROZEN"][0]["instructions"] / log["FROZEN"][0]["images"],
@@ -168,6 +236,7 @@ def _phases(log, build, target):
         plan={k: log["BATCH"][0][k] for k in ("new_per_step", "replays_per_step", "steps")},
         stack_high_water=log["STACK"][0]["high_water"],
         size=_size(build, target),
+        **({"classes": _phase_classes(log, regions)} if regions is not None else {}),
     )
 
 
@@ -202,12 +271,14 @@ def measure_setting(name, build_root):
         )
         runs = {}
         build = os.path.join(bundle, "build")
+        qemu_rv32, rv32_link = _rv32_memory_flags(RV32_MEMORY[name])
+        with_classes = bool(s.get("m4f"))  # the class plugin where both targets run (it slows QEMU down)
         for cores in (1, CORES):
-            log = _run(bundle, build, cores, _rv32_memory_flags(RV32_MEMORY[name]))
-            runs[cores] = _phases(log, build, "rv32")
+            log, regions = _run(bundle, build, cores, qemu_rv32, extra=[rv32_link], classes=with_classes and cores == 1)
+            runs[cores] = _phases(log, build, "rv32", regions)
         if s.get("m4f"):
-            m4f_log = _run(bundle, build, 1, [], target="m4f")
-            runs["m4f"] = _phases(m4f_log, build, "m4f")
+            m4f_log, regions = _run(bundle, build, 1, QEMU_M4F, target="m4f", classes=True)
+            runs["m4f"] = _phases(m4f_log, build, "m4f", regions)
             _check_same_learning(log, m4f_log)
         # the rv32 build's arena (its 4x4 matmul tile's workspace), as the application reports it
         arena = log["BUNDLE"][0]["arena_bytes"]
@@ -261,6 +332,11 @@ def main(argv=None):
     parser.add_argument("--paper-minibatches", type=int, nargs="+", default=SETTINGS["paper"]["minibatches"])
     args = parser.parse_args(argv)
     SETTINGS["paper"]["minibatches"] = args.paper_minibatches
+    built = subprocess.run(
+        ["make", "-C", os.path.join(ROOT, "tools", "arm"), CLASS_PLUGIN], capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        parser.error(f"cannot build the instruction-class plugin {CLASS_PLUGIN}:\n{built.stderr[-2000:]}")
     for tool in ("riscv64-unknown-elf-gcc", "qemu-system-riscv32", "arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             parser.error(
