@@ -1,10 +1,12 @@
 """conv2d and depthwise conv2d against the float64 numpy reference, over hypothesis-drawn geometries."""
 
 import numpy as np
+import pytest
 from conftest import randn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pulptrain import _C as C
 from pulptrain import kernels as K
 from pulptrain import reference as ref
 
@@ -120,10 +122,20 @@ def test_conv2d_grad_input_accumulates_on_both_paths(rng):
         ref.assert_close(dx, base + ref.conv2d_grad_input(dy, w, x.shape, stride, 1))
 
 
+@pytest.fixture(params=C.isa_levels())
+def isa_level(request):
+    """Every ISA level this CPU has (each has its own tiles, panel widths and im2col copies), restored after."""
+    C.set_isa(request.param)
+    yield request.param
+    C.set_isa("auto")
+
+
+@pytest.mark.usefixtures("isa_level")
 def test_conv2d_stride_one_odd_shapes_and_chunk_boundaries(rng):
     """Stride 1 with padding below, at and above kernel size - 1 (the last falls back from the flipped-weight
-    forward), patch rows not a multiple of the 16-wide panel (K = 7*3*5 = 105), several images with more
-    pixels than one grad_weight chunk (256) and output rows that do not fill whole panels."""
+    forward), patch rows not a multiple of the 16- or 32-wide panel or of the 8-row transposed blocks
+    (K = 7*3*5 = 105), several images with more pixels than one grad_weight chunk (256), chunks that start
+    inside an output row, and output rows that do not fill whole panels."""
     x = randn(rng, 3, 7, 19, 23)
     for kh, kw, pad in ((3, 5, (1, 2)), (3, 5, (2, 4)), (3, 5, (3, 1)), (1, 1, 1), (2, 3, 0)):
         w, b = randn(rng, 9, 7, kh, kw), randn(rng, 9)

@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "arch.h"
 #include "conv2d.h"
 #include "int_math.h"
+#include "isa.h"
 #include "matmul.h"
 #include "parallel.h"
 
@@ -334,10 +336,28 @@ pt_status pt_conv2d_grad_input(const pt_team *team, const pt_conv_geometry *g, c
 
 /* ---- grad_weight ------------------------------------------------------------------------------------- */
 
+typedef void (*transposed_panels_fn)(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1,
+                                     int64_t p0, int64_t p1, int64_t panel, float *out);
+#if PT_ARCH_X86
+void pt_im2col_transposed_panels_avx2(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1,
+                                      int64_t p0, int64_t p1, int64_t panel, float *out); /* csrc/arch/x86 */
+#endif
+
+/* The transposed im2col of a team's ISA level (the same values at every level). */
+static transposed_panels_fn transposed_panels_of(const pt_team *team)
+{
+#if PT_ARCH_X86
+    if (pt_isa_resolve(team->isa_level) >= PT_ISA_AVX2) return pt_im2col_transposed_panels_avx2;
+#endif
+    (void)team;
+    return pt_im2col_transposed_panels;
+}
+
 typedef struct {
     int64_t P, K, kb, k_blocks, rb, row_blocks, pchunk, per_core;
     int64_t panel; /* patch rows per panel of the transposed im2col (tile_panel) */
     int variant;
+    transposed_panels_fn transposed_panels;
 } wg_plan;
 
 /* Patch-row panels of one pixel chunk: cdiv(kb, panel) panels of pchunk x panel floats. */
@@ -377,6 +397,7 @@ static wg_plan grad_weight_plan(const pt_team *team, const pt_conv_geometry *g)
     p.rb = cdiv(cdiv(g->c_out, want), mr) * mr;
     p.row_blocks = cdiv(g->c_out, p.rb);
     p.per_core = wg_col_floats(&p) + pt_gemm_workspace_floats(p.variant, p.rb, p.kb, p.pchunk) + ALIGN_SLACK;
+    p.transposed_panels = transposed_panels_of(team);
     return p;
 }
 
@@ -415,7 +436,7 @@ static void grad_weight_worker(void *arg)
             const float *xn = t->x + n * g->c_in * g->h_in * g->w_in;
             for (int64_t p0 = 0; p0 < p->P; p0 += p->pchunk) {
                 const int64_t p1 = min64(p->P, p0 + p->pchunk);
-                pt_im2col_transposed_panels(g, xn, k0, k1, p0, p1, p->panel, col);
+                p->transposed_panels(g, xn, k0, k1, p0, p1, p->panel, col);
                 /* dW[:, k0:k1] += dY[n][:, p0:p1] . col^T (col^T in panel-column panels, read in place) */
                 const pt_view A = pt_view_2d(t->dy + n * g->c_out * p->P + p0, p->P, 1);
                 pt_view B = pt_view_2d(col, p->panel, 1);

@@ -25,6 +25,20 @@ pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, in
                                 int64_t c_out, int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
                                 int64_t pad_h, int64_t pad_w);
 
+/* Output columns [*lo, *hi) of a row whose input column ow*stride - pad + k lies inside [0, width). */
+static inline void pt_conv_valid_range(int64_t count, int64_t stride, int64_t pad, int64_t k, int64_t width,
+                                       int64_t *lo, int64_t *hi)
+{
+    /* ow*stride >= pad - k  and  ow*stride <= width - 1 + pad - k */
+    const int64_t first = pad - k, last = width - 1 + pad - k;
+    int64_t l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int64_t h = last < 0 ? 0 : last / stride + 1;
+    if (h > count) h = count;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
 /* im2col of one image for patch rows [k0, k1) (row k = (c * kh + ky) * kw + kx) and output pixels
  * [p0, p1): out[(k - k0) * (p1 - p0) + (p - p0)] = x[c, oh*sh - ph + ky, ow*sw - pw + kx] or 0 in the
  * padding. `x` is one (C_in, H, W) image. */

@@ -45,20 +45,6 @@ pt_status pt_conv_geometry_init(pt_conv_geometry *g, int64_t n, int64_t c_in, in
     return PT_OK;
 }
 
-/* Output columns [*lo, *hi) of a row whose input column ow*stride - pad + kx lies inside [0, width). */
-static void valid_range(int64_t count, int64_t stride, int64_t pad, int64_t k, int64_t width, int64_t *lo,
-                        int64_t *hi)
-{
-    /* ow*stride >= pad - k  and  ow*stride <= width - 1 + pad - k */
-    const int64_t first = pad - k, last = width - 1 + pad - k;
-    int64_t l = first <= 0 ? 0 : (first + stride - 1) / stride;
-    int64_t h = last < 0 ? 0 : last / stride + 1;
-    if (h > count) h = count;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
-
 /* out[(k - k0) * k_stride + (p - p0) * p_stride] for patch rows [k0, k1) and pixels [p0, p1); inlined
  * with constant strides so each layout gets its own tight loops. */
 static inline void im2col_strided(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0,
@@ -70,7 +56,7 @@ static inline void im2col_strided(const pt_conv_geometry *g, const float *x, int
         const float *xc = x + c * g->h_in * g->w_in;
         float *dst = out + (k - k0) * k_stride;
         int64_t lo, hi;
-        valid_range(Wo, sw, g->pad_w, kx, g->w_in, &lo, &hi);
+        pt_conv_valid_range(Wo, sw, g->pad_w, kx, g->w_in, &lo, &hi);
         /* walk the output pixels [p0, p1) one output row (or part of one) at a time */
         for (int64_t p = p0; p < p1;) {
             const int64_t oh = p / Wo, ow0 = p % Wo, ow1 = (p1 - p < Wo - ow0) ? ow0 + (p1 - p) : Wo;
@@ -127,7 +113,7 @@ void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t
             for (int64_t kx = 0; kx < g->kw; kx++) {
                 const float *src = dcol + (((c - c0) * g->kh + ky) * g->kw + kx) * P;
                 int64_t lo, hi;
-                valid_range(g->w_out, sw, g->pad_w, kx, g->w_in, &lo, &hi);
+                pt_conv_valid_range(g->w_out, sw, g->pad_w, kx, g->w_in, &lo, &hi);
                 for (int64_t oh = 0; oh < g->h_out; oh++) {
                     const int64_t ih = oh * g->stride_h - g->pad_h + ky;
                     if (ih < 0 || ih >= g->h_in) continue;
