@@ -151,13 +151,13 @@ def main(argv=None):
         "--build",
         default=DEFAULT_BUILD,
         help=f"how the extension was built, stored with the runs (default {DEFAULT_BUILD!r}, setup.py's "
-        "default; say 'PULPTRAIN_PORTABLE=1' for a portable build)",
+        "default; describe any other build, e.g. 'PULPTRAIN_NATIVE=1 (-march=native)')",
     )
     p.add_argument(
         "--package-dir",
         metavar="DIR",
         help="import pulptrain from DIR: another build of this source tree, e.g. a copy built with "
-        "PULPTRAIN_PORTABLE=1 (pass --build to describe it)",
+        "PULPTRAIN_NATIVE=1 (pass --build to describe it)",
     )
     p.add_argument("--data-root", default=None, help="Fashion-MNIST folder (default: the usual locations)")
     p.add_argument("--out", default=os.path.join("results", "main_job_spread"), help="output folder")

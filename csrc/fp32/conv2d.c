@@ -96,27 +96,28 @@ typedef struct {
 /* im2col of pixels [p0, p1) in panel-major order: column c of the K x (p1 - p0) matrix lives in panel
  * c / panel, which holds K rows of `panel` floats (the packed-B layout of the tile, so the matmul reads it
  * without packing). A last, narrower panel is written with its own width, then spread to `panel`. */
-/* `panel` (PANEL or 2 PANEL) floats of one panel row: out[c] = src[c * sw]. Fixed trip counts (and the
- * common strides as constants) so the compiler turns the copy into a few vector moves. */
-static inline void panel_row(float *restrict out, const float *restrict src, int64_t sw, int64_t panel)
+/* `panel` (PANEL or 2 PANEL, a constant wherever this is inlined) floats of one panel row: out[c] = src[c * sw].
+ * Fixed trip counts (and the common strides as constants) so the compiler turns the copy into a few vector
+ * moves. */
+static inline __attribute__((always_inline)) void panel_row(float *restrict out, const float *restrict src,
+                                                            int64_t sw, const int panel)
 {
-    if (sw == 1 && panel == PANEL)
-        memcpy(out, src, PANEL * sizeof(float)); /* a fixed size: inlined as vector moves */
-    else if (sw == 1)
-        memcpy(out, src, 2 * PANEL * sizeof(float));
+    if (sw == 1)
+        memcpy(out, src, (size_t)panel * sizeof(float)); /* a fixed size: inlined as vector moves */
     else if (sw == 2)
-        for (int64_t c = 0; c < panel; c++) out[c] = src[2 * c];
+        for (int c = 0; c < panel; c++) out[c] = src[2 * c];
     else
-        for (int64_t c = 0; c < panel; c++) out[c] = src[c * sw];
+        for (int c = 0; c < panel; c++) out[c] = src[c * sw];
 }
 
 #define MAX_PANEL_KW 16 /* kernel widths up to this take the panel-row path */
 
 /* One full panel whose `panel` pixels lie in one output row: out[k*panel + c] for all K patch rows. The
  * pixels of a kx whose input columns all lie inside the image (most of them) are one plain panel-row
- * copy; the others zero the row, then copy the range [lo, hi) that lies inside (worked out once per kx). */
-static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, int64_t panel,
-                             float *out)
+ * copy; the others zero the row, then copy the range [lo, hi) that lies inside (worked out once per kx).
+ * Inlined with each panel width as a constant (im2col_row_panel). */
+static inline __attribute__((always_inline)) void row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh,
+                                                            int64_t ow0, const int panel, float *out)
 {
     const int64_t sw = g->stride_w, W = g->w_in;
     int64_t lo[MAX_PANEL_KW], hi[MAX_PANEL_KW]; /* per kx: pixels c in [lo, hi) read inside the image row */
@@ -134,7 +135,7 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
             const int64_t ih = oh * g->stride_h - g->pad_h + ky;
             if (ih < 0 || ih >= g->h_in) {
                 for (int64_t kx = 0; kx < g->kw; kx++, out += panel)
-                    for (int64_t c = 0; c < panel; c++) out[c] = 0.0f;
+                    for (int c = 0; c < panel; c++) out[c] = 0.0f;
                 continue;
             }
             const float *src = xc + ih * W + ow0 * sw - g->pad_w;
@@ -143,7 +144,7 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
                     panel_row(out, src + kx, sw, panel);
                     continue;
                 }
-                for (int64_t c = 0; c < panel; c++) out[c] = 0.0f;
+                for (int c = 0; c < panel; c++) out[c] = 0.0f;
                 if (sw == 1)
                     for (int64_t c = lo[kx]; c < hi[kx]; c++) out[c] = src[kx + c];
                 else
@@ -151,6 +152,15 @@ static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t
             }
         }
     }
+}
+
+static void im2col_row_panel(const pt_conv_geometry *g, const float *xn, int64_t oh, int64_t ow0, int64_t panel,
+                             float *out)
+{
+    if (panel == PANEL)
+        row_panel(g, xn, oh, ow0, PANEL, out);
+    else
+        row_panel(g, xn, oh, ow0, 2 * PANEL, out);
 }
 
 static pt_view im2col_panels(const pt_conv_geometry *g, const float *xn, int64_t K, int64_t p0, int64_t p1,

@@ -61,7 +61,7 @@ static inline int64_t col_offset(const pt_view *v, int64_t c)
  * kernels live in matmul_tiles_generic.c and csrc/arch/x86/ (matmul_tiles.h). */
 enum {
     V_NAIVE, V_2X2, V_4X2, V_4X4, V_8X1, V_6X16, V_8X8, V_4X8,
-    V_AVX2_6X16, V_AVX2_8X8, V_AVX512_6X16, V_AVX512_8X8, V_AVX512_8X32
+    V_AVX2_6X16, V_AVX2_8X8, V_AVX512_6X16, V_AVX512_8X8, V_AVX512_8X32, V_AVX512_12X16
 };
 static const pt_matmul_variant variants[] = {
     [V_NAIVE] = {"naive", 1, 1, PT_ISA_GENERIC, NULL},
@@ -78,6 +78,7 @@ static const pt_matmul_variant variants[] = {
     [V_AVX512_6X16] = {"avx512-6x16", 6, 16, PT_ISA_AVX512, &pt_tiles_6x16_avx512},
     [V_AVX512_8X8] = {"avx512-8x8", 8, 8, PT_ISA_AVX512, &pt_tiles_8x8_avx512},
     [V_AVX512_8X32] = {"avx512-8x32", 8, 32, PT_ISA_AVX512, &pt_tiles_8x32_avx512}, /* two 16-float vectors per row */
+    [V_AVX512_12X16] = {"avx512-12x16", 12, 16, PT_ISA_AVX512, &pt_tiles_12x16_avx512}, /* one 16-float vector per row */
 #endif
 };
 #define NUM_VARIANTS ((int)(sizeof(variants) / sizeof(variants[0])))
@@ -88,7 +89,7 @@ static int default_variant(int level, int64_t N)
     switch (level) {
 #if PT_ARCH_X86
     /* a 32-column tile would be half padding on a product of at most 16 columns */
-    case PT_ISA_AVX512: return N <= 16 ? V_AVX512_6X16 : V_AVX512_8X32;
+    case PT_ISA_AVX512: return N <= 16 ? V_AVX512_12X16 : V_AVX512_8X32;
     case PT_ISA_AVX2: return V_AVX2_6X16;
 #endif
     default: return PT_ARCH_SIMD8 ? V_6X16 : V_4X4; /* 4x4: 16 accumulators fit a scalar FP register file */

@@ -57,7 +57,7 @@ extern const pt_tile_family pt_tiles_6x16_generic, pt_tiles_8x8_generic, pt_tile
 #if PT_ARCH_X86
 /* csrc/arch/x86/: run only where pt_isa_detected() reaches their level */
 extern const pt_tile_family pt_tiles_6x16_avx2, pt_tiles_8x8_avx2;
-extern const pt_tile_family pt_tiles_6x16_avx512, pt_tiles_8x8_avx512, pt_tiles_8x32_avx512;
+extern const pt_tile_family pt_tiles_6x16_avx512, pt_tiles_8x8_avx512, pt_tiles_8x32_avx512, pt_tiles_12x16_avx512;
 #endif
 
 #define PT_UNROLL _Pragma("GCC unroll 64")
