@@ -284,7 +284,7 @@ CONV_SIZES = (dict(batch=3, c_in=20, h=23, w=19, c_out=13, kh=3, kw=3, stride_h=
               dict(batch=1, c_in=20, h=23, w=19, c_out=11, kh=3, kw=2, stride_h=1, stride_w=1, pad_h=1, pad_w=0))
 DEPTHWISE_SIZES = (dict(batch=3, c_in=20, h=23, w=19, c_out=20, kh=3, kw=3, stride_h=2, stride_w=2, pad_h=1, pad_w=1),
                    dict(batch=1, c_in=45, h=8, w=8, c_out=45, kh=3, kw=3, stride_h=1, stride_w=1, pad_h=1, pad_w=1))
-POINTWISE_SIZES = (dict(batch=3, c_in=20, h=23, w=19, c_out=37),)
+POINTWISE_SIZES = (dict(batch=3, c_in=20, h=23, w=19, c_out=37), dict(batch=1, c_in=300, h=4, w=4, c_out=70))
 LINEAR_SIZES = (dict(batch=15, c_in=300, c_out=50), dict(batch=1, c_in=1000, c_out=50))
 POOL_SIZES = (dict(batch=3, c_in=20, h=23, w=19, kh=3, kw=3, stride_h=2, stride_w=2, pad_h=1, pad_w=1),
               dict(batch=1, c_in=300, h=4, w=4, kh=2, kw=2, stride_h=2, stride_w=2, pad_h=0, pad_w=0))
