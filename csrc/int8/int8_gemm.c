@@ -11,7 +11,7 @@
 #define MAX_PANEL_PIXELS 256
 
 /* Ordered by what they need, so the microkernels this CPU can run are a prefix of the list. */
-enum { MK_PORTABLE = 0, MK_AVX2 = 1, MK_VNNI = 2 };
+enum { MK_PORTABLE = PT_INT8_MK_PORTABLE, MK_AVX2 = PT_INT8_MK_AVX2, MK_VNNI = PT_INT8_MK_VNNI };
 static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avx512vnni-8x32"};
 /* the default of pt_team_default() only: kernels use their team's choice */
 static int default_microkernel = PT_INT8_MICROKERNEL_AUTO;
@@ -31,6 +31,11 @@ static int level_microkernel(int level)
 static int resolve_microkernel(int choice, int isa_level)
 {
     return choice == PT_INT8_MICROKERNEL_AUTO ? level_microkernel(pt_isa_resolve(isa_level)) : choice;
+}
+
+int pt_int8_team_microkernel(const pt_team *team)
+{
+    return resolve_microkernel(team->int8_microkernel, team->isa_level);
 }
 
 pt_status pt_int8_set_microkernel(const char *name)
