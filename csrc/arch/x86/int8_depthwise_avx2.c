@@ -10,6 +10,13 @@
 #include "int8_gemm_x86.h"
 #include "parallel.h"
 
+/* n bytes, 8 at a time, then byte by byte */
+static void copy_bytes(uint8_t *dst, const uint8_t *src, int32_t n)
+{
+    for (; n >= 8; n -= 8, dst += 8, src += 8) memcpy(dst, src, 8);
+    for (int32_t j = 0; j < n; j++) dst[j] = src[j];
+}
+
 /* Step 2 (split): E[t] = P[s t] | P[s t + 2] << 16 and O[t] = P[s t + 1] | P[s t + 3] << 16, s = stride_w. */
 static void build_words(const uint8_t *plane, int32_t words, int32_t sw, int32_t *E, int32_t *O)
 {
@@ -55,7 +62,7 @@ void pt_int8_dw_x86_worker_avx2(void *arg)
     pt_chunk(g->n * C, 1, &u0, &u1);
     int64_t c = u0 % C;
     for (int64_t u = u0; u < u1; u++, c = c + 1 == C ? 0 : c + 1) {
-        pt_int8_dw_x86_pad_plane(t, t->x + u * in_plane, plane);
+        pt_int8_dw_x86_pad_plane(t, t->x + u * in_plane, plane, copy_bytes);
         build_words(plane, t->words, sw, E, O);
         __m256i w_even[PT_INT8_DW_X86_MAX_KH], w_odd[PT_INT8_DW_X86_MAX_KH]; /* (w0, w2) and (w1, w3) of row ky */
         const int8_t *w = t->w + c * kh * kw;
@@ -83,7 +90,7 @@ void pt_int8_dw_x86_worker_avx2(void *arg)
             _mm256_storeu_si256((__m256i *)(sums + 8), a1);
             pt_int8_avx2_requant_row16(t->rq, c, sums, 16, codes + i, 1);
         }
-        pt_int8_dw_x86_store_rows(t, codes, t->y + u * out_plane);
+        pt_int8_dw_x86_store_rows(t, codes, t->y + u * out_plane, copy_bytes);
     }
 }
 #endif

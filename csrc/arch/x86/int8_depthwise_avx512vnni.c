@@ -7,7 +7,16 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2")
 #include <immintrin.h>
 #include <string.h>
+#include "int8_requant_avx512.h"
 #include "parallel.h"
+
+/* n bytes, 64 at a time, the last (or only) piece through a byte mask */
+static void copy_bytes(uint8_t *dst, const uint8_t *src, int32_t n)
+{
+    for (; n > 64; n -= 64, dst += 64, src += 64) _mm512_storeu_si512((void *)dst, _mm512_loadu_si512((const void *)src));
+    const __mmask64 keep = n == 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
+    _mm512_mask_storeu_epi8((void *)dst, keep, _mm512_maskz_loadu_epi8(keep, (const void *)src));
+}
 
 /* Step 2: T[t] = the 4 bytes of P from byte stride_w * t, for t < words. */
 static void build_words(const uint8_t *plane, int32_t words, int32_t sw, int32_t *T)
@@ -33,52 +42,6 @@ static void build_words(const uint8_t *plane, int32_t words, int32_t sw, int32_t
     }
 }
 
-/* The requantization parameters of one channel, broadcast. */
-typedef struct {
-    __m512i bias, m, half, lo, hi;
-    __m128i shift;
-} requant16;
-
-static requant16 channel_requant(const pt_requant *rq, int64_t c)
-{
-    const int s = rq->shift[c];
-    requant16 q;
-    q.bias = _mm512_set1_epi32(rq->bias ? rq->bias[c] : 0);
-    q.m = _mm512_set1_epi64(rq->multiplier[c]);
-    q.half = _mm512_set1_epi64(s ? (int64_t)1 << (s - 1) : 0);
-    q.lo = _mm512_set1_epi64(rq->clip_min);
-    q.hi = _mm512_set1_epi64(rq->clip_max);
-    q.shift = _mm_cvtsi32_si128(s);
-    return q;
-}
-
-/* The code of one 64-bit lane product p, as pt_requant_one: p <= 0 -> 0, then clip. */
-static inline __m512i code64(const requant16 *q, __m512i p)
-{
-    __m512i r = _mm512_srl_epi64(_mm512_add_epi64(p, q->half), q->shift);
-    r = _mm512_maskz_mov_epi64(_mm512_cmpgt_epi64_mask(p, _mm512_setzero_si512()), r);
-    return _mm512_max_epu64(_mm512_min_epu64(r, q->hi), q->lo);
-}
-
-/* Codes of 16 sums into out[0..15], exactly as pt_requantize: when every bias-added sum fits in int32, the
- * 32 x 32 -> 64-bit products of even and odd lanes; otherwise the scalar formula. */
-static inline void requantize16(const requant16 *q, const pt_requant *rq, int64_t c, __m512i acc, uint8_t *out)
-{
-    const __m512i s = _mm512_add_epi32(acc, q->bias);
-    /* signed overflow of acc + bias: the sum's sign differs from both operands' signs */
-    const __m512i ov = _mm512_and_si512(_mm512_xor_si512(s, acc), _mm512_xor_si512(s, q->bias));
-    if (_mm512_cmplt_epi32_mask(ov, _mm512_setzero_si512())) {
-        int32_t sums[16];
-        _mm512_storeu_si512((void *)sums, acc);
-        pt_requantize_row(rq, c, sums, 16, out, 1);
-        return;
-    }
-    const __m512i even = code64(q, _mm512_mul_epi32(s, q->m));
-    const __m512i odd = code64(q, _mm512_mul_epi32(_mm512_srli_epi64(s, 32), q->m));
-    const __m512i codes = _mm512_or_si512(even, _mm512_slli_epi64(odd, 32)); /* lane order restored */
-    _mm_storeu_si128((__m128i *)out, _mm512_cvtepi32_epi8(codes));
-}
-
 void pt_int8_dw_x86_worker_avx512vnni(void *arg)
 {
     const pt_int8_dw_x86_task *t = (const pt_int8_dw_x86_task *)arg;
@@ -93,7 +56,7 @@ void pt_int8_dw_x86_worker_avx512vnni(void *arg)
     pt_chunk(g->n * C, 1, &u0, &u1);
     int64_t c = u0 % C;
     for (int64_t u = u0; u < u1; u++, c = c + 1 == C ? 0 : c + 1) {
-        pt_int8_dw_x86_pad_plane(t, t->x + u * in_plane, plane);
+        pt_int8_dw_x86_pad_plane(t, t->x + u * in_plane, plane, copy_bytes);
         build_words(plane, t->words, sw, T);
         __m512i wrow[PT_INT8_DW_X86_MAX_KH]; /* kernel row ky: its kw <= 4 int8 weights, zero after */
         const int8_t *w = t->w + c * kh * kw;
@@ -102,14 +65,14 @@ void pt_int8_dw_x86_worker_avx512vnni(void *arg)
             for (int32_t kx = 0; kx < kw; kx++) bytes |= (uint32_t)(uint8_t)w[ky * kw + kx] << (8 * kx);
             wrow[ky] = _mm512_set1_epi32((int32_t)bytes);
         }
-        const requant16 q = channel_requant(t->rq, c);
+        const pt_requant16 q = pt_requant16_channel(t->rq, c);
         for (int32_t i = 0; i < t->outputs; i += 16) {
             __m512i acc = _mm512_setzero_si512();
             for (int32_t ky = 0; ky < kh; ky++)
                 acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(T + i + t->tap_offset[ky])), wrow[ky]);
-            requantize16(&q, t->rq, c, acc, codes + i);
+            _mm_storeu_si128((__m128i *)(codes + i), pt_requant16_codes(&q, t->rq, c, acc));
         }
-        pt_int8_dw_x86_store_rows(t, codes, t->y + u * out_plane);
+        pt_int8_dw_x86_store_rows(t, codes, t->y + u * out_plane, copy_bytes);
     }
 }
 #endif

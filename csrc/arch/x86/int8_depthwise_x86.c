@@ -2,7 +2,6 @@
 #include "int8_depthwise_x86.h"
 
 #if PT_ARCH_X86
-#include <string.h>
 
 static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
@@ -33,21 +32,5 @@ int pt_int8_dw_x86_plan(const pt_conv_geometry *g, pt_int8_dw_x86_task *t)
     for (int64_t ky = 0; ky < g->kh; ky++) t->tap_offset[ky] = (int32_t)(((ky % sh) * rows_per_phase + ky / sh) * wq);
     t->per_core_bytes = per_core_bytes;
     return 1;
-}
-
-void pt_int8_dw_x86_pad_plane(const pt_int8_dw_x86_task *t, const uint8_t *x, uint8_t *plane)
-{
-    const int32_t H = (int32_t)t->g->h_in, W = (int32_t)t->g->w_in, sh = (int32_t)t->g->stride_h;
-    const int32_t ph = (int32_t)t->g->pad_h, pw = (int32_t)t->g->pad_w;
-    for (int32_t ih = 0; ih < H; ih++) {
-        const int32_t r = ih + ph, slot = (r % sh) * t->rows_per_phase + r / sh;
-        memcpy(plane + (int64_t)slot * t->pitch + pw, x + (int64_t)ih * W, (size_t)W);
-    }
-}
-
-void pt_int8_dw_x86_store_rows(const pt_int8_dw_x86_task *t, const uint8_t *codes, uint8_t *y)
-{
-    const int32_t Ho = (int32_t)t->g->h_out, Wo = (int32_t)t->g->w_out;
-    for (int32_t oh = 0; oh < Ho; oh++) memcpy(y + (int64_t)oh * Wo, codes + (int64_t)oh * t->wq, (size_t)Wo);
 }
 #endif

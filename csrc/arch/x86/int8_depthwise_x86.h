@@ -40,10 +40,30 @@ typedef struct {
 /* Fills the layout of *t for g (the other fields are the caller's); 0 when g is not for these kernels
  * (kh > PT_INT8_DW_X86_MAX_KH, kw > 4, stride_w > 2, or a per-core workspace of 2 GiB or more). */
 int pt_int8_dw_x86_plan(const pt_conv_geometry *g, pt_int8_dw_x86_task *t);
+/* A worker's copy of n bytes (short rows: the library memcpy's call costs more than the copy). */
+typedef void (*pt_int8_dw_x86_copy_fn)(uint8_t *dst, const uint8_t *src, int32_t n);
+
 /* Step 1 for one input plane x (H x W): its rows into P (the padding stays zero from the worker's start). */
-void pt_int8_dw_x86_pad_plane(const pt_int8_dw_x86_task *t, const uint8_t *x, uint8_t *plane);
+static inline __attribute__((always_inline)) void pt_int8_dw_x86_pad_plane(const pt_int8_dw_x86_task *t,
+                                                                          const uint8_t *x, uint8_t *plane,
+                                                                          pt_int8_dw_x86_copy_fn copy)
+{
+    const int32_t H = (int32_t)t->g->h_in, W = (int32_t)t->g->w_in, sh = (int32_t)t->g->stride_h;
+    const int32_t ph = (int32_t)t->g->pad_h, pw = (int32_t)t->g->pad_w;
+    for (int32_t ih = 0; ih < H; ih++) {
+        const int32_t r = ih + ph, slot = (r % sh) * t->rows_per_phase + r / sh;
+        copy(plane + (int64_t)slot * t->pitch + pw, x + (int64_t)ih * W, W);
+    }
+}
+
 /* Step 4's stores: the valid columns of the flat codes (h_out rows of wq) into y (h_out x w_out). */
-void pt_int8_dw_x86_store_rows(const pt_int8_dw_x86_task *t, const uint8_t *codes, uint8_t *y);
+static inline __attribute__((always_inline)) void pt_int8_dw_x86_store_rows(const pt_int8_dw_x86_task *t,
+                                                                           const uint8_t *codes, uint8_t *y,
+                                                                           pt_int8_dw_x86_copy_fn copy)
+{
+    const int32_t Ho = (int32_t)t->g->h_out, Wo = (int32_t)t->g->w_out;
+    for (int32_t oh = 0; oh < Ho; oh++) copy(y + (int64_t)oh * Wo, codes + (int64_t)oh * t->wq, Wo);
+}
 
 #if PT_ARCH_X86
 /* The workers (pt_parallel task functions, argument a pt_int8_dw_x86_task): AVX2 (vpmaddwd), and

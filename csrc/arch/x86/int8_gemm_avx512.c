@@ -9,50 +9,59 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2")
 #include <immintrin.h>
 #include "int_math.h"
+#include "int8_requant_avx512.h"
 
-/* acc[i][j] = sum_kp dot(w pair of channel i, x pair of pixel j), MC (4 or 8) channels x 32 pixels: two blocks of
- * packed weights (4 channels each, wp and wp + block_stride) for 8 channels, so 16 accumulators cover the
- * latency of vpdpwssd on two ports. Always inlined with a constant MC. */
-static inline __attribute__((always_inline)) void vnni_tile(int mc, int64_t kpairs, const int32_t *wp,
-                                                            int64_t block_stride, const int16_t *x, int64_t ldk,
-                                                            int32_t acc[8][32])
+/* Channels [c, c + channels) (channels <= MC, MC 4 or 8) x `pixels` <= 32 pixels into y (at channel c and the
+ * tile's first pixel): the sums sum_kp dot(w pair of channel i, x pair of pixel j) in 2 MC registers (two blocks of packed weights, 4
+ * channels each, wp and wp + block_stride, for 8 channels: 16 accumulators cover the latency of vpdpwssd
+ * on two ports), then requantized from the registers. Always inlined with a constant MC. */
+static inline __attribute__((always_inline)) void vnni_tile(int mc, const pt_int8_gemm_problem *pr, int64_t c,
+                                                            int64_t channels, int64_t kpairs, const int32_t *wp,
+                                                            int64_t block_stride, const int16_t *x, int64_t ldk, int64_t pixels,
+                                                            uint8_t *y)
 {
-    __m512i c[8][2];
-    for (int i = 0; i < mc; i++) c[i][0] = c[i][1] = _mm512_setzero_si512();
+    __m512i acc[8][2];
+    for (int i = 0; i < mc; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
     for (int64_t kp = 0; kp < kpairs; kp++, wp += 4, x += ldk) {
         const __m512i b0 = _mm512_loadu_si512((const void *)x);
         const __m512i b1 = _mm512_loadu_si512((const void *)(x + 32));
         for (int i = 0; i < mc; i++) {
             const __m512i a = _mm512_set1_epi32(wp[(i / 4) * block_stride + i % 4]);
-            c[i][0] = _mm512_dpwssd_epi32(c[i][0], a, b0);
-            c[i][1] = _mm512_dpwssd_epi32(c[i][1], a, b1);
+            acc[i][0] = _mm512_dpwssd_epi32(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpwssd_epi32(acc[i][1], a, b1);
         }
     }
-    for (int i = 0; i < mc; i++) {
-        _mm512_storeu_si512((void *)acc[i], c[i][0]);
-        _mm512_storeu_si512((void *)(acc[i] + 16), c[i][1]);
+    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
+    for (int i = 0; i < channels; i++) {
+        const pt_requant16 q = pt_requant16_channel(pr->rq, c + i);
+        for (int64_t half = 0; half < 2 && 16 * half < pixels; half++) {
+            const int64_t n = min64(16, pixels - 16 * half);
+            const __m128i codes = pt_requant16_codes(&q, pr->rq, c + i, acc[i][half]);
+            uint8_t *dst = y + (c + i) * cs + 16 * half * ps;
+            if (ps == 1) {
+                _mm_mask_storeu_epi8((void *)dst, (__mmask16)((1u << n) - 1), codes);
+            } else {
+                uint8_t bytes[16];
+                _mm_storeu_si128((__m128i *)bytes, codes);
+                for (int64_t j = 0; j < n; j++) dst[j * ps] = bytes[j];
+            }
+        }
     }
 }
 
 void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                               int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
 {
-    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
+    const int64_t ps = pr->y_pixel_stride;
     for (int64_t c = c0; c < c1; c += 8) { /* c0 is a multiple of 4: 8-channel tiles, then maybe one of 4 */
-        const int64_t mc = min64(8, c1 - c);
+        const int64_t channels = min64(8, c1 - c);
         const int32_t *wp = wpack + (c / 4) * kpairs * 4;
         for (int64_t p = 0; p < np; p += PT_INT8_VNNI_PIXELS) {
-            int32_t acc[8][32];
-            if (mc > 4)
-                vnni_tile(8, kpairs, wp, kpairs * 4, panel + 2 * p, ldk, acc);
+            const int64_t pixels = min64(PT_INT8_VNNI_PIXELS, np - p);
+            if (channels > 4)
+                vnni_tile(8, pr, c, channels, kpairs, wp, kpairs * 4, panel + 2 * p, ldk, pixels, y + p * ps);
             else
-                vnni_tile(4, kpairs, wp, kpairs * 4, panel + 2 * p, ldk, acc);
-            for (int64_t half = 0; half < 32 && p + half < np; half += 16) {
-                const int64_t mp = min64(16, np - p - half);
-                for (int64_t i = 0; i < mc; i++)
-                    pt_int8_avx2_requant_row16(pr->rq, c + i, acc[i] + half, mp, y + (c + i) * cs + (p + half) * ps,
-                                               ps);
-            }
+                vnni_tile(4, pr, c, channels, kpairs, wp, kpairs * 4, panel + 2 * p, ldk, pixels, y + p * ps);
         }
     }
 }
