@@ -65,7 +65,7 @@ void pt_int8_dw_x86_worker_avx512vnni(void *arg)
             for (int32_t kx = 0; kx < kw; kx++) bytes |= (uint32_t)(uint8_t)w[ky * kw + kx] << (8 * kx);
             wrow[ky] = _mm512_set1_epi32((int32_t)bytes);
         }
-        const pt_requant16 q = pt_requant16_channel(t->rq, c);
+        const pt_requant16 q = pt_requant16_channel(t->rq, c, kh * kw);
         for (int32_t i = 0; i < t->outputs; i += 16) {
             __m512i acc = _mm512_setzero_si512();
             for (int32_t ky = 0; ky < kh; ky++)

@@ -31,6 +31,26 @@ void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst
     }
 }
 
+void pt_int8_pair_rows_avx2(const uint8_t *x, int64_t row_stride, int64_t K, int64_t np, int16_t *panel,
+                            int64_t kpair_stride)
+{
+    for (int64_t kp = 0; kp < (K + 1) / 2; kp++, panel += kpair_stride) {
+        const uint8_t *a = x + 2 * kp * row_stride, *b = a + row_stride;
+        const int has_b = 2 * kp + 1 < K;
+        int64_t p = 0;
+        for (; p + 8 <= np; p += 8) {
+            const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + p)));
+            const __m256i hi = has_b ? _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + p)))
+                                     : _mm256_setzero_si256();
+            _mm256_storeu_si256((__m256i *)(panel + 2 * p), _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+        }
+        for (; p < np; p++) {
+            panel[2 * p] = a[p];
+            panel[2 * p + 1] = has_b ? b[p] : 0;
+        }
+    }
+}
+
 /* acc[i][j] = sum_kp madd(w pair of channel i, x pair of pixel j), 4 channels x 16 pixels. */
 static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64_t ldk, int32_t acc[4][16])
 {

@@ -67,7 +67,7 @@ static inline __attribute__((always_inline)) void vnni_tile(int mc, const pt_int
     }
     const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
     for (int i = 0; i < channels; i++) {
-        const pt_requant16 q = pt_requant16_channel(pr->rq, c + i);
+        const pt_requant16 q = pt_requant16_channel(pr->rq, c + i, K);
         for (int64_t half = 0; half < 2 && 16 * half < pixels; half++) {
             const int64_t n = min64(16, pixels - 16 * half);
             const __m128i codes = pt_requant16_codes(&q, pr->rq, c + i, acc[i][half]);

@@ -14,6 +14,11 @@
 /* (AVX2) Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into 4 int32 words per k pair. */
 void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst);
 
+/* (AVX2) A k-pair-major panel (pixel_stride 2) of np pixels of rows x[k * row_stride + p], k < K (uint8 codes:
+ * the pointwise layer's channels): pair row kp holds (x[2 kp][p], x[2 kp + 1][p]) as int16, 0 past K. */
+void pt_int8_pair_rows_avx2(const uint8_t *x, int64_t row_stride, int64_t K, int64_t np, int16_t *panel,
+                            int64_t kpair_stride);
+
 /* (AVX2) Output channels [c0, c1) (c0 a multiple of 4) x np panel pixels: 4 x 16 tiles, requantized into y. */
 void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                         int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);

@@ -10,12 +10,16 @@
 typedef struct {
     __m512i bias, m, half, lo, hi;
     __m128i shift;
+    int may_overflow; /* whether a bias-added sum can leave int32 */
 } pt_requant16;
 
-static inline pt_requant16 pt_requant16_channel(const pt_requant *rq, int64_t c)
+/* For channel c of a kernel whose sums of products are at most k_max * 255 * 128 in magnitude. */
+static inline pt_requant16 pt_requant16_channel(const pt_requant *rq, int64_t c, int64_t k_max)
 {
     const int s = rq->shift[c];
+    const int64_t bias = rq->bias ? rq->bias[c] : 0;
     pt_requant16 q;
+    q.may_overflow = (bias < 0 ? -bias : bias) + k_max * 255 * 128 > INT32_MAX;
     q.bias = _mm512_set1_epi32(rq->bias ? rq->bias[c] : 0);
     q.m = _mm512_set1_epi64(rq->multiplier[c]);
     q.half = _mm512_set1_epi64(s ? (int64_t)1 << (s - 1) : 0);
@@ -34,14 +38,14 @@ static inline __m512i pt_requant16_code64(const pt_requant16 *q, __m512i p)
 }
 
 /* The 16 codes of the sums acc of channel c (q its parameters), exactly as pt_requantize: when every
- * bias-added sum fits in int32, 32 x 32 -> 64-bit products of the even and the odd lanes; otherwise the
- * scalar formula. */
+ * bias-added sum fits in int32 (checked only where one may not), 32 x 32 -> 64-bit products of the even and
+ * the odd lanes; otherwise the scalar formula. */
 static inline __m128i pt_requant16_codes(const pt_requant16 *q, const pt_requant *rq, int64_t c, __m512i acc)
 {
     const __m512i s = _mm512_add_epi32(acc, q->bias);
     /* signed overflow of acc + bias: the sum's sign differs from both operands' signs */
     const __m512i ov = _mm512_and_si512(_mm512_xor_si512(s, acc), _mm512_xor_si512(s, q->bias));
-    if (_mm512_cmplt_epi32_mask(ov, _mm512_setzero_si512())) {
+    if (q->may_overflow && _mm512_cmplt_epi32_mask(ov, _mm512_setzero_si512())) {
         int32_t sums[16];
         uint8_t codes[16];
         _mm512_storeu_si512((void *)sums, acc);
