@@ -1,3 +1,4 @@
+#include "arch.h"
 #include "int8.h"
 #include "int8_gemm.h"
 
