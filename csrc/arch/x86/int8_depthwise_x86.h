@@ -50,9 +50,10 @@ static inline __attribute__((always_inline)) void pt_int8_dw_x86_pad_plane(const
 {
     const int32_t H = (int32_t)t->g->h_in, W = (int32_t)t->g->w_in, sh = (int32_t)t->g->stride_h;
     const int32_t ph = (int32_t)t->g->pad_h, pw = (int32_t)t->g->pad_w;
+    int32_t phase = ph % sh, row = ph / sh; /* padded row ih + ph: slot phase * rows_per_phase + row */
     for (int32_t ih = 0; ih < H; ih++) {
-        const int32_t r = ih + ph, slot = (r % sh) * t->rows_per_phase + r / sh;
-        copy(plane + (int64_t)slot * t->pitch + pw, x + (int64_t)ih * W, W);
+        copy(plane + (int64_t)(phase * t->rows_per_phase + row) * t->pitch + pw, x + (int64_t)ih * W, W);
+        if (++phase == sh) phase = 0, row++;
     }
 }
 
