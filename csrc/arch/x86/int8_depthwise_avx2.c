@@ -7,7 +7,7 @@
 #pragma GCC target("avx2")
 #include <immintrin.h>
 #include <string.h>
-#include "int8_gemm_x86.h"
+#include "int8_requant_avx2.h"
 #include "parallel.h"
 
 /* n bytes, 8 at a time, then byte by byte */
@@ -72,6 +72,7 @@ void pt_int8_dw_x86_worker_avx2(void *arg)
             w_even[ky] = _mm256_set1_epi32(int16_pair(r[0], r[2]));
             w_odd[ky] = _mm256_set1_epi32(int16_pair(r[1], r[3]));
         }
+        const pt_requant8 q = pt_requant8_channel(t->rq, c, kh * kw);
         for (int32_t i = 0; i < t->outputs; i += 16) {
             __m256i a0 = _mm256_setzero_si256(), a1 = a0;
             for (int32_t ky = 0; ky < kh; ky++) {
@@ -85,10 +86,7 @@ void pt_int8_dw_x86_worker_avx2(void *arg)
                 a1 = _mm256_add_epi32(a1, _mm256_add_epi32(_mm256_madd_epi16(e1, w_even[ky]),
                                                            _mm256_madd_epi16(o1, w_odd[ky])));
             }
-            int32_t sums[16];
-            _mm256_storeu_si256((__m256i *)sums, a0);
-            _mm256_storeu_si256((__m256i *)(sums + 8), a1);
-            pt_int8_avx2_requant_row16(t->rq, c, sums, 16, codes + i, 1);
+            _mm_storeu_si128((__m128i *)(codes + i), pt_requant8_codes16(&q, t->rq, c, a0, a1));
         }
         pt_int8_dw_x86_store_rows(t, codes, t->y + u * out_plane, copy_bytes);
     }

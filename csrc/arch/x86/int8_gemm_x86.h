@@ -23,11 +23,6 @@ void pt_int8_pair_rows_avx2(const uint8_t *x, int64_t row_stride, int64_t K, int
 void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                         int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
 
-/* (AVX2) Requantizes the np <= 16 int32 sums acc of channel c into dst (stride ps), exactly as
- * pt_requantize_row. */
-void pt_int8_avx2_requant_row16(const pt_requant *rq, int64_t c, const int32_t acc[16], int64_t np, uint8_t *dst,
-                                int64_t ps);
-
 /* (AVX512-VNNI) Copies the kpairs rows of a k-pair-major panel (ldk int16 per row, `pixels` a multiple of 16)
  * to k quads: quads[kq * 4 * pixels + 4 p + j] = the code of pixel p at k = 4 kq + j (0 past the panel). */
 void pt_int8_avx512vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads);
