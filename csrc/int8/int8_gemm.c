@@ -33,10 +33,12 @@ static int resolve_microkernel(int choice, int isa_level)
     return choice == PT_INT8_MICROKERNEL_AUTO ? level_microkernel(pt_isa_resolve(isa_level)) : choice;
 }
 
+#if PT_ARCH_X86 /* only the x86 dispatch of the depthwise kernel asks (elsewhere it is always the portable one) */
 int pt_int8_team_microkernel(const pt_team *team)
 {
     return resolve_microkernel(team->int8_microkernel, team->isa_level);
 }
+#endif
 
 pt_status pt_int8_set_microkernel(const char *name)
 {
@@ -235,7 +237,11 @@ static void gemm_worker(void *arg)
     pt_chunk(pr->images * p->panels_per_image * p->channel_blocks, 1, &u0, &u1);
     /* Each core packs the channel blocks its units use into its own copy, so the fork needs no barrier:
      * the first channel_blocks units of the range meet every block the core will need. */
-    if (p->simd && p->weight_bytes)
+#if PT_ARCH_X86
+    if (p->simd && p->microkernel != MK_VNNI) /* the VNNI kernel reads the weights unpacked */
+#else
+    if (p->simd)
+#endif
         for (int64_t u = u0; u < u1 && u < u0 + p->channel_blocks; u++) {
             const int64_t b0 = (u % p->channel_blocks) * p->channel_block / 4;
             const int64_t b1 = min64(cdiv(pr->c_out, 4), b0 + p->channel_block / 4);
