@@ -18,26 +18,22 @@ static void copy_bytes(uint8_t *dst, const uint8_t *src, int32_t n)
     _mm512_mask_storeu_epi8((void *)dst, keep, _mm512_maskz_loadu_epi8(keep, (const void *)src));
 }
 
-/* Step 2: T[t] = the 4 bytes of P from byte stride_w * t, for t < words. */
+/* Step 2: T[t] = the 4 bytes of P from byte stride_w * t, for t < words, 16 words from one 64-byte load. */
 static void build_words(const uint8_t *plane, int32_t words, int32_t sw, int32_t *T)
 {
-    if (sw == 1) {
+    if (sw == 1) { /* word c = bytes c..c+3: dwords L..L+3 into 128-bit lane L, then bytes m..m+3 for word 4 L + m */
+        const __m512i dwords = _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
+        const __m512i bytes = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6));
         for (int32_t t = 0; t < words; t += 16) {
-            const uint8_t *p = plane + t;
-            const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-            const __m512i b1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 1)));
-            const __m512i b2 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)));
-            const __m512i b3 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 3)));
-            const __m512i lo = _mm512_or_si512(b0, _mm512_slli_epi32(b1, 8));
-            const __m512i hi = _mm512_or_si512(_mm512_slli_epi32(b2, 16), _mm512_slli_epi32(b3, 24));
-            _mm512_storeu_si512((void *)(T + t), _mm512_or_si512(lo, hi));
+            const __m512i r = _mm512_loadu_si512((const void *)(plane + t));
+            _mm512_storeu_si512((void *)(T + t), _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, r), bytes));
         }
-    } else { /* stride 2: bytes 2t, 2t + 1 are the uint16 at 2t, bytes 2t + 2, 2t + 3 the next one */
+    } else { /* stride 2: word c = bytes 2c..2c+3 = uint16 c and c + 1 */
+        const __m512i pairs = _mm512_set_epi16(16, 15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6,
+                                               6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0);
         for (int32_t t = 0; t < words; t += 16) {
-            const uint8_t *p = plane + 2 * t;
-            const __m512i a = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-            const __m512i b = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + 2)));
-            _mm512_storeu_si512((void *)(T + t), _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+            const __m512i r = _mm512_loadu_si512((const void *)(plane + 2 * t));
+            _mm512_storeu_si512((void *)(T + t), _mm512_permutexvar_epi16(pairs, r));
         }
     }
 }

@@ -16,9 +16,9 @@ int pt_int8_dw_x86_plan(const pt_conv_geometry *g, pt_int8_dw_x86_task *t)
         if (offset > largest_offset) largest_offset = offset;
     }
     const int64_t outputs = round_up(g->h_out * wq, V), words = round_up(outputs + largest_offset, V);
-    /* building the words reads up to 2 bytes past byte stride_w * words */
+    /* building the words reads 64 bytes from byte stride_w * t, t < words (a multiple of 16) */
     int64_t plane_bytes = sh * rows_per_phase * sw * wq;
-    if (plane_bytes < sw * words + 32) plane_bytes = sw * words + 32;
+    if (plane_bytes < sw * words + 64) plane_bytes = sw * words + 64;
     plane_bytes = round_up(plane_bytes, 64);
     const int64_t per_core_bytes = round_up(plane_bytes + 2 * 4 * words + outputs, 64);
     if (per_core_bytes >= INT32_MAX) return 0;
