@@ -4,7 +4,7 @@
 #include "int8_depthwise_x86.h"
 
 #if PT_ARCH_X86
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,popcnt")
 #include <immintrin.h>
 #include <string.h>
 #include "int8_requant_avx512.h"
@@ -46,8 +46,20 @@ void pt_int8_dw_x86_worker_avx512vnni(void *arg)
     const int32_t kh = (int32_t)g->kh, kw = (int32_t)g->kw, sw = (int32_t)g->stride_w;
     uint8_t *plane = t->workspace + pt_core_id() * t->per_core_bytes;
     int32_t *T = (int32_t *)(plane + t->plane_bytes);
-    uint8_t *codes = (uint8_t *)(T + 2 * t->words);
+    uint16_t *keep = (uint16_t *)(T + t->words); /* per vector of flat outputs: its lanes with ow < W_out */
+    uint8_t *codes = (uint8_t *)(keep + t->outputs / 16);
+    /* step 4 for rows shorter than a vector: the valid lanes packed in registers; longer ones: the flat codes
+     * stored, then the rows copied (fewer instructions per output there) */
+    const int pack = g->w_out < 16;
     memset(plane, 0, (size_t)t->plane_bytes); /* the padding stays zero: only the interior is rewritten */
+    {
+        const int32_t valid = (int32_t)g->h_out * t->wq, Wo = (int32_t)g->w_out;
+        for (int32_t i = 0; i < t->outputs; i += 16) {
+            uint32_t m = 0;
+            for (int32_t j = 0; j < 16; j++) m |= (uint32_t)(i + j < valid && (i + j) % t->wq < Wo) << j;
+            keep[i / 16] = (uint16_t)m;
+        }
+    }
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
     int64_t c = u0 % C;
@@ -62,13 +74,23 @@ void pt_int8_dw_x86_worker_avx512vnni(void *arg)
             wrow[ky] = _mm512_set1_epi32((int32_t)bytes);
         }
         const pt_requant16 q = pt_requant16_channel(t->rq, c, kh * kw);
+        uint8_t *y = t->y + u * out_plane;
         for (int32_t i = 0; i < t->outputs; i += 16) {
             __m512i acc = _mm512_setzero_si512();
             for (int32_t ky = 0; ky < kh; ky++)
                 acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(T + i + t->tap_offset[ky])), wrow[ky]);
-            _mm_storeu_si128((__m128i *)(codes + i), pt_requant16_codes(&q, t->rq, c, acc));
+            const __m512i codes32 = pt_requant16_codes32(&q, t->rq, c, acc);
+            if (pack) { /* the codes of the valid columns packed to the front, stored in order */
+                const __mmask16 m = keep[i / 16];
+                const int n = __builtin_popcount(m);
+                const __m512i packed = _mm512_maskz_compress_epi32(m, codes32);
+                _mm_mask_storeu_epi8((void *)y, (__mmask16)((1u << n) - 1), _mm512_cvtepi32_epi8(packed));
+                y += n;
+            } else {
+                _mm_storeu_si128((__m128i *)(codes + i), _mm512_cvtepi32_epi8(codes32));
+            }
         }
-        pt_int8_dw_x86_store_rows(t, codes, t->y + u * out_plane, copy_bytes);
+        if (!pack) pt_int8_dw_x86_store_rows(t, codes, y, copy_bytes);
     }
 }
 #endif

@@ -37,10 +37,10 @@ static inline __m512i pt_requant16_code64(const pt_requant16 *q, __m512i p)
     return _mm512_max_epu64(_mm512_min_epu64(r, q->hi), q->lo);
 }
 
-/* The 16 codes of the sums acc of channel c (q its parameters), exactly as pt_requantize: when every
- * bias-added sum fits in int32 (checked only where one may not), 32 x 32 -> 64-bit products of the even and
- * the odd lanes; otherwise the scalar formula. */
-static inline __m128i pt_requant16_codes(const pt_requant16 *q, const pt_requant *rq, int64_t c, __m512i acc)
+/* The 16 codes of the sums acc of channel c (q its parameters) as int32 lanes, exactly as pt_requantize: when
+ * every bias-added sum fits in int32 (checked only where one may not), 32 x 32 -> 64-bit products of the even
+ * and the odd lanes; otherwise the scalar formula. */
+static inline __m512i pt_requant16_codes32(const pt_requant16 *q, const pt_requant *rq, int64_t c, __m512i acc)
 {
     const __m512i s = _mm512_add_epi32(acc, q->bias);
     /* signed overflow of acc + bias: the sum's sign differs from both operands' signs */
@@ -50,11 +50,17 @@ static inline __m128i pt_requant16_codes(const pt_requant16 *q, const pt_requant
         uint8_t codes[16];
         _mm512_storeu_si512((void *)sums, acc);
         pt_requantize_row(rq, c, sums, 16, codes, 1);
-        return _mm_loadu_si128((const __m128i *)codes);
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)codes));
     }
     const __m512i even = pt_requant16_code64(q, _mm512_mul_epi32(s, q->m));
     const __m512i odd = pt_requant16_code64(q, _mm512_mul_epi32(_mm512_srli_epi64(s, 32), q->m));
-    return _mm512_cvtepi32_epi8(_mm512_or_si512(even, _mm512_slli_epi64(odd, 32))); /* lane order restored */
+    return _mm512_or_si512(even, _mm512_slli_epi64(odd, 32)); /* lane order restored */
+}
+
+/* The same as 16 bytes. */
+static inline __m128i pt_requant16_codes(const pt_requant16 *q, const pt_requant *rq, int64_t c, __m512i acc)
+{
+    return _mm512_cvtepi32_epi8(pt_requant16_codes32(q, rq, c, acc));
 }
 
 #endif
