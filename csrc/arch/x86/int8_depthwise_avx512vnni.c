@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <string.h>
 #include "int8_requant_avx512.h"
+#include "int8_vnni_avx512.h"
 #include "parallel.h"
 
 /* n bytes, 64 at a time, the last (or only) piece through a byte mask */
@@ -78,7 +79,7 @@ void pt_int8_dw_x86_worker_avx512vnni(void *arg)
         for (int32_t i = 0; i < t->outputs; i += 16) {
             __m512i acc = _mm512_setzero_si512();
             for (int32_t ky = 0; ky < kh; ky++)
-                acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512((const void *)(T + i + t->tap_offset[ky])), wrow[ky]);
+                acc = pt_dpbusd(acc, _mm512_loadu_si512((const void *)(T + i + t->tap_offset[ky])), wrow[ky]);
             const __m512i codes32 = pt_requant16_codes32(&q, t->rq, c, acc);
             if (pack) { /* the codes of the valid columns packed to the front, stored in order */
                 const __mmask16 m = keep[i / 16];

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "int_math.h"
 #include "int8_requant_avx512.h"
+#include "int8_vnni_avx512.h"
 
 void pt_int8_avx512vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads)
 {
@@ -50,8 +51,8 @@ static inline __attribute__((always_inline)) void vnni_tile(int mc, const pt_int
             int32_t word;
             memcpy(&word, row[i] + 4 * kq, 4);
             const __m512i a = _mm512_set1_epi32(word);
-            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, a);
-            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, a);
+            acc[i][0] = pt_dpbusd(acc[i][0], b0, a);
+            acc[i][1] = pt_dpbusd(acc[i][1], b1, a);
         }
     }
     if (K % 4) { /* the last quad, read without passing the end of the row */
@@ -61,8 +62,8 @@ static inline __attribute__((always_inline)) void vnni_tile(int mc, const pt_int
             int32_t word = 0;
             memcpy(&word, row[i] + 4 * full_quads, (size_t)(K % 4));
             const __m512i a = _mm512_set1_epi32(word);
-            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, a);
-            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, a);
+            acc[i][0] = pt_dpbusd(acc[i][0], b0, a);
+            acc[i][1] = pt_dpbusd(acc[i][1], b1, a);
         }
     }
     const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
