@@ -130,6 +130,27 @@ def test_conv2d_bit_exact(microkernel, case):
     np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
 
 
+# (c_in, c_out, h, w, k, stride, padding): rows wide enough for the x86 patch rows' vector copies (16 columns at
+# stride 2, any run at stride 1), with the last rows' reads ending at the image's end
+WIDE_CONV_SHAPES = [(3, 5, 37, 70, 3, 2, 1), (2, 3, 9, 67, 3, 2, 0), (1, 4, 5, 40, 2, 1, 1), (3, 2, 8, 129, 4, 2, 2)]
+
+
+@each_microkernel
+@pytest.mark.parametrize("shape", WIDE_CONV_SHAPES, ids=[str(i) for i in range(len(WIDE_CONV_SHAPES))])
+def test_conv2d_wide_rows(microkernel, shape, threads):
+    c_in, c_out, h, w_, k, stride, padding = shape
+    rng = np.random.default_rng(w_)
+    x = rng.integers(0, 256, (2, c_in, h, w_)).astype(np.uint8)
+    w = rng.integers(-128, 128, (c_out, c_in, k, k)).astype(np.int8)
+    acc = conv_accumulators(x, w, (stride, stride), (padding, padding))
+    bias, m, s, lo, hi = random_requant(rng, acc, c_out)
+    with using(microkernel):
+        y = assert_thread_invariant(
+            lambda: Q.int8_conv2d_forward(x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi)
+        )
+    np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
+
+
 @each_microkernel
 @settings(max_examples=80, deadline=None)
 @given(case=conv_cases.filter(fits))

@@ -34,14 +34,17 @@ static void conv_panel(const void *vctx, int64_t img, int64_t p0, int64_t p1, in
 }
 
 #if PT_ARCH_X86
+#include <emmintrin.h>
+#include <string.h>
 #include "int8_gemm_x86.h"
 
 #define X86_PANEL_PIXELS 256 /* the most pixels of a panel built below (the engine's panels are no wider) */
 
 /* Patch element k of pixels [p0, p1) (p1 - p0 <= X86_PANEL_PIXELS) into dst, output row by output row: the
- * columns whose input column is inside the image copied, the rest (and rows outside it) 0. */
-static void conv_patch_row(const pt_conv_geometry *g, const uint8_t *x, int64_t k, int64_t p0, int64_t p1,
-                           uint8_t *dst)
+ * columns whose input column is inside the image copied (column strides 1 and 2 in vectors: SSE2 is the x86-64
+ * baseline), the rest (and rows outside it) 0. x is the image, x_end the end of its planes. */
+static void conv_patch_row(const pt_conv_geometry *g, const uint8_t *x, const uint8_t *x_end, int64_t k, int64_t p0,
+                           int64_t p1, uint8_t *dst)
 {
     const int64_t H = g->h_in, W = g->w_in, Wo = g->w_out, sh = g->stride_h, sw = g->stride_w;
     const int64_t kx = k % g->kw, ky = (k / g->kw) % g->kh, c = k / (g->kw * g->kh);
@@ -58,7 +61,20 @@ static void conv_patch_row(const pt_conv_geometry *g, const uint8_t *x, int64_t 
             const uint8_t *row = x + (c * H + ih) * W + kx - g->pad_w;
             const int64_t a = ow0 > ow_lo ? ow0 : ow_lo, b = ow1 < ow_hi ? ow1 : ow_hi;
             for (int64_t ow = ow0; ow < a && ow < ow1; ow++) out[ow] = 0;
-            for (int64_t ow = a; ow < b; ow++) out[ow] = row[ow * sw];
+            int64_t ow = a;
+            if (sw == 1 && b > a) {
+                memcpy(out + a, row + a, (size_t)(b - a));
+                ow = b;
+            } else if (sw == 2) { /* the even bytes of 32: 16 columns */
+                const __m128i low_byte = _mm_set1_epi16(0xFF);
+                for (; ow + 16 <= b && row + 2 * ow + 32 <= x_end; ow += 16) {
+                    const __m128i lo = _mm_loadu_si128((const __m128i *)(row + 2 * ow));
+                    const __m128i hi = _mm_loadu_si128((const __m128i *)(row + 2 * ow + 16));
+                    _mm_storeu_si128((__m128i *)(out + ow),
+                                     _mm_packus_epi16(_mm_and_si128(lo, low_byte), _mm_and_si128(hi, low_byte)));
+                }
+            }
+            for (; ow < b; ow++) out[ow] = row[ow * sw];
             for (int64_t ow = b > ow0 ? b : ow0; ow < ow1; ow++) out[ow] = 0;
         }
         p += ow1 - ow0;
@@ -77,11 +93,11 @@ static void conv_panel_x86(const void *vctx, int64_t img, int64_t p0, int64_t p1
         return;
     }
     const int64_t K = g->c_in * g->kh * g->kw;
-    const uint8_t *x = ctx->x + img * g->c_in * g->h_in * g->w_in;
+    const uint8_t *x = ctx->x + img * g->c_in * g->h_in * g->w_in, *x_end = x + g->c_in * g->h_in * g->w_in;
     uint8_t rows[2][X86_PANEL_PIXELS];
     for (int64_t k = 0; k < K; k += 2, panel += kpair_stride) {
         const int64_t pair = K - k < 2 ? K - k : 2;
-        for (int64_t j = 0; j < pair; j++) conv_patch_row(g, x, k + j, p0, p1, rows[j]);
+        for (int64_t j = 0; j < pair; j++) conv_patch_row(g, x, x_end, k + j, p0, p1, rows[j]);
         pt_int8_pair_rows_avx2(rows[0], X86_PANEL_PIXELS, pair, p1 - p0, panel, kpair_stride);
     }
 }
