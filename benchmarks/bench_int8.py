@@ -4,19 +4,21 @@ Two ways to run it (from the repository root, after building in place):
 
     python -m pytest benchmarks/bench_int8.py --benchmark-group-by=group    # pytest-benchmark tables
     python benchmarks/bench_int8.py --json int8_vs_fp32.json                # side-by-side ratios (JSON + table)
+    python benchmarks/bench_int8.py --table int8_vs_fp32.json               # the table of a stored run
 
 The second form interleaves the FP32 and INT8 calls of each layer round by round (the machine is shared
 and noisy), reports medians and best rounds, the INT8/FP32 time ratio per layer and for the
 whole stage (timed as a chain, and as the sum of the layers' best rounds), and the GOP/s (2 x MACs / time).
 FP32 is the float kernel with its bias (BN folded); INT8 includes the requantization and the ReLU clip.
 Output and workspace buffers are reused (out=). Threads:
-PULPTRAIN_BENCH_THREADS (default 1).
+PULPTRAIN_BENCH_THREADS (default 1). The ISA level is the package's (PULPTRAIN_ISA=generic|avx2|avx512 forces
+one); the JSON stores it with the machine, build, commit and date.
 """
 
 import argparse
 import json
 import os
-import platform
+import sys
 import time
 
 import numpy as np
@@ -96,9 +98,17 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", default="int8_vs_fp32.json", help="where to write the results")
+    parser.add_argument("--table", metavar="JSON", help="print the table of a stored run and exit (runs nothing)")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the benchmarks package
+    if args.table:
+        with open(args.table) as f:
+            print_table(json.load(f))
+        return
+    from benchmarks.machine import machine_info
+
     set_threads()
     rows, stage_fp32, stage_int8 = [], [], []
     for layer in tqdm(FROZEN_STAGE, desc="layers"):
@@ -132,8 +142,9 @@ def main():
     )
     result = {
         "threads": pulptrain.get_num_threads(),
+        "isa": pulptrain.cpu_info()["isa"],
         "int8_microkernel": Q.get_int8_microkernel(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_info(),
         "rounds": args.rounds,
         "repeats": args.repeats,
         "layers": rows,
@@ -155,10 +166,23 @@ def main():
     }
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
+    print_table(result)
+
+
+def print_table(result):
+    """The markdown table of a run (main's result dict), after a line naming the machine and the run."""
+    machine = result["machine"]
+    if isinstance(machine, dict):
+        from benchmarks.machine import machine_line
+
+        print(f"Machine: {machine_line(machine)}.")
     print(
-        f"threads {result['threads']}, INT8 microkernel {result['int8_microkernel']}, {args.rounds} interleaved "
-        f"rounds: median ms (best ms); GOP/s and the best ratio from the best rounds"
+        f"ISA level {result.get('isa', '?')}, threads {result['threads']}, INT8 microkernel "
+        f"{result['int8_microkernel']}, {result['rounds']} interleaved rounds of {result['repeats']} calls: median ms "
+        f"(best ms); GOP/s and the best ratio from the best rounds"
     )
+    print()
+    rows = result["layers"]
     print("| idx | layer | MACs | FP32 ms | INT8 ms | INT8/FP32 median | INT8/FP32 best | FP32 GOP/s | INT8 GOP/s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -130,9 +130,31 @@ def test_conv2d_bit_exact(microkernel, case):
     np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
 
 
+# (c_in, c_out, h, w, k, stride, padding): rows wide enough for the x86 patch rows' vector copies (16 columns at
+# stride 2, any run at stride 1), with the last rows' reads ending at the image's end
+WIDE_CONV_SHAPES = [(3, 5, 37, 70, 3, 2, 1), (2, 3, 9, 67, 3, 2, 0), (1, 4, 5, 40, 2, 1, 1), (3, 2, 8, 129, 4, 2, 2)]
+
+
+@each_microkernel
+@pytest.mark.parametrize("shape", WIDE_CONV_SHAPES, ids=[str(i) for i in range(len(WIDE_CONV_SHAPES))])
+def test_conv2d_wide_rows(microkernel, shape, threads):
+    c_in, c_out, h, w_, k, stride, padding = shape
+    rng = np.random.default_rng(w_)
+    x = rng.integers(0, 256, (2, c_in, h, w_)).astype(np.uint8)
+    w = rng.integers(-128, 128, (c_out, c_in, k, k)).astype(np.int8)
+    acc = conv_accumulators(x, w, (stride, stride), (padding, padding))
+    bias, m, s, lo, hi = random_requant(rng, acc, c_out)
+    with using(microkernel):
+        y = assert_thread_invariant(
+            lambda: Q.int8_conv2d_forward(x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi)
+        )
+    np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
+
+
+@each_microkernel
 @settings(max_examples=80, deadline=None)
 @given(case=conv_cases.filter(fits))
-def test_depthwise_bit_exact(case):
+def test_depthwise_bit_exact(microkernel, case):
     rng = np.random.default_rng(case["seed"])
     c = case["c_in"]
     x = rng.integers(0, 256, (case["n"], c, case["h"], case["w"])).astype(np.uint8)
@@ -140,8 +162,59 @@ def test_depthwise_bit_exact(case):
     stride, padding = (case["sh"], case["sw"]), (case["ph"], case["pw"])
     acc = conv_accumulators(x, w, stride, padding, depthwise=True)
     bias, m, s, lo, hi = random_requant(rng, acc, c)
-    y = Q.int8_depthwise_conv2d_forward(x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi)
+    with using(microkernel):
+        y = Q.int8_depthwise_conv2d_forward(x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi)
     np.testing.assert_array_equal(y, requantize(acc, bias, m, s, lo, hi))
+
+
+# (n, c, h, w, kh, kw, stride, padding): the x86 depthwise workers' cases (kw <= 4, column stride 1 or 2; taller
+# kernels, kw > 4 and stride 3 take the portable worker) with tiny planes, odd sizes, channel counts off the
+# vector widths, planes wider than one 64-byte row copy, and large biases that overflow int32 in the requant
+DEPTHWISE_SHAPES = [
+    (1, 1, 1, 1, 3, 3, 1, 1),
+    (2, 5, 1, 1, 1, 1, 1, 0),
+    (1, 7, 2, 2, 3, 3, 1, 1),
+    (1, 17, 3, 3, 3, 3, 2, 1),
+    (2, 3, 4, 4, 3, 3, 2, 1),
+    (1, 33, 4, 4, 3, 3, 1, 1),
+    (1, 9, 8, 8, 3, 3, 1, 1),
+    (1, 9, 9, 7, 3, 3, 2, 1),
+    (1, 4, 16, 16, 3, 3, (2, 1), (1, 0)),
+    (1, 3, 13, 11, 2, 4, (1, 2), (0, 2)),
+    (1, 2, 5, 70, 3, 3, 1, 1),
+    (1, 2, 6, 131, 4, 1, 2, (1, 0)),
+    (1, 3, 7, 9, 17, 3, 1, (8, 1)),
+    (1, 3, 7, 9, 3, 5, 1, 2),
+    (1, 3, 10, 10, 3, 3, 3, 1),
+]
+
+
+@pytest.mark.parametrize("level", pulptrain.cpu_info()["available"])
+@each_microkernel
+@pytest.mark.parametrize("shape", DEPTHWISE_SHAPES, ids=[str(i) for i in range(len(DEPTHWISE_SHAPES))])
+def test_depthwise_shapes_at_every_level(level, microkernel, shape, threads):
+    from pulptrain import _C as C
+
+    n, c, h, w_, kh, kw, stride, padding = shape
+    rng = np.random.default_rng(len(DEPTHWISE_SHAPES) * c + h)
+    x = rng.integers(0, 256, (n, c, h, w_)).astype(np.uint8)
+    w = rng.integers(-128, 128, (c, 1, kh, kw)).astype(np.int8)
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)
+    acc = conv_accumulators(x, w, pair(stride), pair(padding), depthwise=True)
+    bias, m, s, lo, hi = random_requant(rng, acc, c)
+    bias[0] = 2**31 - 1 - int(rng.integers(0, 100))  # acc + bias leaves int32 for the positive sums
+    expected = requantize(acc, bias, m, s, lo, hi)
+    C.set_isa(level)
+    try:
+        with using(microkernel):
+            y = assert_thread_invariant(
+                lambda: Q.int8_depthwise_conv2d_forward(
+                    x, w, bias, m, s, stride=stride, padding=padding, clip_min=lo, clip_max=hi
+                )
+            )
+    finally:
+        C.set_isa("auto")
+    np.testing.assert_array_equal(y, expected)
 
 
 @each_microkernel

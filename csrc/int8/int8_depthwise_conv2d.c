@@ -30,6 +30,20 @@ typedef struct {
     int64_t hp, wq, plane_elems, acc_elems, per_core_bytes;
 } dw_plan;
 
+#if PT_INT8_DW_API && PT_ARCH_X86
+#include "int8_depthwise_x86.h"
+#include "int8_gemm.h"
+
+/* The x86 worker for a team (the one of its INT8 microkernel family, AVX2 or AVX512-VNNI) with t's layout
+ * filled, or NULL where the portable worker runs (the portable family, or a shape the x86 kernels leave). */
+static pt_task_fn x86_worker(const pt_team *team, const pt_conv_geometry *g, pt_int8_dw_x86_task *t)
+{
+    const int family = pt_int8_team_microkernel(team);
+    if (family == PT_INT8_MK_PORTABLE || !pt_int8_dw_x86_plan(g, t)) return NULL;
+    return family == PT_INT8_MK_VNNI ? pt_int8_dw_x86_worker_avx512vnni : pt_int8_dw_x86_worker_avx2;
+}
+#endif
+
 #if PT_INT8_DW_API
 static dw_plan make_plan(const pt_conv_geometry *g)
 {
@@ -46,6 +60,10 @@ int64_t pt_int8_depthwise_conv2d_forward_workspace_bytes(const pt_team *team, co
 {
     if (pt_team_check(team) != PT_OK) return 0;
     if (g == NULL) return 0;
+#if PT_ARCH_X86
+    pt_int8_dw_x86_task t;
+    if (x86_worker(team, g, &t)) return t.per_core_bytes * team->num_threads;
+#endif
     return make_plan(g).per_core_bytes * team->num_threads;
 }
 #endif
@@ -204,6 +222,18 @@ pt_status pt_int8_depthwise_conv2d_forward(const pt_team *team, const pt_conv_ge
     }
     pt_status st = pt_requant_check(rq, g->c_out);
     if (st != PT_OK) return st;
+#if PT_ARCH_X86
+    {
+        pt_int8_dw_x86_task xt;
+        const pt_task_fn worker = x86_worker(team, g, &xt);
+        if (worker) {
+            if (workspace_bytes < xt.per_core_bytes * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
+            xt.g = g, xt.x = x, xt.w = w, xt.rq = rq, xt.y = y, xt.workspace = (uint8_t *)workspace;
+            pt_parallel(team, worker, &xt);
+            return PT_OK;
+        }
+    }
+#endif
     dw_task t = {g, make_plan(g), x, w, rq, y, (uint8_t *)workspace};
     if (workspace_bytes < t.plan.per_core_bytes * team->num_threads) return PT_ERR_WORKSPACE_TOO_SMALL;
     pt_parallel(team, level_worker(team), &t);

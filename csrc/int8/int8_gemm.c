@@ -11,7 +11,7 @@
 #define MAX_PANEL_PIXELS 256
 
 /* Ordered by what they need, so the microkernels this CPU can run are a prefix of the list. */
-enum { MK_PORTABLE = 0, MK_AVX2 = 1, MK_VNNI = 2 };
+enum { MK_PORTABLE = PT_INT8_MK_PORTABLE, MK_AVX2 = PT_INT8_MK_AVX2, MK_VNNI = PT_INT8_MK_VNNI };
 static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avx512vnni-8x32"};
 /* the default of pt_team_default() only: kernels use their team's choice */
 static int default_microkernel = PT_INT8_MICROKERNEL_AUTO;
@@ -32,6 +32,13 @@ static int resolve_microkernel(int choice, int isa_level)
 {
     return choice == PT_INT8_MICROKERNEL_AUTO ? level_microkernel(pt_isa_resolve(isa_level)) : choice;
 }
+
+#if PT_ARCH_X86 /* only the x86 dispatch of the depthwise kernel asks (elsewhere it is always the portable one) */
+int pt_int8_team_microkernel(const pt_team *team)
+{
+    return resolve_microkernel(team->int8_microkernel, team->isa_level);
+}
+#endif
 
 pt_status pt_int8_set_microkernel(const char *name)
 {
@@ -166,6 +173,9 @@ typedef struct {
     int microkernel, simd; /* simd: an x86 microkernel (k-pair-major panel, packed weights) */
     int64_t kpairs, panel_pixels, padded_pixels, panels_per_image, channel_block, channel_blocks;
     int64_t weight_bytes, per_core_bytes;
+#if PT_ARCH_X86
+    int64_t quad_bytes; /* the VNNI kernel's uint8 k-quad copy of the panel (it reads the weights unpacked) */
+#endif
 } gemm_plan;
 
 static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, int64_t K, int64_t c_out)
@@ -184,6 +194,15 @@ static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, 
     p.channel_blocks = cdiv(c_out, p.channel_block);
     p.weight_bytes = p.simd ? cdiv(cdiv(c_out, 4) * p.kpairs * 16, 64) * 64 : 0;
     p.per_core_bytes = p.weight_bytes + cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
+#if PT_ARCH_X86
+    p.quad_bytes = 0;
+    if (p.microkernel == MK_VNNI) {
+        p.per_core_bytes -= p.weight_bytes;
+        p.weight_bytes = 0;
+        p.quad_bytes = cdiv(p.padded_pixels * cdiv(K, 4) * 4, 64) * 64;
+        p.per_core_bytes += p.quad_bytes;
+    }
+#endif
     return p;
 }
 
@@ -209,13 +228,20 @@ static void gemm_worker(void *arg)
     uint8_t *mine = t->workspace + pt_core_id() * p->per_core_bytes;
     int32_t *wpack = (int32_t *)mine;
     int16_t *panel = (int16_t *)(mine + p->weight_bytes);
+#if PT_ARCH_X86
+    uint8_t *quads = mine + p->per_core_bytes - p->quad_bytes;
+#endif
     /* element strides of the panel: k-pair-major for the simd kernel, pixel-major for the portable one */
     const int64_t pixel_stride = p->simd ? 2 : 2 * p->kpairs, kpair_stride = p->simd ? 2 * p->padded_pixels : 2;
     int64_t u0, u1, built = -1;
     pt_chunk(pr->images * p->panels_per_image * p->channel_blocks, 1, &u0, &u1);
     /* Each core packs the channel blocks its units use into its own copy, so the fork needs no barrier:
      * the first channel_blocks units of the range meet every block the core will need. */
+#if PT_ARCH_X86
+    if (p->simd && p->microkernel != MK_VNNI) /* the VNNI kernel reads the weights unpacked */
+#else
     if (p->simd)
+#endif
         for (int64_t u = u0; u < u1 && u < u0 + p->channel_blocks; u++) {
             const int64_t b0 = (u % p->channel_blocks) * p->channel_block / 4;
             const int64_t b1 = min64(cdiv(pr->c_out, 4), b0 + p->channel_block / 4);
@@ -230,13 +256,17 @@ static void gemm_worker(void *arg)
             if ((pr->K & 1) || p1 - p0 < p->padded_pixels) /* padding must read as 0 */
                 memset(panel, 0, (size_t)(p->padded_pixels * p->kpairs * 4));
             pr->build_panel(pr->ctx, img, p0, p1, panel, pixel_stride, kpair_stride);
+#if PT_ARCH_X86
+            if (p->microkernel == MK_VNNI)
+                pt_int8_avx512vnni_quads(panel, kpair_stride, p->kpairs, p->padded_pixels, quads);
+#endif
             built = image_panel;
         }
         const int64_t c0 = cb * p->channel_block, c1 = min64(pr->c_out, c0 + p->channel_block);
         uint8_t *y = pr->y + img * pr->y_img_stride + p0 * pr->y_pixel_stride;
 #if PT_ARCH_X86
         if (p->microkernel == MK_VNNI) {
-            pt_int8_avx512vnni_tiles(pr, c0, c1, wpack, p->kpairs, panel, kpair_stride, p1 - p0, y);
+            pt_int8_avx512vnni_tiles(pr, c0, c1, quads, 4 * p->padded_pixels, p1 - p0, y);
             continue;
         }
         if (p->microkernel == MK_AVX2) {

@@ -65,4 +65,9 @@ int pt_int8_get_default_microkernel(void);
 /* Names this CPU can run, NULL past the end. */
 const char *pt_int8_microkernel_name(int index);
 
+/* The microkernel family a team's INT8 kernels run: its choice, or "auto" resolved for its ISA level (the
+ * depthwise kernel's x86 dispatch follows it too; defined in x86 builds only). */
+enum { PT_INT8_MK_PORTABLE = 0, PT_INT8_MK_AVX2 = 1, PT_INT8_MK_VNNI = 2 };
+int pt_int8_team_microkernel(const pt_team *team);
+
 #endif

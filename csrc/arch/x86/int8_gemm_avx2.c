@@ -1,13 +1,13 @@
-/* The x86 AVX2 part of the INT8 engine (int8_gemm.c): weight-pair packing, the 4 x 16 vpmaddwd microkernel and
- * the vectorised requantization. Host only: a RISC-V build leaves this file out (it compiles to nothing off
+/* The x86 AVX2 part of the INT8 engine (int8_gemm.c): weight-pair packing, panels of pixel rows, and the 4 x 16
+ * vpmaddwd microkernel, requantized from its registers (int8_requant_avx2.h). Host only: a RISC-V build leaves this file out (it compiles to nothing off
  * x86), and int8_gemm.c calls it only where the CPU has AVX2. */
 #include "int8_gemm_x86.h"
 
 #if PT_ARCH_X86
 #pragma GCC target("avx2")
 #include <immintrin.h>
-#include <string.h>
 #include "int_math.h"
+#include "int8_requant_avx2.h"
 
 /* Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into dst: 16 int8 of each row become
  * 8 int16 pairs (int32), and a 4 x 8 transpose of those words gives 4 words per k pair. */
@@ -31,8 +31,43 @@ void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst
     }
 }
 
-/* acc[i][j] = sum_kp madd(w pair of channel i, x pair of pixel j), 4 channels x 16 pixels. */
-static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64_t ldk, int32_t acc[4][16])
+void pt_int8_pair_rows_avx2(const uint8_t *x, int64_t row_stride, int64_t K, int64_t np, int16_t *panel,
+                            int64_t kpair_stride)
+{
+    for (int64_t kp = 0; kp < (K + 1) / 2; kp++, panel += kpair_stride) {
+        const uint8_t *a = x + 2 * kp * row_stride, *b = a + row_stride;
+        const int has_b = 2 * kp + 1 < K;
+        int64_t p = 0;
+        for (; p + 8 <= np; p += 8) {
+            const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + p)));
+            const __m256i hi = has_b ? _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + p)))
+                                     : _mm256_setzero_si256();
+            _mm256_storeu_si256((__m256i *)(panel + 2 * p), _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+        }
+        for (; p < np; p++) {
+            panel[2 * p] = a[p];
+            panel[2 * p + 1] = has_b ? b[p] : 0;
+        }
+    }
+}
+
+/* The 16 codes into dst (pixel stride ps), the first n of them. */
+static inline void store_codes(__m128i codes, int64_t n, uint8_t *dst, int64_t ps)
+{
+    if (ps == 1 && n == 16) {
+        _mm_storeu_si128((__m128i *)dst, codes);
+    } else {
+        uint8_t bytes[16];
+        _mm_storeu_si128((__m128i *)bytes, codes);
+        for (int64_t j = 0; j < n; j++) dst[j * ps] = bytes[j];
+    }
+}
+
+/* Channels [c, c + channels) (channels <= 4) x n <= 16 pixels into y (at channel c and the tile's first pixel):
+ * the sums sum_kp madd(w pair of channel i, x pair of pixel j), 4 channels x 16 pixels in 8 registers, then
+ * requantized from the registers. */
+static void avx2_4x16(const pt_int8_gemm_problem *pr, int64_t c, int64_t channels, int64_t kpairs, const int32_t *wp,
+                      const int16_t *x, int64_t ldk, int64_t n, uint8_t *y)
 {
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
     __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -52,74 +87,21 @@ static void avx2_4x16(int64_t kpairs, const int32_t *wp, const int16_t *x, int64
         c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
         c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
     }
-    _mm256_storeu_si256((__m256i *)acc[0], c00); _mm256_storeu_si256((__m256i *)(acc[0] + 8), c01);
-    _mm256_storeu_si256((__m256i *)acc[1], c10); _mm256_storeu_si256((__m256i *)(acc[1] + 8), c11);
-    _mm256_storeu_si256((__m256i *)acc[2], c20); _mm256_storeu_si256((__m256i *)(acc[2] + 8), c21);
-    _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
-}
-
-/* Requantizes 16 int32 sums of channel c (two vectors of 8 pixels) to 16 codes, exactly as
- * pt_requantize, when every bias-added sum fits in int32 (then |p| < 2^62 and 32x32->64-bit products
- * suffice); returns 0 without writing when one does not (the caller falls back to the scalar path). */
-static int avx2_requant16(const pt_requant *rq, int64_t c, __m256i a0, __m256i a1, uint8_t out[16])
-{
-    const __m256i bias = _mm256_set1_epi32(rq->bias ? rq->bias[c] : 0);
-    const __m256i s0 = _mm256_add_epi32(a0, bias), s1 = _mm256_add_epi32(a1, bias);
-    /* signed overflow of a + b: the sum's sign differs from both operands' signs */
-    const __m256i ov = _mm256_or_si256(_mm256_and_si256(_mm256_xor_si256(s0, a0), _mm256_xor_si256(s0, bias)),
-                                       _mm256_and_si256(_mm256_xor_si256(s1, a1), _mm256_xor_si256(s1, bias)));
-    if (_mm256_movemask_ps(_mm256_castsi256_ps(ov))) return 0;
-    const int s = rq->shift[c];
-    const __m256i m = _mm256_set1_epi64x(rq->multiplier[c]);
-    const __m256i half = _mm256_set1_epi64x(s ? (int64_t)1 << (s - 1) : 0);
-    const __m128i count = _mm_cvtsi32_si128(s);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i lo = _mm256_set1_epi64x(rq->clip_min), hi = _mm256_set1_epi64x(rq->clip_max);
-    __m256i r[4];
-    const __m256i parts[4] = {s0, _mm256_srli_epi64(s0, 32), s1, _mm256_srli_epi64(s1, 32)};
-    for (int i = 0; i < 4; i++) {
-        const __m256i p = _mm256_mul_epi32(parts[i], m); /* lanes 0, 2, 4, 6 (even) or 1, 3, 5, 7 (odd) */
-        __m256i q = _mm256_srl_epi64(_mm256_add_epi64(p, half), count);
-        q = _mm256_and_si256(q, _mm256_cmpgt_epi64(p, zero));     /* p <= 0 -> 0 */
-        q = _mm256_blendv_epi8(q, hi, _mm256_cmpgt_epi64(q, hi)); /* min(q, hi) */
-        r[i] = _mm256_blendv_epi8(q, lo, _mm256_cmpgt_epi64(lo, q)); /* max(q, lo) */
+    const __m256i acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
+    for (int64_t i = 0; i < channels; i++) {
+        const pt_requant8 q = pt_requant8_channel(pr->rq, c + i, pr->K);
+        store_codes(pt_requant8_codes16(&q, pr->rq, c + i, acc[i][0], acc[i][1]), n, y + (c + i) * cs, ps);
     }
-    /* interleave even and odd lanes back into pixel order, then narrow to bytes */
-    const __m256i y0 = _mm256_or_si256(r[0], _mm256_slli_epi64(r[1], 32));
-    const __m256i y1 = _mm256_or_si256(r[2], _mm256_slli_epi64(r[3], 32));
-    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(y0, y1), 0xD8);
-    _mm_storeu_si128((__m128i *)out, _mm_packus_epi16(_mm256_castsi256_si128(w16),
-                                                      _mm256_extracti128_si256(w16, 1)));
-    return 1;
 }
 
 void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                        int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y)
 {
-    const int64_t cs = pr->y_channel_stride, ps = pr->y_pixel_stride;
-    for (int64_t c = c0; c < c1; c += 4) { /* c0 is a multiple of 4 */
-        const int64_t mc = min64(4, c1 - c);
-        for (int64_t p = 0; p < np; p += PT_INT8_AVX2_PIXELS) {
-            const int64_t mp = min64(PT_INT8_AVX2_PIXELS, np - p);
-            int32_t acc[4][16];
-            avx2_4x16(kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk, acc);
-            for (int64_t i = 0; i < mc; i++)
-                pt_int8_avx2_requant_row16(pr->rq, c + i, acc[i], mp, y + (c + i) * cs + p * ps, ps);
-        }
-    }
-}
-
-void pt_int8_avx2_requant_row16(const pt_requant *rq, int64_t c, const int32_t acc[16], int64_t np, uint8_t *dst,
-                                int64_t ps)
-{
-    uint8_t codes[16];
-    if (!avx2_requant16(rq, c, _mm256_loadu_si256((const __m256i *)acc), _mm256_loadu_si256((const __m256i *)(acc + 8)),
-                        codes)) {
-        pt_requantize_row(rq, c, acc, np, dst, ps);
-    } else if (ps == 1 && np == 16) {
-        memcpy(dst, codes, 16);
-    } else {
-        for (int64_t j = 0; j < np; j++) dst[j * ps] = codes[j];
-    }
+    const int64_t ps = pr->y_pixel_stride;
+    for (int64_t c = c0; c < c1; c += 4) /* c0 is a multiple of 4 */
+        for (int64_t p = 0; p < np; p += PT_INT8_AVX2_PIXELS)
+            avx2_4x16(pr, c, min64(4, c1 - c), kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk,
+                      min64(PT_INT8_AVX2_PIXELS, np - p), y + p * ps);
 }
 #endif

@@ -14,18 +14,24 @@
 /* (AVX2) Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into 4 int32 words per k pair. */
 void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst);
 
+/* (AVX2) A k-pair-major panel (pixel_stride 2) of np pixels of rows x[k * row_stride + p], k < K (uint8 codes:
+ * the pointwise layer's channels): pair row kp holds (x[2 kp][p], x[2 kp + 1][p]) as int16, 0 past K. */
+void pt_int8_pair_rows_avx2(const uint8_t *x, int64_t row_stride, int64_t K, int64_t np, int16_t *panel,
+                            int64_t kpair_stride);
+
 /* (AVX2) Output channels [c0, c1) (c0 a multiple of 4) x np panel pixels: 4 x 16 tiles, requantized into y. */
 void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                         int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
 
-/* (AVX2) Requantizes the np <= 16 int32 sums acc of channel c into dst (stride ps), exactly as
- * pt_requantize_row. */
-void pt_int8_avx2_requant_row16(const pt_requant *rq, int64_t c, const int32_t acc[16], int64_t np, uint8_t *dst,
-                                int64_t ps);
+/* (AVX512-VNNI) Copies the kpairs rows of a k-pair-major panel (ldk int16 per row, `pixels` a multiple of 16)
+ * to k quads: quads[kq * 4 * pixels + 4 p + j] = the code of pixel p at k = 4 kq + j (0 past the panel). */
+void pt_int8_avx512vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads);
 
-/* (AVX512-VNNI) The same as pt_int8_avx2_tiles with 8 x 32 tiles of vpdpwssd (panel padded to 32 pixels). */
-void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
-                              int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
+/* (AVX512-VNNI) Output channels [c0, c1) x np quad-panel pixels (ldq bytes per k quad, padded to 32 pixels): 8 x 32
+ * tiles of vpdpbusd (4 uint8 codes times 4 int8 weights of the unpacked rows of pr->w per int32 lane),
+ * requantized into y. */
+void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const uint8_t *quads,
+                              int64_t ldq, int64_t np, uint8_t *y);
 #endif
 
 #endif
