@@ -184,6 +184,12 @@ int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
     return ALIGN_SLACK + kc * (mc + nc) + (int64_t)v->mr * v->nr + 2 * (mc + nc + kc) + 2;
 }
 
+/* dst[0..n) = src[0..n) with a 32-bit counter (64-bit ones cost a carry per step on rv32) */
+static inline __attribute__((always_inline)) void copy_floats(float *restrict dst, const float *restrict src, int n)
+{
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
 /* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel (row offsets rowoff[0..kc), column offsets
  * coloff[0..cols)), zero beyond column cols. A transposed B (unit row stride) is copied column by column,
  * so each source column is read sequentially instead of one cache line per element. */
@@ -191,11 +197,14 @@ static void pack_b_panel(const pt_view *B, const int64_t *restrict rowoff, int64
                          int64_t cols, int nr, float *restrict out)
 {
     if (B->col_stride == 1 && coloff[cols - 1] - coloff[0] == cols - 1) {
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = B->data + rowoff[p] + coloff[0];
-            float *dst = out + p * nr;
-            for (int64_t c = 0; c < cols; c++) dst[c] = src[c];
-            for (int64_t c = cols; c < nr; c++) dst[c] = 0.0f;
+        const float *base = B->data + coloff[0];
+        if (cols == nr && nr == 4) { /* the scalar targets' tile: a constant-size copy per row */
+            for (int64_t p = 0; p < kc; p++, out += 4) copy_floats(out, base + rowoff[p], 4);
+            return;
+        }
+        for (int64_t p = 0; p < kc; p++, out += nr) {
+            copy_floats(out, base + rowoff[p], (int)cols);
+            for (int c = (int)cols; c < nr; c++) out[c] = 0.0f;
         }
         return;
     }
@@ -304,6 +313,13 @@ static void gemm_naive(int64_t K, const pt_view *A, const pt_view *B, const pt_v
 static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
 {
     if (A->row_block != BIG_BLOCK || A->col_block != BIG_BLOCK) return 0;
+#if !PT_ARCH_SIMD8
+    /* A scalar target (rv32imfc; PULP's L1 is a scratchpad, no cache sets to alias): the scalar tiles read a
+     * row-major A with constant offsets and a column-major one with one pointer step per K step, so packing
+     * it (about 10 instructions per element on rv32) never pays. */
+    (void)cols; (void)nr;
+    return A->col_stride == 1 || A->row_stride == 1;
+#else
     /* A row-major A whose rows are a multiple of 4 KiB apart puts the MR rows of a tile in one L1 set: with
      * many column panels reusing the block, packing it pays (pw 1024->1024 4x4 batch-16 forward 9.5 -> 7.9 ms). */
     if (A->col_stride == 1) return A->row_stride % 1024 != 0 || cols <= 8 * nr;
@@ -312,6 +328,7 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
      * (batch-1 pointwise grad_input: 1024->1024 at 4x4 0.55 ms in place against 1.07 ms packed, 512->512
      * at 8x8 0.44 against 0.54 ms). */
     return A->row_stride == 1 && cols <= 4 * nr;
+#endif
 }
 
 #define OUTER_K 4 /* products with K up to this are outer products (see plan_operands) */
