@@ -1,5 +1,9 @@
 /* The portable tile families: the scalar tiles (for targets without SIMD: rv32imf has 32 FP registers, and
  * 4x4 leaves room for the operands) and the 8-float vector tiles at the build's baseline ISA. */
+/* zeroing and copy loops stay inline instead of becoming memset / memcpy calls (picolibc's are byte loops) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include <stddef.h>
 #define PT_TILES_SUFFIX generic
 #include "matmul_vec_tiles.inc"
@@ -46,41 +50,55 @@
         for (; p < kc; p++) chain_step_##MR##x##NR(ar, one_a, rs_a, cs_a, &b, ldb, acc);                         \
     }                                                                                                            \
                                                                                                                  \
-    static void tile_##MR##x##NR(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,                \
-                                 const float *restrict b, int64_t ldb, float *const *crow,                       \
-                                 const float *rb, const float *cb, int mode)                                     \
+    static void column_##MR##x##NR(int64_t tiles, int64_t kc, const float *restrict a, int64_t a_step,           \
+                                   int64_t rs_a, int64_t cs_a, const float *restrict b, int64_t ldb,             \
+                                   float *const *crow, int64_t col, const float *rb, int64_t rb_step,            \
+                                   const float *cb, int mode)                                                    \
     {                                                                                                            \
-        float acc[MR][NR];                                                                                       \
-        PT_UNROLL for (int r = 0; r < MR; r++) PT_UNROLL for (int c = 0; c < NR; c++) acc[r][c] = 0.0f;          \
         const int k = (int)kc; /* at most one K block */                                                         \
-        if (rs_a == 1 && cs_a == MR) {                                                                           \
-            if (ldb == NR)                                                                                       \
-                chain_##MR##x##NR(k, a, 1, 1, MR, b, NR, acc);                                                   \
-            else                                                                                                 \
-                chain_##MR##x##NR(k, a, 1, 1, MR, b, (ptrdiff_t)ldb, acc);                                       \
-        } else if (cs_a == 1) {                                                                                  \
-            if (ldb == NR)                                                                                       \
-                chain_##MR##x##NR(k, a, 0, (ptrdiff_t)rs_a, 1, b, NR, acc);                                      \
-            else                                                                                                 \
-                chain_##MR##x##NR(k, a, 0, (ptrdiff_t)rs_a, 1, b, (ptrdiff_t)ldb, acc);                          \
-        } else if (rs_a == 1) { /* a column-major A (a transposed weight) read in place */                       \
-            chain_##MR##x##NR(k, a, 1, 1, (ptrdiff_t)cs_a, b, (ptrdiff_t)ldb, acc);                              \
-        } else {                                                                                                 \
-            chain_##MR##x##NR(k, a, 0, (ptrdiff_t)rs_a, (ptrdiff_t)cs_a, b, (ptrdiff_t)ldb, acc);                \
-        }                                                                                                        \
-        PT_UNROLL for (int r = 0; r < MR; r++) {                                                                 \
-            float *restrict d = crow[r];                                                                         \
-            PT_UNROLL for (int c = 0; c < NR; c++) {                                                             \
-                switch (mode) {                                                                                  \
-                case TILE_STORE: d[c] = acc[r][c]; break;                                                        \
-                case TILE_FIRST: d[c] = (acc[r][c] + rb[r]) + cb[c]; break;                                      \
-                case TILE_FIRST_ADD: d[c] += (acc[r][c] + rb[r]) + cb[c]; break;                                 \
-                default: d[c] += acc[r][c]; break;                                                               \
+        for (int64_t t = 0; t < tiles; t++, a += a_step, crow += MR, rb += rb_step) {                            \
+            float acc[MR][NR];                                                                                   \
+            PT_UNROLL for (int r = 0; r < MR; r++) PT_UNROLL for (int c = 0; c < NR; c++) acc[r][c] = 0.0f;      \
+            if (rs_a == 1 && cs_a == MR) {                                                                       \
+                if (ldb == NR)                                                                                   \
+                    chain_##MR##x##NR(k, a, 1, 1, MR, b, NR, acc);                                               \
+                else                                                                                             \
+                    chain_##MR##x##NR(k, a, 1, 1, MR, b, (ptrdiff_t)ldb, acc);                                   \
+            } else if (cs_a == 1) {                                                                              \
+                if (ldb == NR)                                                                                   \
+                    chain_##MR##x##NR(k, a, 0, (ptrdiff_t)rs_a, 1, b, NR, acc);                                  \
+                else                                                                                             \
+                    chain_##MR##x##NR(k, a, 0, (ptrdiff_t)rs_a, 1, b, (ptrdiff_t)ldb, acc);                      \
+            } else if (rs_a == 1) { /* a column-major A (a transposed weight) read in place */                   \
+                if (ldb == NR)                                                                                   \
+                    chain_##MR##x##NR(k, a, 1, 1, (ptrdiff_t)cs_a, b, NR, acc);                                  \
+                else                                                                                             \
+                    chain_##MR##x##NR(k, a, 1, 1, (ptrdiff_t)cs_a, b, (ptrdiff_t)ldb, acc);                      \
+            } else {                                                                                             \
+                chain_##MR##x##NR(k, a, 0, (ptrdiff_t)rs_a, (ptrdiff_t)cs_a, b, (ptrdiff_t)ldb, acc);            \
+            }                                                                                                    \
+            PT_UNROLL for (int r = 0; r < MR; r++) {                                                             \
+                float *restrict d = crow[r] + col;                                                               \
+                PT_UNROLL for (int c = 0; c < NR; c++) {                                                         \
+                    switch (mode) {                                                                              \
+                    case TILE_STORE: d[c] = acc[r][c]; break;                                                    \
+                    case TILE_FIRST: d[c] = (acc[r][c] + rb[r]) + cb[c]; break;                                  \
+                    case TILE_FIRST_ADD: d[c] += (acc[r][c] + rb[r]) + cb[c]; break;                             \
+                    default: d[c] += acc[r][c]; break;                                                           \
+                    }                                                                                            \
                 }                                                                                                \
             }                                                                                                    \
         }                                                                                                        \
     }                                                                                                            \
-    const pt_tile_family pt_tiles_##MR##x##NR = {tile_##MR##x##NR, NULL, NULL, dot_rows};
+                                                                                                                 \
+    /* one tile: a column of one (a single copy of the unrolled loops in the binary) */                          \
+    static void tile_##MR##x##NR(int64_t kc, const float *restrict a, int64_t rs_a, int64_t cs_a,                \
+                                 const float *restrict b, int64_t ldb, float *const *crow,                       \
+                                 const float *rb, const float *cb, int mode)                                     \
+    {                                                                                                            \
+        column_##MR##x##NR(1, kc, a, 0, rs_a, cs_a, b, ldb, crow, 0, rb, 0, cb, mode);                           \
+    }                                                                                                            \
+    const pt_tile_family pt_tiles_##MR##x##NR = {tile_##MR##x##NR, NULL, NULL, dot_rows, column_##MR##x##NR};
 
 DEFINE_TILE(2, 2)
 DEFINE_TILE(4, 2)
