@@ -56,7 +56,7 @@
                                    const float *cb, int mode)                                                    \
     {                                                                                                            \
         const int k = (int)kc; /* at most one K block */                                                         \
-        for (int64_t t = 0; t < tiles; t++, a += a_step, crow += MR, rb += rb_step) {                            \
+        for (int t = 0; t < (int)tiles; t++, a += a_step, crow += MR, rb += rb_step) { /* tiles of one block */  \
             float acc[MR][NR];                                                                                   \
             PT_UNROLL for (int r = 0; r < MR; r++) PT_UNROLL for (int c = 0; c < NR; c++) acc[r][c] = 0.0f;      \
             if (rs_a == 1 && cs_a == MR) {                                                                       \
