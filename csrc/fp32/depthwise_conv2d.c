@@ -56,8 +56,8 @@ static void forward_worker(void *arg)
     const int64_t sh = g->stride_h, sw = g->stride_w, ph = g->pad_h, pw = g->pad_w, kh = g->kh, kw = g->kw;
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t c = u % C;
+    int64_t c = u0 % C; /* the channel of plane u, without a 64-bit division per plane */
+    for (int64_t u = u0; u < u1; u++, c = c + 1 < C ? c + 1 : 0) {
         const float *x = t->a + u * H * W, *w = t->b + c * kh * kw;
         const float b = t->bias ? t->bias[c] : 0.0f;
         float *y = t->out + u * Ho * Wo;
@@ -87,8 +87,8 @@ static void grad_input_worker(void *arg)
     const int64_t sh = g->stride_h, sw = g->stride_w, ph = g->pad_h, pw = g->pad_w, kh = g->kh, kw = g->kw;
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t c = u % C;
+    int64_t c = u0 % C; /* the channel of plane u, without a 64-bit division per plane */
+    for (int64_t u = u0; u < u1; u++, c = c + 1 < C ? c + 1 : 0) {
         const float *dy = t->a + u * Ho * Wo, *w = t->b + c * kh * kw;
         float *dx = t->out + u * H * W;
         if (!t->accumulate)
@@ -256,14 +256,18 @@ typedef struct {
     pt_ivec8 mask[9][MASKED_MAX_VECTORS]; /* all ones where tap t reads inside the plane */
 } dw_masks;
 
+/* Row by row, 32-bit: each core builds the masks, so a division per element (64-bit, a library call on
+ * rv32) cost more than the stencil of a 512-channel 8x8 layer's share. */
 static void masks_init(int64_t H, int64_t W, dw_masks *m)
 {
+    const int h = (int)H, w = (int)W; /* a plane of at most 8 * MASKED_MAX_VECTORS floats */
     for (int t = 0; t < 9; t++) {
-        const int64_t dy = t / 3 - 1, dx = t % 3 - 1;
-        m->off[t] = dy * W + dx;
-        for (int64_t q = 0; q < H * W; q++) {
-            const int64_t r = q / W + dy, c = q % W + dx;
-            m->mask[t][q / 8][q % 8] = (r >= 0 && r < H && c >= 0 && c < W) ? -1 : 0;
+        const int dy = t / 3 - 1, dx = t % 3 - 1;
+        m->off[t] = (int64_t)dy * W + dx;
+        for (int r = 0, q = 0; r < h; r++) {
+            const int row_inside = r + dy >= 0 && r + dy < h;
+            for (int c = 0; c < w; c++, q++)
+                m->mask[t][q >> 3][q & 7] = (row_inside && c + dx >= 0 && c + dx < w) ? -1 : 0;
         }
     }
 }
@@ -308,8 +312,8 @@ static void forward_direct(void *arg)
     if (masked) masks_init(H, W, &m);
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t c = u % C;
+    int64_t c = u0 % C; /* the channel of plane u, without a 64-bit division per plane */
+    for (int64_t u = u0; u < u1; u++, c = c + 1 < C ? c + 1 : 0) {
         const float b = t->bias ? t->bias[c] : 0.0f;
         float *y = t->out + u * Ho * Wo;
         if (masked && u > 0 && u < g->n * C - 1) {
@@ -349,8 +353,8 @@ static void grad_input_direct(void *arg)
     if (masked) masks_init(H, W, &m);
     int64_t u0, u1;
     pt_chunk(g->n * C, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t c = u % C;
+    int64_t c = u0 % C; /* the channel of plane u, without a 64-bit division per plane */
+    for (int64_t u = u0; u < u1; u++, c = c + 1 < C ? c + 1 : 0) {
         const float *w = t->b + c * taps;
         for (int64_t i = 0; i < taps; i++) wflip[i] = w[taps - 1 - i];
         float *dx = t->out + u * H * W;

@@ -19,6 +19,7 @@
 #define KC 256
 #define MC_TARGET 128
 #define NC_TARGET 1024
+#define C_ROWS_MAX (MC_TARGET + 64) /* rows of an A block: MC_TARGET rounded up to a tile of at most 64 rows */
 
 #define BIG_BLOCK INT64_MAX
 /* Products below this run on one core (see pt_matmul_view). An OpenMP fork on a host costs microseconds;
@@ -185,6 +186,12 @@ int64_t pt_gemm_workspace_floats(int variant, int64_t M, int64_t N, int64_t K)
     return ALIGN_SLACK + kc * (mc + nc) + (int64_t)v->mr * v->nr + 2 * (mc + nc + kc) + 2;
 }
 
+/* dst[0..n) = src[0..n) with a 32-bit counter (64-bit ones cost a carry per step on rv32) */
+static inline __attribute__((always_inline)) void copy_floats(float *restrict dst, const float *restrict src, int n)
+{
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
 /* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel (row offsets rowoff[0..kc), column offsets
  * coloff[0..cols)), zero beyond column cols. A transposed B (unit row stride) is copied column by column,
  * so each source column is read sequentially instead of one cache line per element. */
@@ -192,11 +199,14 @@ static void pack_b_panel(const pt_view *B, const int64_t *restrict rowoff, int64
                          int64_t cols, int nr, float *restrict out)
 {
     if (B->col_stride == 1 && coloff[cols - 1] - coloff[0] == cols - 1) {
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = B->data + rowoff[p] + coloff[0];
-            float *dst = out + p * nr;
-            for (int64_t c = 0; c < cols; c++) dst[c] = src[c];
-            for (int64_t c = cols; c < nr; c++) dst[c] = 0.0f;
+        const float *base = B->data + coloff[0];
+        if (cols == nr && nr == 4) { /* the scalar targets' tile: a constant-size copy per row */
+            for (int64_t p = 0; p < kc; p++, out += 4) copy_floats(out, base + rowoff[p], 4);
+            return;
+        }
+        for (int64_t p = 0; p < kc; p++, out += nr) {
+            copy_floats(out, base + rowoff[p], (int)cols);
+            for (int c = (int)cols; c < nr; c++) out[c] = 0.0f;
         }
         return;
     }
@@ -281,6 +291,8 @@ static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, c
     }
 }
 
+/* Not inlined into pt_gemm_serial, whose registers it then shares and spills (rv32: 15.4 against 10.6 instr/MAC). */
+__attribute__((noinline))
 static void gemm_naive(int64_t K, const pt_view *A, const pt_view *B, const pt_view *C, const pt_bias *bias,
                        int accumulate, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
 {
@@ -302,8 +314,18 @@ static void gemm_naive(int64_t K, const pt_view *A, const pt_view *B, const pt_v
  * its MR row streams then feed the tile kernel as well as a packed panel would, and the pack pass is
  * saved (it costs as much as the product when N is small). Column-major A (a transposed weight) is read
  * in place only when the product has few column panels, since then its rows are reused little. */
-static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
+static int read_a_in_place(const pt_view *A, int64_t K, int64_t cols, int nr)
 {
+#if !PT_ARCH_SIMD8
+    /* A scalar target (rv32imfc; PULP's L1 is a scratchpad, no cache sets to alias): the scalar tiles read a
+     * row-major A with constant offsets and a column-major one with one pointer step per K step, so packing
+     * it (about 10 instructions per element on rv32) never pays. Columns cut in blocks of K or more (a
+     * batch-1 activation folded per image) are plain over the product. */
+    (void)cols; (void)nr;
+    if (A->row_block != BIG_BLOCK || (A->col_block != BIG_BLOCK && A->col_block < K)) return 0;
+    return A->col_stride == 1 || A->row_stride == 1;
+#else
+    (void)K;
     if (A->row_block != BIG_BLOCK || A->col_block != BIG_BLOCK) return 0;
     /* A row-major A whose rows are a multiple of 4 KiB apart puts the MR rows of a tile in one L1 set: with
      * many column panels reusing the block, packing it pays (pw 1024->1024 4x4 batch-16 forward 9.5 -> 7.9 ms). */
@@ -313,6 +335,7 @@ static int read_a_in_place(const pt_view *A, int64_t cols, int nr)
      * (batch-1 pointwise grad_input: 1024->1024 at 4x4 0.55 ms in place against 1.07 ms packed, 512->512
      * at 8x8 0.44 against 0.54 ms). */
     return A->row_stride == 1 && cols <= 4 * nr;
+#endif
 }
 
 #define OUTER_K 4 /* products with K up to this are outer products (see plan_operands) */
@@ -334,7 +357,7 @@ static operand_plan plan_operands(int variant, const pt_view *A, const pt_view *
     /* An outer product (K <= OUTER_K: a batch-1 linear weight gradient) is all per-tile overhead: A and B
      * are read in place and each row of C goes through the 1 x 128 kernel. */
     const int outer = K <= OUTER_K && a_plain && b_row_major && vector_rows;
-    op.a_in_place = outer || read_a_in_place(A, cols, nr);
+    op.a_in_place = outer || read_a_in_place(A, K, cols, nr);
     /* B is read in place when its panels already have the packed layout (row stride NR, columns contiguous
      * in blocks of NR, as the conv forward's im2col writes them), or, for a plain row-major B, when at most
      * three row tiles would use a packed panel (packing costs more than their re-reads: linear 1024->50
@@ -405,6 +428,37 @@ static inline void block_tile(const block_tiles *x, int64_t ir, int64_t rows, in
     }
 }
 
+/* The tiles of column panel jr of a block through the family's column kernel: its full row tiles in one call
+ * where the panel is full and C's columns contiguous (c_rows: C's row pointers of the block), the rest (a
+ * short last row tile, an edge panel) tile by tile. Same per-element arithmetic as block_tile. */
+static void column_sweep(const block_tiles *x, pt_tile_column_fn column, float *const *c_rows, int64_t ic_end,
+                         int64_t jr)
+{
+    const int mr = x->mr, nr = x->nr;
+    const int64_t *coloff = x->c_coloff + (jr - x->jc);
+    const int full_panel = x->jc_end - jr >= nr && x->C->col_stride == 1 && coloff[nr - 1] - coloff[0] == nr - 1;
+    const int64_t tiles = full_panel ? (ic_end - x->ic) / mr : 0;
+    if (tiles > 0) {
+        const float *bp = x->bpack + (jr - x->jc) * x->kc;
+        int64_t ldb = nr;
+        if (x->b_in_place) {
+            bp = x->B->data + x->pc * x->B->row_stride + col_offset(x->B, jr);
+            ldb = x->B->row_stride;
+        }
+        const float *ap = x->apack;
+        int64_t a_step = mr * x->kc, rs_a = 1, cs_a = mr;
+        if (x->a_in_place) {
+            ap = x->A->data + x->ic * x->A->row_stride + x->pc * x->A->col_stride;
+            a_step = mr * x->A->row_stride;
+            rs_a = x->A->row_stride;
+            cs_a = x->A->col_stride;
+        }
+        column(tiles, x->kc, ap, a_step, rs_a, cs_a, bp, ldb, c_rows, coloff[0], x->rbias ? x->rbias + x->ic : zero_bias,
+               x->rbias ? mr : 0, x->cbias ? x->cbias + jr : zero_bias, x->mode);
+    }
+    for (int64_t ir = x->ic + tiles * mr; ir < ic_end; ir += mr) block_tile(x, ir, min64(mr, ic_end - ir), jr);
+}
+
 /* Row ir of a block, from A and B in place: 128 columns at a time through the 1 x 128 kernel where C's
  * columns are contiguous, single-row tiles elsewhere. */
 static void wide_row_sweep(const block_tiles *x, int64_t ir)
@@ -443,10 +497,11 @@ static inline __attribute__((always_inline)) void outer_row(int K, const float *
                                                             float *c, int64_t n, float rb, const float *cb,
                                                             int mode)
 {
+    /* unrolled: one loop branch and pointer step per 4 elements (rv32, K = 1: about 4 instead of 6 per element) */
     if (mode == TILE_STORE)
-        for (int64_t j = 0; j < n; j++) c[j] = outer_chain(K, a, brow, j);
+        _Pragma("GCC unroll 4") for (int64_t j = 0; j < n; j++) c[j] = outer_chain(K, a, brow, j);
     else if (mode == TILE_ADD)
-        for (int64_t j = 0; j < n; j++) c[j] += outer_chain(K, a, brow, j);
+        _Pragma("GCC unroll 4") for (int64_t j = 0; j < n; j++) c[j] += outer_chain(K, a, brow, j);
     else
         for (int64_t j = 0; j < n; j++) {
             const float v = (outer_chain(K, a, brow, j) + rb) + (cb ? cb[j] : 0.0f);
@@ -479,7 +534,11 @@ static void outer_product(int64_t K, const pt_view *A, const pt_view *B, const p
  * pt_matmul_view (see is_single_row), so it is the same for any team size. ROW_COLS accumulators per pass, each element
  * the tile kernels' chain per K block (acc = 0, acc += a*b over the block, then the tile's store `mode`),
  * so the value is the one a tile gives. */
-#define ROW_COLS 8
+#if PT_ARCH_SIMD8
+#define ROW_COLS 8 /* accumulators that stay in x86-64's 16 vector registers */
+#else
+#define ROW_COLS 16 /* a scalar target's 32 FP registers (rv32: 2.3 instead of 2.6 instructions per MAC) */
+#endif
 
 static inline __attribute__((always_inline)) void row_columns(int cols, int kc, const float *a, int64_t cs_a,
                                                               const float *b, int64_t ldb, float *c, float rb,
@@ -570,6 +629,8 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
     const operand_plan op = plan_operands(variant, A, B, K, i1 - i0, j1 - j0);
     const int in_place = op.a_in_place, b_in_place = op.b_in_place, wide_rows = op.wide_rows;
     const int rows_outer = K <= SHORT_K && !wide_rows;
+    const pt_tile_column_fn column = v->tiles->column;
+    float *c_rows[C_ROWS_MAX]; /* C's rows of a block, for the column kernel */
     float *acc_rows[64];
     for (int r = 0; r < mr; r++) acc_rows[r] = acc + r * nr;
 
@@ -606,6 +667,11 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                 block_tiles x = {A, B, C, tile, short_tiles, v->tiles->wide_row, mr, nr, pc, kc, ic, jc, jc_end, apack, bpack,
                                  c_rowoff, c_coloff, in_place, b_in_place, mode,
                                  (first && rbias) ? rbias : NULL, (first && cbias) ? cbias : NULL, acc, acc_rows};
+                if (column != NULL) {
+                    for (int64_t i = 0; i < ic_end - ic; i++) c_rows[i] = C->data + c_rowoff[i];
+                    for (int64_t jr = jc; jr < jc_end; jr += nr) column_sweep(&x, column, c_rows, ic_end, jr);
+                    continue;
+                }
                 if (rows_outer) {
                     for (int64_t ir = ic; ir < ic_end; ir += mr)
                         for (int64_t jr = jc; jr < jc_end; jr += nr) block_tile(&x, ir, min64(mr, ic_end - ir), jr);

@@ -30,16 +30,24 @@ enum {
 typedef void (*pt_tile_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b, int64_t ldb,
                            float *const *crow, const float *rb, const float *cb, int mode);
 
+/* Optional (the scalar families): `tiles` full MR x NR tiles of one B panel in one call, tile t reading A at
+ * a + t * a_step (strides rs_a, cs_a) and writing the rows crow[t*MR + r] + col, with row bias rb + t * rb_step;
+ * each tile is computed as the tile kernel computes it. One call per column of tiles instead of one per tile
+ * saves the call's fixed cost (on rv32 ~150 instructions per 4x4 tile: registers saved and restored). */
+typedef void (*pt_tile_column_fn)(int64_t tiles, int64_t kc, const float *a, int64_t a_step, int64_t rs_a,
+                                  int64_t cs_a, const float *b, int64_t ldb, float *const *crow, int64_t col,
+                                  const float *rb, int64_t rb_step, const float *cb, int mode);
+
 /* out[c] = sum_k a[k] * b[c][k] for cols <= PT_DOT_COLS columns, 8 partial sums per column in a fixed order (the
  * one-row products of matmul.c). */
 typedef void (*pt_dot_fn)(int64_t K, const float *a, const float *const *b, int cols, float *out);
 
 /* Columns per dot pass: 4 x 8 partial sums fit the SIMD register file; scalar lanes (rv32imfc, 32 float
- * registers) fit 2 x 8 partial sums and a lane of A. The width never changes a value. */
+ * registers) fit 3 x 8 partial sums, a lane of A and one of B. The width never changes a value. */
 #if PT_ARCH_SIMD8
 #define PT_DOT_COLS 4
 #else
-#define PT_DOT_COLS 2
+#define PT_DOT_COLS 3
 #endif
 
 #define PT_WIDE_COLS 128 /* columns of a family's one-row kernel for wide rows (see pt_gemm_serial) */
@@ -49,6 +57,7 @@ typedef struct pt_tile_family {
     const pt_tile_fn *row_tiles; /* kernels for 1..MR rows (entry r computes r rows), or NULL */
     pt_tile_fn wide_row;        /* 1 x PT_WIDE_COLS kernel (same per-element arithmetic as the 1-row tile), or NULL */
     pt_dot_fn dot;              /* one-row dot products */
+    pt_tile_column_fn column;   /* a column of full tiles per call, or NULL */
 } pt_tile_family;
 
 /* The portable families (matmul_tiles_generic.c) */
