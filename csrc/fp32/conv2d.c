@@ -235,12 +235,24 @@ pt_status pt_conv2d_forward(const pt_team *team, const pt_conv_geometry *g, cons
 
 typedef struct {
     int64_t P, khw, cb, blocks_per_image, per_core;
+    int64_t bands, band_rows, band_out_rows; /* input-row bands per image and channel block, output rows of one */
     int variant;
 } ig_plan;
 
+/* The output rows [*oh0, *oh1) whose patches reach input rows [ih0, ih1). */
+static void band_output_rows(const pt_conv_geometry *g, int64_t ih0, int64_t ih1, int64_t *oh0, int64_t *oh1)
+{
+    const int64_t first = ih0 + g->pad_h - (g->kh - 1); /* oh * stride_h >= first */
+    *oh0 = first <= 0 ? 0 : cdiv(first, g->stride_h);
+    *oh1 = min64(g->h_out, (ih1 - 1 + g->pad_h) / g->stride_h + 1);
+}
+
 /* Channel blocks as large as the dcol bound allows, cut smaller only when there are too few images to give
- * every core two units: each unit repacks its image's dY, so small blocks cost packing. The blocking does
- * not change any sum (dcol elements and the col2im order per channel are the same), so it may follow the
+ * every core two units: each unit repacks its image's dY, so small blocks cost packing. When even one channel
+ * per block leaves cores without two units (conv1: 3 input channels), each block is cut further into bands
+ * of input rows; a band computes the dcol rows of the output rows that reach it (a row of overlap between
+ * neighbouring bands is computed twice). No blocking changes a value: every dcol element is the same dot
+ * product, and every dx element takes its terms in the same (ky, kx) order (pt_col2im), so it may follow the
  * team size. */
 static ig_plan grad_input_plan(const pt_team *team, const pt_conv_geometry *g)
 {
@@ -248,11 +260,28 @@ static ig_plan grad_input_plan(const pt_team *team, const pt_conv_geometry *g)
     p.P = g->h_out * g->w_out;
     p.khw = g->kh * g->kw;
     const int64_t fit = max64(1, IG_DCOL_FLOATS / (p.khw * p.P));
-    const int64_t blocks_wanted = cdiv(2 * (int64_t)team->num_threads, g->n);
+    const int64_t units_wanted = 2 * (int64_t)team->num_threads;
+    const int64_t blocks_wanted = cdiv(units_wanted, g->n);
     p.cb = max64(1, min64(fit, cdiv(g->c_in, blocks_wanted)));
     p.blocks_per_image = cdiv(g->c_in, p.cb);
-    p.variant = pt_matmul_pick(team, p.cb * p.khw, p.P, g->c_out);
-    p.per_core = p.cb * p.khw * p.P + pt_gemm_workspace_floats(p.variant, p.cb * p.khw, p.P, g->c_out);
+    const int64_t blocks = g->n * p.blocks_per_image;
+    p.bands = 1;
+    if (blocks < units_wanted) { /* bands: a multiple of the team size in all, so every core gets as many */
+        p.bands = cdiv(units_wanted, blocks);
+        while ((blocks * p.bands) % team->num_threads != 0 && p.bands < g->h_in) p.bands++;
+        p.bands = min64(g->h_in, p.bands);
+    }
+    p.band_rows = cdiv(g->h_in, p.bands);
+    p.bands = cdiv(g->h_in, p.band_rows);
+    p.band_out_rows = 0;
+    for (int64_t b = 0; b < p.bands; b++) {
+        int64_t oh0, oh1;
+        band_output_rows(g, b * p.band_rows, min64(g->h_in, (b + 1) * p.band_rows), &oh0, &oh1);
+        p.band_out_rows = max64(p.band_out_rows, oh1 - oh0);
+    }
+    const int64_t band_pixels = p.band_out_rows * g->w_out;
+    p.variant = pt_matmul_pick(team, p.cb * p.khw, p.P, g->c_out); /* the whole product's pick */
+    p.per_core = p.cb * p.khw * band_pixels + pt_gemm_workspace_floats(p.variant, p.cb * p.khw, band_pixels, g->c_out);
     return p;
 }
 
@@ -298,22 +327,31 @@ static void grad_input_worker(void *arg)
     ig_task *t = (ig_task *)arg;
     const pt_conv_geometry *g = t->g;
     const ig_plan *p = &t->plan;
-    const int64_t K = g->c_in * p->khw, dcol_floats = p->cb * p->khw * p->P;
+    const int64_t K = g->c_in * p->khw, dcol_floats = p->cb * p->khw * p->band_out_rows * g->w_out;
     float *dcol = t->workspace + pt_core_id() * p->per_core;
     int64_t u0, u1;
-    pt_chunk(g->n * p->blocks_per_image, 1, &u0, &u1);
+    pt_chunk(g->n * p->blocks_per_image * p->bands, 1, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t n = u / p->blocks_per_image, c0 = (u % p->blocks_per_image) * p->cb;
+        const int64_t block = u / p->bands, band = u % p->bands;
+        const int64_t n = block / p->blocks_per_image, c0 = (block % p->blocks_per_image) * p->cb;
         const int64_t c1 = min64(g->c_in, c0 + p->cb);
-        /* dcol rows of channels [c0, c1) = W^T[rows, :] . dY[n]; W^T is W read with swapped strides. */
-        const pt_view A = pt_view_2d(t->w + c0 * p->khw, 1, K);
-        const pt_view B = pt_view_2d(t->dy + n * g->c_out * p->P, p->P, 1);
-        const pt_view C = pt_view_2d(dcol, p->P, 1);
-        pt_status st = pt_gemm_serial(p->variant, g->c_out, &A, &B, &C, NULL, 0, 0, (c1 - c0) * p->khw, 0, p->P,
-                                      dcol + dcol_floats, p->per_core - dcol_floats);
-        pt_team_status_report(&t->status, st);
-        if (st == PT_OK)
-            pt_col2im(g, dcol, c0, c1, t->dx + n * g->c_in * g->h_in * g->w_in, t->accumulate);
+        const int64_t ih0 = band * p->band_rows, ih1 = min64(g->h_in, ih0 + p->band_rows);
+        int64_t oh0, oh1;
+        band_output_rows(g, ih0, ih1, &oh0, &oh1);
+        const int64_t pixels = max64(0, oh1 - oh0) * g->w_out;
+        float *dx = t->dx + n * g->c_in * g->h_in * g->w_in;
+        pt_status st = PT_OK;
+        if (pixels > 0) {
+            /* dcol rows of channels [c0, c1), output rows [oh0, oh1) = W^T[rows, :] . dY[n][:, pixels];
+             * W^T is W read with swapped strides. */
+            const pt_view A = pt_view_2d(t->w + c0 * p->khw, 1, K);
+            const pt_view B = pt_view_2d(t->dy + n * g->c_out * p->P + oh0 * g->w_out, p->P, 1);
+            const pt_view C = pt_view_2d(dcol, pixels, 1);
+            st = pt_gemm_serial(p->variant, g->c_out, &A, &B, &C, NULL, 0, 0, (c1 - c0) * p->khw, 0, pixels,
+                                dcol + dcol_floats, p->per_core - dcol_floats);
+            pt_team_status_report(&t->status, st);
+        }
+        if (st == PT_OK) pt_col2im(g, dcol, c0, c1, pixels > 0 ? oh0 : 0, pixels > 0 ? oh1 : 0, ih0, ih1, dx, t->accumulate);
     }
 }
 

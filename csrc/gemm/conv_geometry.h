@@ -55,9 +55,12 @@ void pt_im2col(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1
 void pt_im2col_transposed_panels(const pt_conv_geometry *g, const float *x, int64_t k0, int64_t k1, int64_t p0,
                                  int64_t p1, int64_t panel, float *out);
 
-/* col2im of one image for channels [c0, c1): dx[c] = sum over (ky, kx, p) of dcol rows of channel c,
- * where dcol holds rows [c0*kh*kw, c1*kh*kw) of the full (C_in*kh*kw, H_out*W_out) matrix. Overwrites
- * dx[c0:c1] (or adds to it when accumulate). */
-void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate);
+/* col2im of one image for channels [c0, c1) and input rows [ih0, ih1): dx[c] = sum over (ky, kx, output
+ * pixel) of the dcol rows of channel c that land in those rows, where dcol holds rows [c0*kh*kw, c1*kh*kw) of
+ * the (C_in*kh*kw, H_out*W_out) matrix for output rows [oh0, oh1) only ((oh1 - oh0) * W_out columns; every
+ * output row that reaches an input row of the band must be among them). Overwrites those rows of dx[c0:c1]
+ * (or adds to them when accumulate). Each dx element takes its terms in (ky, kx) order, whatever the band. */
+void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, int64_t oh0, int64_t oh1,
+               int64_t ih0, int64_t ih1, float *dx, int accumulate);
 
 #endif

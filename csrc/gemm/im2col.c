@@ -102,23 +102,24 @@ void pt_im2col_transposed_panels(const pt_conv_geometry *g, const float *x, int6
     }
 }
 
-void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, float *dx, int accumulate)
+void pt_col2im(const pt_conv_geometry *g, const float *dcol, int64_t c0, int64_t c1, int64_t oh0, int64_t oh1,
+               int64_t ih0, int64_t ih1, float *dx, int accumulate)
 {
-    const int64_t hw = g->h_in * g->w_in, P = g->h_out * g->w_out, sw = g->stride_w;
+    const int64_t hw = g->h_in * g->w_in, P = (oh1 - oh0) * g->w_out, sw = g->stride_w;
     for (int64_t c = c0; c < c1; c++) {
         float *dxc = dx + c * hw;
         if (!accumulate)
-            for (int64_t i = 0; i < hw; i++) dxc[i] = 0.0f;
+            for (int64_t i = ih0 * g->w_in; i < ih1 * g->w_in; i++) dxc[i] = 0.0f;
         for (int64_t ky = 0; ky < g->kh; ky++) {
             for (int64_t kx = 0; kx < g->kw; kx++) {
                 const float *src = dcol + (((c - c0) * g->kh + ky) * g->kw + kx) * P;
                 int64_t lo, hi;
                 pt_conv_valid_range(g->w_out, sw, g->pad_w, kx, g->w_in, &lo, &hi);
-                for (int64_t oh = 0; oh < g->h_out; oh++) {
+                for (int64_t oh = oh0; oh < oh1; oh++) {
                     const int64_t ih = oh * g->stride_h - g->pad_h + ky;
-                    if (ih < 0 || ih >= g->h_in) continue;
+                    if (ih < ih0 || ih >= ih1) continue;
                     float *d = dxc + ih * g->w_in; /* pixel (oh, ow) adds into d[ow*sw - pw + kx] */
-                    const float *s = src + oh * g->w_out;
+                    const float *s = src + (oh - oh0) * g->w_out;
                     const int64_t shift = kx - g->pad_w;
                     if (sw == 1)
                         for (int64_t ow = lo; ow < hi; ow++) d[ow + shift] += s[ow];
