@@ -72,7 +72,7 @@ SETTINGS = {
         new=150,
         minibatches=[128],
         data="fashion-mnist",
-        m4f=True,  # fits mps2-an386's memory (the paper setting does not: about 94 MiB at mini-batch 2)
+        m4f=True,  # fits mps2-an386's memory (the paper setting does not: about 90 MiB at mini-batch 2)
     ),
     "paper": dict(
         width=1.0,
