@@ -29,8 +29,8 @@ requantization's short path for outputs <= 0). The paper's mini-batch of 128 is 
 here: its steps are measured at smaller mini-batches (--paper-minibatches) and the 128-row step is the
 affine extrapolation; the arena is the one of the 128-row mini-batch.
 
-    python3 tools/on_device/measure.py                      # both settings (tens of minutes under QEMU)
-    python3 tools/on_device/measure.py --settings small     # the small one (a few minutes)
+    python3 tools/on_device/measure.py                      # both settings (about 6 minutes on one core here)
+    python3 tools/on_device/measure.py --settings small     # the small one (about a minute)
 
 Writes tools/on_device/results/measure.json (or --out); docs/on_device.md shows it
 (python3 tools/doc_tables.py on-device ...).
