@@ -142,6 +142,7 @@ def _energy(args):
         ("--pulp-mhz", args.pulp_mhz),
     ):
         _finite(flag, value, 0, low_open=True)
+    source = "--proxy" if args.proxy else "--event" if args.event else "counts"  # the input, for errors
     try:
         if args.proxy:
             loaded = []
@@ -161,10 +162,10 @@ def _energy(args):
     except FileNotFoundError as e:
         raise _CommandError(f"no such file: {e.filename}") from None
     except json.JSONDecodeError as e:
-        raise _CommandError(f"{'--proxy' if args.proxy else '--event'}: not JSON: {e}") from None
+        raise _CommandError(f"{source}: not JSON: {e}") from None
     except (KeyError, TypeError) as e:
         what = "a counts.json of make count" if args.proxy else "a tools/on_device/measure.py result"
-        raise _CommandError(f"{'--proxy' if args.proxy else '--event'}: not {what} (missing {e})") from None
+        raise _CommandError(f"{source}: not {what} (missing {e})") from None
     except ValueError as e:
         raise _CommandError(str(e)) from None
     if args.write_counts:

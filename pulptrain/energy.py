@@ -407,15 +407,19 @@ def measured_counts(measure, setting):
     _, _, steps_per_epoch = event_plan(s["new"], s["replays"], int(minibatch))
     steps = EVENT_EPOCHS * steps_per_epoch
 
+    def unit(run, key):
+        """One image, one training step (the last run: past the batch's first, which sets up the epoch), or the
+        end of the batch."""
+        value = run[key]
+        return value[-1] if isinstance(value, list) else value
+
     def phase(name, kind, times, key, critical_key):
-        # the training step past the batch's first (which sets up the epoch): the steady state
-        last = (lambda v: v[-1]) if key == "step" else (lambda v: v)
         counts = {
             "name": name,
             "kind": kind,
-            "m4f_instructions": round(times * last(m4f[key])),
-            "rv32_instructions": round(times * last(one[key])),
-            "rv32_critical": round(times * last(team[critical_key])),
+            "m4f_instructions": round(times * unit(m4f, key)),
+            "rv32_instructions": round(times * unit(one, key)),
+            "rv32_critical": round(times * unit(team, critical_key)),
         }
         for target, run in (("m4f", m4f), ("rv32", one)):  # measured classes (the plugin), one core
             if "classes" in run:

@@ -464,7 +464,7 @@ def test_memory_reports_the_arena_the_learner_allocates():
     learner = LatentReplayLearner(frozen, adaptive, buffer, num_classes=10, minibatch=32)
     x = np.random.default_rng(0).random((40, 1, 32, 32), dtype=np.float32)
     learner.fit_batch(x, np.arange(40) % 10)
-    expected = learner_arena_bytes(
+    setting = dict(
         width_mult=0.25,
         input_size=32,
         lr_layer=19,
@@ -473,21 +473,10 @@ def test_memory_reports_the_arena_the_learner_allocates():
         num_classes=10,
         in_channels=1,
         first_stride=1,
-        max_new=40,
     )
+    expected = learner_arena_bytes(**setting, max_new=40)
     assert learner.arena_bytes == expected
-    bigger = learner_arena_bytes(
-        width_mult=0.25,
-        input_size=32,
-        lr_layer=19,
-        replays=200,
-        batch=32,
-        num_classes=10,
-        in_channels=1,
-        first_stride=1,
-        max_new=400,
-    )
-    assert bigger > expected
+    assert learner_arena_bytes(**setting, max_new=400) > expected
 
 
 def test_batches_of_one_size_need_a_smaller_arena(capsys):

@@ -202,22 +202,25 @@ def _size(build, target="rv32"):
 def _phase_classes(log, regions):
     """Instruction classes per phase from the plugin's regions, in the order the application counts them:
     the frozen stage per image of the batch, its training steps, the end of the batch (then the test
-    images). Each region must agree with the counter's count of its phase up to the markers' few instructions."""
+    images). Each phase's regions must agree with the counter's count of it up to the markers' few
+    instructions per region."""
     computed, steps = log["FROZEN"][0]["images"], len(log["STEP"])
-    counted = [None] * computed + [st["instructions"] for st in log["STEP"]] + [log["END"][0]["instructions"]]
-    if len(regions) < len(counted):
-        raise RuntimeError(f"the class plugin reported {len(regions)} regions, expected at least {len(counted)}")
-    frozen_total = sum(sum(r.values()) for r in regions[:computed])
-    for i, count in enumerate(counted):
-        total = frozen_total if count is None else sum(regions[i].values())
-        reference = log["FROZEN"][0]["instructions"] if count is None else count
-        gap = MAX_MARKER_GAP * (computed if count is None else 1)
-        if abs(total - reference) > gap:
-            raise RuntimeError(f"class region {i}: {total} instructions against the counter's {reference}")
+    if len(regions) < computed + steps + 1:
+        raise RuntimeError(
+            f"the class plugin reported {len(regions)} regions, expected at least {computed + steps + 1}"
+        )
+    frozen, step_regions, end = regions[:computed], regions[computed : computed + steps], regions[computed + steps]
+    phases = [(frozen, log["FROZEN"][0]["instructions"])]  # (its regions, the counter's count)
+    phases += [([region], st["instructions"]) for region, st in zip(step_regions, log["STEP"])]
+    phases.append(([end], log["END"][0]["instructions"]))
+    for phase_regions, counted in phases:
+        total = sum(sum(r.values()) for r in phase_regions)
+        if abs(total - counted) > MAX_MARKER_GAP * len(phase_regions):
+            raise RuntimeError(f"class regions count {total} instructions against the counter's {counted}")
     return dict(
-        frozen_per_image={c: sum(r[c] for r in regions[:computed]) / computed for c in CLASSES},
-        step=regions[computed + steps - 1],  # the last step run: the steady state, as `step` below
-        end=regions[computed + steps],
+        frozen_per_image={c: sum(r[c] for r in frozen) / computed for c in CLASSES},
+        step=step_regions[-1],  # the last step run: the steady state, as `step` below
+        end=end,
     )
 
 
