@@ -101,6 +101,12 @@ def main():
     parser.add_argument("--table", metavar="JSON", help="print the table of a stored run and exit (runs nothing)")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--microkernel",
+        default="auto",
+        help="INT8 microkernel (pulptrain.quant.int8_microkernels(); default: the ISA level's best), e.g. "
+        "avx2-4x16 to time what an AVX2 CPU without AVX-VNNI runs",
+    )
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the benchmarks package
     if args.table:
@@ -110,6 +116,7 @@ def main():
     from benchmarks.machine import machine_info
 
     set_threads()
+    Q.set_int8_microkernel(args.microkernel)
     rows, stage_fp32, stage_int8 = [], [], []
     for layer in tqdm(FROZEN_STAGE, desc="layers"):
         fp32, int8 = make_layer(layer)

@@ -119,7 +119,8 @@ cdef int _int8_depthwise_limits(pt_conv_geometry *g, object stride) except -1:
 
 def int8_microkernels():
     """Names of the INT8 matmul microkernels this CPU can run ('portable-4x2' everywhere, plus 'avx2-4x16' on
-    x86 CPUs with AVX2 and 'avx512vnni-8x32' on those with AVX512-VNNI). All give identical results."""
+    x86 CPUs with AVX2, 'avxvnni-6x16' on those with AVX-VNNI and 'avx512vnni-8x32' on those with AVX512-VNNI).
+    All give identical results."""
     names = []
     while pt_int8_microkernel_name(len(names)) != NULL:
         names.append(pt_int8_microkernel_name(len(names)).decode())

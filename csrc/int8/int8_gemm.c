@@ -10,27 +10,55 @@
 #define PANEL_BYTES 65536      /* bounds one core's activation panel (int16), so it stays in L2 */
 #define MAX_PANEL_PIXELS 256
 
-/* Ordered by what they need, so the microkernels this CPU can run are a prefix of the list. */
-enum { MK_PORTABLE = PT_INT8_MK_PORTABLE, MK_AVX2 = PT_INT8_MK_AVX2, MK_VNNI = PT_INT8_MK_VNNI };
-static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avx512vnni-8x32"};
+/* The microkernels, by internal id (the PT_INT8_MK_* order). */
+enum { MK_PORTABLE = PT_INT8_MK_PORTABLE, MK_AVX2 = PT_INT8_MK_AVX2, MK_AVXVNNI = PT_INT8_MK_AVXVNNI, MK_VNNI = PT_INT8_MK_VNNI };
+static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avxvnni-6x16", "avx512vnni-8x32"};
+#define NUM_MICROKERNELS ((int)(sizeof(microkernel_names) / sizeof(microkernel_names[0])))
 /* the default of pt_team_default() only: kernels use their team's choice */
 static int default_microkernel = PT_INT8_MICROKERNEL_AUTO;
+
+/* Whether this CPU can run microkernel `id` (AVX-VNNI and AVX512-VNNI come apart: Ice Lake and Zen 4 have only
+ * the second, Alder Lake only the first). */
+static int runs_here(int id)
+{
+#if PT_ARCH_X86
+    const unsigned f = pt_isa_features();
+    const int level = pt_isa_detected();
+    switch (id) {
+    case MK_AVX2: return level >= PT_ISA_AVX2;
+    case MK_AVXVNNI: return level >= PT_ISA_AVX2 && (f & PT_CPU_AVXVNNI);
+    case MK_VNNI: return level >= PT_ISA_AVX512 && (f & PT_CPU_AVX512VNNI);
+    default: break;
+    }
+#endif
+    return id == MK_PORTABLE;
+}
+
+/* The internal id of entry `index` of the list of runnable microkernels (pt_int8_microkernel_name), or -1. */
+static int runnable_id(int index)
+{
+    for (int id = 0; id < NUM_MICROKERNELS && index >= 0; id++)
+        if (runs_here(id) && index-- == 0) return id;
+    return -1;
+}
 
 /* The best microkernel of an ISA level (isa.h) on this CPU. */
 static int level_microkernel(int level)
 {
 #if PT_ARCH_X86
-    if (level >= PT_ISA_AVX512 && (pt_isa_features() & PT_CPU_AVX512VNNI)) return MK_VNNI;
+    if (level >= PT_ISA_AVX512 && runs_here(MK_VNNI)) return MK_VNNI;
+    if (level >= PT_ISA_AVX2 && runs_here(MK_AVXVNNI)) return MK_AVXVNNI;
     if (level >= PT_ISA_AVX2) return MK_AVX2;
 #endif
     (void)level;
     return MK_PORTABLE;
 }
 
-/* The microkernel a choice stands for (checked: AUTO or a valid index), with the team's ISA level. */
+/* The microkernel (internal id) a choice stands for (checked: AUTO or a valid index), with the team's ISA
+ * level. */
 static int resolve_microkernel(int choice, int isa_level)
 {
-    return choice == PT_INT8_MICROKERNEL_AUTO ? level_microkernel(pt_isa_resolve(isa_level)) : choice;
+    return choice == PT_INT8_MICROKERNEL_AUTO ? level_microkernel(pt_isa_resolve(isa_level)) : runnable_id(choice);
 }
 
 #if PT_ARCH_X86 /* only the x86 dispatch of the depthwise kernel asks (elsewhere it is always the portable one) */
@@ -48,7 +76,7 @@ pt_status pt_int8_set_microkernel(const char *name)
         return PT_OK;
     }
     for (int i = 0; pt_int8_microkernel_name(i) != NULL; i++)
-        if (strcmp(name, microkernel_names[i]) == 0) {
+        if (strcmp(name, pt_int8_microkernel_name(i)) == 0) {
             default_microkernel = i;
             return PT_OK;
         }
@@ -64,7 +92,8 @@ int pt_int8_get_default_microkernel(void) { return default_microkernel; }
 
 const char *pt_int8_microkernel_name(int index)
 {
-    return index >= 0 && index <= level_microkernel(pt_isa_detected()) ? microkernel_names[index] : NULL;
+    const int id = runnable_id(index);
+    return id < 0 ? NULL : microkernel_names[id];
 }
 
 /* ---- portable microkernels: int32 dot products of int8 weight rows (stride ldw) with int16 pixel rows
@@ -174,9 +203,14 @@ typedef struct {
     int64_t kpairs, panel_pixels, padded_pixels, panels_per_image, channel_block, channel_blocks;
     int64_t weight_bytes, per_core_bytes;
 #if PT_ARCH_X86
-    int64_t quad_bytes; /* the VNNI kernel's uint8 k-quad copy of the panel (it reads the weights unpacked) */
+    int64_t quad_bytes; /* the VNNI kernels' uint8 k-quad copy of the panel (they read the weights unpacked) */
 #endif
 } gemm_plan;
+
+#if PT_ARCH_X86
+/* The VNNI kernels: a uint8 k-quad copy of the panel, the weights read unpacked. */
+static int reads_quads(int microkernel) { return microkernel == MK_VNNI || microkernel == MK_AVXVNNI; }
+#endif
 
 static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, int64_t K, int64_t c_out)
 {
@@ -184,7 +218,10 @@ static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, 
     p.microkernel = resolve_microkernel(team->int8_microkernel, team->isa_level);
     p.simd = p.microkernel != MK_PORTABLE;
     p.kpairs = cdiv(K, 2);
-    const int64_t granule = p.microkernel == MK_VNNI ? PT_INT8_VNNI_PIXELS : p.simd ? PT_INT8_AVX2_PIXELS : 2;
+    const int64_t granule = p.microkernel == MK_VNNI      ? PT_INT8_VNNI_PIXELS
+                            : p.microkernel == MK_AVXVNNI ? PT_INT8_AVXVNNI_PIXELS
+                            : p.simd                      ? PT_INT8_AVX2_PIXELS
+                                                          : 2;
     int64_t pp = max64(granule, min64(MAX_PANEL_PIXELS, PANEL_BYTES / (4 * p.kpairs)) / granule * granule);
     p.panel_pixels = min64(pixels, pp);
     p.padded_pixels = p.simd ? cdiv(p.panel_pixels, granule) * granule : p.panel_pixels;
@@ -196,7 +233,7 @@ static gemm_plan make_plan(const pt_team *team, int64_t images, int64_t pixels, 
     p.per_core_bytes = p.weight_bytes + cdiv(p.padded_pixels * p.kpairs * 4, 64) * 64;
 #if PT_ARCH_X86
     p.quad_bytes = 0;
-    if (p.microkernel == MK_VNNI) {
+    if (reads_quads(p.microkernel)) {
         p.per_core_bytes -= p.weight_bytes;
         p.weight_bytes = 0;
         p.quad_bytes = cdiv(p.padded_pixels * cdiv(K, 4) * 4, 64) * 64;
@@ -238,7 +275,7 @@ static void gemm_worker(void *arg)
     /* Each core packs the channel blocks its units use into its own copy, so the fork needs no barrier:
      * the first channel_blocks units of the range meet every block the core will need. */
 #if PT_ARCH_X86
-    if (p->simd && p->microkernel != MK_VNNI) /* the VNNI kernel reads the weights unpacked */
+    if (p->simd && !reads_quads(p->microkernel))
 #else
     if (p->simd)
 #endif
@@ -259,6 +296,8 @@ static void gemm_worker(void *arg)
 #if PT_ARCH_X86
             if (p->microkernel == MK_VNNI)
                 pt_int8_avx512vnni_quads(panel, kpair_stride, p->kpairs, p->padded_pixels, quads);
+            else if (p->microkernel == MK_AVXVNNI)
+                pt_int8_avxvnni_quads(panel, kpair_stride, p->kpairs, p->padded_pixels, quads);
 #endif
             built = image_panel;
         }
@@ -267,6 +306,10 @@ static void gemm_worker(void *arg)
 #if PT_ARCH_X86
         if (p->microkernel == MK_VNNI) {
             pt_int8_avx512vnni_tiles(pr, c0, c1, quads, 4 * p->padded_pixels, p1 - p0, y);
+            continue;
+        }
+        if (p->microkernel == MK_AVXVNNI) {
+            pt_int8_avxvnni_tiles(pr, c0, c1, quads, 4 * p->padded_pixels, p1 - p0, y);
             continue;
         }
         if (p->microkernel == MK_AVX2) {

@@ -15,8 +15,11 @@
  *                   (pixel_stride 2) and each core packs the weight blocks it uses into int16 pairs (in
  *                   its workspace, once per call), so one vpmaddwd adds the products of two k for 8
  *                   pixels, with no horizontal sums.
- *   "avx512vnni-8x32": (x86 CPUs with AVX512-VNNI) the same layouts, 8 channels x 32 pixels, one vpdpwssd
- *                   (multiply pairs and accumulate) per 16 pixels.
+ *   "avxvnni-6x16": (x86 CPUs with AVX2 and AVX-VNNI) the k-pair-major panel copied to uint8 k quads, 6
+ *                   channels x 16 pixels, one VEX vpdpbusd (4 uint8 codes times 4 int8 weights, the weights
+ *                   read from their rows) per 8 pixels: the avx2 level's kernel where the CPU has AVX-VNNI.
+ *   "avx512vnni-8x32": (x86 CPUs with AVX512-VNNI) the same k quads, 8 channels x 32 pixels, one vpdpbusd per
+ *                   16 pixels.
  * All give exactly the same integers. "auto" picks the best one of the team's ISA level (isa.h).
  * The int32 sums are requantized (int8_requant.h) straight into
  *   y[img * y_img_stride + c * y_channel_stride + p * y_pixel_stride].
@@ -62,12 +65,13 @@ pt_status pt_int8_set_microkernel(const char *name);
 /* The name the default stands for, and the default itself (PT_INT8_MICROKERNEL_AUTO or an index). */
 const char *pt_int8_get_microkernel(void);
 int pt_int8_get_default_microkernel(void);
-/* Names this CPU can run, NULL past the end. */
+/* Names of the microkernels this CPU can run (in the order above, those it cannot run left out), NULL past the
+ * end; pt_team.int8_microkernel indexes this list. */
 const char *pt_int8_microkernel_name(int index);
 
 /* The microkernel family a team's INT8 kernels run: its choice, or "auto" resolved for its ISA level (the
  * depthwise kernel's x86 dispatch follows it too; defined in x86 builds only). */
-enum { PT_INT8_MK_PORTABLE = 0, PT_INT8_MK_AVX2 = 1, PT_INT8_MK_VNNI = 2 };
+enum { PT_INT8_MK_PORTABLE = 0, PT_INT8_MK_AVX2 = 1, PT_INT8_MK_AVXVNNI = 2, PT_INT8_MK_VNNI = 3 };
 int pt_int8_team_microkernel(const pt_team *team);
 
 #endif

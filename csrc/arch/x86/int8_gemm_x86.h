@@ -9,6 +9,7 @@
 
 #define PT_INT8_AVX2_PIXELS 16 /* pixel tile of the avx2 microkernel */
 #define PT_INT8_VNNI_PIXELS 32 /* pixel tile of the avx512vnni microkernel */
+#define PT_INT8_AVXVNNI_PIXELS 16 /* pixel tile of the avxvnni microkernel */
 
 #if PT_ARCH_X86
 /* (AVX2) Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into 4 int32 words per k pair. */
@@ -32,6 +33,14 @@ void pt_int8_avx512vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs,
  * requantized into y. */
 void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const uint8_t *quads,
                               int64_t ldq, int64_t np, uint8_t *y);
+
+/* (AVX2) pt_int8_avx512vnni_quads for CPUs without AVX-512 (`pixels` a multiple of 8). */
+void pt_int8_avxvnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads);
+
+/* (AVX-VNNI) Output channels [c0, c1) x np quad-panel pixels (ldq bytes per k quad, padded to 16 pixels): 6 x 16
+ * tiles of the VEX vpdpbusd on ymm registers, requantized into y. */
+void pt_int8_avxvnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const uint8_t *quads, int64_t ldq,
+                           int64_t np, uint8_t *y);
 #endif
 
 #endif
