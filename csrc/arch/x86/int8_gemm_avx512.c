@@ -59,9 +59,7 @@ static inline __attribute__((always_inline)) void vnni_tile(int mc, const pt_int
         const __m512i b0 = _mm512_loadu_si512((const void *)x);
         const __m512i b1 = _mm512_loadu_si512((const void *)(x + 64));
         for (int i = 0; i < mc; i++) {
-            int32_t word = 0;
-            memcpy(&word, row[i] + 4 * full_quads, (size_t)(K % 4));
-            const __m512i a = _mm512_set1_epi32(word);
+            const __m512i a = _mm512_set1_epi32(pt_int8_last_quad(row[i] + 4 * full_quads, K % 4));
             acc[i][0] = pt_dpbusd(acc[i][0], b0, a);
             acc[i][1] = pt_dpbusd(acc[i][1], b1, a);
         }

@@ -68,9 +68,7 @@ static void vnni_tile(const pt_int8_gemm_problem *pr, int64_t c, int64_t channel
         const __m256i b0 = _mm256_loadu_si256((const __m256i *)x);
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(x + 32));
         for (int i = 0; i < MC; i++) {
-            int32_t word = 0;
-            memcpy(&word, row[i] + 4 * full_quads, (size_t)(K % 4));
-            const __m256i a = _mm256_set1_epi32(word);
+            const __m256i a = _mm256_set1_epi32(pt_int8_last_quad(row[i] + 4 * full_quads, K % 4));
             acc[i][0] = dpbusd_vex(acc[i][0], b0, a);
             acc[i][1] = dpbusd_vex(acc[i][1], b1, a);
         }

@@ -12,6 +12,16 @@
 #define PT_INT8_AVXVNNI_PIXELS 16 /* pixel tile of the avxvnni microkernel */
 
 #if PT_ARCH_X86
+/* The n < 4 int8 weights w[0..n) as the bytes of an int32 word, zero above (the VNNI kernels' last k quad of a
+ * row: built in a register, not copied through memory, whose byte stores stalled the word's reload on every tile:
+ * a third of the INT8 conv1's time, K = 27). */
+static inline int32_t pt_int8_last_quad(const int8_t *w, int64_t n)
+{
+    uint32_t word = 0;
+    for (int64_t j = 0; j < n; j++) word |= (uint32_t)(uint8_t)w[j] << (8 * j);
+    return (int32_t)word;
+}
+
 /* (AVX2) Packs k pairs [0, 8 * n8) of the 4 full rows w[0..3] (stride K) into 4 int32 words per k pair. */
 void pt_int8_pack_rows_avx2(const int8_t *w, int64_t K, int64_t n8, int32_t *dst);
 
