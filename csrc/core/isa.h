@@ -4,8 +4,8 @@
  * compiled per file with their own target flags (csrc/arch/x86/) and only run when the CPU has the level.
  * A level names a family of microkernels for FP32 (matmul tiles) and INT8 (the INT8 GEMM engine):
  *   PT_ISA_GENERIC  portable C (8-float GCC vectors lowered to the baseline: SSE2 on x86-64, scalar on rv32)
- *   PT_ISA_AVX2     x86 AVX2 + FMA: 8-float tiles, vpmaddwd INT8
- *   PT_ISA_AVX512   x86 AVX-512F/BW/VL (+ FMA): 16-float tiles, and vpdpwssd INT8 where AVX512-VNNI exists
+ *   PT_ISA_AVX2     x86 AVX2 + FMA: 8-float tiles, INT8 by vpmaddwd, or by the VEX vpdpbusd where AVX-VNNI exists
+ *   PT_ISA_AVX512   x86 AVX-512F/BW/VL (+ FMA): 16-float tiles, and vpdpbusd INT8 where AVX512-VNNI exists
  * A team carries the level its automatic choices use (pt_team.isa_level; PT_ISA_AUTO = the highest the CPU
  * has). Results are bitwise identical for any team size within a level; they may differ between levels
  * (fused and unfused multiply-adds, other tile shapes), never the INT8 integers. */
