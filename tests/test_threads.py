@@ -74,6 +74,24 @@ def test_every_kernel_is_bitwise_identical_for_any_thread_count():
             assert np.array_equal(value, results[t][name]), f"{name} differs between 1 and {t} threads"
 
 
+def test_conv_grad_weight_with_shared_columns_over_rounds():
+    """conv1's channels (3: a single patch-row panel) on 256x256 images: from 2 cores on, the team writes the
+    columns of a round of images once (2 images of 16384 pixels per round, so 3 images take two rounds) and cuts
+    dW's rows instead of repeating the columns per row block. Every team size gives the 1-core bits, which match
+    float64."""
+    rng = np.random.default_rng(3)
+    x, w = randn(rng, 3, 3, 256, 256), randn(rng, 32, 3, 3, 3)
+    dy = randn(rng, 3, 32, 128, 128)
+    results = {}
+    for t in THREAD_COUNTS:
+        pulptrain.set_num_threads(t)
+        results[t] = K.conv2d_grad_weight(dy, x, w.shape, stride=2, padding=1)
+    pulptrain.set_num_threads(1)
+    for t in THREAD_COUNTS[1:]:
+        assert np.array_equal(results[1], results[t]), f"differs between 1 and {t} threads"
+    ref.assert_close(results[1], ref.conv2d_grad_weight(dy, x, w.shape, 2, 1))
+
+
 @pytest.mark.parametrize("op", ops.OPS, ids=lambda op: op.name)
 def test_every_op_of_the_table_is_bitwise_identical_for_any_thread_count(op):
     """Every op of pulptrain/ops.py on its sizes, with every variant of its tier (matmul variants, INT8

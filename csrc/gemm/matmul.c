@@ -41,6 +41,7 @@ pt_view pt_view_2d(const float *data, int64_t row_stride, int64_t col_stride)
     v.col_block = BIG_BLOCK;
     v.col_stride_outer = 0;
     v.col_stride = col_stride;
+    v.full_panels = 0;
     return v;
 }
 
@@ -205,10 +206,30 @@ static int consecutive_runs(const int64_t *off, int n, int *start)
 }
 
 #define RUNS_MAX 64 /* at least the widest tile's NR (32) */
+/* Columns from which a panel is packed and an edge tile stored by runs: the wide tiles of the vector families; a
+ * narrow one (rv32's 4 columns) costs fewer instructions one float at a time than the scan for runs. */
+#define WIDE_EDGE 16
 
 /* Whether copying `cols` columns run by run pays: runs of 4 floats or more on average (single floats cost
  * less one at a time; rv32 pointwise grad_weight, whose columns are HW apart, took 2.4 % more instructions). */
 static int long_runs(int runs, int64_t cols) { return 4 * (int64_t)runs <= cols; }
+
+/* pack_b_panel for a wide panel whose columns are runs of consecutive floats (the images of a batch-folded B),
+ * copied run by run; 0 (nothing written) when the runs are too short to pay. Not inlined, like store_edge_runs. */
+__attribute__((noinline))
+static int pack_b_runs(const pt_view *B, const int64_t *restrict rowoff, int64_t kc, const int64_t *coloff,
+                       int64_t cols, int nr, float *restrict out)
+{
+    int start[RUNS_MAX + 1];
+    const int runs = consecutive_runs(coloff, (int)cols, start);
+    if (!long_runs(runs, cols)) return 0;
+    for (int64_t p = 0; p < kc; p++, out += nr) {
+        const float *src = B->data + rowoff[p];
+        for (int r = 0; r < runs; r++) copy_floats(out + start[r], src + coloff[start[r]], start[r + 1] - start[r]);
+        for (int c = (int)cols; c < nr; c++) out[c] = 0.0f;
+    }
+    return 1;
+}
 
 /* out[p*nr + c] = B(k0 + p, j0 + c) for one nr-wide panel (row offsets rowoff[0..kc), column offsets
  * coloff[0..cols)), zero beyond column cols. Columns that are consecutive in memory (a row-major B, or one
@@ -229,16 +250,7 @@ static void pack_b_panel(const pt_view *B, const int64_t *restrict rowoff, int64
         }
         return;
     }
-    int start[RUNS_MAX + 1];
-    const int runs = consecutive_runs(coloff, (int)cols, start);
-    if (long_runs(runs, cols)) {
-        for (int64_t p = 0; p < kc; p++, out += nr) {
-            const float *src = B->data + rowoff[p];
-            for (int r = 0; r < runs; r++) copy_floats(out + start[r], src + coloff[start[r]], start[r + 1] - start[r]);
-            for (int c = (int)cols; c < nr; c++) out[c] = 0.0f;
-        }
-        return;
-    }
+    if (cols >= WIDE_EDGE && pack_b_runs(B, rowoff, kc, coloff, cols, nr, out)) return;
     if (B->row_stride == 1 && rowoff[kc - 1] - rowoff[0] == kc - 1) {
         for (int64_t c = 0; c < cols; c++) {
             const float *src = B->data + rowoff[0] + coloff[c];
@@ -300,34 +312,13 @@ static void pack_a_block_column_major(const float *a, int64_t lda, int64_t rows,
     }
 }
 
-/* Writes the valid rows x cols part of an edge tile (acc, row-major with nr columns): the same
- * arithmetic as the tile kernels' modes. Columns consecutive in C (a tile across two images of a
- * batch-folded output) are written as runs, with the mode chosen once per run (pw 1024->1024 at 4x4,
- * batch 16: every 32-column tile covers two images; the per-element loop took 17 % of the forward). */
-static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, const int64_t *coloff,
-                            int64_t cols, int nr, const float *acc, const float *rb, const float *cb, int mode)
+/* store_edge_tile for columns in `runs` runs of consecutive floats (start[q] .. start[q + 1]), the mode chosen once
+ * per run. Not inlined (nor is pack_b_runs): the scalar targets never come here, and inlined, the run code and its
+ * arrays cost rv32's conv1 grad_input 0.6 % more instructions in the code around it. */
+__attribute__((noinline))
+static void store_edge_runs(float *cdata, const int64_t *rowoff, int64_t rows, const int64_t *coloff, const int *start,
+                            int runs, int nr, const float *acc, const float *rb, const float *cb, int mode)
 {
-    int start[RUNS_MAX + 1]; /* not an initializer: that is a memset call (a byte loop on rv32) */
-    int runs = 1;             /* contiguous columns (the common edge tile) need no scan */
-    start[0] = 0;
-    start[1] = (int)cols;
-    if (coloff[cols - 1] - coloff[0] != cols - 1) runs = consecutive_runs(coloff, (int)cols, start);
-    if (!long_runs(runs, cols)) {
-        for (int64_t r = 0; r < rows; r++) {
-            float *dst = cdata + rowoff[r];
-            const float *a = acc + r * nr;
-            for (int64_t c = 0; c < cols; c++) {
-                float *d = dst + coloff[c];
-                switch (mode) {
-                case TILE_STORE: *d = a[c]; break;
-                case TILE_FIRST: *d = (a[c] + rb[r]) + cb[c]; break;
-                case TILE_FIRST_ADD: *d += (a[c] + rb[r]) + cb[c]; break;
-                default: *d += a[c]; break;
-                }
-            }
-        }
-        return;
-    }
     for (int64_t r = 0; r < rows; r++)
         for (int q = 0; q < runs; q++) {
             const int c0 = start[q], n = start[q + 1] - c0;
@@ -341,6 +332,36 @@ static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, c
             default: for (int c = 0; c < n; c++) d[c] += a[c]; break;
             }
         }
+}
+
+/* Writes the valid rows x cols part of an edge tile (acc, row-major with nr columns): the same
+ * arithmetic as the tile kernels' modes. Wide tiles whose columns are runs of consecutive floats in C (a tile
+ * across two images of a batch-folded output) are written run by run (pw 1024->1024 at 4x4, batch 16: every
+ * 32-column tile covers two images; the per-element loop took 17 % of the forward). */
+static void store_edge_tile(float *cdata, const int64_t *rowoff, int64_t rows, const int64_t *coloff,
+                            int64_t cols, int nr, const float *acc, const float *rb, const float *cb, int mode)
+{
+    if (cols >= WIDE_EDGE) {
+        int start[RUNS_MAX + 1];
+        const int runs = consecutive_runs(coloff, (int)cols, start);
+        if (long_runs(runs, cols)) {
+            store_edge_runs(cdata, rowoff, rows, coloff, start, runs, nr, acc, rb, cb, mode);
+            return;
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        float *dst = cdata + rowoff[r];
+        const float *a = acc + r * nr;
+        for (int64_t c = 0; c < cols; c++) {
+            float *d = dst + coloff[c];
+            switch (mode) {
+            case TILE_STORE: *d = a[c]; break;
+            case TILE_FIRST: *d = (a[c] + rb[r]) + cb[c]; break;
+            case TILE_FIRST_ADD: *d += (a[c] + rb[r]) + cb[c]; break;
+            default: *d += a[c]; break;
+            }
+        }
+    }
 }
 
 /* Not inlined into pt_gemm_serial, whose registers it then shares and spills (rv32: 15.4 against 10.6 instr/MAC). */
@@ -439,6 +460,7 @@ typedef struct {
     const float *apack, *bpack;
     const int64_t *c_rowoff, *c_coloff; /* C's row offsets from row ic, column offsets from column jc */
     int a_in_place, b_in_place, mode;
+    int b_edge_in_place; /* an edge panel of B read in place too (B->full_panels) */
     const float *rbias, *cbias; /* NULL after the first K block */
     float *acc;                 /* the MR x NR edge tile buffer */
     float *const *acc_rows;
@@ -451,7 +473,7 @@ static inline void block_tile(const block_tiles *x, int64_t ir, int64_t rows, in
     const int64_t cols = min64(nr, x->jc_end - jr);
     const float *bp = x->bpack + (jr - x->jc) * x->kc;
     int64_t ldb = nr;
-    if (x->b_in_place && cols == nr) {
+    if (x->b_in_place && (cols == nr || x->b_edge_in_place)) {
         bp = x->B->data + x->pc * x->B->row_stride + col_offset(x->B, jr);
         ldb = x->B->row_stride;
     }
@@ -698,7 +720,7 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
             axis_offsets(B->row_block, B->row_stride_outer, B->row_stride, pc, kc, k_off);
             axis_offsets(B->col_block, B->col_stride_outer, B->col_stride, jc, jc_end - jc, c_coloff);
             for (int64_t jr = jc; jr < jc_end; jr += nr)
-                if (!b_in_place || jc_end - jr < nr)
+                if (!b_in_place || (jc_end - jr < nr && !B->full_panels))
                     pack_b_panel(B, k_off, kc, c_coloff + (jr - jc), min64(nr, jc_end - jr), nr,
                                  bpack + (jr - jc) * kc);
             axis_offsets(C->col_block, C->col_stride_outer, C->col_stride, jc, jc_end - jc, c_coloff);
@@ -717,7 +739,7 @@ pt_status pt_gemm_serial(int variant, int64_t K, const pt_view *A, const pt_view
                 }
                 axis_offsets(C->row_block, C->row_stride_outer, C->row_stride, ic, ic_end - ic, c_rowoff);
                 block_tiles x = {A, B, C, tile, short_tiles, v->tiles->wide_row, mr, nr, pc, kc, ic, jc, jc_end, apack, bpack,
-                                 c_rowoff, c_coloff, in_place, b_in_place, mode,
+                                 c_rowoff, c_coloff, in_place, b_in_place, mode, b_in_place && B->full_panels,
                                  (first && rbias) ? rbias : NULL, (first && cbias) ? cbias : NULL, acc, acc_rows};
                 if (column != NULL) {
                     for (int64_t i = 0; i < ic_end - ic; i++) c_rows[i] = C->data + c_rowoff[i];

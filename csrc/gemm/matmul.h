@@ -23,6 +23,10 @@ typedef struct {
      *                      + (c / col_block) * col_stride_outer + (c % col_block) * col_stride] */
     int64_t row_block, row_stride_outer, row_stride;
     int64_t col_block, col_stride_outer, col_stride;
+    /* A B in the packed-panel layout whose last panel is allocated to the tile's full width (im2col panels): the
+     * tiles read it in place, the columns past N included (their sums are dropped), instead of packing it again.
+     * 0 from pt_view_2d. */
+    int full_panels;
 } pt_view;
 
 /* Optional bias added once to every output element: row[i] and/or col[j] (either may be NULL). */
