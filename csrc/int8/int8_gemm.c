@@ -11,7 +11,12 @@
 #define MAX_PANEL_PIXELS 256
 
 /* The microkernels, by internal id (the PT_INT8_MK_* order). */
-enum { MK_PORTABLE = PT_INT8_MK_PORTABLE, MK_AVX2 = PT_INT8_MK_AVX2, MK_AVXVNNI = PT_INT8_MK_AVXVNNI, MK_VNNI = PT_INT8_MK_VNNI };
+enum {
+    MK_PORTABLE = PT_INT8_MK_PORTABLE,
+    MK_AVX2 = PT_INT8_MK_AVX2,
+    MK_AVXVNNI = PT_INT8_MK_AVXVNNI,
+    MK_VNNI = PT_INT8_MK_VNNI
+};
 static const char *const microkernel_names[] = {"portable-4x2", "avx2-4x16", "avxvnni-6x16", "avx512vnni-8x32"};
 #define NUM_MICROKERNELS ((int)(sizeof(microkernel_names) / sizeof(microkernel_names[0])))
 /* the default of pt_team_default() only: kernels use their team's choice */
