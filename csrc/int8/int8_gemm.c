@@ -299,10 +299,8 @@ static void gemm_worker(void *arg)
                 memset(panel, 0, (size_t)(p->padded_pixels * p->kpairs * 4));
             pr->build_panel(pr->ctx, img, p0, p1, panel, pixel_stride, kpair_stride);
 #if PT_ARCH_X86
-            if (p->microkernel == MK_VNNI)
-                pt_int8_avx512vnni_quads(panel, kpair_stride, p->kpairs, p->padded_pixels, quads);
-            else if (p->microkernel == MK_AVXVNNI)
-                pt_int8_avxvnni_quads(panel, kpair_stride, p->kpairs, p->padded_pixels, quads);
+            if (reads_quads(p->microkernel))
+                pt_int8_vnni_quads(panel, kpair_stride, p->kpairs, p->padded_pixels, quads);
 #endif
             built = image_panel;
         }

@@ -1,6 +1,7 @@
-/* The x86 AVX2 part of the INT8 engine (int8_gemm.c): weight-pair packing, panels of pixel rows, and the 4 x 16
- * vpmaddwd microkernel, requantized from its registers (int8_requant_avx2.h). Host only: a RISC-V build leaves this file out (it compiles to nothing off
- * x86), and int8_gemm.c calls it only where the CPU has AVX2. */
+/* The x86 AVX2 part of the INT8 engine (int8_gemm.c): weight-pair packing, panels of pixel rows, the 4 x 16
+ * vpmaddwd microkernel (requantized from its registers, int8_requant_avx2.h), and the uint8 k quads that both
+ * VNNI microkernels read. Host only: a RISC-V build leaves this file out (it compiles to nothing off x86), and
+ * int8_gemm.c calls it only where the CPU has AVX2. */
 #include "int8_gemm_x86.h"
 
 #if PT_ARCH_X86
@@ -103,5 +104,22 @@ void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, 
         for (int64_t p = 0; p < np; p += PT_INT8_AVX2_PIXELS)
             avx2_4x16(pr, c, min64(4, c1 - c), kpairs, wpack + (c / 4) * kpairs * 4, panel + 2 * p, ldk,
                       min64(PT_INT8_AVX2_PIXELS, np - p), y + p * ps);
+}
+
+void pt_int8_vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads)
+{
+    const __m256i low_half = _mm256_set1_epi32(0xFFFF);
+    for (int64_t kq = 0; kq < (kpairs + 1) / 2; kq++, quads += 4 * pixels) {
+        const int16_t *a = panel + 2 * kq * ldk, *b = a + ldk;
+        const int has_b = 2 * kq + 1 < kpairs;
+        for (int64_t p = 0; p < pixels; p += 8) {
+            /* a word of a k-pair row holds the codes of k and k + 1 as int16: bytes 0 and 2 */
+            const __m256i A = _mm256_loadu_si256((const __m256i *)(a + 2 * p));
+            const __m256i B = has_b ? _mm256_loadu_si256((const __m256i *)(b + 2 * p)) : _mm256_setzero_si256();
+            const __m256i lo = _mm256_and_si256(_mm256_or_si256(A, _mm256_srli_epi32(A, 8)), low_half);
+            const __m256i hi = _mm256_slli_epi32(_mm256_or_si256(B, _mm256_srli_epi32(B, 8)), 16);
+            _mm256_storeu_si256((__m256i *)(quads + 4 * p), _mm256_or_si256(lo, hi));
+        }
+    }
 }
 #endif

@@ -1,7 +1,7 @@
 /* The AVX512-VNNI microkernel of the INT8 engine (int8_gemm.c): 8 output channels x 32 pixels, one vpdpbusd
  * (4 uint8 codes times 4 int8 weights added into int32, no saturation) per channel and 16 pixels: twice the
  * products per instruction of vpdpwssd on int16 pairs. The engine's int16 panel is copied once to uint8 k
- * quads; the weights are read from their rows as they are (no packing). The integers are those of the other
+ * quads (pt_int8_vnni_quads); the weights are read from their rows as they are (no packing). The integers are those of the other
  * microkernels. Called only where the CPU has AVX512F/BW/VL and AVX512-VNNI. */
 #include "int8_gemm_x86.h"
 
@@ -12,23 +12,6 @@
 #include "int_math.h"
 #include "int8_requant_avx512.h"
 #include "int8_vnni_avx512.h"
-
-void pt_int8_avx512vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads)
-{
-    const __m512i low_half = _mm512_set1_epi32(0xFFFF);
-    for (int64_t kq = 0; kq < (kpairs + 1) / 2; kq++, quads += 4 * pixels) {
-        const int16_t *a = panel + 2 * kq * ldk, *b = a + ldk;
-        const int has_b = 2 * kq + 1 < kpairs;
-        for (int64_t p = 0; p < pixels; p += 16) {
-            /* a word of a k-pair row holds the codes of k and k + 1 as int16: bytes 0 and 2 */
-            const __m512i A = _mm512_loadu_si512((const void *)(a + 2 * p));
-            const __m512i B = has_b ? _mm512_loadu_si512((const void *)(b + 2 * p)) : _mm512_setzero_si512();
-            const __m512i lo = _mm512_and_si512(_mm512_or_si512(A, _mm512_srli_epi32(A, 8)), low_half);
-            const __m512i hi = _mm512_slli_epi32(_mm512_or_si512(B, _mm512_srli_epi32(B, 8)), 16);
-            _mm512_storeu_si512((void *)(quads + 4 * p), _mm512_or_si512(lo, hi));
-        }
-    }
-}
 
 /* Channels [c, c + channels) (channels <= MC, MC 4 or 8) x `pixels` <= 32 pixels into y (at channel c and the
  * tile's first pixel): the sums over the k quads of dot(4 weights of channel i, 4 codes of pixel j) in 2 MC

@@ -3,7 +3,7 @@
  * int8 weights added into an int32 lane per instruction, twice the products of the avx2 kernel's vpmaddwd on
  * int16 pairs. 6 output channels x 16 pixels: 12 accumulators (enough chains to cover vpdpbusd's latency on two
  * ports), two pixel vectors and the broadcast weights fill the 16 ymm registers. The panel is the uint8 k-quad
- * copy of the avx512vnni kernel (built here with AVX2); the weights are read from their rows as they are. The
+ * copy of the avx512vnni kernel (pt_int8_vnni_quads); the weights are read from their rows as they are. The
  * integers are those of the other microkernels. Called only where the CPU has AVX2 and AVX-VNNI. */
 #include "int8_gemm_x86.h"
 
@@ -23,23 +23,6 @@ static inline __m256i dpbusd_vex(__m256i acc, __m256i u, __m256i s)
 {
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "x"(s));
     return acc;
-}
-
-void pt_int8_avxvnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads)
-{
-    const __m256i low_half = _mm256_set1_epi32(0xFFFF);
-    for (int64_t kq = 0; kq < (kpairs + 1) / 2; kq++, quads += 4 * pixels) {
-        const int16_t *a = panel + 2 * kq * ldk, *b = a + ldk;
-        const int has_b = 2 * kq + 1 < kpairs;
-        for (int64_t p = 0; p < pixels; p += 8) {
-            /* a word of a k-pair row holds the codes of k and k + 1 as int16: bytes 0 and 2 */
-            const __m256i A = _mm256_loadu_si256((const __m256i *)(a + 2 * p));
-            const __m256i B = has_b ? _mm256_loadu_si256((const __m256i *)(b + 2 * p)) : _mm256_setzero_si256();
-            const __m256i lo = _mm256_and_si256(_mm256_or_si256(A, _mm256_srli_epi32(A, 8)), low_half);
-            const __m256i hi = _mm256_slli_epi32(_mm256_or_si256(B, _mm256_srli_epi32(B, 8)), 16);
-            _mm256_storeu_si256((__m256i *)(quads + 4 * p), _mm256_or_si256(lo, hi));
-        }
-    }
 }
 
 /* Channels [c, c + channels) (channels <= MC) x `pixels` <= 16 pixels into y (at channel c and the tile's first

@@ -34,18 +34,16 @@ void pt_int8_pair_rows_avx2(const uint8_t *x, int64_t row_stride, int64_t K, int
 void pt_int8_avx2_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const int32_t *wpack,
                         int64_t kpairs, const int16_t *panel, int64_t ldk, int64_t np, uint8_t *y);
 
-/* (AVX512-VNNI) Copies the kpairs rows of a k-pair-major panel (ldk int16 per row, `pixels` a multiple of 16)
- * to k quads: quads[kq * 4 * pixels + 4 p + j] = the code of pixel p at k = 4 kq + j (0 past the panel). */
-void pt_int8_avx512vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads);
+/* (AVX2) Copies the kpairs rows of a k-pair-major panel (ldk int16 per row, `pixels` a multiple of 8) to k quads,
+ * the panel of both VNNI microkernels: quads[kq * 4 * pixels + 4 p + j] = the code of pixel p at k = 4 kq + j (0 past
+ * the panel). */
+void pt_int8_vnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads);
 
 /* (AVX512-VNNI) Output channels [c0, c1) x np quad-panel pixels (ldq bytes per k quad, padded to 32 pixels): 8 x 32
  * tiles of vpdpbusd (4 uint8 codes times 4 int8 weights of the unpacked rows of pr->w per int32 lane),
  * requantized into y. */
 void pt_int8_avx512vnni_tiles(const pt_int8_gemm_problem *pr, int64_t c0, int64_t c1, const uint8_t *quads,
                               int64_t ldq, int64_t np, uint8_t *y);
-
-/* (AVX2) pt_int8_avx512vnni_quads for CPUs without AVX-512 (`pixels` a multiple of 8). */
-void pt_int8_avxvnni_quads(const int16_t *panel, int64_t ldk, int64_t kpairs, int64_t pixels, uint8_t *quads);
 
 /* (AVX-VNNI) Output channels [c0, c1) x np quad-panel pixels (ldq bytes per k quad, padded to 16 pixels): 6 x 16
  * tiles of the VEX vpdpbusd on ymm registers, requantized into y. */
